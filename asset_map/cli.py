@@ -1,0 +1,266 @@
+"""The `asset-map` command. Each command is a thin adapter: parse options, call the core, print a summary.
+
+An AssetMapError ends the command with its one-line message and exit status 1; anything else is a bug and shows its
+traceback.
+"""
+
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+
+from asset_map.config import SETTINGS, default_reference_dir, load_settings
+from asset_map.errors import AssetMapError
+
+
+class Cli(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except AssetMapError as err:
+            click.echo(f"error: {err.user_message}", err=True)
+            sys.exit(1)
+
+
+def _settings_help():
+    return "\n".join(f"  ASSET_MAP_{s.name}: {s.help}" for s in SETTINGS)
+
+
+@click.group(cls=Cli, epilog="\b\nSettings (environment variables):\n" + _settings_help(),
+             context_settings={"max_content_width": 118})
+def cli():
+    """asset-map: community assets, need and gaps, as PostGIS layers and maps."""
+
+
+def _engine():
+    from asset_map.store.db import get_engine
+
+    return get_engine(load_settings())
+
+
+# -- database --------------------------------------------------------------------------------------------------
+@cli.group()
+def db():
+    """The database: the local cluster and the schema."""
+
+
+@db.command("start")
+def db_start():
+    """Create (first time) and start the local PostGIS cluster under var/."""
+    from asset_map.store.db import local_cluster
+
+    settings = load_settings()
+    if settings["DATABASE_URL"]:
+        click.echo("ASSET_MAP_DATABASE_URL is set: the local cluster is not used.")
+        return
+    cluster = local_cluster(settings)
+    cluster.start()
+    click.echo(f"local PostGIS running: {cluster.url()}")
+
+
+@db.command("stop")
+def db_stop():
+    """Stop the local cluster."""
+    from asset_map.store.db import local_cluster
+
+    local_cluster().stop()
+    click.echo("local PostGIS stopped")
+
+
+@db.command("status")
+def db_status():
+    """Where the database is and what it holds."""
+    from asset_map.layers.queries import counts
+    from asset_map.store.db import database_url, health, local_cluster
+
+    settings = load_settings()
+    if settings["DATABASE_URL"]:
+        click.echo(f"database: {database_url(settings, start=False)} (from ASSET_MAP_DATABASE_URL)")
+    else:
+        for key, value in local_cluster(settings).status().items():
+            click.echo(f"{key}: {value}")
+        if not local_cluster(settings).running():
+            return
+    report = health(_engine())
+    for key, value in report.items():
+        click.echo(f"{key}: {value}")
+    if report["status"] == "ok":
+        for key, value in counts(_engine()).items():
+            click.echo(f"{key}: {value:,}")
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision):
+    """Create or upgrade the schema (Alembic)."""
+    from asset_map.store.db import current_revision, upgrade
+
+    engine = _engine()
+    upgrade(engine, revision)
+    click.echo(f"schema at revision {current_revision(engine)}")
+
+
+# -- reference data --------------------------------------------------------------------------------------------
+@cli.group()
+def load():
+    """Load reference data: districts, areas, need indicators, postcodes, or a whole pack."""
+
+
+def _print_result(result):
+    click.echo(result.summary())
+    if len(result.rejected):
+        click.echo(result.rejected.head(20).to_string(index=False))
+        if len(result.rejected) > 20:
+            click.echo(f"... and {len(result.rejected) - 20:,} more")
+
+
+@load.command("districts")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--code-field", help="Field holding the ONS district code (detected when omitted).")
+@click.option("--name-field", help="Field holding the district name (detected when omitted).")
+@click.option("--replace", is_flag=True, help="Remove all districts first.")
+def load_districts(file, code_field, name_field, replace):
+    """District boundaries (GeoJSON, GeoPackage or Shapefile)."""
+    from asset_map.reference.load import load_districts as run
+
+    _print_result(run(_engine(), file, code_field=code_field, name_field=name_field, replace=replace))
+
+
+@load.command("areas")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--vintage", type=click.Choice(["2011", "2021"]), required=True, help="LSOA vintage.")
+@click.option("--code-field")
+@click.option("--name-field")
+@click.option("--district-field")
+@click.option("--replace", is_flag=True, help="Remove all areas of this vintage first.")
+def load_areas(files, vintage, code_field, name_field, district_field, replace):
+    """Small areas (LSOAs) of one vintage, from one file or several."""
+    from asset_map.reference.load import load_areas as run
+
+    _print_result(run(_engine(), list(files), vintage=int(vintage), code_field=code_field, name_field=name_field,
+                      district_field=district_field, replace=replace))
+
+
+@load.command("need")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--indicator", default="imd", show_default=True, help="Indicator name (domains get a suffix).")
+@click.option("--vintage", type=int, required=True, help="e.g. 2019 or 2025.")
+@click.option("--replace", is_flag=True, help="Remove this indicator's vintage first.")
+def load_need(file, indicator, vintage, replace):
+    """Need indicators from a CSV keyed by area code (the official MHCLG layouts included)."""
+    from asset_map.reference.load import load_need as run
+
+    _print_result(run(_engine(), file, indicator=indicator, vintage=vintage, replace=replace))
+
+
+@load.command("postcodes")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--source", help="Source name (detected: codepoint-open, nspl, ...).")
+@click.option("--vintage", help="Source vintage, e.g. 2014-08.")
+@click.option("--replace", is_flag=True, help="Remove this source's postcodes first.")
+def load_postcodes(file, source, vintage, replace):
+    """A postcode gazetteer: OS Code-Point Open or ONS NSPL/ONSPD."""
+    from asset_map.reference.load import load_postcodes as run
+
+    _print_result(run(_engine(), file, source=source, vintage=vintage, replace=replace))
+
+
+@load.command("pack")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+def load_pack(directory):
+    """Every reference file of a pack folder (e.g. ../shared/data/staffordshire)."""
+    from asset_map.reference.pack import load_pack as run
+
+    run(_engine(), directory, progress=_print_result)
+
+
+# -- layers ----------------------------------------------------------------------------------------------------
+@cli.group()
+def layers():
+    """Map layer definitions (layers/*.yaml)."""
+
+
+@layers.command("check")
+def layers_check():
+    """Validate every layer file; exit 1 listing every problem."""
+    from asset_map.layers.spec import LAYERS_DIR, check_layers
+
+    problems = check_layers(LAYERS_DIR)
+    for p in problems:
+        click.echo(p, err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"layers OK ({len(list(Path(LAYERS_DIR).glob('*.yaml')))} files)")
+
+
+# -- demo ------------------------------------------------------------------------------------------------------
+@cli.group()
+def demo():
+    """Demo data."""
+
+
+@demo.command("synth")
+@click.option("--areas", default=700, show_default=True, help="Number of small areas.")
+@click.option("--assets", default=2000, show_default=True, help="Number of register rows (all tiers).")
+@click.option("--seed", default=1, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for the files (default var/synth-SEED).")
+def demo_synth(areas, assets, seed, out):
+    """Generate a deterministic synthetic county and load it through the same loaders as real data."""
+    from asset_map import synth
+    from asset_map.reference.pack import load_pack as run
+
+    settings = load_settings()
+    out = Path(out or Path(settings["VAR_DIR"]) / f"synth-{seed}")
+    county = synth.generate(areas=areas, assets=assets, seed=seed, as_of=date.today())
+    county.write(out)
+    click.echo(f"synthetic county written to {out}")
+    run(_engine(), out, progress=_print_result)
+
+
+@cli.command("bootstrap")
+def bootstrap():
+    """What `make run` does before serving: start the database, migrate, load the reference pack (or a synthetic
+    county) unless already loaded."""
+    from asset_map.layers.queries import counts
+    from asset_map.reference.pack import load_pack as run
+    from asset_map.store.db import upgrade
+
+    settings = load_settings()
+    engine = _engine()
+    upgrade(engine)
+    have = counts(engine)
+    pack = default_reference_dir(settings)
+    if have["districts"] and have["areas_2011"] + have["areas_2021"]:
+        click.echo(f"reference data already loaded ({have['districts']} districts, "
+                   f"{have['areas_2011'] + have['areas_2021']:,} areas)")
+    elif pack:
+        click.echo(f"loading reference pack {pack}")
+        run(engine, pack, progress=_print_result)
+    else:
+        click.echo("no reference pack found: generating a synthetic county")
+        from asset_map import synth
+
+        out = Path(settings["VAR_DIR"]) / "synth-1"
+        synth.generate(areas=700, assets=2000, seed=1, as_of=date.today()).write(out)
+        run(engine, out, progress=_print_result)
+
+
+@cli.command("serve")
+@click.option("--host")
+@click.option("--port", type=int)
+@click.option("--dev", is_flag=True, help="Flask's development server with reload, instead of gunicorn.")
+def serve(host, port, dev):
+    """Serve the web app (gunicorn, workers and threads from settings)."""
+    settings = load_settings()
+    host = host or settings["HOST"]
+    port = port or settings["PORT"]
+    click.echo(f"asset-map serving on http://{host}:{port}")
+    if dev:
+        from asset_map.web import create_app
+
+        create_app().run(host=host, port=port, debug=True)
+        return
+    from asset_map.web.server import run
+
+    run(host=host, port=port, workers=settings["WORKERS"], threads=settings["THREADS"])

@@ -1,0 +1,105 @@
+"""Settings as data: one list drives validation, the CLI help, the README table and the app config.
+
+Each setting is read from the environment as ``ASSET_MAP_<NAME>``; a Flask app can also take them from an
+instance ``config.py`` or a test config. Nothing here imports Flask.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from asset_map.errors import ConfigError
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+OSM_ATTRIBUTION = "&copy; OpenStreetMap contributors"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: object
+    help: str
+    type: type = str
+
+    @property
+    def env(self):
+        return f"ASSET_MAP_{self.name}"
+
+
+SETTINGS = [
+    Setting("DATABASE_URL", "", "SQLAlchemy URL of a PostGIS database. Empty: the project runs its own cluster "
+            "under var/ (created on first use)."),
+    Setting("VAR_DIR", str(PROJECT_DIR / "var"), "Where the local cluster, logs and import reports live."),
+    Setting("REFERENCE_DIR", "", "Reference pack loaded by `make run`. Empty: ../shared/data/staffordshire when "
+            "present, else a synthetic county."),
+    Setting("TILES", OSM_TILES, "Base-map tile URL template; empty or 'none' for no base map (the map still "
+            "draws its own layers)."),
+    Setting("TILES_ATTRIBUTION", OSM_ATTRIBUTION, "Attribution shown for the base-map tiles."),
+    Setting("ATTRIBUTION", "Contains OS data (c) Crown copyright and database right|"
+            "Contains Royal Mail data (c) Royal Mail copyright and database right|"
+            "Contains National Statistics data (c) Crown copyright and database right|"
+            "Source: Ministry of Housing, Communities and Local Government, English Indices of Deprivation "
+            "2019 and 2025|"
+            "Library data: DCMS / Arts Council basic dataset for libraries, as collected by Libraries Hacked",
+            "Data attribution lines shown on maps and carried by exports, separated by '|'."),
+    Setting("LICENCE", "Open Government Licence v3.0; OS OpenData; boundaries CC-BY-4.0 (martinjc/UK-GeoJSON)",
+            "Licence text carried by exports."),
+    Setting("DEFAULT_NEED", "imd:2025", "Need indicator and vintage the map opens with (indicator:vintage)."),
+    Setting("SUPPRESS_BELOW", 5, "Counts of individuals below this are shown as 'fewer than N'.", int),
+    Setting("STALE_MONTHS", 12, "Assets not verified for longer than this are drawn as stale.", int),
+    Setting("HOST", "127.0.0.1", "Address `asset-map serve` listens on."),
+    Setting("PORT", 5000, "Port `asset-map serve` listens on.", int),
+    Setting("WORKERS", 2, "Server worker processes.", int),
+    Setting("THREADS", 4, "Threads per worker.", int),
+    Setting("POOL_SIZE", 5, "Database connections kept per process.", int),
+    Setting("STATEMENT_TIMEOUT_MS", 15000, "A query running longer than this is cancelled.", int),
+    Setting("SECRET_KEY", "", "Flask secret key for sessions. Empty: a random key kept in var/secret_key."),
+    Setting("MAX_UPLOAD_MB", 50, "Largest upload accepted.", int),
+    Setting("REQUIRE_POSTGIS", 0, "1: tests fail instead of skipping when PostGIS cannot be reached (CI sets it).",
+            int),
+]
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _convert(setting, raw):
+    if setting.type is int:
+        try:
+            return int(raw)
+        except (TypeError, ValueError) as err:
+            msg = f"Setting {setting.env} must be a whole number, got {raw!r}."
+            raise ConfigError(msg) from err
+    return raw
+
+
+def load_settings(overrides=None, environ=None):
+    """Defaults, then the environment, then explicit overrides; returns {NAME: value}."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for s in SETTINGS:
+        raw = environ.get(s.env, s.default)
+        values[s.name] = _convert(s, raw)
+    for name, raw in (overrides or {}).items():
+        if name in _BY_NAME:
+            values[name] = _convert(_BY_NAME[name], raw)
+        else:
+            values[name] = raw
+    return values
+
+
+def setting(name, environ=None):
+    return load_settings(environ=environ)[name]
+
+
+def attribution_lines(settings):
+    return [line.strip() for line in settings["ATTRIBUTION"].split("|") if line.strip()]
+
+
+def default_reference_dir(settings):
+    """The pack `make run` loads, or None for the synthetic county."""
+    if settings["REFERENCE_DIR"]:
+        return Path(settings["REFERENCE_DIR"])
+    pack = PROJECT_DIR.parent / "shared" / "data" / "staffordshire"
+    return pack if pack.is_dir() else None

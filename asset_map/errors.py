@@ -1,0 +1,39 @@
+"""The one error type the project raises for anything a user can act on.
+
+Each error carries an HTTP status and a message that is safe to show to anybody; details that are not safe
+(SQL, paths on the server, tracebacks) go to the log, never into ``user_message``.
+"""
+
+
+class AssetMapError(Exception):
+    status = 400
+
+    def __init__(self, user_message, *, status=None):
+        super().__init__(user_message)
+        self.user_message = user_message
+        if status is not None:
+            self.status = status
+
+
+class ConfigError(AssetMapError):
+    """A setting or a layer definition is wrong."""
+
+    status = 500
+
+
+class InputError(AssetMapError):
+    """A file or a parameter a user gave cannot be used; the message names file, row, field and value."""
+
+    status = 400
+
+
+class NotFound(AssetMapError):
+    status = 404
+
+
+class DatabaseUnavailable(AssetMapError):
+    status = 503
+
+
+class Forbidden(AssetMapError):
+    status = 403

@@ -1,0 +1,292 @@
+"""Assets in the store: the one filter every surface shares (map, table, exports, API, gap report), the privacy
+rule for each role, and the bulk write the importer ends with.
+
+The query parameters ``district, tier, category, offer, status, verified_within, q`` (plus ``bbox`` and
+``updated_since``) mean the same everywhere because they are parsed here, once.
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+
+import geopandas as gpd
+from sqlalchemy import text
+
+from asset_map.errors import InputError
+from asset_map.store import writes
+from asset_map.store.models import Asset
+
+TIERS = ("individual", "association", "organisation")
+STATUSES = ("open", "temporarily closed", "closed", "withdrawn")
+ROLES = ("public", "organiser", "officer", "admin")
+# Closed assets are hidden unless asked for; withdrawn ones (gone from their register) too.
+DEFAULT_STATUSES = ("open", "temporarily closed")
+FILTER_PARAMS = ("district", "tier", "category", "offer", "status", "verified_within", "q", "bbox", "updated_since")
+
+ASSET_COLUMNS = ["id", "register", "source_row", "source_key", "tier", "category", "name", "description", "offers",
+                 "address", "postcode", "uprn", "email", "phone", "url", "status", "last_verified", "visibility",
+                 "geocode_method", "geocode_quality", "district_code", "lsoa11_code", "lsoa21_code", "created_at",
+                 "updated_at"]
+CONTACT_COLUMNS = ["email", "phone", "url"]
+_CODE = re.compile(r"^[A-Z][0-9]{8}$")
+_WORD = re.compile(r"^[a-z0-9_/ -]{1,64}$")
+
+
+def role_rank(role):
+    return ROLES.index(role)
+
+
+def _values(args, name):
+    """Repeated parameters and comma lists both work: ?tier=a&tier=b and ?tier=a,b."""
+    raw = args.getlist(name) if hasattr(args, "getlist") else ([args[name]] if name in args else [])
+    if isinstance(raw, (list, tuple)) and len(raw) == 1 and isinstance(raw[0], (list, tuple)):
+        raw = list(raw[0])
+    out = []
+    for item in raw:
+        out.extend(v.strip() for v in str(item).split(",") if v.strip())
+    return tuple(dict.fromkeys(out))
+
+
+def _bad(name, value, expected):
+    msg = f"Parameter '{name}' has value {value!r}: {expected}."
+    return InputError(msg)
+
+
+@dataclass(frozen=True)
+class AssetFilter:
+    district: tuple = ()
+    tier: tuple = ()
+    category: tuple = ()
+    offer: tuple = ()
+    status: tuple = DEFAULT_STATUSES
+    verified_within: int | None = None
+    q: str | None = None
+    bbox: tuple | None = None
+    updated_since: datetime | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_args(cls, args):
+        """Parse request or CLI arguments; anything malformed is an InputError naming parameter and value."""
+        district = _values(args, "district")
+        for code in district:
+            if not _CODE.match(code):
+                raise _bad("district", code, "expected an ONS code such as E07000199")
+        tier = _values(args, "tier")
+        for t in tier:
+            if t not in TIERS:
+                raise _bad("tier", t, f"expected one of {', '.join(TIERS)}")
+        category = tuple(c.lower() for c in _values(args, "category"))
+        offer = tuple(o.lower() for o in _values(args, "offer"))
+        for name, items in (("category", category), ("offer", offer)):
+            for item in items:
+                if not _WORD.match(item):
+                    raise _bad(name, item, "expected a short name of letters, digits, '_', '/', '-' or spaces")
+        status = tuple(s.lower() for s in _values(args, "status"))
+        if status == ("all",):
+            status = STATUSES
+        for s in status:
+            if s not in STATUSES:
+                raise _bad("status", s, f"expected one of {', '.join(STATUSES)} or all")
+        verified = _one(args, "verified_within")
+        if verified is not None:
+            try:
+                verified = int(verified)
+            except ValueError as err:
+                raise _bad("verified_within", verified, "expected a whole number of months") from err
+            if not 0 < verified <= 1200:
+                raise _bad("verified_within", verified, "expected between 1 and 1200 months")
+        q = _one(args, "q")
+        q = q.strip()[:200] if q and q.strip() else None
+        return cls(district=district, tier=tier, category=category, offer=offer, status=status or DEFAULT_STATUSES,
+                   verified_within=verified, q=q, bbox=parse_bbox(_one(args, "bbox")),
+                   updated_since=parse_datetime(_one(args, "updated_since"), "updated_since"))
+
+    def as_args(self):
+        """The filter as query parameters (for links that keep the view)."""
+        out = {}
+        for name in ("district", "tier", "category", "offer"):
+            if getattr(self, name):
+                out[name] = ",".join(getattr(self, name))
+        if self.status != DEFAULT_STATUSES:
+            out["status"] = ",".join(self.status)
+        if self.verified_within:
+            out["verified_within"] = str(self.verified_within)
+        if self.q:
+            out["q"] = self.q
+        if self.bbox:
+            out["bbox"] = ",".join(f"{v:g}" for v in self.bbox)
+        if self.updated_since:
+            out["updated_since"] = self.updated_since.isoformat()
+        return out
+
+    def where(self, *, role="public", alias="a", today=None):
+        """SQL conditions and bound parameters for this filter as seen by ``role``."""
+        p = f"{alias}." if alias else ""
+        conds, params = [f"{p}withdrawn_at IS NULL"] if "withdrawn" not in self.status else [], {}
+        statuses = [s for s in self.status if s != "withdrawn"]
+        if "withdrawn" in self.status:
+            conds.append(f"({p}status = ANY(:f_status) OR {p}withdrawn_at IS NOT NULL)")
+        else:
+            conds.append(f"{p}status = ANY(:f_status)")
+        params["f_status"] = statuses
+        for name in ("district", "tier", "category"):
+            values = getattr(self, name)
+            if values:
+                column = "district_code" if name == "district" else name
+                conds.append(f"{p}{column} = ANY(:f_{name})")
+                params[f"f_{name}"] = list(values)
+        if self.offer:
+            conds.append(f"{p}offers && CAST(:f_offer AS text[])")
+            params["f_offer"] = list(self.offer)
+        if self.verified_within:
+            conds.append(f"{p}last_verified >= (CAST(:f_today AS date) - make_interval(months => :f_months))")
+            params["f_months"] = self.verified_within
+            params["f_today"] = today or date.today()
+        if self.q:
+            conds.append(f"{p}name ILIKE :f_q")
+            params["f_q"] = "%" + self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        if self.bbox:
+            conds.append(f"{p}geom && ST_MakeEnvelope(:f_minx, :f_miny, :f_maxx, :f_maxy, 4326)")
+            params.update(zip(("f_minx", "f_miny", "f_maxx", "f_maxy"), self.bbox))
+        if self.updated_since:
+            conds.append(f"{p}updated_at >= :f_updated")
+            params["f_updated"] = self.updated_since
+        privacy, privacy_params = visibility_condition(role, alias)
+        conds.append(privacy)
+        params.update(privacy_params)
+        return " AND ".join(conds), params
+
+
+def _one(args, name):
+    """A single-valued parameter, taken whole (a bbox or a search text may hold commas)."""
+    raw = args.getlist(name) if hasattr(args, "getlist") else ([args[name]] if name in args else [])
+    raw = [str(v) for v in raw if v is not None and str(v).strip()]
+    return raw[0] if raw else None
+
+
+def parse_bbox(value):
+    if value is None:
+        return None
+    try:
+        parts = [float(v) for v in str(value).split(",")]
+    except ValueError as err:
+        raise _bad("bbox", value, "expected minLon,minLat,maxLon,maxLat") from err
+    if len(parts) != 4:
+        raise _bad("bbox", value, "expected four numbers minLon,minLat,maxLon,maxLat")
+    minx, miny, maxx, maxy = parts
+    if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90):
+        raise _bad("bbox", value, "longitudes must lie within -180..180 and latitudes within -90..90")
+    if minx > maxx or miny > maxy:
+        raise _bad("bbox", value, "the minimum must not exceed the maximum")
+    return (minx, miny, maxx, maxy)
+
+
+def parse_datetime(value, name):
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as err:
+        raise _bad(name, value, "expected an ISO 8601 date or date-time such as 2025-01-31") from err
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def visibility_condition(role, alias="a"):
+    """What a role may see as points: below officer, no individuals and no restricted assets."""
+    p = f"{alias}." if alias else ""
+    if role not in ROLES:
+        msg = f"Unknown role {role!r}."
+        raise InputError(msg)
+    if role_rank(role) >= role_rank("officer"):
+        return "TRUE", {}
+    return f"{p}tier <> 'individual' AND {p}visibility = 'public'", {}
+
+
+def select(engine, flt=None, *, role="public", columns=None, limit=None, offset=0, order="id"):
+    """Assets matching the filter that ``role`` may see, as a GeoDataFrame in EPSG:4326."""
+    flt = flt or AssetFilter()
+    cols = [c for c in (columns or ASSET_COLUMNS) if c in ASSET_COLUMNS]
+    if role_rank(role) < role_rank("organiser"):
+        cols = [c for c in cols if c not in CONTACT_COLUMNS or c == "url"]
+    where, params = flt.where(role=role)
+    sql = (f"SELECT {', '.join('a.' + c for c in cols)}, a.geom AS geometry FROM assets a WHERE {where} "
+           f"ORDER BY a.{order}")
+    if limit is not None:
+        sql += " LIMIT :limit OFFSET :offset"
+        params.update(limit=int(limit), offset=int(offset))
+    with engine.connect() as conn:
+        return gpd.read_postgis(text(sql), conn, geom_col="geometry", crs=4326, params=params)
+
+
+def count(engine, flt=None, *, role="public"):
+    flt = flt or AssetFilter()
+    where, params = flt.where(role=role)
+    with engine.connect() as conn:
+        return conn.execute(text(f"SELECT count(*) FROM assets a WHERE {where}"), params).scalar()
+
+
+def individual_counts(engine, flt=None, *, by="lsoa21_code", suppress_below=5):
+    """Individuals per area for everybody below officer: counts only, small numbers suppressed.
+
+    Returns rows (area_code, count or None, label); ``count`` is None where suppressed, so no surface can leak it.
+    """
+    if by not in ("lsoa21_code", "lsoa11_code", "district_code"):
+        msg = f"Individuals can be counted by lsoa21_code, lsoa11_code or district_code, not {by!r}."
+        raise InputError(msg)
+    flt = flt or AssetFilter()
+    base = AssetFilter(district=flt.district, category=flt.category, offer=flt.offer, status=flt.status,
+                       verified_within=flt.verified_within, tier=("individual",))
+    where, params = base.where(role="officer")
+    sql = (f"SELECT a.{by} AS area_code, count(*) AS n FROM assets a WHERE {where} AND a.consent IS TRUE "
+           f"AND a.{by} IS NOT NULL GROUP BY a.{by} ORDER BY a.{by}")
+    with engine.connect() as conn:
+        rows = conn.execute(text(sql), params).all()
+    out = []
+    for code, n in rows:
+        if n < suppress_below:
+            out.append((code, None, f"fewer than {suppress_below}"))
+        else:
+            out.append((code, int(n), str(n)))
+    return out
+
+
+def ensure_register(conn, name, *, source_file=None, mapping=None):
+    conn.execute(text("INSERT INTO registers (name, source_file, mapping) VALUES (:n, :f, CAST(:m AS jsonb)) "
+                      "ON CONFLICT (name) DO NOTHING"),
+                 {"n": name, "f": source_file, "m": _json(mapping)})
+
+
+def _json(value):
+    import json
+
+    return None if value is None else json.dumps(value)
+
+
+WRITE_COLUMNS = ["register", "source_row", "source_key", "match_key", "tier", "category", "name", "description",
+                 "offers", "address", "postcode", "uprn", "email", "phone", "url", "status", "last_verified",
+                 "visibility", "consent", "geocode_method", "geocode_quality", "district_code", "lsoa11_code",
+                 "lsoa21_code", "area_flag", "properties"]
+
+
+def upsert(conn, frame):
+    """Write placed assets (a GeoDataFrame of WRITE_COLUMNS + geometry, EPSG:4326) by (register, match_key):
+    new ones are inserted, known ones updated (``updated_at`` moves only when something changed), none duplicated.
+    ``offers`` is a ';'-joined string and ``properties`` a JSON string in the frame. Returns rows written."""
+    staged = writes.stage(conn, frame[WRITE_COLUMNS + ["geometry"]])
+    cols = ", ".join(WRITE_COLUMNS)
+    # Staged columns take whatever type pandas guessed (all-empty ones are text): cast each to the table's type.
+    types = {c.name: c.type.compile(dialect=conn.dialect) for c in Asset.__table__.columns}
+    select_cols = ", ".join(
+        "COALESCE(string_to_array(NULLIF(CAST(offers AS text), ''), ';'), '{}')" if c == "offers" else
+        f"CAST(CAST({c} AS text) AS {types[c]})" for c in WRITE_COLUMNS)
+    changed = " OR ".join(f"assets.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in WRITE_COLUMNS
+                          if c not in ("register", "match_key")) + " OR NOT ST_Equals(assets.geom, EXCLUDED.geom)"
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in WRITE_COLUMNS if c not in ("register", "match_key"))
+    sql = (f"INSERT INTO assets ({cols}, geom) SELECT {select_cols}, geometry FROM \"{staged}\" "
+           f"ON CONFLICT (register, match_key) DO UPDATE SET {updates}, geom = EXCLUDED.geom, withdrawn_at = NULL, "
+           f"updated_at = CASE WHEN {changed} OR assets.withdrawn_at IS NOT NULL THEN now() "
+           f"ELSE assets.updated_at END")
+    written = conn.execute(text(sql)).rowcount
+    writes.drop(conn, staged)
+    return written

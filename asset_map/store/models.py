@@ -1,0 +1,187 @@
+"""Tables of the store. Geometries are EPSG:4326 with GiST indexes; distances are measured in EPSG:27700 by the code
+that reads them, never here.
+
+The schema is created and upgraded by Alembic (asset_map/store/migrations); these classes are what the migrations
+were written from and what queries use.
+"""
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (ARRAY, BigInteger, Boolean, Column, Date, DateTime, Float, ForeignKey, Index, Integer,
+                        MetaData, SmallInteger, String, Text, UniqueConstraint, func)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase
+
+SRID = 4326
+MEASURE_SRID = 27700
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+def _created():
+    return Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class District(Base):
+    __tablename__ = "districts"
+    code = Column(String(9), primary_key=True)
+    name = Column(Text, nullable=False)
+    geom = Column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True), nullable=False)
+    loaded_at = _created()
+
+
+class Area(Base):
+    """A small statistical area (LSOA) of one vintage: LSOA 2011 and 2021 codes differ and both are kept."""
+
+    __tablename__ = "areas"
+    code = Column(String(9), primary_key=True)
+    vintage = Column(SmallInteger, primary_key=True)
+    name = Column(Text)
+    district_code = Column(String(9), index=True)
+    population = Column(Integer)
+    geom = Column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True), nullable=False)
+    loaded_at = _created()
+
+
+class NeedIndicator(Base):
+    __tablename__ = "need_indicators"
+    area_code = Column(String(9), primary_key=True)
+    indicator = Column(String(64), primary_key=True)
+    vintage = Column(SmallInteger, primary_key=True)
+    score = Column(Float)
+    rank = Column(Integer)
+    decile = Column(SmallInteger)
+    __table_args__ = (Index("ix_need_indicator_vintage", "indicator", "vintage"),)
+
+
+class Postcode(Base):
+    __tablename__ = "postcodes"
+    postcode = Column(String(8), primary_key=True)
+    geom = Column(Geometry("POINT", srid=SRID, spatial_index=True), nullable=False)
+    district_code = Column(String(9), index=True)
+    lsoa11_code = Column(String(9))
+    source = Column(Text, nullable=False)
+    vintage = Column(Text)
+
+
+class Uprn(Base):
+    """An optional gazetteer of property references (OS Open UPRN); empty unless somebody loads one."""
+
+    __tablename__ = "uprns"
+    uprn = Column(BigInteger, primary_key=True)
+    geom = Column(Geometry("POINT", srid=SRID, spatial_index=True), nullable=False)
+
+
+class ReferenceLoad(Base):
+    """Provenance of every reference load, so reports can say which vintage and file they used."""
+
+    __tablename__ = "reference_loads"
+    id = Column(Integer, primary_key=True)
+    kind = Column(String(32), nullable=False)
+    vintage = Column(Text)
+    indicator = Column(Text)
+    source = Column(Text, nullable=False)
+    rows = Column(Integer, nullable=False)
+    loaded_at = _created()
+
+
+class Register(Base):
+    __tablename__ = "registers"
+    name = Column(String(128), primary_key=True)
+    source_file = Column(Text)
+    mapping = Column(JSONB)
+    version = Column(Integer, nullable=False, server_default="0")
+    imported_at = Column(DateTime(timezone=True))
+    report = Column(JSONB)
+
+
+class Asset(Base):
+    __tablename__ = "assets"
+    id = Column(BigInteger, primary_key=True)
+    register = Column(String(128), ForeignKey("registers.name", ondelete="CASCADE"), nullable=False, index=True)
+    source_row = Column(Integer)
+    source_key = Column(Text)
+    match_key = Column(Text, nullable=False)
+    tier = Column(String(16), nullable=False)
+    category = Column(String(64), nullable=False)
+    name = Column(Text, nullable=False)
+    description = Column(Text)
+    offers = Column(ARRAY(Text), nullable=False, server_default="{}")
+    address = Column(Text)
+    postcode = Column(String(8))
+    uprn = Column(BigInteger)
+    email = Column(Text)
+    phone = Column(Text)
+    url = Column(Text)
+    status = Column(String(24), nullable=False, server_default="open")
+    last_verified = Column(Date)
+    visibility = Column(String(16), nullable=False, server_default="public")
+    consent = Column(Boolean)
+    geom = Column(Geometry("POINT", srid=SRID, spatial_index=True))
+    geocode_method = Column(String(32))
+    geocode_quality = Column(Float)
+    district_code = Column(String(9))
+    lsoa11_code = Column(String(9))
+    lsoa21_code = Column(String(9))
+    area_flag = Column(String(32))
+    properties = Column(JSONB, nullable=False, server_default="{}")
+    withdrawn_at = Column(DateTime(timezone=True))
+    created_at = _created()
+    updated_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    __table_args__ = (
+        UniqueConstraint("register", "match_key", name="uq_assets_register_match_key"),
+        Index("ix_assets_layer", "tier", "district_code", "category"),
+        Index("ix_assets_updated_at", "updated_at"),
+    )
+
+
+class Quarantine(Base):
+    """Rows an import could not accept, kept with their reasons until a fixed file or a retry places them."""
+
+    __tablename__ = "quarantine"
+    id = Column(BigInteger, primary_key=True)
+    register = Column(String(128), ForeignKey("registers.name", ondelete="CASCADE"), nullable=False, index=True)
+    source_row = Column(Integer)
+    row = Column(JSONB, nullable=False)
+    problems = Column(JSONB, nullable=False)
+    created_at = _created()
+
+
+class User(Base):
+    __tablename__ = "users"
+    id = Column(Integer, primary_key=True)
+    email = Column(Text, nullable=False, unique=True)
+    password_hash = Column(Text, nullable=False)
+    role = Column(String(16), nullable=False)
+    created_at = _created()
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id = Column(Integer, primary_key=True)
+    user_id = Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    token_hash = Column(String(128), nullable=False, unique=True)
+    scope = Column(String(32), nullable=False)
+    created_at = _created()
+    expires_at = Column(DateTime(timezone=True))
+    revoked_at = Column(DateTime(timezone=True))
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_log"
+    id = Column(BigInteger, primary_key=True)
+    at = _created()
+    actor = Column(Text)
+    action = Column(String(32), nullable=False)
+    target = Column(Text)
+    details = Column(JSONB, nullable=False, server_default="{}")
+    rows = Column(Integer)

@@ -1,0 +1,48 @@
+"""Bulk writes: frames go to a staging table by COPY, then one INSERT ... ON CONFLICT moves them into place.
+
+Staging keeps loads idempotent (a key loaded twice is updated, never duplicated) and fast; callers pass an open
+connection inside a transaction, so a failure anywhere leaves the database as it was.
+"""
+
+import uuid
+
+import geopandas as gpd
+from sqlalchemy import text
+
+from asset_map.store.models import SRID
+
+
+def stage(conn, frame, *, geometry="geometry"):
+    """Copy ``frame`` into a temporary table that disappears at commit; returns its name."""
+    name = f"_stage_{uuid.uuid4().hex[:12]}"
+    if isinstance(frame, gpd.GeoDataFrame) and geometry in frame:
+        if frame.crs is None or frame.crs.to_epsg() != SRID:
+            frame = frame.to_crs(SRID)
+        frame.to_postgis(name, conn, if_exists="fail", index=False)
+    else:
+        frame.to_sql(name, conn, if_exists="fail", index=False, method="multi", chunksize=5000)
+    conn.execute(text(f'ALTER TABLE "{name}" SET (autovacuum_enabled = false)'))
+    return name
+
+
+def drop(conn, name):
+    conn.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
+
+
+def upsert(conn, frame, table, *, keys, columns, geometry_sql=None):
+    """Insert or update ``frame`` into ``table`` by ``keys``; ``geometry_sql`` builds the geom column from the
+    staged ``geometry`` (e.g. ``ST_Multi(geometry)``). Returns the number of rows written."""
+    staged = stage(conn, frame)
+    cols = list(columns)
+    select = [f'"{c}"' for c in cols]
+    if geometry_sql:
+        cols.append("geom")
+        select.append(geometry_sql)
+    updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in cols if c not in keys)
+    conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+    sql = (f'INSERT INTO {table} ({", ".join(chr(34) + c + chr(34) for c in cols)}) '
+           f'SELECT {", ".join(select)} FROM "{staged}" '
+           f'ON CONFLICT ({", ".join(keys)}) {conflict}')
+    written = conn.execute(text(sql)).rowcount
+    drop(conn, staged)
+    return written

@@ -1,0 +1,43 @@
+"""The web app: ``create_app`` is the only thing here; blueprints live in their own modules."""
+
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+from asset_map.config import PROJECT_DIR, load_settings
+
+
+def _secret_key(settings):
+    if settings["SECRET_KEY"]:
+        return settings["SECRET_KEY"]
+    path = Path(settings["VAR_DIR"]) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def create_app(test_config=None):
+    """Defaults in code, then the instance config file, then the environment; or the test config when given."""
+    app = Flask(__name__, template_folder=str(PROJECT_DIR / "templates"), instance_relative_config=True)
+    overrides = {}
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+        overrides = {k[len("ASSET_MAP_"):]: v for k, v in app.config.items() if k.startswith("ASSET_MAP_")}
+    else:
+        overrides = dict(test_config)
+    settings = load_settings(overrides)
+    app.config["ASSET_MAP"] = settings
+    app.config["SECRET_KEY"] = _secret_key(settings)
+    app.config["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_MB"] * 1024 * 1024
+    app.config["TESTING"] = bool(settings.get("TESTING"))
+
+    from asset_map.web import errors, extensions, health, maps
+
+    extensions.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(maps.bp)
+    return app

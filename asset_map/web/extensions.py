@@ -1,0 +1,27 @@
+"""What the app holds between requests: the database engine and the layer definitions, made on first use so
+the app starts (and answers 503) while the database is down."""
+
+from flask import current_app
+
+from asset_map.layers.spec import LAYERS_DIR, load_layers
+from asset_map.store.db import get_engine
+from asset_map.web import vendor
+
+
+def init_app(app):
+    settings = app.config["ASSET_MAP"]
+    # Layer files are checked at start-up: a broken file stops the app with every problem listed.
+    app.extensions["asset_map.layers"] = load_layers(settings.get("LAYERS_DIR") or LAYERS_DIR)
+    # folium's asset lists are class attributes: this points them at our static files for the whole process.
+    vendor.use_local_assets(lambda rel: f"{app.static_url_path}/{rel}")
+
+
+def engine():
+    app = current_app
+    if "asset_map.engine" not in app.extensions:
+        app.extensions["asset_map.engine"] = get_engine(app.config["ASSET_MAP"])
+    return app.extensions["asset_map.engine"]
+
+
+def layers():
+    return current_app.extensions["asset_map.layers"]

@@ -1,0 +1,34 @@
+"""Production serving under gunicorn, configured from settings rather than a gunicorn config file."""
+
+from gunicorn.app.base import BaseApplication
+
+
+class _App(BaseApplication):
+    def __init__(self, options):
+        self.options = options
+        super().__init__()
+
+    def load_config(self):
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from asset_map.web import create_app
+
+        return create_app()
+
+
+def run(*, host, port, workers, threads):
+    _App({
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "timeout": 60,
+        "graceful_timeout": 10,
+        # Recycle workers now and then so a slow leak cannot grow without bound.
+        "max_requests": 20000,
+        "max_requests_jitter": 2000,
+        "accesslog": "-",
+        "preload_app": False,
+    }).run()

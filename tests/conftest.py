@@ -1,0 +1,212 @@
+"""Shared fixtures: a throwaway PostGIS cluster for the whole run, databases made from a migrated template, and the
+Flask app/client over them.
+
+PostGIS tests skip only when PostGIS cannot be had *and* ASSET_MAP_REQUIRE_POSTGIS is not set; CI sets it, so there
+an unreachable PostGIS fails the run.
+"""
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from asset_map.config import PROJECT_DIR
+
+PACK = Path(os.environ.get("ASSET_MAP_REFERENCE_DIR") or PROJECT_DIR.parent / "shared" / "data" / "staffordshire")
+REQUIRE_POSTGIS = os.environ.get("ASSET_MAP_REQUIRE_POSTGIS") == "1"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+def _unavailable(reason):
+    if REQUIRE_POSTGIS:
+        pytest.fail(f"PostGIS is required (ASSET_MAP_REQUIRE_POSTGIS=1) but unavailable: {reason}")
+    pytest.skip(f"PostGIS unavailable: {reason}")
+
+
+class Server:
+    """A PostgreSQL server for tests: a throwaway local cluster, or one given by ASSET_MAP_TEST_SERVER_URL."""
+
+    def __init__(self):
+        self.cluster = None
+        base = os.environ.get("ASSET_MAP_TEST_SERVER_URL")
+        if base:
+            self.base = base.rstrip("/")
+        else:
+            from asset_map.store.cluster import Cluster
+
+            root = tempfile.mkdtemp(prefix="asset-map-test-pg-")
+            os.chmod(root, 0o755)
+            self.cluster = Cluster(root)
+            self.cluster.start()
+            self.base = self.cluster.url("").rstrip("/")
+
+    def url(self, database):
+        return f"{self.base}/{database}"
+
+    def admin(self):
+        return create_engine(self.url("postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+
+    def create(self, name, template=None):
+        with self.admin().connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            tmpl = f' TEMPLATE "{template}"' if template else ""
+            conn.execute(text(f'CREATE DATABASE "{name}"{tmpl}'))
+        return self.url(name)
+
+    def drop(self, name):
+        with self.admin().connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    def close(self):
+        if self.cluster:
+            self.cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    try:
+        server = Server()
+    except Exception as err:  # noqa: BLE001 - any failure to get a server is reported the same way
+        _unavailable(err)
+    yield server
+    server.close()
+
+
+def _migrated(url):
+    from asset_map.store.db import upgrade
+
+    engine = create_engine(url, poolclass=NullPool)
+    upgrade(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server):
+    """An empty, migrated database that each test's database is copied from."""
+    url = pg_server.create("am_template")
+    with create_engine(url, poolclass=NullPool).begin() as conn:
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    _migrated(url)
+    return "am_template"
+
+
+@pytest.fixture
+def db_url(pg_server, template_db):
+    """A fresh migrated database for one test."""
+    name = f"am_{uuid.uuid4().hex[:10]}"
+    url = pg_server.create(name, template=template_db)
+    yield url
+    from asset_map.store.db import dispose_engines
+
+    dispose_engines()
+    pg_server.drop(name)
+
+
+@pytest.fixture
+def engine(db_url):
+    from asset_map.store.db import make_engine
+    from asset_map.config import load_settings
+
+    eng = make_engine(db_url, load_settings())
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def pack():
+    if not PACK.is_dir():
+        pytest.skip(f"reference pack not found at {PACK}")
+    return PACK
+
+
+@pytest.fixture(scope="session")
+def pack_db(pg_server, template_db, pack):
+    """A database with the whole Staffordshire pack loaded, shared read-only by the tests that need it."""
+    from asset_map.config import load_settings
+    from asset_map.reference.pack import load_pack
+    from asset_map.store.db import make_engine
+
+    url = pg_server.create("am_pack", template=template_db)
+    eng = make_engine(url, load_settings())
+    load_pack(eng, pack)
+    eng.dispose()
+    return url
+
+
+@pytest.fixture
+def pack_engine(pack_db):
+    from asset_map.config import load_settings
+    from asset_map.store.db import make_engine
+
+    eng = make_engine(pack_db, load_settings())
+    yield eng
+    eng.dispose()
+
+
+def make_app(url, tmp_path, **extra):
+    from asset_map.web import create_app
+
+    config = {"DATABASE_URL": url, "TESTING": 1, "VAR_DIR": str(tmp_path), "SECRET_KEY": "test", "TILES": "none"}
+    config.update(extra)
+    return create_app(config)
+
+
+@pytest.fixture
+def app(db_url, tmp_path):
+    return make_app(db_url, tmp_path)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def pack_app(pack_db, tmp_path):
+    return make_app(pack_db, tmp_path)
+
+
+@pytest.fixture
+def pack_client(pack_app):
+    return pack_app.test_client()
+
+
+@pytest.fixture(scope="session")
+def artifacts():
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+class LiveServer:
+    """The app served by werkzeug in a thread on a free loopback port, for browsers and real HTTP clients."""
+
+    def __init__(self, app):
+        import threading
+
+        from werkzeug.serving import make_server
+
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._server.shutdown()
+
+
+@pytest.fixture
+def live_server():
+    servers = []
+
+    def start(app):
+        server = LiveServer(app)
+        servers.append(server)
+        return server.url
+
+    yield start
+    for server in servers:
+        server.stop()
