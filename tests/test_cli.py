@@ -1,0 +1,45 @@
+"""The asset-map command as a user runs it: clear one-line errors, the bootstrap of `make run`."""
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from asset_map.cli import cli
+
+
+@pytest.fixture
+def run(db_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("ASSET_MAP_DATABASE_URL", db_url)
+    monkeypatch.setenv("ASSET_MAP_VAR_DIR", str(tmp_path))
+
+    def invoke(*args):
+        return CliRunner().invoke(cli, list(args))
+
+    return invoke
+
+
+def test_bad_file_exits_1_with_a_one_line_reason(run, tmp_path):
+    bad = tmp_path / "need.csv"
+    bad.write_text("area_code,decile\nE01029708,11\n")
+    result = run("load", "need", str(bad), "--vintage", "2025")
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "need.csv" in lines[0] and "11" in lines[0]
+
+
+def test_bootstrap_without_a_pack_makes_a_synthetic_county(run, engine, monkeypatch, tmp_path):
+    monkeypatch.setattr("asset_map.cli.default_reference_dir", lambda settings: None)
+    result = run("bootstrap")
+    assert result.exit_code == 0, result.output
+    assert "synthetic county" in result.output
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM areas")).scalar() == 700
+    again = run("bootstrap")
+    assert "already loaded" in again.output
+
+
+def test_layers_check_and_db_status(run):
+    assert run("layers", "check").exit_code == 0
+    status = run("db", "status")
+    assert status.exit_code == 0, status.output
+    assert "postgis: 3." in status.output and "districts: 0" in status.output
