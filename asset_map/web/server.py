@@ -18,7 +18,7 @@ class _App(BaseApplication):
         return create_app()
 
 
-def run(*, host, port, workers, threads):
+def run(*, host, port, workers, threads, max_requests=20000):
     _App({
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -26,9 +26,9 @@ def run(*, host, port, workers, threads):
         "worker_class": "gthread",
         "timeout": 60,
         "graceful_timeout": 10,
-        # Recycle workers now and then so a slow leak cannot grow without bound.
-        "max_requests": 20000,
-        "max_requests_jitter": 2000,
+        # Recycle workers now and then so a slow leak cannot grow without bound (0: never, as the soak test runs).
+        "max_requests": max_requests,
+        "max_requests_jitter": max_requests // 10,
         "accesslog": "-",
         "preload_app": False,
     }).run()
