@@ -151,7 +151,8 @@ def health(engine):
         cause = failure_cause(err)
         log.warning("health check: database unavailable: %s (%s)", cause, err)
         return {"status": "unavailable", "database": "unreachable", "cause": cause,
-                "reason": f"The database cannot be used: {cause}. The service resumes by itself when it returns."}
+                "reason": f"The database cannot be reached ({cause}). The service resumes by itself when it "
+                          "returns."}
     except DBAPIError as err:
         log.warning("health check failed: %s", err)
         return {"status": "unavailable", "database": "error",
