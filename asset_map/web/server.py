@@ -1,5 +1,7 @@
 """Production serving under gunicorn, configured from settings rather than a gunicorn config file."""
 
+import os
+
 from gunicorn.app.base import BaseApplication
 
 
@@ -31,4 +33,6 @@ def run(*, host, port, workers, threads, max_requests=20000):
         "max_requests_jitter": max_requests // 10,
         "accesslog": "-",
         "preload_app": False,
+        # The workers' heartbeat files: on a busy disk a heartbeat can stall and get a healthy worker killed.
+        "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
     }).run()
