@@ -7,6 +7,7 @@ import time
 from flask import Response, stream_with_context
 from sqlalchemy import text
 
+from asset_map.web import extensions
 from tests.conftest import make_app
 
 GZIP = {"Accept-Encoding": "gzip"}
@@ -96,9 +97,8 @@ def test_slow_query_is_cancelled_into_a_504_and_the_worker_carries_on(db_url, tm
     app = make_app(db_url, tmp_path, STATEMENT_TIMEOUT_MS=300)
 
     @app.get("/api/test/slow")
+    @app.get("/test/slow-page")
     def slow():
-        from asset_map.web import extensions
-
         with extensions.engine().connect() as conn:
             conn.execute(text("SELECT pg_sleep(20)"))
         return {"finished": True}
@@ -108,6 +108,7 @@ def test_slow_query_is_cancelled_into_a_504_and_the_worker_carries_on(db_url, tm
     res = client.get("/api/test/slow")
     elapsed = time.monotonic() - started
     assert res.status_code == 504
+    assert res.get_json()["error"] == "QueryTimeout"
     assert res.get_json()["description"].startswith("This request took too long and was stopped.")
     assert elapsed < 3
     # The server really stopped the query (no pg_sleep left running) and the connection is reusable.
@@ -116,12 +117,25 @@ def test_slow_query_is_cancelled_into_a_504_and_the_worker_carries_on(db_url, tm
                                     "AND state = 'active'")).scalar()
     assert running == 0
     assert client.get("/healthz").status_code == 200
-    page = app.test_client().get("/api/test/slow", headers={"Accept": "text/html"})
-    assert page.status_code == 504 and "Traceback" not in page.get_data(as_text=True)
+    page = app.test_client().get("/test/slow-page")
+    assert page.status_code == 504 and "<h1>Gateway Timeout</h1>" in page.get_data(as_text=True)
+    assert "Traceback" not in page.get_data(as_text=True)
 
 
 def test_unreachable_database_is_a_quick_503_with_retry_after(tmp_path):
-    client = make_app("postgresql+psycopg://postgres@127.0.0.1:1/none", tmp_path).test_client()
+    app = make_app("postgresql+psycopg://postgres@127.0.0.1:1/none", tmp_path)
+
+    @app.get("/api/test/count")
+    def count():
+        from asset_map.store.assets import count
+
+        return {"assets": count(extensions.engine())}
+
+    client = app.test_client()
+    api = client.get("/api/test/count")
+    assert api.status_code == 503 and api.headers["Retry-After"] == "5"
+    assert api.get_json() == {"code": 503, "error": "DatabaseUnavailable",
+                              "description": "The database is not available right now. Please try again in a moment."}
     started = time.monotonic()
     res = client.get("/healthz")
     assert time.monotonic() - started < 1
@@ -129,4 +143,5 @@ def test_unreachable_database_is_a_quick_503_with_retry_after(tmp_path):
     assert res.get_json()["cause"] == "connection refused: PostgreSQL is not running or not listening"
     page = client.get("/")
     assert page.status_code == 503 and page.headers["Retry-After"] == "5"
+    assert "<h1>Service Unavailable</h1>" in page.get_data(as_text=True)
     assert "The database is not available right now" in page.get_data(as_text=True)

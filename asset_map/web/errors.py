@@ -2,13 +2,14 @@
 go to the log."""
 
 import logging
+from http import HTTPStatus
 
 from flask import jsonify, render_template, request
 from psycopg.errors import QueryCanceled
 from sqlalchemy.exc import OperationalError, TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from asset_map.errors import AssetMapError, DatabaseUnavailable
+from asset_map.errors import AssetMapError, DatabaseUnavailable, QueryTimeout
 from asset_map.store.db import failure_cause
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,9 @@ def _respond(status, title, message):
     headers = {"Retry-After": "5"} if status == 503 else {}
     if _wants_json():
         return jsonify({"code": status, "error": title, "description": message}), status, headers
+    if status >= 500:
+        # People reading a page are better served by "Service Unavailable" than by our exception's class name.
+        title = HTTPStatus(status).phrase
     return render_template("errors/error.html", status=status, title=title, message=message), status, headers
 
 
@@ -31,8 +35,7 @@ def _database_error(err):
     """Database failures as the user should see them: a cancelled slow query is a 504, anything else a 503."""
     if isinstance(getattr(err, "orig", None), QueryCanceled):
         log.warning("query cancelled on %s: %s", request.path, err)
-        return AssetMapError("This request took too long and was stopped. Try a smaller area or fewer filters.",
-                             status=504)
+        return QueryTimeout("This request took too long and was stopped. Try a smaller area or fewer filters.")
     log.warning("database unavailable on %s: %s", request.path, failure_cause(err))
     return DatabaseUnavailable("The database is not available right now. Please try again in a moment.")
 
