@@ -28,3 +28,23 @@ def test_load_module_measures_what_exists_and_notes_what_does_not(db_url, tmp_pa
     assert figures["soak: errors"].value == 0
     assert any("not built yet: no answer at /nowhere in this build (comes with #99)" in n for n in ctx.notes)
     assert any("300 synthetic assets" in n or "synthetic assets in 30 areas" in n for n in ctx.notes)
+
+
+def test_ogc_items_are_found_through_the_collections_document(live_server):
+    from flask import Flask
+
+    app = Flask(__name__)
+
+    @app.get("/ogc/collections")
+    def collections():
+        def coll(cid):
+            return {"id": cid, "links": [
+                {"rel": "items", "type": "text/html", "href": f"http://x/ogc/collections/{cid}/items?f=html"},
+                {"rel": "items", "type": "application/geo+json",
+                 "href": f"http://x/ogc/collections/{cid}/items?f=json&limit=10"}]}
+        return {"collections": [coll("districts"), coll("organisations")]}
+
+    base = live_server(app)
+    assert load.ogc_items_path(base, "-2,52,-1,53") == \
+        "/ogc/collections/organisations/items?f=json&bbox=-2,52,-1,53&limit=100"
+    assert load.ogc_items_path(base, "-2,52,-1,53", roots=("/nowhere",)) is None

@@ -8,9 +8,11 @@ OGC items and the exports come with their own issues) are probed and skipped wit
 them as soon as they exist. ``run(ctx, endpoints=...)`` takes another list.
 """
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import numpy as np
 from sqlalchemy import text
@@ -35,6 +37,29 @@ class Endpoint:
     candidates: list            # paths tried in order; "{bbox}" is filled in
     issue: str | None = None    # where it comes from, for the note when it is missing
     targets: dict = field(default_factory=dict)  # {clients: (min req/s, max p95 ms)}
+    discover: object = None     # discover(base_url, bbox) -> path or None, tried after the candidates
+
+
+def ogc_items_path(base_url, bbox, *, roots=("/ogc", "", "/api/ogc"), prefer=("assets", "organisations")):
+    """The items path of a point collection, found the way an OGC API Features client finds it: the collections
+    document and its links with rel="items"."""
+    for root in roots:
+        try:
+            status, body, _ = get(f"{base_url}{root}/collections?f=json", timeout=30,
+                                  headers={"Accept": "application/json"})
+            collections = json.loads(body)["collections"] if status == 200 else []
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        ranked = sorted(collections, key=lambda c: (c.get("id") not in prefer, prefer.index(c["id"])
+                                                    if c.get("id") in prefer else 0))
+        for coll in ranked:
+            href = next((ln["href"] for ln in coll.get("links", []) if ln.get("rel") == "items"
+                         and "html" not in ln.get("type", "")), None)
+            if href:
+                parts = urlsplit(href)
+                query = "&".join(q for q in parts.query.split("&") if q and not q.startswith(("bbox=", "limit=")))
+                return f"{parts.path}?{query + '&' if query else ''}bbox={bbox}&limit=100"
+    return None
 
 
 STATIC = Endpoint("static file", ["/static/css/site.css"])
@@ -42,13 +67,13 @@ HEALTH = Endpoint("health check", ["/healthz"])
 ENDPOINTS = [
     Endpoint("map page", ["/"]),
     Endpoint("asset table", ["/assets"], "#4"),
+    Endpoint("map assets GeoJSON with bbox", ["/api/assets.geojson?bbox={bbox}"], "#4"),
     Endpoint("OGC items with bbox", [
         "/ogc/collections/assets/items?bbox={bbox}&limit=100",
-        "/collections/assets/items?bbox={bbox}&limit=100",
-        "/api/ogc/collections/assets/items?bbox={bbox}&limit=100",
-    ], "#5", targets={20: (800, 40)}),
+        "/ogc/collections/organisations/items?bbox={bbox}&limit=100",
+    ], "#5", targets={20: (800, 40)}, discover=ogc_items_path),
     Endpoint("export (GeoJSON)", [
-        "/export/assets.geojson", "/exports/assets.geojson", "/export/assets?format=geojson",
+        "/export/organisations.geojson", "/export/assets.geojson", "/exports/assets.geojson",
         "/export?format=geojson", "/api/export?format=geojson",
     ], "#5"),
 ]
@@ -65,10 +90,13 @@ def _bbox(engine):
 
 def probe(base_url, endpoint, bbox):
     """The first candidate path answering 200, or None."""
-    for path in endpoint.candidates:
-        path = path.replace("{bbox}", bbox)
+    paths = [p.replace("{bbox}", bbox) for p in endpoint.candidates]
+    for path in paths:
         if get(base_url + path, timeout=120, headers=loadgen.HEADERS)[0] == 200:
             return path
+    path = endpoint.discover(base_url, bbox) if endpoint.discover else None
+    if path and get(base_url + path, timeout=120, headers=loadgen.HEADERS)[0] == 200:
+        return path
     return None
 
 
