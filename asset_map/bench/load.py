@@ -25,7 +25,7 @@ from asset_map.config import load_settings
 from asset_map.store.db import make_engine
 
 AREA = "load"
-SOAK_SECONDS = {"small": 20, "county": 300, "england": 300}
+SOAK_SECONDS = {"small": 15, "county": 300, "england": 300}
 SOAK_WARMUP = 0.25      # the first quarter of the soak fills caches and pools; growth is measured after it
 SOAK_CLIENTS = 20
 MAX_GROWTH = 0.05       # "no memory growth": less than 5 % between the end of the warm-up and the end
@@ -154,7 +154,7 @@ def run(ctx, endpoints=None):
     endpoints = ENDPOINTS if endpoints is None else endpoints
     sizes, settings = ctx.sizes, load_settings()
     seconds = int(sizes["load_seconds"])
-    ref_seconds = max(1, seconds // 2)
+    ref_seconds = max(1, seconds // 3)  # references are quick, steady endpoints: a third of the time will do
     engine = make_engine(ctx.database_url, settings)
     _, written, took = load_county(engine, ctx.workdir, areas=sizes["areas"], assets_n=sizes["assets"])
     bbox = _bbox(engine)
