@@ -68,7 +68,7 @@ test-fast: install
 	$(PY) -m pytest -q -x -m "not slow and not browser"
 
 bench: install
-	$(PY) -m benchmarks --scale $(BENCH_SCALE)
+	$(PY) -m asset_map.bench --scale $(BENCH_SCALE)
 
 lint: install
 	$(PY) -m pyflakes asset_map tests 2>/dev/null || true

@@ -263,4 +263,5 @@ def serve(host, port, dev):
         return
     from asset_map.web.server import run
 
-    run(host=host, port=port, workers=settings["WORKERS"], threads=settings["THREADS"])
+    run(host=host, port=port, workers=settings["WORKERS"], threads=settings["THREADS"],
+        max_requests=settings["MAX_REQUESTS"])

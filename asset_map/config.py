@@ -55,6 +55,14 @@ SETTINGS = [
     Setting("THREADS", 4, "Threads per worker.", int),
     Setting("POOL_SIZE", 5, "Database connections kept per process.", int),
     Setting("STATEMENT_TIMEOUT_MS", 15000, "A query running longer than this is cancelled.", int),
+    Setting("CONNECT_TIMEOUT_S", 2, "Give up connecting to the database after this many seconds (libpq's minimum "
+            "is 2); a stopped database on the same host is refused at once.", int),
+    Setting("POOL_TIMEOUT_S", 3, "A request waits at most this long for a free database connection, then gets a "
+            "503.", int),
+    Setting("MAX_REQUESTS", 20000, "Recycle a server worker after about this many requests (0: never).", int),
+    Setting("STATIC_MAX_AGE_S", 3600, "Cache-Control max-age of the app's own static files.", int),
+    Setting("VENDOR_MAX_AGE_S", 604800, "Cache-Control max-age of the vendored JavaScript/CSS (pinned versions).",
+            int),
     Setting("SECRET_KEY", "", "Flask secret key for sessions. Empty: a random key kept in var/secret_key."),
     Setting("MAX_UPLOAD_MB", 50, "Largest upload accepted.", int),
     Setting("REQUIRE_POSTGIS", 0, "1: tests fail instead of skipping when PostGIS cannot be reached (CI sets it).",

@@ -35,5 +35,11 @@ class DatabaseUnavailable(AssetMapError):
     status = 503
 
 
+class QueryTimeout(AssetMapError):
+    """A query ran past the statement timeout and the database cancelled it."""
+
+    status = 504
+
+
 class Forbidden(AssetMapError):
     status = 403

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from asset_map.config import load_settings
 from asset_map.errors import DatabaseUnavailable
@@ -43,29 +44,41 @@ def database_url(settings=None, *, start=True):
 
 
 def make_engine(url, settings=None):
+    """A pooled engine whose failures are quick: a dead database is found by a pre-ping before a request uses a
+    connection (so service resumes by itself when the database returns), connecting gives up after
+    CONNECT_TIMEOUT_S, waiting for a free connection after POOL_TIMEOUT_S, and every statement is cancelled by the
+    server after STATEMENT_TIMEOUT_MS."""
     settings = settings or load_settings()
     return create_engine(
         url,
         pool_size=settings["POOL_SIZE"],
         max_overflow=settings["POOL_SIZE"],
-        pool_timeout=5,
+        pool_timeout=settings["POOL_TIMEOUT_S"],
         pool_pre_ping=True,
+        # Connections older than this are replaced, so a server-side idle timeout never hands us a dead one.
+        pool_recycle=1800,
         connect_args={
-            "connect_timeout": 2,
+            "connect_timeout": settings["CONNECT_TIMEOUT_S"],
             "options": f"-c statement_timeout={settings['STATEMENT_TIMEOUT_MS']}",
             "application_name": "asset-map",
         },
     )
 
 
+def _engine_key(url, settings):
+    return (url, settings["POOL_SIZE"], settings["POOL_TIMEOUT_S"], settings["CONNECT_TIMEOUT_S"],
+            settings["STATEMENT_TIMEOUT_MS"])
+
+
 def get_engine(settings=None):
-    """One pooled engine per URL and process."""
+    """One pooled engine per URL (and pool settings) and process."""
     settings = settings or load_settings()
     url = database_url(settings)
+    key = _engine_key(url, settings)
     with _lock:
-        if url not in _engines:
-            _engines[url] = make_engine(url, settings)
-        return _engines[url]
+        if key not in _engines:
+            _engines[key] = make_engine(url, settings)
+        return _engines[key]
 
 
 def dispose_engines():
@@ -101,17 +114,45 @@ def current_revision(engine):
             return None
 
 
+_CAUSES = (
+    # (words in the driver's message, what /healthz says) - the driver's text itself may name hosts and users.
+    ("connection refused", "connection refused: PostgreSQL is not running or not listening"),
+    ("timeout expired", "connection timed out: the database host does not answer"),
+    ("starting up", "the database is starting up"),
+    ("shutting down", "the database is shutting down"),
+    ("terminating connection", "the database closed the connection (restart or administrator command)"),
+    ("server closed the connection", "the database closed the connection (restart or administrator command)"),
+    ("too many clients", "the database has no free connection slots"),
+    ("does not exist", "the configured database does not exist"),
+    ("password authentication failed", "the database refused our credentials"),
+    ("canceling statement due to statement timeout", "the health query hit the statement timeout"),
+)
+
+
+def failure_cause(err):
+    """A short, safe description of why the database cannot be used, for /healthz and the log."""
+    if isinstance(err, PoolTimeout):
+        return "every database connection is busy (pool exhausted)"
+    text_ = str(getattr(err, "orig", None) or err).lower()
+    for words, cause in _CAUSES:
+        if words in text_:
+            return cause
+    return "the database cannot be reached"
+
+
 def health(engine):
-    """What /healthz reports: database reachable, PostGIS version, schema revision."""
+    """What /healthz reports: database reachable, PostGIS version, schema revision; and why not, when not."""
     try:
         with engine.connect() as conn:
             postgis = conn.execute(text("SELECT postgis_lib_version()")).scalar()
             revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         return {"status": "ok", "database": "ok", "postgis": postgis, "schema": revision}
-    except OperationalError as err:
-        log.warning("health check: database unreachable: %s", err)
-        return {"status": "unavailable", "database": "unreachable",
-                "reason": "The database cannot be reached; the service resumes by itself when it returns."}
+    except (OperationalError, PoolTimeout) as err:
+        cause = failure_cause(err)
+        log.warning("health check: database unavailable: %s (%s)", cause, err)
+        return {"status": "unavailable", "database": "unreachable", "cause": cause,
+                "reason": f"The database cannot be reached ({cause}). The service resumes by itself when it "
+                          "returns."}
     except DBAPIError as err:
         log.warning("health check failed: %s", err)
         return {"status": "unavailable", "database": "error",

@@ -2,12 +2,15 @@
 go to the log."""
 
 import logging
+from http import HTTPStatus
 
 from flask import jsonify, render_template, request
+from psycopg.errors import QueryCanceled
 from sqlalchemy.exc import OperationalError, TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from asset_map.errors import AssetMapError, DatabaseUnavailable
+from asset_map.errors import AssetMapError, DatabaseUnavailable, QueryTimeout
+from asset_map.store.db import failure_cause
 
 log = logging.getLogger(__name__)
 API_PREFIXES = ("/api", "/ogc", "/healthz", "/export")
@@ -18,15 +21,28 @@ def _wants_json():
 
 
 def _respond(status, title, message):
+    # A 503 tells clients and proxies when to try again rather than hammering a database that is away.
+    headers = {"Retry-After": "5"} if status == 503 else {}
     if _wants_json():
-        return jsonify({"code": status, "error": title, "description": message}), status
-    return render_template("errors/error.html", status=status, title=title, message=message), status
+        return jsonify({"code": status, "error": title, "description": message}), status, headers
+    if status >= 500:
+        # People reading a page are better served by "Service Unavailable" than by our exception's class name.
+        title = HTTPStatus(status).phrase
+    return render_template("errors/error.html", status=status, title=title, message=message), status, headers
+
+
+def _database_error(err):
+    """Database failures as the user should see them: a cancelled slow query is a 504, anything else a 503."""
+    if isinstance(getattr(err, "orig", None), QueryCanceled):
+        log.warning("query cancelled on %s: %s", request.path, err)
+        return QueryTimeout("This request took too long and was stopped. Try a smaller area or fewer filters.")
+    log.warning("database unavailable on %s: %s", request.path, failure_cause(err))
+    return DatabaseUnavailable("The database is not available right now. Please try again in a moment.")
 
 
 def handle(err):
     if isinstance(err, (OperationalError, PoolTimeout)):
-        log.warning("database unavailable: %s", err)
-        err = DatabaseUnavailable("The database is not available right now. Please try again in a moment.")
+        err = _database_error(err)
     if isinstance(err, AssetMapError):
         return _respond(err.status, type(err).__name__, err.user_message)
     if isinstance(err, HTTPException):

@@ -11,4 +11,6 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 def healthz():
     report = health(extensions.engine())
-    return jsonify(report), (200 if report["status"] == "ok" else 503)
+    if report["status"] == "ok":
+        return jsonify(report), 200
+    return jsonify(report), 503, {"Retry-After": "5"}
