@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
-from asset_map.geocode.base import empty
+from asset_map.geocode.base import empty, reference_cached
 
 NAME = "postcode"
 QUALITY = 0.8
@@ -17,24 +17,26 @@ SECTOR_QUALITY = 0.4
 
 
 def gazetteer(ctx):
-    """(postcode index, lon, lat, sector index, sector lon, sector lat, description) cached on the context."""
-    if "gazetteer" not in ctx.cache:
-        with ctx.engine.connect() as conn:
-            rows = conn.execute(text("SELECT postcode, ST_X(geom), ST_Y(geom) FROM postcodes")).all()
-            sources = conn.execute(text("SELECT source, min(vintage) FROM postcodes GROUP BY source "
-                                        "ORDER BY source")).all()
-        gaz = pd.DataFrame(rows, columns=["postcode", "lon", "lat"])
-        # A sector is the postcode less its last two letters: "ST16 2DH" -> "ST16 2". Its centroid is the mean of
-        # its postcodes' points; at a sector's size (a few km) the mean of degrees is as good as one in metres.
-        gaz["sector"] = gaz["postcode"].str.slice(0, -2)
-        sectors = gaz.groupby("sector")[["lon", "lat"]].mean()
-        ctx.cache["gazetteer"] = {
-            "index": pd.Index(gaz["postcode"]), "lon": gaz["lon"].to_numpy(), "lat": gaz["lat"].to_numpy(),
-            "sector_index": pd.Index(sectors.index), "sector_lon": sectors["lon"].to_numpy(),
-            "sector_lat": sectors["lat"].to_numpy(),
-            "described": ", ".join(f"{s} {v}" if v else s for s, v in sources) or "none loaded",
-        }
-    return ctx.cache["gazetteer"]
+    """(postcode index, lon, lat, sector index, sector lon, sector lat, description), read once."""
+    return reference_cached(ctx, "gazetteer", _build)
+
+
+def _build(engine):
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT postcode, ST_X(geom), ST_Y(geom) FROM postcodes")).all()
+        sources = conn.execute(text("SELECT source, min(vintage) FROM postcodes GROUP BY source "
+                                    "ORDER BY source")).all()
+    gaz = pd.DataFrame(rows, columns=["postcode", "lon", "lat"])
+    # A sector is the postcode less its last two letters: "ST16 2DH" -> "ST16 2". Its centroid is the mean of
+    # its postcodes' points; at a sector's size (a few km) the mean of degrees is as good as one in metres.
+    gaz["sector"] = gaz["postcode"].str.slice(0, -2)
+    sectors = gaz.groupby("sector")[["lon", "lat"]].mean()
+    return {
+        "index": pd.Index(gaz["postcode"]), "lon": gaz["lon"].to_numpy(), "lat": gaz["lat"].to_numpy(),
+        "sector_index": pd.Index(sectors.index), "sector_lon": sectors["lon"].to_numpy(),
+        "sector_lat": sectors["lat"].to_numpy(),
+        "described": ", ".join(f"{s} {v}" if v else s for s, v in sources) or "none loaded",
+    }
 
 
 def locate(frame, ctx):

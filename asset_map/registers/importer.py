@@ -21,6 +21,7 @@ from asset_map import audit
 from asset_map.config import load_settings
 from asset_map.errors import InputError, NotFound
 from asset_map.geocode import GeocodeContext, geocode, order_from_settings
+from asset_map.geocode.base import reference_cached
 from asset_map.registers import areas
 from asset_map.registers.mapping import Mapping, load_mapping, shipped_mapping
 from asset_map.registers.readers import ROW, read_register
@@ -158,11 +159,10 @@ def _prepare(engine, mapped, settings, timer, extra):
     sector = (clean["geocode_method"] == "postcode_sector").to_numpy()
     p.add(sector, "postcode", clean["postcode"].fillna("").to_numpy(dtype=object), notes, "warning")
     timer.step("geocode")
-    if "boundaries" not in ctx.cache:
-        ctx.cache["boundaries"] = areas.load_boundaries(engine)
+    boundaries = reference_cached(ctx, "boundaries", areas.load_boundaries)
     tolerance = float(settings.get("AREA_TOLERANCE_M", 200))
     assigned = areas.assign(clean["lon"].to_numpy(dtype=float), clean["lat"].to_numpy(dtype=float),
-                            ctx.cache["boundaries"], tolerance_m=tolerance)
+                            boundaries, tolerance_m=tolerance)
     for col in ("district_code", "lsoa11_code", "lsoa21_code", "area_flag"):
         clean[col] = assigned[col].to_numpy()
     outside = assigned["outside_m"].to_numpy()
