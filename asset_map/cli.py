@@ -263,7 +263,7 @@ class _progress:
 
         from asset_map.registers.importer import STEPS
 
-        self.bar = tqdm(total=len(STEPS), desc="import", unit="step", leave=False)
+        self.bar = tqdm(total=len(STEPS), desc="import", unit="step", leave=False, disable=None)
 
         def step(name):
             self.bar.set_postfix_str(name)

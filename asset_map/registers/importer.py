@@ -112,6 +112,8 @@ def _check_register_name(name):
 def _lock(conn, register):
     # Two imports of one register at once would race on match keys: the second waits for the first to commit.
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:r))"), {"r": "import:" + register})
+    # The statement timeout protects web requests; a million-row import may take longer, and must not be cut.
+    conn.execute(text("SET LOCAL statement_timeout = 0"))
 
 
 class _Timer:
@@ -220,8 +222,10 @@ def _match_keys(conn, register, good, bad):
         claimed = set(hit.dropna())
         by_name = existing.assign(pair=existing["name_key"] + "|" + existing["postcode"].fillna("None"))
         by_name = by_name[~by_name["match_key"].isin(claimed)].drop_duplicates("pair").set_index("pair")
-        pair = both["name_key"].astype(str) + "|" + both["postcode"].astype(str)
-        hit = hit.fillna(pair.map(by_name["match_key"]).where(both["source_key"].isna()))
+        pair = pd.Series(both["name_key"].to_numpy(dtype=object).astype(str), dtype=object) + "|" + \
+            both["postcode"].astype(object).where(both["postcode"].notna(), "None").astype(str)
+        by_pair = pair.map(by_name["match_key"]).astype(object).where(both["source_key"].isna().to_numpy(), None)
+        hit = hit.astype(object).where(hit.notna(), by_pair)
         # Two rows must not claim one asset (that would update it twice in one statement): the first keeps it.
         dup = hit.notna() & hit.duplicated(keep="first")
         hit[dup] = None

@@ -97,7 +97,8 @@ def read_csv(path):
     # Mixed line endings (\r\n, \n and a lone \r from old Mac exports) all end a row.
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=_delimiter(text), dtype=str, keep_default_na=False,
+        sep = _delimiter(text)
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
                             na_filter=False, skip_blank_lines=True, engine="c")
     except pd.errors.EmptyDataError as err:
         msg = f"{path.name}: the file is empty"
@@ -107,21 +108,20 @@ def read_csv(path):
         raise InputError(msg) from err
     frame.columns = _headers(path, frame.columns)
     # Line numbers as a spreadsheet shows them; blank lines were skipped, so count from the text when needed.
-    frame[ROW] = _line_numbers(text, len(frame))
+    frame[ROW] = _line_numbers(text, len(frame), sep)
     return frame
 
 
-def _line_numbers(text, n):
-    """Line of each record (header = 1); quoted newlines and skipped blank lines make this differ from index+2."""
+def _line_numbers(text, n, sep):
+    """Row of each record as a spreadsheet shows it (header = 1; a quoted line break stays in its row, a blank
+    line is a row of its own)."""
     body = text.rstrip("\n")
     if "\n\n" not in body and body.count("\n") == n:
         return np.arange(2, n + 2)
     rows = []
-    reader = csv.reader(io.StringIO(text))
-    next(reader, None)
-    for record in reader:
-        if any(cell.strip() for cell in record):
-            rows.append(reader.line_num)
+    for number, record in enumerate(csv.reader(io.StringIO(text), delimiter=sep), start=1):
+        if number > 1 and any(cell.strip() for cell in record):
+            rows.append(number)
         if len(rows) == n:
             break
     rows += list(range(len(rows) + 2, n + 2))

@@ -257,8 +257,11 @@ def _keep_invalid(out, p):
 
 def _duplicates(out, p):
     """Rows that are the same asset as an earlier row (same source key, else same name and postcode)."""
-    key = np.where(pd.notna(out["source_key"]), "k:" + out["source_key"].astype(str),
-                   "n:" + out["name_key"].astype(str) + "|" + out["postcode"].astype(str))
+    def text(col):
+        return pd.Series(np.asarray(out[col].to_numpy(dtype=object)).astype(str), dtype=object)
+
+    key = np.where(pd.notna(out["source_key"]).to_numpy(), ("k:" + text("source_key")).to_numpy(dtype=object),
+                   ("n:" + text("name_key") + "|" + text("postcode")).to_numpy(dtype=object))
     out["natural_key"] = key
     named = out["name_key"].to_numpy() != ""
     dup = pd.Series(key).duplicated(keep="first").to_numpy() & named

@@ -286,7 +286,11 @@ def sync(conn, frame, *, register, keep_keys=()):
     staged = stage_assets(conn, frame)
     counts = _merge(conn, staged)
     keep = list(keep_keys)
-    withdrawn = conn.execute(text(
+    # Only assets stored before this transaction can be missing from the new version (now() is the transaction's
+    # start, so rows inserted just now have created_at = now()).
+    older = conn.execute(text("SELECT EXISTS (SELECT 1 FROM assets WHERE register = :r AND withdrawn_at IS NULL "
+                              "AND created_at < now())"), {"r": register}).scalar()
+    withdrawn = 0 if not older else conn.execute(text(
         f'UPDATE assets a SET withdrawn_at = now(), updated_at = now() WHERE a.register = :r '
         f'AND a.withdrawn_at IS NULL AND NOT (a.match_key = ANY(:keep)) '
         f'AND NOT EXISTS (SELECT 1 FROM "{staged}" s WHERE s.match_key = a.match_key)'),
@@ -323,6 +327,8 @@ def stage_assets(conn, frame):
     with raw.cursor() as cur:
         with cur.copy(f'COPY "{name}" ({", ".join(WRITE_COLUMNS)}, geom) FROM STDIN WITH (FORMAT csv)') as copy:
             copy.write(buffer.getvalue())
+    # Statistics for the planner: without them it guesses a tiny table and picks nested loops over a million rows.
+    conn.execute(text(f'ANALYZE "{name}"'))
     return name
 
 
