@@ -1,7 +1,6 @@
 """The import report: counts by status, tier, district and geocoding method, every problem row, duplicates across
 registers. Saved as JSON on the register (the web page shows it) and printed by the CLI."""
 
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
@@ -76,7 +75,8 @@ class ImportReport:
 
 
 def _counts(series):
-    return dict(sorted(Counter(series.astype(str)).items()))
+    counts = series.astype(object).fillna("(none)").value_counts()
+    return {str(k): int(v) for k, v in sorted(counts.items(), key=lambda kv: str(kv[0]))}
 
 
 def format_text(report, *, problems_limit=None):

@@ -21,6 +21,17 @@ _GB_LON = (-9.0, 2.5)
 _GB_LAT = (49.0, 61.5)
 
 
+def _strip(values):
+    """Stripped text of an object array, computed once per distinct value (registers repeat values a lot)."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    stripped = np.array([str(u).strip() for u in uniques] + [""], dtype=object)
+    return pd.Series(stripped[codes], dtype=object)
+
+
+def _blank(values):
+    return not len(values) or bool((np.asarray(values, dtype=object) == "").all())
+
+
 class Problems:
     """Collects problem rows from masks, cheaply: one small frame per check."""
 
@@ -65,13 +76,14 @@ def validate(mapped):
     raw_pc = pd.Series(s["postcode"], dtype=object)
     postcode = normalise_postcodes(raw_pc)
     out["postcode"] = postcode.astype(object).where(postcode.notna(), None).to_numpy()
-    bad_pc = (postcode.isna() & (raw_pc.str.strip() != "")).to_numpy()
+    bad_pc = (postcode.isna().to_numpy() & (_strip(s["postcode"]) != "").to_numpy())
     p.add(bad_pc, "postcode", s["postcode"], "not a valid UK postcode", "warning")
 
     _coordinates(out, s, p)
     _contacts(out, s, p)
     _status_and_dates(out, s, p)
-    out["source_key"] = pd.Series(s["source_key"], dtype=object).str.strip().replace("", None).to_numpy()
+    key = _strip(s["source_key"])
+    out["source_key"] = key.where(key != "", None).to_numpy(dtype=object)
     out["address"] = _blank_none(s["address"])
     out["description"] = _blank_none(s["description"])
     out["properties"] = s["properties"]
@@ -87,7 +99,7 @@ def validate(mapped):
 
 
 def _blank_none(values):
-    v = pd.Series(values, dtype=object).str.strip()
+    v = _strip(values)
     return v.where(v != "", None).to_numpy(dtype=object)
 
 
@@ -98,12 +110,12 @@ def _name_keys(name):
 
 
 def _tier_and_category(out, s, tax, p):
-    raw_tier = pd.Series(s["tier"], dtype=object)
-    raw_cat = pd.Series(s["category"], dtype=object)
+    raw_tier = _strip(s["tier"])
+    raw_cat = _strip(s["category"])
     tier = tax.resolve_tiers(raw_tier)
     category = tax.resolve_categories(raw_cat)
     cat_tier = tax.tier_of(category)
-    blank_cat = (raw_cat.str.strip() == "").to_numpy()
+    blank_cat = (raw_cat == "").to_numpy()
     unknown_cat = (category.isna().to_numpy() & ~blank_cat)
     p.add(blank_cat, "category", s["category"], "category is missing")
     if unknown_cat.any():
@@ -111,7 +123,7 @@ def _tier_and_category(out, s, tax, p):
         reasons = np.array([f"unknown category; did you mean '{hints[v]}'?" if hints.get(v) else
                             "unknown category (see layers/taxonomy/categories.yaml)" for v in raw_cat], dtype=object)
         p.add(unknown_cat, "category", s["category"], reasons)
-    blank_tier = (raw_tier.str.strip() == "").to_numpy()
+    blank_tier = (raw_tier == "").to_numpy()
     unknown_tier = tier.isna().to_numpy() & ~blank_tier
     if unknown_tier.any():
         reasons = np.array([f"unknown tier; did you mean '{tax.suggest(v, 'tier')}'?" if tax.suggest(v, "tier")
@@ -135,6 +147,25 @@ def _numbers(values):
 
 
 def _coordinates(out, s, p):
+    n = len(out)
+    if _blank(s["lon"]) and _blank(s["lat"]):
+        out["lon"] = out["lat"] = np.full(n, np.nan)
+    else:
+        _lonlat(out, s, p)
+    if _blank(s["easting"]) and _blank(s["northing"]):
+        out["easting"] = out["northing"] = np.full(n, np.nan)
+    else:
+        _grid(out, s, p)
+    if _blank(s["uprn"]):
+        out["uprn"] = np.full(n, None, dtype=object)
+        return
+    uprn = pd.Series(s["uprn"], dtype=object).str.strip().str.replace(r"\.0$", "", regex=True)
+    bad_uprn = ((uprn != "") & ~uprn.str.fullmatch(_UPRN)).to_numpy()
+    p.add(bad_uprn, "uprn", s["uprn"], "a UPRN is a number of up to 12 digits; ignored", "warning")
+    out["uprn"] = uprn.where((uprn != "") & ~bad_uprn, None).to_numpy(dtype=object)
+
+
+def _lonlat(out, s, p):
     lon, lat = _numbers(s["lon"]), _numbers(s["lat"])
     given = (pd.Series(s["lon"]).str.strip() != "").to_numpy() | (pd.Series(s["lat"]).str.strip() != "").to_numpy()
     unreadable = given & (np.isnan(lon) | np.isnan(lat))
@@ -152,6 +183,9 @@ def _coordinates(out, s, p):
     bad = out_of_range | zero
     out["lon"] = np.where(bad, np.nan, lon)
     out["lat"] = np.where(bad, np.nan, lat)
+
+
+def _grid(out, s, p):
     east, north = _numbers(s["easting"]), _numbers(s["northing"])
     given = (pd.Series(s["easting"]).str.strip() != "").to_numpy()
     outside = given & ~((east >= 0) & (east <= 700_000) & (north >= 0) & (north <= 1_300_000))
@@ -159,10 +193,6 @@ def _coordinates(out, s, p):
           "not a British National Grid reference (easting 0..700000, northing 0..1300000); ignored", "warning")
     out["easting"] = np.where(outside, np.nan, east)
     out["northing"] = np.where(outside, np.nan, north)
-    uprn = pd.Series(s["uprn"], dtype=object).str.strip().str.replace(r"\.0$", "", regex=True)
-    bad_uprn = ((uprn != "") & ~uprn.str.fullmatch(_UPRN)).to_numpy()
-    p.add(bad_uprn, "uprn", s["uprn"], "a UPRN is a number of up to 12 digits; ignored", "warning")
-    out["uprn"] = uprn.where((uprn != "") & ~bad_uprn, None).to_numpy(dtype=object)
 
 
 def _pairs(a, b):
@@ -171,19 +201,36 @@ def _pairs(a, b):
 
 
 def _contacts(out, s, p):
+    for name in ("email", "url", "phone"):
+        if _blank(s[name]):
+            out[name] = np.full(len(out), None, dtype=object)
+        else:
+            _CONTACT[name](out, s, p)
+
+
+def _email(out, s, p):
     email = pd.Series(s["email"], dtype=object).str.strip()
     bad = ((email != "") & ~email.str.fullmatch(_EMAIL)).to_numpy()
     p.add(bad, "email", s["email"], "not an email address; kept in properties", "warning")
     out["email"] = email.where((email != "") & ~bad, None).to_numpy(dtype=object)
+
+
+def _url(out, s, p):
     url = pd.Series(s["url"], dtype=object).str.strip()
     url = url.where(~url.str.lower().str.startswith("www."), "https://" + url)
     bad = ((url != "") & ~url.str.fullmatch(_URL)).to_numpy()
     p.add(bad, "url", s["url"], "not a web address (http or https); kept in properties", "warning")
     out["url"] = url.where((url != "") & ~bad, None).to_numpy(dtype=object)
+
+
+def _phone(out, s, p):
     phone = pd.Series(s["phone"], dtype=object).str.strip()
     bad = ((phone != "") & ~phone.str.fullmatch(r"[+0-9() \-.ext]{6,30}")).to_numpy()
     p.add(bad, "phone", s["phone"], "not a phone number; kept in properties", "warning")
     out["phone"] = phone.where((phone != "") & ~bad, None).to_numpy(dtype=object)
+
+
+_CONTACT = {"email": _email, "url": _url, "phone": _phone}
 
 
 def _status_and_dates(out, s, p):
@@ -204,13 +251,14 @@ def _status_and_dates(out, s, p):
 
 
 def _lookup(values, table):
-    codes, uniques = pd.factorize(values.str.strip().str.lower().str.replace("_", " ", regex=False))
-    resolved = np.array([table.get(u) for u in uniques] + [None], dtype=object)
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+    resolved = np.array([table.get(str(u).strip().lower().replace("_", " ")) for u in uniques] + [None],
+                        dtype=object)
     return pd.Series(resolved[codes], index=values.index, dtype=object)
 
 
 def _dates(values, p):
-    raw = pd.Series(values, dtype=object).str.strip()
+    raw = _strip(values)
     codes, uniques = pd.factorize(raw)
     parsed = []
     for u in uniques:

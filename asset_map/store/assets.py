@@ -287,14 +287,17 @@ def sync(conn, frame, *, register, keep_keys=()):
     counts = _merge(conn, staged)
     keep = list(keep_keys)
     # Only assets stored before this transaction can be missing from the new version (now() is the transaction's
-    # start, so rows inserted just now have created_at = now()).
-    older = conn.execute(text("SELECT EXISTS (SELECT 1 FROM assets WHERE register = :r AND withdrawn_at IS NULL "
-                              "AND created_at < now())"), {"r": register}).scalar()
-    withdrawn = 0 if not older else conn.execute(text(
-        f'UPDATE assets a SET withdrawn_at = now(), updated_at = now() WHERE a.register = :r '
-        f'AND a.withdrawn_at IS NULL AND NOT (a.match_key = ANY(:keep)) '
-        f'AND NOT EXISTS (SELECT 1 FROM "{staged}" s WHERE s.match_key = a.match_key)'),
-        {"r": register, "keep": keep}).rowcount
+    # start, so rows inserted just now have created_at = now()). The set difference is done here, in memory: the
+    # planner has no good estimate for a temporary table joined against a million assets.
+    before = {r[0] for r in conn.execute(text(
+        "SELECT match_key FROM assets WHERE register = :r AND withdrawn_at IS NULL AND created_at < now()"),
+        {"r": register})}
+    missing = sorted(before - set(frame["match_key"]) - set(keep))
+    withdrawn = 0
+    if missing:
+        withdrawn = conn.execute(text("UPDATE assets SET withdrawn_at = now(), updated_at = now() "
+                                      "WHERE register = :r AND match_key = ANY(:m)"),
+                                 {"r": register, "m": missing}).rowcount
     writes.drop(conn, staged)
     return {"inserted": counts["inserted"], "updated": counts["updated"],
             "unchanged": counts["total"] - counts["inserted"] - counts["updated"], "withdrawn": withdrawn}
