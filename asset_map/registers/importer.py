@@ -31,7 +31,7 @@ from asset_map.registers.validate import PROBLEM_COLUMNS, Problems, _name_keys, 
 from asset_map.store import assets, writes
 
 log = logging.getLogger(__name__)
-STEPS = ("read", "validate", "geocode", "areas", "store")
+STEPS = ("read", "validate", "geocode", "areas", "save")
 
 
 def import_register(engine, path, *, register, mapping=None, settings=None, progress=None, actor="cli"):
@@ -58,12 +58,13 @@ def import_register(engine, path, *, register, mapping=None, settings=None, prog
     with engine.begin() as conn:
         _lock(conn, register)
         assets.ensure_register(conn, register, source_file=path.name, mapping=mapping.as_dict())
-        counts, quarantined = _store(conn, register, placed, problems, mapped, withdraw=True)
+        counts, quarantined = _store(conn, register, placed, problems, mapped, withdraw=True, timer=timer)
         report.finish(placed, problems, counts, quarantined, _district_names(conn))
         report.duplicates = cross_register_duplicates(conn, register)
-        timer.step("store")
+        timer.mark("duplicates")
         report.timings = timer.timings
         _save(conn, register, report, path.name, mapping, actor)
+        timer.step("save")
     return report
 
 
@@ -97,9 +98,9 @@ def retry(engine, register, *, settings=None, progress=None, actor="cli"):
         else:
             counts, quarantined = {"inserted": 0, "updated": 0, "unchanged": 0, "withdrawn": 0}, 0
         report.finish(placed, problems, counts, quarantined, _district_names(conn))
-        timer.step("store")
         report.timings = timer.timings
         _save(conn, register, report, None, None, actor)
+        timer.step("save")
     return report
 
 
@@ -124,12 +125,16 @@ class _Timer:
         self.timings = {}
         self._last = time.perf_counter()
 
-    def step(self, name):
+    def step(self, name, *, report=True):
         now = time.perf_counter()
         self.timings[name] = round(now - self._last, 3)
         self._last = now
-        if self.progress:
+        if self.progress and report:
             self.progress(name)
+
+    def mark(self, name):
+        """A part of a step, timed for the report but not a step of the progress bar."""
+        self.step(name, report=False)
 
 
 def _uncalculated(raw):
@@ -190,10 +195,12 @@ def _prepare(engine, mapped, settings, timer, extra):
     return gpd.GeoDataFrame(clean, geometry=geometry, crs=4326), problems
 
 
-def _store(conn, register, placed, problems, mapped, *, withdraw):
+def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None):
     good = placed[~placed["error"].to_numpy()].copy()
     bad = placed[placed["error"].to_numpy()]
     good["match_key"], bad_keys = _match_keys(conn, register, good, bad)
+    if timer:
+        timer.mark("match keys")
     good["register"] = register
     good["source_row"] = good[ROW].astype("int64")
     good["geocode_quality"] = good["geocode_quality"].astype(float)
@@ -202,9 +209,13 @@ def _store(conn, register, placed, problems, mapped, *, withdraw):
     else:
         assets.upsert(conn, good)
         counts = {"inserted": len(good), "updated": 0, "unchanged": 0, "withdrawn": 0}
+    if timer:
+        timer.mark("write assets")
     if withdraw:
         conn.execute(text("DELETE FROM quarantine WHERE register = :r"), {"r": register})
     quarantined = _quarantine(conn, register, bad, problems, mapped)
+    if timer:
+        timer.mark("quarantine")
     return counts, quarantined
 
 

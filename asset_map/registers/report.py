@@ -1,7 +1,7 @@
 """The import report: counts by status, tier, district and geocoding method, every problem row, duplicates across
 registers. Saved as JSON on the register (the web page shows it) and printed by the CLI."""
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -60,7 +60,8 @@ class ImportReport:
         return [p for p in self.problems if p["severity"] == "warning"]
 
     def as_dict(self):
-        return asdict(self)
+        # Shallow: dataclasses.asdict deep-copies every problem row, seconds for a big register's report.
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data):
