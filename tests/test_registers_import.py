@@ -243,3 +243,55 @@ def test_point_just_outside_the_boundary_takes_the_nearest_district(ref_engine, 
     assert asset.area_flag.startswith("nearest district")
     assert asset.lsoa21_code is not None
     assert any("just outside" in p["reason"] for p in report.warnings)
+
+
+def test_spreadsheet_formulas_and_equals_cells(ref_engine, tmp_path):
+    import openpyxl
+
+    book = tmp_path / "clubs.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.append(["name", "category", "postcode"])
+    wb.active.append(["Stone Bowls Club", "sports club", "ST15 8AT"])
+    wb.active.append(['=CONCATENATE("Leek"," Club")', "sports club", "ST13 6DW"])
+    wb.save(book)
+    report = importer.import_register(ref_engine, book, register="clubs")
+    assert (report.imported, report.quarantined) == (1, 1)
+    assert "formula with no saved value" in report.errors[0]["reason"] and report.errors[0]["row"] == 3
+    equals = tmp_path / "equals.csv"
+    equals.write_text('name,category,postcode\n"=HYPERLINK(""http://x"")",park,ST15 8AT\n')
+    report = importer.import_register(ref_engine, equals, register="equals")
+    assert report.imported == 1
+    with ref_engine.connect() as conn:
+        assert conn.execute(text("SELECT name FROM assets WHERE register = 'equals'")).scalar() == \
+            '=HYPERLINK("http://x")'
+
+
+def test_hostile_file_leaves_the_database_unchanged(ref_engine, pack, tmp_path):
+    from asset_map.errors import InputError
+
+    importer.import_register(ref_engine, pack / "registers" / "libraries_stoke.csv", register="stoke")
+    before = _snapshot(ref_engine)
+    junk = tmp_path / "libraries_stoke.csv"
+    junk.write_bytes(b"\x00garbage\xff" * 5000)
+    with pytest.raises(InputError):
+        importer.import_register(ref_engine, junk, register="stoke")
+    assert _snapshot(ref_engine) == before
+
+
+def test_synthetic_registers_import_without_a_mapping(engine, tmp_path):
+    from asset_map import synth
+    from asset_map.reference.pack import load_pack
+
+    county = synth.generate(areas=60, assets=400, seed=3)
+    folder = county.write(tmp_path / "synth")
+    load_pack(engine, folder)
+    for name, frame in county.registers.items():
+        report = importer.import_register(engine, folder / "registers" / f"{name}.csv", register=name)
+        assert report.imported + report.quarantined == len(frame)
+        assert report.imported >= 0.95 * len(frame)
+        assert all("gazetteer" in p["reason"] or "consent" in p["reason"] for p in report.errors)
+    with engine.connect() as conn:
+        tiers = dict(conn.execute(text("SELECT tier, count(*) FROM assets GROUP BY tier")).all())
+        unplaced = conn.execute(text("SELECT count(*) FROM assets WHERE lsoa21_code IS NULL")).scalar()
+    assert set(tiers) == {"individual", "association", "organisation"}
+    assert unplaced == 0
