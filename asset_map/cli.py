@@ -216,7 +216,7 @@ def layers_list(by_category, role):
 @click.option("--mapping", "mapping_file", type=click.Path(dir_okay=False),
               help="Column mapping YAML (default: a shipped mapping for a known file, else columns named like "
                    "the fields).")
-@click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN", help="Map a source column to a field.")
+@click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN", help="Map a source column to a field; COLUMN+COLUMN joins several (e.g. address=Street+Town).")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="A constant value for every row.")
 @click.option("--retry", "retry_register", metavar="REGISTER", help="Retry the quarantined rows of a register.")
 @click.option("--quiet", is_flag=True, help="No progress bar; print only the summary line and problems count.")
