@@ -7,17 +7,16 @@ from click.testing import CliRunner
 
 from asset_map.cli import cli
 from tests.conftest import make_app
-from tests.test_registers_import import load_reference
+from tests.test_registers_import import ref_db, reference_template  # noqa: F401 - fixtures
 
 
 @pytest.fixture
-def runner(db_url, engine, pack, monkeypatch):
-    load_reference(engine, pack)
-    monkeypatch.setenv("ASSET_MAP_DATABASE_URL", db_url)
+def runner(ref_db, monkeypatch):
+    monkeypatch.setenv("ASSET_MAP_DATABASE_URL", ref_db)
     return CliRunner()
 
 
-def test_import_command_report_layers_export_and_pages(runner, pack, tmp_path, db_url):
+def test_import_command_report_layers_export_and_pages(runner, pack, tmp_path, ref_db):
     result = runner.invoke(cli, ["import", str(pack / "registers" / "libraries_stoke.csv"), "--quiet"])
     assert result.exit_code == 0, result.output
     assert "libraries_stoke: 22 rows read, 22 imported" in result.output
@@ -43,7 +42,7 @@ def test_import_command_report_layers_export_and_pages(runner, pack, tmp_path, d
     assert all(f["properties"]["district_code"] == "E06000021" and f["properties"]["lsoa21_code"]
                for f in features)
 
-    client = make_app(db_url, tmp_path).test_client()
+    client = make_app(ref_db, tmp_path).test_client()
     page = client.get("/registers")
     assert page.status_code == 200 and b"libraries_stoke" in page.data and b"halls" in page.data
     page = client.get("/registers/halls")

@@ -26,13 +26,35 @@ def load_reference(engine, pack):
         load.load_postcodes(engine, pack / "postcodes" / name)
 
 
+@pytest.fixture(scope="session")
+def reference_template(pg_server, template_db, pack):
+    """A database with the reference data an import needs, loaded once; tests get copies of it."""
+    name = f"am_regref_{uuid.uuid4().hex[:8]}"
+    engine = make_engine(pg_server.create(name, template=template_db), load_settings())
+    load_reference(engine, pack)
+    engine.dispose()
+    yield name
+    pg_server.drop(name)
+
+
+@pytest.fixture
+def ref_db(pg_server, reference_template):
+    """A fresh copy of the reference database for one test (imports write to it)."""
+    from asset_map.store.db import dispose_engines
+
+    name = f"am_{uuid.uuid4().hex[:10]}"
+    url = pg_server.create(name, template=reference_template)
+    yield url
+    dispose_engines()
+    pg_server.drop(name)
+
+
 @pytest.fixture(scope="module")
-def imported(pg_server, template_db, pack):
+def imported(pg_server, reference_template, pack):
     """One database with the reference data and the three library registers imported; read-only for the tests."""
     name = f"am_reg_{uuid.uuid4().hex[:8]}"
-    url = pg_server.create(name, template=template_db)
+    url = pg_server.create(name, template=reference_template)
     engine = make_engine(url, load_settings())
-    load_reference(engine, pack)
     reports = {f: importer.import_register(engine, pack / "registers" / f, register=f[:-4]) for f in LIBRARIES}
     yield engine, reports
     engine.dispose()
@@ -141,9 +163,10 @@ def test_duplicates_across_registers_are_reported_not_merged(imported):
 
 
 @pytest.fixture
-def ref_engine(engine, pack):
-    load_reference(engine, pack)
-    return engine
+def ref_engine(ref_db):
+    engine = make_engine(ref_db, load_settings())
+    yield engine
+    engine.dispose()
 
 
 def _snapshot(engine):

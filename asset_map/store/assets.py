@@ -330,8 +330,6 @@ def stage_assets(conn, frame):
     with raw.cursor() as cur:
         with cur.copy(f'COPY "{name}" ({", ".join(WRITE_COLUMNS)}, geom) FROM STDIN WITH (FORMAT csv)') as copy:
             copy.write(buffer.getvalue())
-    # Statistics for the planner: without them it guesses a tiny table and picks nested loops over a million rows.
-    conn.execute(text(f'ANALYZE "{name}"'))
     return name
 
 
