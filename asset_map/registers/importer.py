@@ -225,7 +225,9 @@ def _match_keys(conn, register, good, bad):
     assets, so those are not withdrawn while their row waits in the quarantine."""
     existing = _fetch(conn, "SELECT match_key, source_key, name, postcode FROM assets WHERE register = %s",
                       (register,), ["match_key", "source_key", "name", "postcode"])
-    both = pd.concat([good.assign(_good=True), bad.assign(_good=False)], ignore_index=True)
+    cols = ["natural_key", "source_key", "name_key", "postcode", ROW]
+    both = pd.concat([pd.DataFrame(good[cols]).assign(_good=True), pd.DataFrame(bad[cols]).assign(_good=False)],
+                     ignore_index=True)
     keys = both["natural_key"].to_numpy(dtype=object).copy()
     if len(existing):
         existing["name_key"] = _name_keys(existing["name"].fillna(""))
