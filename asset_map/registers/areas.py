@@ -25,6 +25,7 @@ class Layer:
     codes: np.ndarray
     tree: shapely.STRtree
     districts: np.ndarray | None = None
+    outline: object = None            # the layer's union, simplified: for "how far outside" only
 
 
 def load_boundaries(engine):
@@ -40,8 +41,10 @@ def load_boundaries(engine):
             gdf = gpd.read_postgis(text(sql), conn, geom_col="geom", crs=4326).to_crs(MEASURE_CRS)
             geoms = gdf.geometry.to_numpy()
             shapely.prepare(geoms)
+            # 50 m of simplification moves a reported distance of kilometres by at most 50 m.
+            outline = shapely.union_all(shapely.simplify(geoms, 50)) if name == "district" and len(geoms) else None
             layers[name] = Layer(gdf["code"].to_numpy(dtype=object), shapely.STRtree(geoms),
-                                 gdf["district_code"].to_numpy(dtype=object))
+                                 gdf["district_code"].to_numpy(dtype=object), outline)
     return layers
 
 
@@ -65,8 +68,15 @@ def assign(lon, lat, layers, *, tolerance_m=200.0):
     flags = np.full(len(points), None, dtype=object)
     outside = np.full(len(points), np.nan)
     found = {}
+    in_area = np.ones(len(points), dtype=bool)
     for name, layer in layers.items():
-        code, snapped, far = _locate(points, layer, tolerance_m)
+        # Points outside every district need no LSOA: they are out of area.
+        code, snapped, far = np.full(len(points), None, dtype=object), np.full(len(points), np.nan), \
+            np.full(len(points), np.nan)
+        sub = np.flatnonzero(in_area)
+        code[sub], snapped[sub], far[sub] = _locate(points[sub], layer, tolerance_m)
+        if name == "district":
+            in_area = ~pd.isna(code)
         found[name] = code
         if name == "district":
             outside = far
@@ -105,11 +115,16 @@ def _locate(points, layer, tolerance_m):
     code[inside_pt[first]] = layer.codes[inside_poly[first]]
     missing = np.flatnonzero(pd.isna(code))
     if len(missing):
-        near_pt, near_poly = layer.tree.query_nearest(points[missing], return_distance=False, all_matches=False)
-        distance = shapely.distance(points[missing][near_pt], layer.tree.geometries[near_poly])
+        # Bounded search first: points far from everything are answered by the outline below, not by a full
+        # nearest-neighbour search over detailed polygons.
+        (near_pt, near_poly), distance = layer.tree.query_nearest(
+            points[missing], max_distance=tolerance_m, return_distance=True, all_matches=False)
         idx = missing[near_pt]
-        close = distance <= tolerance_m
-        code[idx[close]] = layer.codes[near_poly[close]]
-        snapped[idx[close]] = distance[close]
-        far[idx[~close]] = distance[~close]
+        code[idx] = layer.codes[near_poly]
+        snapped[idx] = distance
+        rest = np.setdiff1d(missing, idx)
+        if len(rest) and layer.outline is not None:
+            far[rest] = np.maximum(shapely.distance(points[rest], layer.outline), tolerance_m)
+        elif len(rest):
+            far[rest] = np.inf
     return code, snapped, far

@@ -9,7 +9,6 @@ to the store.
 import json
 import logging
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import geopandas as gpd
@@ -325,7 +324,3 @@ def cross_register_duplicates(conn, register, *, within_m=50):
             seen.add(pair)
             out.append(item)
     return out
-
-
-def now():
-    return datetime.now(timezone.utc)
