@@ -61,3 +61,21 @@ def test_failed_import_exits_non_zero_with_one_line(runner, tmp_path):
     assert result.output.strip().count("\n") == 0 and result.output.startswith("error: junk.csv: this is not a text CSV")
     result = runner.invoke(cli, ["import", "--retry", "never-imported"])
     assert result.exit_code == 1 and "No register named 'never-imported'" in result.output
+
+
+def test_register_page_hides_individuals_values_from_the_public(ref_db, tmp_path):
+    from asset_map.config import load_settings
+    from asset_map.registers import importer
+    from asset_map.store.db import make_engine
+
+    people = tmp_path / "people.csv"
+    people.write_text("name,category,postcode,consent,email\nAlex Smith,volunteer,ST4 4SZ,yes,alex at home\n"
+                      "Sam Jones,volunteer,ST4 4SZ,,\n")
+    engine = make_engine(ref_db, load_settings())
+    report = importer.import_register(engine, people, register="people")
+    engine.dispose()
+    assert report.personal and report.quarantined == 1
+    page = make_app(ref_db, tmp_path).test_client().get("/registers/people")
+    assert page.status_code == 200 and b"consent" in page.data
+    assert b"officers only" in page.data and b"not an email address" in page.data
+    assert b"alex at home" not in page.data

@@ -32,6 +32,7 @@ class ImportReport:
     auto_columns: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     finished_at: str = ""
+    personal: bool = False               # the file holds individuals: values are shown to officers only
 
     def finish(self, placed, problems, counts, quarantined, district_names):
         good = placed[~placed["error"].to_numpy()] if placed is not None else pd.DataFrame()
@@ -45,6 +46,8 @@ class ImportReport:
             self.by_district = _counts(good["district_code"].fillna("(none)"))
             self.by_method = _counts(good["geocode_method"])
         self.district_names = {k: v for k, v in district_names.items() if k in self.by_district}
+        if placed is not None and len(placed):
+            self.personal = bool((placed["tier"] == "individual").any() or placed["consent"].notna().any())
         frame = problems.copy()
         frame["value"] = frame["value"].astype(object).where(frame["value"].notna(), "")
         frame["row"] = frame["row"].astype("int64")
@@ -73,6 +76,17 @@ class ImportReport:
         return (f"{self.register}: {self.rows_read:,} rows read, {self.imported:,} imported ({self.inserted:,} new, "
                 f"{self.updated:,} updated, {self.unchanged:,} unchanged), {self.quarantined:,} quarantined, "
                 f"{self.withdrawn:,} withdrawn")
+
+
+def redacted(report):
+    """The report as somebody below officer may see it when the register holds individuals: counts and reasons,
+    no values or names (they may be personal data)."""
+    if not report.personal:
+        return report
+    data = report.as_dict()
+    data["problems"] = [{**p, "value": "(hidden)"} for p in report.problems]
+    data["duplicates"] = [{**d, "name": "(hidden)", "other_name": "(hidden)"} for d in report.duplicates]
+    return ImportReport.from_dict(data)
 
 
 def _counts(series):
