@@ -147,8 +147,8 @@ def main(argv):
     sizes = [int(a) for a in argv] or SCALES["small"]["import_rows"]
     root = tempfile.mkdtemp(prefix="asset-map-bench-")
     cluster = Cluster(root)
-    cluster.start()
     try:
+        cluster.start()
         url = cluster.url("").rstrip("/") + "/postgres"
         engine = make_engine(url, load_settings())
         with engine.begin() as conn:
