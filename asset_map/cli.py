@@ -194,6 +194,135 @@ def layers_check():
     click.echo(f"layers OK ({len(list(Path(LAYERS_DIR).glob('*.yaml')))} files)")
 
 
+@layers.command("list")
+@click.option("--by-category", is_flag=True, help="One layer per tier x district x category.")
+@click.option("--role", type=click.Choice(["public", "organiser", "officer", "admin"]), default="officer",
+              show_default=True, help="Count what this role may see.")
+def layers_list(by_category, role):
+    """The asset layers (tier x district, optionally x category) with their feature counts."""
+    from asset_map.layers.catalogue import asset_layers
+    from asset_map.store.assets import count
+
+    engine = _engine()
+    click.echo(f"{'assets':<45} {count(engine, role=role):>9,}")
+    for layer, _tier, _district, name, _cat, n in asset_layers(engine, by_category=by_category, role=role):
+        click.echo(f"{layer:<45} {n:>9,}  {name or ''}")
+
+
+# -- registers -------------------------------------------------------------------------------------------------
+@cli.command("import")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--register", help="Register name (default: the file name without its extension).")
+@click.option("--mapping", "mapping_file", type=click.Path(dir_okay=False),
+              help="Column mapping YAML (default: a shipped mapping for a known file, else columns named like "
+                   "the fields).")
+@click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN", help="Map a source column to a field; COLUMN+COLUMN joins several (e.g. address=Street+Town).")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="A constant value for every row.")
+@click.option("--retry", "retry_register", metavar="REGISTER", help="Retry the quarantined rows of a register.")
+@click.option("--quiet", is_flag=True, help="No progress bar; print only the summary line and problems count.")
+def import_(file, register, mapping_file, maps, sets, retry_register, quiet):
+    """Import a register FILE (CSV, XLSX, GeoJSON, GeoPackage) into the store, or --retry its quarantine."""
+    from asset_map.errors import InputError
+    from asset_map.registers import importer
+    from asset_map.registers.mapping import Mapping, load_mapping, shipped_mapping
+    from asset_map.registers.report import format_text
+
+    settings = load_settings()
+    with _progress(quiet) as progress:
+        if retry_register:
+            report = importer.retry(_engine(), retry_register, settings=settings, progress=progress)
+        else:
+            if not file:
+                raise InputError("Give a FILE to import, or --retry REGISTER.")
+            path = Path(file)
+            if mapping_file:
+                mapping = load_mapping(mapping_file)
+            else:
+                shipped = shipped_mapping(path.name)
+                mapping = load_mapping(shipped) if shipped else Mapping()
+            mapping = mapping.with_flags(maps, sets)
+            report = importer.import_register(_engine(), path, register=register or path.stem, mapping=mapping,
+                                              settings=settings, progress=progress)
+    if quiet:
+        click.echo(report.summary() + f"; {len(report.problems):,} problems")
+    else:
+        click.echo(format_text(report))
+
+
+class _progress:
+    """A tqdm bar over the import steps, on the terminal's stderr; nothing when quiet."""
+
+    def __init__(self, quiet):
+        self.quiet = quiet
+        self.bar = None
+
+    def __enter__(self):
+        if self.quiet:
+            return None
+        from tqdm import tqdm
+
+        from asset_map.registers.importer import STEPS
+
+        self.bar = tqdm(total=len(STEPS), desc="import", unit="step", leave=False, disable=None)
+
+        def step(name):
+            self.bar.set_postfix_str(name)
+            self.bar.update(1)
+        return step
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.close()
+
+
+@cli.group()
+def quarantine():
+    """Rows an import could not place, with their reasons."""
+
+
+@quarantine.command("list")
+@click.argument("register", required=False)
+def quarantine_list(register):
+    """Every quarantined row (of one REGISTER, or all) with its reasons."""
+    from sqlalchemy import text
+
+    sql = ("SELECT register, source_row, row, problems FROM quarantine "
+           + ("WHERE register = :r " if register else "") + "ORDER BY register, source_row")
+    with _engine().connect() as conn:
+        rows = conn.execute(text(sql), {"r": register}).all()
+    for reg, source_row, row, problems in rows:
+        name = (row.get("fields") or {}).get("name", "")
+        reasons = "; ".join(f"{p['field']} {str(p['value'])!r}: {p['reason']}" for p in problems
+                            if p.get("severity") == "error")
+        click.echo(f"{reg} row {source_row} {name!r}: {reasons}")
+    click.echo(f"{len(rows):,} quarantined rows" + (f" in {register}" if register else ""))
+
+
+@cli.group()
+def export():
+    """Export layers."""
+
+
+@export.command("assets")
+@click.option("--format", "fmt", type=click.Choice(["geojson"]), default="geojson", show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option("--layer", default="assets", show_default=True, help="assets or tier/district[/category].")
+@click.option("--role", type=click.Choice(["public", "organiser", "officer", "admin"]), default="public",
+              show_default=True, help="Export what this role may see.")
+def export_assets(fmt, output, layer, role):
+    """The assets layer (or one tier x district layer) as GeoJSON (EPSG:4326)."""
+    from asset_map.layers.catalogue import layer_frame
+
+    gdf = layer_frame(_engine(), layer, role=role)
+    if "uprn" in gdf:
+        gdf["uprn"] = gdf["uprn"].astype("Int64")
+    for col in gdf.columns:
+        if col != "geometry" and str(gdf[col].dtype).startswith(("datetime", "date")):
+            gdf[col] = gdf[col].astype(str)
+    gdf.to_file(output, driver="GeoJSON")
+    click.echo(f"{len(gdf):,} assets written to {output}")
+
+
 # -- demo ------------------------------------------------------------------------------------------------------
 @cli.group()
 def demo():
@@ -244,6 +373,26 @@ def bootstrap():
         out = Path(settings["VAR_DIR"]) / "synth-1"
         synth.generate(areas=700, assets=2000, seed=1, as_of=date.today()).write(out)
         run(engine, out, progress=_print_result)
+    _bootstrap_registers(engine, settings, pack or Path(settings["VAR_DIR"]) / "synth-1")
+
+
+def _bootstrap_registers(engine, settings, folder):
+    """Import the pack's registers (or the synthetic county's) that are not imported yet: the two councils' library
+    lists with their shipped mapping (libraries_2023.csv lists the same libraries again, so it is left to import
+    by hand; its duplicates would be reported, not merged)."""
+    from sqlalchemy import text
+
+    from asset_map.reference.pack import registers_in
+    from asset_map.registers import importer
+
+    files = [p for p in registers_in(folder) if p.name != "libraries_2023.csv"]
+    with engine.connect() as conn:
+        done = {r[0] for r in conn.execute(text("SELECT name FROM registers WHERE imported_at IS NOT NULL"))}
+    for path in files:
+        if path.stem in done:
+            continue
+        report = importer.import_register(engine, path, register=path.stem, settings=settings, actor="bootstrap")
+        click.echo(report.summary())
 
 
 @cli.command("serve")

@@ -65,6 +65,13 @@ SETTINGS = [
             int),
     Setting("SECRET_KEY", "", "Flask secret key for sessions. Empty: a random key kept in var/secret_key."),
     Setting("MAX_UPLOAD_MB", 50, "Largest upload accepted.", int),
+    Setting("AREA_TOLERANCE_M", 200, "An imported point this close (metres, EPSG:27700) outside every district or "
+            "LSOA takes the nearest one, flagged; farther out it is quarantined as out of area.", int),
+    Setting("IMPORT_MAX_COLUMNS", 1000, "A register file with more columns than this is refused.", int),
+    Setting("GEOCODER", "", "Online geocoder tried after coordinates, grid reference, UPRN and postcode: empty (off) "
+            "or nominatim (1 request/s, answers cached under var/)."),
+    Setting("GEOCODER_USER_AGENT", "asset-map", "User agent the online geocoder sends (Nominatim's policy asks for "
+            "one that names the application)."),
     Setting("REQUIRE_POSTGIS", 0, "1: tests fail instead of skipping when PostGIS cannot be reached (CI sets it).",
             int),
 ]

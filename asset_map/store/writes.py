@@ -46,3 +46,12 @@ def upsert(conn, frame, table, *, keys, columns, geometry_sql=None):
     written = conn.execute(text(sql)).rowcount
     drop(conn, staged)
     return written
+
+
+def copy_rows(conn, table, columns, rows):
+    """COPY tuples of Python values into ``table`` (text format); far faster than INSERTs for many rows."""
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        with cur.copy(f'COPY {table} ({", ".join(columns)}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row(row)

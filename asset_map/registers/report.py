@@ -1,0 +1,131 @@
+"""The import report: counts by status, tier, district and geocoding method, every problem row, duplicates across
+registers. Saved as JSON on the register (the web page shows it) and printed by the CLI."""
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from asset_map.registers.readers import ROW
+
+
+@dataclass
+class ImportReport:
+    register: str
+    source: str
+    kind: str = "import"                 # import | retry
+    rows_read: int = 0
+    imported: int = 0                    # rows stored as assets (inserted + updated + unchanged)
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    withdrawn: int = 0
+    quarantined: int = 0
+    by_status: dict = field(default_factory=dict)
+    by_tier: dict = field(default_factory=dict)
+    by_district: dict = field(default_factory=dict)
+    by_method: dict = field(default_factory=dict)
+    district_names: dict = field(default_factory=dict)
+    problems: list = field(default_factory=list)
+    duplicates: list = field(default_factory=list)
+    mapping: dict = field(default_factory=dict)
+    auto_columns: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    finished_at: str = ""
+    personal: bool = False               # the file holds individuals: values are shown to officers only
+
+    def finish(self, placed, problems, counts, quarantined, district_names):
+        good = placed[~placed["error"].to_numpy()] if placed is not None else pd.DataFrame()
+        self.imported = len(good)
+        self.inserted, self.updated = counts["inserted"], counts["updated"]
+        self.unchanged, self.withdrawn = counts["unchanged"], counts["withdrawn"]
+        self.quarantined = int(quarantined)
+        if len(good):
+            self.by_status = _counts(good["status"])
+            self.by_tier = _counts(good["tier"])
+            self.by_district = _counts(good["district_code"].fillna("(none)"))
+            self.by_method = _counts(good["geocode_method"])
+        self.district_names = {k: v for k, v in district_names.items() if k in self.by_district}
+        if placed is not None and len(placed):
+            self.personal = bool((placed["tier"] == "individual").any() or placed["consent"].notna().any())
+        frame = problems.copy()
+        frame["value"] = frame["value"].astype(object).where(frame["value"].notna(), "")
+        frame["row"] = frame["row"].astype("int64")
+        self.problems = frame.to_dict("records")
+        self.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+    @property
+    def errors(self):
+        return [p for p in self.problems if p["severity"] == "error"]
+
+    @property
+    def warnings(self):
+        return [p for p in self.problems if p["severity"] == "warning"]
+
+    def as_dict(self):
+        # Shallow: dataclasses.asdict deep-copies every problem row, seconds for a big register's report.
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data):
+        known = {k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def summary(self):
+        """One line: what happened."""
+        return (f"{self.register}: {self.rows_read:,} rows read, {self.imported:,} imported ({self.inserted:,} new, "
+                f"{self.updated:,} updated, {self.unchanged:,} unchanged), {self.quarantined:,} quarantined, "
+                f"{self.withdrawn:,} withdrawn")
+
+
+def redacted(report):
+    """The report as somebody below officer may see it when the register holds individuals: counts and reasons,
+    no values or names (they may be personal data)."""
+    if not report.personal:
+        return report
+    data = report.as_dict()
+    data["problems"] = [{**p, "value": "(hidden)"} for p in report.problems]
+    data["duplicates"] = [{**d, "name": "(hidden)", "other_name": "(hidden)"} for d in report.duplicates]
+    return ImportReport.from_dict(data)
+
+
+def _counts(series):
+    counts = series.astype(object).fillna("(none)").value_counts()
+    return {str(k): int(v) for k, v in sorted(counts.items(), key=lambda kv: str(kv[0]))}
+
+
+def format_text(report, *, problems_limit=None):
+    """The report as plain text for the terminal: counts, then every problem row (or the first ``limit``)."""
+    lines = [report.summary()]
+    if report.timings:
+        lines.append("  time: " + ", ".join(f"{k} {v:.2f} s" for k, v in report.timings.items()))
+    for title, counts in (("status", report.by_status), ("tier", report.by_tier), ("method", report.by_method)):
+        if counts:
+            lines.append(f"  by {title}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    if report.by_district:
+        lines.append("  by district:")
+        for code, n in report.by_district.items():
+            lines.append(f"    {code} {report.district_names.get(code, '')}: {n:,}".rstrip())
+    problems = report.problems if problems_limit is None else report.problems[:problems_limit]
+    if report.problems:
+        lines.append(f"  problems ({len(report.errors):,} errors: row quarantined; {len(report.warnings):,} "
+                     f"warnings: row imported):")
+        for p in problems:
+            lines.append(f"    row {p['row']}: {p['severity']}: {p['field']} {_short(p['value'])!r}: {p['reason']}")
+        if len(problems) < len(report.problems):
+            lines.append(f"    ... and {len(report.problems) - len(problems):,} more (asset-map quarantine list "
+                         f"{report.register})")
+    if report.duplicates:
+        lines.append(f"  possible duplicates in other registers ({len(report.duplicates)}; reported, not merged):")
+        for d in report.duplicates:
+            lines.append(f"    row {d['source_row']} {d['name']!r} ~ {d['other_register']} row {d['other_row']} "
+                         f"{d['other_name']!r}: {d['reason']}")
+    return "\n".join(lines)
+
+
+def _short(value, n=60):
+    text = str(value)
+    return text if len(text) <= n else text[: n - 1] + "\u2026"
+
+
+__all__ = ["ImportReport", "format_text", "ROW"]

@@ -1,0 +1,81 @@
+"""The import command, quarantine and layer listings, the GeoJSON export and the register pages, as a user runs them."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from asset_map.cli import cli
+from tests.conftest import make_app
+from tests.test_registers_import import ref_db, reference_template  # noqa: F401 - fixtures
+
+
+@pytest.fixture
+def runner(ref_db, monkeypatch):
+    monkeypatch.setenv("ASSET_MAP_DATABASE_URL", ref_db)
+    return CliRunner()
+
+
+def test_import_command_report_layers_export_and_pages(runner, pack, tmp_path, ref_db):
+    result = runner.invoke(cli, ["import", str(pack / "registers" / "libraries_stoke.csv"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "libraries_stoke: 22 rows read, 22 imported" in result.output
+    halls = tmp_path / "halls.csv"
+    halls.write_text("Hall,Kind,PC\nHall One,<script>alert(1)</script>,ST4 4SZ\nStoke Hall,village hall,ST4 4SZ\n")
+    result = runner.invoke(cli, ["import", str(halls), "--register", "halls", "--map", "name=Hall",
+                                 "--map", "category=Kind", "--map", "postcode=PC"])
+    assert result.exit_code == 0, result.output
+    assert "1 imported" in result.output and "1 quarantined" in result.output
+    assert "row 2: error: category '<script>alert(1)</script>': unknown category" in result.output
+    result = runner.invoke(cli, ["quarantine", "list", "halls"])
+    assert "halls row 2 'Hall One': category '<script>alert(1)</script>'" in result.output
+    assert "1 quarantined rows" in result.output
+    result = runner.invoke(cli, ["layers", "list", "--by-category"])
+    assert "organisation/E06000021/library" in result.output and "organisation/E06000021/community_centre" \
+        in result.output
+    out = tmp_path / "assets.geojson"
+    result = runner.invoke(cli, ["export", "assets", "--format", "geojson", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    features = json.loads(out.read_text())["features"]
+    # Closed libraries are not in the default layer; the open ones and the hall are, with their area codes.
+    assert len(features) == 9
+    assert all(f["properties"]["district_code"] == "E06000021" and f["properties"]["lsoa21_code"]
+               for f in features)
+
+    client = make_app(ref_db, tmp_path).test_client()
+    page = client.get("/registers")
+    assert page.status_code == 200 and b"libraries_stoke" in page.data and b"halls" in page.data
+    page = client.get("/registers/halls")
+    assert page.status_code == 200
+    assert b"&lt;script&gt;alert(1)&lt;/script&gt;" in page.data
+    assert b"<script>alert(1)</script>" not in page.data
+    assert b"unknown category" in page.data
+    assert client.get("/registers/nope").status_code == 404
+
+
+def test_failed_import_exits_non_zero_with_one_line(runner, tmp_path):
+    junk = tmp_path / "junk.csv"
+    junk.write_bytes(b"\x00\x01\x02" * 1000)
+    result = runner.invoke(cli, ["import", str(junk), "--register", "junk"])
+    assert result.exit_code == 1
+    assert result.output.strip().count("\n") == 0 and result.output.startswith("error: junk.csv: this is not a text CSV")
+    result = runner.invoke(cli, ["import", "--retry", "never-imported"])
+    assert result.exit_code == 1 and "No register named 'never-imported'" in result.output
+
+
+def test_register_page_hides_individuals_values_from_the_public(ref_db, tmp_path):
+    from asset_map.config import load_settings
+    from asset_map.registers import importer
+    from asset_map.store.db import make_engine
+
+    people = tmp_path / "people.csv"
+    people.write_text("name,category,postcode,consent,email\nAlex Smith,volunteer,ST4 4SZ,yes,alex at home\n"
+                      "Sam Jones,volunteer,ST4 4SZ,,\n")
+    engine = make_engine(ref_db, load_settings())
+    report = importer.import_register(engine, people, register="people")
+    engine.dispose()
+    assert report.personal and report.quarantined == 1
+    page = make_app(ref_db, tmp_path).test_client().get("/registers/people")
+    assert page.status_code == 200 and b"consent" in page.data
+    assert b"officers only" in page.data and b"not an email address" in page.data
+    assert b"alex at home" not in page.data
