@@ -45,7 +45,7 @@ def add_outline(m, layer, frame):
     style = layer.style
     fields = [f for f in layer.popup if f in frame.columns]
     data = _escaped(frame, fields)
-    folium.GeoJson(
+    return folium.GeoJson(
         data.to_json(),
         name=layer.title,
         show=layer.shown,
@@ -70,7 +70,7 @@ def add_choropleth(m, layer, frame, *, title):
     fields = [f for f in layer.popup if f in frame.columns]
     data = _escaped(frame, fields)
     data["fill"] = [class_color(layer, v) for v in frame[layer.value]]
-    folium.GeoJson(
+    return folium.GeoJson(
         data.to_json(),
         name=title,
         show=layer.shown,
