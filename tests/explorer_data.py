@@ -23,6 +23,25 @@ def hand_made(rows):
     return gpd.GeoDataFrame(records, geometry="geometry", crs=4326)
 
 
+def synthetic_database(pg_server, template_db, tmp_path, name):
+    """A database with a synthetic county (600 assets) plus a hostile-named stale library and a closed hall."""
+    from asset_map.config import load_settings
+    from asset_map.store.db import make_engine
+    from tests.factories import load_synthetic
+
+    url = pg_server.create(name, template=template_db)
+    eng = make_engine(url, load_settings())
+    county = load_synthetic(eng, tmp_path, areas=60, assets_n=600, seed=4)
+    centre = county.postcodes.geometry.iloc[0]
+    add_hand_made(eng, [
+        ("h1", HOSTILE, "organisation", "library", centre.x, centre.y,
+         {"address": "=HYPERLINK(\"http://evil\")", "last_verified": "2020-01-01"}),
+        ("h2", "Old Closed Hall", "organisation", "community_centre", centre.x + 0.001, centre.y, {"status": "closed"}),
+    ])
+    eng.dispose()
+    return url
+
+
 def add_hand_made(engine, rows):
     gdf = hand_made(rows)
     with engine.begin() as conn:

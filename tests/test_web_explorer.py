@@ -12,23 +12,12 @@ from sqlalchemy import text
 from asset_map.config import load_settings
 from asset_map.store.db import make_engine
 from tests.conftest import make_app
-from tests.explorer_data import HOSTILE, add_hand_made
-from tests.factories import load_synthetic
+from tests.explorer_data import HOSTILE, synthetic_database
 
 
 @pytest.fixture(scope="module")
 def synth_db(pg_server, template_db, tmp_path_factory):
-    url = pg_server.create("am_explorer_web", template=template_db)
-    eng = make_engine(url, load_settings())
-    county = load_synthetic(eng, tmp_path_factory.mktemp("synth"), areas=60, assets_n=600, seed=4)
-    centre = county.postcodes.geometry.iloc[0]
-    add_hand_made(eng, [
-        ("h1", HOSTILE, "organisation", "library", centre.x, centre.y,
-         {"address": "=HYPERLINK(\"http://evil\")", "last_verified": "2020-01-01"}),
-        ("h2", "Old Closed Hall", "organisation", "community_centre", centre.x + 0.001, centre.y, {"status": "closed"}),
-    ])
-    eng.dispose()
-    yield url
+    yield synthetic_database(pg_server, template_db, tmp_path_factory.mktemp("synth"), "am_explorer_web")
     pg_server.drop("am_explorer_web")
 
 

@@ -89,7 +89,7 @@ class Legend(MacroElement):
     _template = Template("""
     {% macro script(this, kwargs) %}
     (function () {
-      var legend = L.control({position: "bottomright"});
+      var legend = L.control({position: {{ this.position_json }}});
       legend.onAdd = function () {
         var div = L.DomUtil.create("div", "asset-map-legend");
         div.setAttribute("role", "region");
@@ -102,9 +102,10 @@ class Legend(MacroElement):
     {% endmacro %}
     """)
 
-    def __init__(self, title, rows):
+    def __init__(self, title, rows, *, position="bottomright"):
         super().__init__()
         self._name = "Legend"
+        self.position_json = json.dumps(position)
         body = [f"<strong>{html.escape(title)}</strong>"]
         for color, label in rows:
             body.append(f'<div><i style="background:{html.escape(color)}"></i>{html.escape(label)}</div>')
@@ -128,8 +129,8 @@ class Attribution(MacroElement):
         self.lines = [json.dumps(html.escape(line)) for line in lines]
 
 
-def decile_legend(layer, title):
+def decile_legend(layer, title, *, position="bottomright"):
     rows = [(c, f"{i}{' (most deprived)' if i == 1 else ' (least deprived)' if i == len(layer.colors) else ''}")
             for i, c in enumerate(layer.colors, start=1)]
     rows.append((NO_DATA_COLOR, "no data"))
-    return Legend(title, rows)
+    return Legend(title, rows, position=position)

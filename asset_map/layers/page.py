@@ -74,7 +74,8 @@ def build(engine, layers, settings, *, need=None, flt=None, role="public", focus
             title = f"{need_label(indicator, vintage)} ({layer.value})"
             overlays.insert(0, {"var": folium_.add_choropleth(m, layer, frame, title=title).get_name(),
                                 "title": title, "shown": layer.shown})
-            folium_.decile_legend(layer, title).add_to(m)
+            # Bottom left, under the asset legend: the layer control takes the right-hand side.
+            folium_.decile_legend(layer, title, position="bottomleft").add_to(m)
             drawn[layer.id] = len(frame)
     folium_.Attribution(attribution_lines(settings)).add_to(m)
     root = m.get_root()

@@ -106,14 +106,14 @@
     var style = styleOf(p.category);
     if (p.count && p.count > 1) {
       var agg = L.marker([c[1], c[0]], {icon: countIcon(p.count, "marker-cluster asset-aggregate"),
-                                        count: p.count, title: p.count + " x " + style.label, keyboard: true});
+                                        count: p.count, category: p.category, title: p.count + " x " + style.label, keyboard: true});
       agg.on("click", function () { map.setView(agg.getLatLng(), Math.min(map.getZoom() + 2, 18)); });
       return agg;
     }
     var icon = L.divIcon({html: badge(style, p.stale ? "asset-stale" : ""), className: "asset-marker",
                           iconSize: [28, 28], iconAnchor: [14, 14], popupAnchor: [0, -14]});
     var marker = L.marker([c[1], c[0]], {icon: icon, title: p.name + (p.stale ? " (stale)" : ""),
-                                         keyboard: true, count: 1});
+                                         keyboard: true, count: 1, category: p.category});
     marker.bindPopup(function () { return popup(p); }, {maxWidth: 320});
     return marker;
   }
@@ -166,6 +166,22 @@
   container.setAttribute("role", "region");
   container.setAttribute("aria-label", "Map layers");
   container.classList.add("asset-layer-control");
+
+  // The plugin leaves each group's "all" checkbox unticked whatever its layers show: keep it in step (ticked when all
+  // of the group is on, mixed when some are).
+  function syncGroups() {
+    var inputs = Array.prototype.slice.call(container.querySelectorAll("input.leaflet-control-layers-selector"));
+    container.querySelectorAll("input.leaflet-control-layers-group-selector").forEach(function (sel) {
+      var mine = inputs.filter(function (i) { return i.groupID === sel.groupID; });
+      var on = mine.filter(function (i) { return i.checked; }).length;
+      sel.checked = mine.length > 0 && on === mine.length;
+      sel.indeterminate = on > 0 && on < mine.length;
+    });
+  }
+  var update = control._update;
+  control._update = function () { update.apply(this, arguments); syncGroups(); };
+  L.DomEvent.on(container, "click", function () { setTimeout(syncGroups, 0); });
+  syncGroups();
 
   // ---- fetching the visible area
   function clamp(v, lo, hi) { return Math.min(Math.max(v, lo), hi); }
