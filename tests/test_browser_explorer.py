@@ -35,6 +35,11 @@ def base_url(synth_db, tmp_path, live_server):
     return live_server(make_app(synth_db, tmp_path))
 
 
+def _popup_shown(view):
+    view.page.wait_for_function("() => { const p = document.querySelector('.leaflet-popup'); "
+                                "return p && getComputedStyle(p).opacity === '1'; }")
+
+
 def _loaded(view):
     view.page.wait_for_selector("body[data-assets-loaded='1']")
     view.page.wait_for_timeout(300)  # the cluster group adds markers in chunks
@@ -102,7 +107,7 @@ def test_hostile_name_shows_as_text_in_the_popup(base_url, artifacts):
         title = view.page.inner_text(".leaflet-popup-content h2")
         body = view.page.inner_text(".leaflet-popup-content")
         images = view.page.locator(".leaflet-popup-content img").count()
-        view.page.wait_for_timeout(400)  # the popup fades in
+        _popup_shown(view)
         view.screenshot(artifacts / "explorer_hostile_popup.png")
         assert view.console_errors == []
     assert drawn["held"] == 1
@@ -163,8 +168,7 @@ def test_tamworth_libraries_over_imd_with_community_run_filter(engine, pack, tmp
         view.page.evaluate("() => { const m = window.assetMap.cluster.getLayers().find(m => "
                            "m.options.title.startsWith('Wilnecote')); "
                            "window.assetMap.cluster.zoomToShowLayer(m, () => m.openPopup()); }")
-        view.page.wait_for_selector(".leaflet-popup-content .asset-popup")
-        view.page.wait_for_timeout(400)  # the popup fades in
+        _popup_shown(view)
         popup = view.page.inner_text(".leaflet-popup-content")
         view.screenshot(artifacts / "tamworth_community_run_popup.png")
         assert view.console_errors == []

@@ -309,6 +309,13 @@
   } else if (cfg.focus) {
     map.setView([cfg.focus.lat, cfg.focus.lon], cfg.focus.zoom || 15);
   }
+  // Controls and legends sit beside the map when the page gives them a place (#map-key), so they never cover the
+  // map or its popups; Leaflet controls keep working when their container moves.
+  var key = document.getElementById("map-key");
+  if (key) {
+    key.appendChild(container);
+    map.getContainer().querySelectorAll(".asset-map-legend").forEach(function (node) { key.appendChild(node); });
+  }
   refresh();
   window.assetMap = {map: map, cluster: cluster, layers: categoryLayers, refresh: refresh};
 }());
