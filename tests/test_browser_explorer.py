@@ -181,3 +181,40 @@ def test_tamworth_libraries_over_imd_with_community_run_filter(engine, pack, tmp
     assert filtered["cats"] == {"community_run_library": 2}
     assert "Wilnecote Library" in popup and "Associations and networks" in popup and "stale" in popup
     assert sorted(names) == ["Glascote Library", "Wilnecote Library"]
+
+
+def test_individuals_layer_shows_counts_only(base_url, artifacts):
+    with open_page(base_url + "/") as view:
+        _loaded(view)
+        view.page.get_by_label("Individuals per area", exact=False).check()
+        view.page.wait_for_selector(".asset-count")
+        labels = view.page.locator(".asset-count").all_inner_texts()
+        titles = view.page.eval_on_selector_all(".asset-count-marker", "els => els.map(e => e.title)")
+        view.screenshot(artifacts / "explorer_individual_counts.png")
+        assert view.console_errors == []
+    assert labels and all(label == "<5" or int(label) >= 5 for label in labels)
+    assert any("fewer than 5" in t for t in titles) or all(int(label) >= 5 for label in labels)
+
+
+def test_near_and_district_pages_draw_without_errors(base_url, synth_db, artifacts):
+    from asset_map.config import load_settings
+    from asset_map.store.db import make_engine
+
+    eng = make_engine(synth_db, load_settings())
+    with eng.connect() as conn:
+        postcode = conn.execute(text("SELECT postcode FROM postcodes ORDER BY postcode LIMIT 1 OFFSET 40")).scalar()
+        code = conn.execute(text("SELECT code FROM districts ORDER BY code LIMIT 1")).scalar()
+    eng.dispose()
+    with open_page(f"{base_url}/near?postcode={postcode}&limit=5") as view:
+        _loaded(view)
+        numbered = view.page.locator(".asset-nearest").all_inner_texts()
+        rows = view.page.locator("tbody tr").count()
+        view.screenshot(artifacts / "near_postcode.png")
+        assert view.console_errors == []
+    with open_page(f"{base_url}/districts/{code}") as view:
+        drawn = _loaded(view)
+        caption = view.page.inner_text("caption >> nth=0")
+        view.screenshot(artifacts / "district_page.png")
+        assert view.console_errors == []
+    assert numbered == ["1", "2", "3", "4", "5"] and rows == 5
+    assert drawn["held"] > 0 and "decile" in caption

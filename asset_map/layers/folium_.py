@@ -12,6 +12,8 @@ from branca.element import MacroElement
 from jinja2 import Template
 
 NO_DATA_COLOR = "#bdbdbd"
+PAGE_JS = ("leaflet",)
+PAGE_CSS = ("leaflet_css", "awesome_markers_font_css")
 FIELD_LABELS = {
     "name": "Name", "code": "Code", "district_code": "District", "population": "Population", "score": "Score",
     "rank": "Rank (1 = most deprived)", "decile": "Decile (1 = most deprived 10%)",
@@ -32,6 +34,9 @@ def _escaped(frame, fields):
 def new_map(bounds=None, *, tiles=None, tiles_attribution=None):
     # folium leaves maxZoom unset without tiles, and MarkerCluster then refuses to draw: set it always.
     m = folium.Map(tiles=None, control_scale=True, prefer_canvas=False, zoom_control=True, **{"maxZoom": 19})
+    # Only Leaflet and Font Awesome are used: jQuery, Bootstrap and awesome-markers would add ~300 kB to parse.
+    m.default_js = [(n, u) for n, u in type(m).default_js if n in PAGE_JS]
+    m.default_css = [(n, u) for n, u in type(m).default_css if n in PAGE_CSS]
     if tiles and tiles.lower() != "none":
         folium.TileLayer(tiles=tiles, attr=tiles_attribution or "", name="Base map", max_zoom=19,
                          control=False).add_to(m)
@@ -46,7 +51,7 @@ def add_outline(m, layer, frame):
     fields = [f for f in layer.popup if f in frame.columns]
     data = _escaped(frame, fields)
     return folium.GeoJson(
-        data.to_json(),
+        data.to_geo_dict(na="null", show_bbox=False, drop_id=True),
         name=layer.title,
         show=layer.shown,
         style_function=lambda _f, s=style: {"color": s.get("color", "#000000"), "weight": s.get("weight", 2),
@@ -71,7 +76,7 @@ def add_choropleth(m, layer, frame, *, title):
     data = _escaped(frame, fields)
     data["fill"] = [class_color(layer, v) for v in frame[layer.value]]
     return folium.GeoJson(
-        data.to_json(),
+        data.to_geo_dict(na="null", show_bbox=False, drop_id=True),
         name=title,
         show=layer.shown,
         style_function=lambda f, s=style: {"fillColor": f["properties"]["fill"], "color": s.get("color", "#636363"),
