@@ -12,7 +12,8 @@ from sqlalchemy import text
 from asset_map.config import load_settings
 from asset_map.store.db import make_engine
 from tests.conftest import make_app
-from tests.explorer_data import HOSTILE, synthetic_database
+from tests.explorer_data import HOSTILE, add_hand_made, synthetic_database
+from tests.factories import load_synthetic
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +218,16 @@ def test_govuk_assets_are_served_beside_the_table_route(web):
     res = web.get("/assets/images/favicon.ico")
     assert res.status_code == 200 and len(res.get_data()) > 100
     assert web.get("/assets/fonts/../../../../setup.cfg").status_code == 404
+
+
+def test_cached_answers_follow_changes_to_the_assets(engine, tmp_path):
+    county = load_synthetic(engine, tmp_path, areas=20, assets_n=60, seed=9)
+    web = make_app(engine.url.render_as_string(hide_password=False), tmp_path).test_client()
+    before = _geojson(web, "?category=library")
+    centre = county.postcodes.geometry.iloc[3]
+    add_hand_made(engine, [("new", "Brand New Library", "organisation", "library", centre.x, centre.y, {})])
+    after = _geojson(web, "?category=library")
+    assert after["total"] == before["total"] + 1
+    assert "Brand New Library" in json.dumps(after)
+    html = web.get("/").get_data(as_text=True)
+    assert '"category": "library"' in html

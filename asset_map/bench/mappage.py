@@ -22,7 +22,7 @@ from sqlalchemy import text
 from asset_map import synth
 from asset_map.bench.core import SCALES, BenchContext, Figure
 from asset_map.config import load_settings
-from asset_map.layers import page
+from asset_map.layers import features, page
 from asset_map.reference.pack import load_pack
 from asset_map.store import assets as store
 from asset_map.store.db import make_engine
@@ -122,13 +122,19 @@ def _explorer_figures(engine, url, n, browser, workdir):
         size = len(res.get_data())
     api = client.get("/api/assets.geojson?zoom=10")
     server = _Server(app)
+    ready = ("() => window.assetMapDrawnAt !== undefined "
+             "&& document.querySelector('.leaflet-marker-pane .leaflet-marker-icon')")
     try:
-        drawn = [_drawn_ms(browser, server.url + "/", "() => window.assetMapDrawnAt !== undefined "
-                           "&& document.querySelector('.leaflet-marker-pane .leaflet-marker-icon')")
-                 for _ in range(RUNS)]
+        drawn, warm = [], []
+        for _ in range(RUNS):
+            features._CACHE.clear()  # no cached answer for this view: the database is asked
+            drawn.append(_drawn_ms(browser, server.url + "/", ready))
+        for _ in range(RUNS):
+            warm.append(_drawn_ms(browser, server.url + "/", ready))
     finally:
         server.stop()
     return {"page_mb": size / 1e6, "build_s": _median(times), "cold_s": _median(cold), "drawn_s": _median(drawn) / 1000,
+            "warm_drawn_s": _median(warm) / 1000,
             "api_mb": len(api.get_data()) / 1e6, "api_mode": api.get_json()["mode"]}
 
 
@@ -219,8 +225,9 @@ def run(ctx: BenchContext) -> list[Figure]:
                    round(got["drawn_s"], 3), "s", reference=fast_ref, reference_value=round(fast_drawn, 3),
                    target=f"< {TARGET_DRAWN_S} s at 50,000" if big else None,
                    met=got["drawn_s"] < TARGET_DRAWN_S if big else None,
-                   notes=f"median of {RUNS}, from navigation start; MarkerCluster reference at {cap:,} points: "
-                         f"{mc_drawn:.2f} s"),
+                   notes=f"median of {RUNS} from navigation start, the assets' answer computed by the database "
+                         f"each time; when the same view was asked for before (cached answer): "
+                         f"{got['warm_drawn_s']:.2f} s. MarkerCluster reference at {cap:,} points: {mc_drawn:.2f} s"),
         ]
     return figures
 

@@ -8,6 +8,9 @@ Nothing here knows Flask: callers pass the shared ``AssetFilter`` and the role.
 
 import json
 import math
+import threading
+import time
+from collections import OrderedDict
 from datetime import date
 
 from sqlalchemy import text
@@ -16,6 +19,13 @@ from asset_map.store.assets import AssetFilter, role_rank
 
 CELL_PIXELS = 64
 MAX_ZOOM = 19
+# Many people open the same views (the county at its default zoom above all): answers are kept per query until an
+# asset is added or changed, or for CACHE_SECONDS (withdrawals), up to CACHE_ENTRIES answers of CACHE_MAX_CHARS each.
+CACHE_SECONDS = 60
+CACHE_ENTRIES = 64
+CACHE_MAX_CHARS = 2_000_000
+_CACHE = OrderedDict()
+_LOCK = threading.Lock()
 
 
 def _stale_sql(p="a."):
@@ -49,9 +59,31 @@ def assets_geojson(engine, flt=None, *, role="public", zoom=12, stale_months=12,
     flt = flt or AssetFilter()
     where, params = flt.where(role=role)
     params.update(today=today or date.today(), stale_months=int(stale_months))
+    key = (str(engine.url), role, tuple(sorted(flt.as_args().items())), int(zoom), int(points_limit),
+           int(stale_months), str(params["today"]))
+    with engine.connect() as conn:
+        version = tuple(conn.execute(text("SELECT max(id), max(updated_at) FROM assets")).one())
+    now = time.monotonic()
+    with _LOCK:
+        hit = _CACHE.get(key)
+        if hit and hit[0] == version and now - hit[1] < CACHE_SECONDS:
+            _CACHE.move_to_end(key)
+            return hit[2]
+    body = _build(engine, flt, where, params, role=role, zoom=zoom, points_limit=points_limit)
+    if len(body) <= CACHE_MAX_CHARS:
+        with _LOCK:
+            _CACHE[key] = (version, now, body)
+            while len(_CACHE) > CACHE_ENTRIES:
+                _CACHE.popitem(last=False)
+    return body
+
+
+def _build(engine, flt, where, params, *, role, zoom, points_limit):
     with engine.connect() as conn, conn.begin():
         # These are short queries: compiling them with LLVM (JIT) costs more than it saves.
         conn.execute(text("SET LOCAL jit = off"))
+        # Enough memory to group the cells in a hash table rather than sorting every asset by cell.
+        conn.execute(text("SET LOCAL work_mem = '64MB'"))
         total = conn.execute(text(f"SELECT count(*) FROM assets a WHERE {where}"), params).scalar()
         if total <= points_limit:
             sql = _points_sql(role, where)

@@ -139,3 +139,18 @@ def decile_legend(layer, title, *, position="bottomright"):
             for i, c in enumerate(layer.colors, start=1)]
     rows.append((NO_DATA_COLOR, "no data"))
     return Legend(title, rows, position=position)
+
+
+class StartExplorer(MacroElement):
+    """Runs right after the map is made and fitted, before its layers are drawn: static/js/explorer-view.js sets
+    the opening view and starts fetching the assets, so the request overlaps the drawing of the polygons."""
+
+    _template = Template("""
+    {% macro script(this, kwargs) %}
+    if (window.assetMapView) { window.assetMapView.start({{ this._parent.get_name() }}); }
+    {% endmacro %}
+    """)
+
+    def __init__(self):
+        super().__init__()
+        self._name = "StartExplorer"

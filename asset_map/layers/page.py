@@ -79,6 +79,7 @@ def _boundaries(engine, layers, settings, indicator, vintage, district_codes, ro
     shown = districts[districts["code"].isin(district_codes)] if district_codes else districts
     bounds = shown.total_bounds if len(shown) else (districts.total_bounds if len(districts) else None)
     m = folium_.new_map(bounds, tiles=settings["TILES"], tiles_attribution=settings["TILES_ATTRIBUTION"])
+    folium_.StartExplorer().add_to(m)
     drawn, overlays = {}, []
     for layer in sorted(layers, key=lambda lyr: _DRAW_ORDER[lyr.kind]):
         if layer.visible_to != "public" and role_rank(role) < role_rank(layer.visible_to):

@@ -8,6 +8,7 @@
 (function () {
   "use strict";
 
+  performance.mark("explorer-start");
   var cfg = JSON.parse(document.getElementById("explorer-config").textContent);
   var map = window[cfg.map];
   var status = document.getElementById("map-status");
@@ -184,21 +185,6 @@
   syncGroups();
 
   // ---- fetching the visible area
-  function clamp(v, lo, hi) { return Math.min(Math.max(v, lo), hi); }
-
-  function query(extra) {
-    var params = new URLSearchParams();
-    Object.keys(cfg.filter).forEach(function (k) { if (k !== "bbox") { params.set(k, cfg.filter[k]); } });
-    Object.keys(extra || {}).forEach(function (k) { params.set(k, extra[k]); });
-    return params.toString();
-  }
-
-  function bboxParam() {
-    var b = map.getBounds().pad(0.25);
-    return [clamp(b.getWest(), -180, 180), clamp(b.getSouth(), -90, 90), clamp(b.getEast(), -180, 180),
-            clamp(b.getNorth(), -90, 90)].map(function (v) { return v.toFixed(5); }).join(",");
-  }
-
   function say(text) { if (status) { status.textContent = text; } }
 
   function draw(fc) {
@@ -226,9 +212,12 @@
   function refresh() {
     if (pending) { pending.abort(); }
     pending = new AbortController();
-    var url = cfg.urls.assets + "?" + query({bbox: bboxParam(), zoom: map.getZoom()});
-    fetch(url, {signal: pending.signal, headers: {Accept: "application/geo+json"}})
+    var url = window.assetMapView.assetsUrl(map, cfg);
+    var request = window.assetMapView.take(url) ||
+      fetch(url, {signal: pending.signal, headers: {Accept: "application/geo+json"}});
+    request
       .then(function (r) {
+        performance.mark("assets-response");
         if (!r.ok) {
           return r.json().then(function (e) { throw new Error(e.description || r.statusText); });
         }
@@ -242,7 +231,9 @@
 
   function loadIndividuals() {
     if (individualsLayer.getLayers().length) { return; }
-    fetch(cfg.urls.individuals + "?" + query({})).then(function (r) { return r.json(); }).then(function (fc) {
+    var params = new URLSearchParams();
+    Object.keys(cfg.filter).forEach(function (k) { if (k !== "bbox") { params.set(k, cfg.filter[k]); } });
+    fetch(cfg.urls.individuals + "?" + params.toString()).then(function (r) { return r.json(); }).then(function (fc) {
       fc.features.forEach(function (f) {
         var p = f.properties;
         var c = f.geometry.coordinates;
@@ -291,8 +282,7 @@
   };
   legend.addTo(map);
 
-  // ---- where to open: a shared link's #map=zoom/lat/lon, else a searched postcode, else the data's extent
-  var m = /^#map=(\d+)\/(-?[\d.]+)\/(-?[\d.]+)$/.exec(location.hash);
+  // ---- the searched postcode and the numbered nearest assets (explorer-view.js has set the opening view)
   if (cfg.focus) {
     L.circleMarker([cfg.focus.lat, cfg.focus.lon], {radius: 9, color: "#0b0c0c", weight: 3, fillColor: "#ffdd00",
                                                   fillOpacity: 1})
@@ -304,11 +294,6 @@
                               title: n.n + ". " + n.name, keyboard: true, zIndexOffset: 1000})
       .bindTooltip(el("span", null, n.n + ". " + n.name)).addTo(map);
   });
-  if (m) {
-    map.setView([parseFloat(m[2]), parseFloat(m[3])], parseInt(m[1], 10));
-  } else if (cfg.focus) {
-    map.setView([cfg.focus.lat, cfg.focus.lon], cfg.focus.zoom || 15);
-  }
   // Controls and legends sit beside the map when the page gives them a place (#map-key), so they never cover the
   // map or its popups; Leaflet controls keep working when their container moves.
   var key = document.getElementById("map-key");
