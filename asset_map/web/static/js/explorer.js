@@ -299,7 +299,12 @@
   var key = document.getElementById("map-key");
   if (key) {
     key.appendChild(container);
-    map.getContainer().querySelectorAll(".asset-map-legend").forEach(function (node) { key.appendChild(node); });
+    // The need legend first, then the asset markers' key.
+    var legends = Array.prototype.slice.call(map.getContainer().querySelectorAll(".asset-map-legend"));
+    legends.sort(function (a, b) {
+      return a.classList.contains("asset-marker-legend") - b.classList.contains("asset-marker-legend");
+    });
+    legends.forEach(function (node) { key.appendChild(node); });
   }
   refresh();
   window.assetMap = {map: map, cluster: cluster, layers: categoryLayers, refresh: refresh};
