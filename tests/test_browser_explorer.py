@@ -134,6 +134,7 @@ def test_assets_table_uses_govuk_styles_without_the_transport_font(base_url, art
     assert focused == "Skip to main content"
 
 
+@pytest.mark.slow
 def test_tamworth_libraries_over_imd_with_community_run_filter(engine, pack, tmp_path, live_server, artifacts):
     """The issue's 'done when': the real pack, Tamworth's three libraries (as the county lists them), the
     organiser filters to community-run ones, opens a popup, and the shared URL gives the same in /assets."""
@@ -181,6 +182,12 @@ def test_tamworth_libraries_over_imd_with_community_run_filter(engine, pack, tmp
     assert filtered["cats"] == {"community_run_library": 2}
     assert "Wilnecote Library" in popup and "Associations and networks" in popup and "stale" in popup
     assert sorted(names) == ["Glascote Library", "Wilnecote Library"]
+    # What is near Tamworth Library's postcode: itself first, then the community-run ones, in metres.
+    near = make_app(str(engine.url.render_as_string(hide_password=False)), tmp_path).test_client().get(
+        "/near?postcode=B79 7DN&category=library,community_run_library").get_data(as_text=True)
+    metres = [int(v.split('"')[0]) for v in near.split('data-metres="')[1:]]
+    assert near.index("Tamworth Library") < near.index("Glascote Library")
+    assert metres[0] == 0 and len(metres) == 3 and 1000 < metres[1] < 6000
 
 
 def test_individuals_layer_shows_counts_only(base_url, artifacts):

@@ -15,6 +15,8 @@ from asset_map.web.filters import form_choices, request_filter
 from asset_map.web.vendor import DEFAULT_DIR
 
 bp = Blueprint("tables", __name__)
+# The category styles are checked when the app starts, like the layer files: a broken file names every problem.
+bp.record_once(lambda _state: styles.load())
 GOVUK_ASSETS = DEFAULT_DIR / "govuk-frontend" / "dist" / "govuk" / "assets"
 
 
