@@ -1,6 +1,8 @@
 """The explorer's API and pages: assets as GeoJSON for the visible area, individuals as counts, postcode lookup,
 'near a postcode' and district pages. Routes are thin: the work is in asset_map.layers."""
 
+import dataclasses
+
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from asset_map.errors import InputError
@@ -75,8 +77,7 @@ def district(code):
 
     engine, settings, role = extensions.engine(), current_app.config["ASSET_MAP"], current_role()
     info = summary.district(engine, code)
-    flt = request_filter()
-    flt = type(flt)(**{**flt.__dict__, "district": (code,)})
+    flt = dataclasses.replace(request_filter(), district=(code,))
     built = page.build(engine, extensions.layers(), settings, flt=flt, role=role, urls=api_urls())
     indicator, vintage = built.need
     return render_template("explorer/district.html", info=info, page=built, flt=flt, need_label=page.need_label,
