@@ -2,6 +2,7 @@
 district pages, GOV.UK assets."""
 
 import csv
+import re
 import io
 import json
 
@@ -231,3 +232,16 @@ def test_cached_answers_follow_changes_to_the_assets(engine, tmp_path):
     assert "Brand New Library" in json.dumps(after)
     html = web.get("/").get_data(as_text=True)
     assert '"category": "library"' in html
+
+
+def test_pack_map_page_is_light_and_offers_domains_of_both_vintages(pack_client):
+    res = pack_client.get("/")
+    html = res.get_data(as_text=True)
+    assert len(res.get_data()) < 1_000_000
+    options = set(re.findall(r'<option value="(imd[a-z_]*:20[0-9]{2})"', html))
+    assert {"imd:2025", "imd:2019"} <= options
+    domains = sorted(o for o in options if o.startswith("imd_"))
+    assert any(o.endswith(":2025") for o in domains) and any(o.endswith(":2019") for o in domains)
+    for need in (next(o for o in domains if o.endswith(":2025")), next(o for o in domains if o.endswith(":2019"))):
+        page = pack_client.get("/?need=" + need).get_data(as_text=True)
+        assert f'<option value="{need}" selected>' in page
