@@ -66,8 +66,16 @@ def test_toggling_a_tier_changes_the_drawn_markers(base_url, artifacts):
         view.page.wait_for_timeout(300)
         no_library = view.page.evaluate(DRAWN)
         status = view.page.inner_text("#map-status")
+        shared = view.page.url
         assert view.console_errors == []
         assert view.external_requests == []
+    with open_page(shared) as view:
+        reopened = _loaded(view)
+        library_box = view.page.get_by_label("Library", exact=True).is_checked()
+        assert view.console_errors == []
+    assert "off=library" in shared
+    assert "library" not in reopened["cats"] and not library_box
+    assert reopened["held"] == no_library["held"]
     assert before["held"] > 100 and before["onScreen"] == before["held"]
     assert "school" in before["cats"] and "faith_group" in before["cats"]
     assert after["held"] < before["held"]

@@ -27,7 +27,7 @@
   function start(map) {
     var cfg = config();
     if (!cfg || !cfg.urls.assets) { return; }
-    var m = /^#map=(\d+)\/(-?[\d.]+)\/(-?[\d.]+)$/.exec(location.hash);
+    var m = /^#map=(\d+)\/(-?[\d.]+)\/(-?[\d.]+)/.exec(location.hash);
     if (m) {
       map.setView([parseFloat(m[2]), parseFloat(m[3])], parseInt(m[1], 10), {animate: false});
     } else if (cfg.focus) {

@@ -144,11 +144,14 @@
     var layer = window[o.var];
     if (layer) { groups[contextGroup][el("span", null, o.title).outerHTML] = layer; }
   });
+  // Categories switched off in a shared link (#...&off=school,park) start switched off.
+  var off = /[#&]off=([^&]*)/.exec(location.hash);
+  var hidden = off ? decodeURIComponent(off[1]).split(",") : [];
   cfg.categories.forEach(function (c) {
     var group = cfg.tiers[c.tier] || c.tier;
     groups[group] = groups[group] || {};
     groups[group][controlLabel(c, c.label)] = categoryLayer(c.category);
-    categoryLayer(c.category).addTo(map);
+    if (hidden.indexOf(c.category) === -1) { categoryLayer(c.category).addTo(map); }
   });
 
   var individualsLayer = null;
@@ -246,12 +249,16 @@
     });
   }
 
+  // The address bar keeps the view and the switched-off categories, so copying it shares exactly this map.
   function remember() {
     var c = map.getCenter();
     var hash = "#map=" + map.getZoom() + "/" + c.lat.toFixed(5) + "/" + c.lng.toFixed(5);
+    var offNow = Object.keys(categoryLayers).filter(function (k) { return !map.hasLayer(categoryLayers[k]); });
+    if (offNow.length) { hash += "&off=" + encodeURIComponent(offNow.join(",")); }
     history.replaceState(null, "", location.pathname + location.search + hash);
   }
 
+  map.on("overlayadd overlayremove", function () { setTimeout(remember, 0); });
   map.on("moveend", function () {
     clearTimeout(timer);
     timer = setTimeout(refresh, 120);
