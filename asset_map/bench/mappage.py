@@ -73,6 +73,8 @@ def _load_assets(engine, areas, n, workdir, *, reference):
         for name in gdf["register"].unique():
             store.ensure_register(conn, name)
         store.upsert(conn, gdf)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE assets"))  # as after an import: the planner knows the table's new size
     return gdf
 
 
