@@ -109,8 +109,11 @@ def test_hostile_name_shows_as_text_in_the_popup(base_url, artifacts):
         dialogs = []
         view.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         drawn = _loaded(view)
-        view.page.evaluate("() => { const m = window.assetMap.cluster.getLayers()[0]; "
-                           "window.assetMap.cluster.zoomToShowLayer(m, () => m.openPopup()); }")
+        # As a keyboard user would: the marker takes focus and Enter opens its popup.
+        marker = view.page.locator(".leaflet-marker-pane .asset-marker")
+        marker.focus()
+        label = marker.get_attribute("title")
+        view.page.keyboard.press("Enter")
         view.page.wait_for_selector(".leaflet-popup-content .asset-popup")
         title = view.page.inner_text(".leaflet-popup-content h2")
         body = view.page.inner_text(".leaflet-popup-content")
@@ -119,6 +122,7 @@ def test_hostile_name_shows_as_text_in_the_popup(base_url, artifacts):
         view.screenshot(artifacts / "explorer_hostile_popup.png")
         assert view.console_errors == []
     assert drawn["held"] == 1
+    assert label == HOSTILE + " (stale)"
     assert title == HOSTILE
     assert images == 0 and dialogs == []
     assert "stale" in body and "2020-01-01" in body
