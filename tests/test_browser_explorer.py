@@ -185,6 +185,20 @@ def test_tamworth_libraries_over_imd_with_community_run_filter(engine, pack, tmp
         popup = view.page.inner_text(".leaflet-popup-content")
         view.screenshot(artifacts / "tamworth_community_run_popup.png")
         assert view.console_errors == []
+        # Postcode search moves the map in place and puts the postcode in the address bar.
+        view.page.evaluate("() => { window.stillHere = true; }")
+        view.page.fill("#postcode", "b79 7dn")
+        view.page.press("#postcode", "Enter")
+        view.page.wait_for_selector(".leaflet-tooltip >> text=B79 7DN")
+        view.page.wait_for_function("() => window.assetMap.map.getZoom() === 15")
+        in_place = view.page.evaluate("() => window.stillHere === true")
+        with_postcode = view.page.url
+        view.page.fill("#postcode", "SW1A 1AA")
+        view.page.press("#postcode", "Enter")
+        view.page.wait_for_function("() => document.getElementById('map-status').textContent.includes('SW1A 1AA')")
+        invalid = view.page.get_attribute("#postcode", "aria-invalid")
+        view.screenshot(artifacts / "tamworth_postcode_search.png")
+    assert in_place and "postcode=B79+7DN" in with_postcode and invalid == "true"
     with open_page(shared.replace("/?", "/assets?").split("#")[0]) as view:
         names = view.page.locator("tbody th").all_inner_texts()
         view.screenshot(artifacts / "tamworth_community_run_table.png")

@@ -301,6 +301,42 @@
                               title: n.n + ". " + n.name, keyboard: true, zIndexOffset: 1000})
       .bindTooltip(el("span", null, n.n + ". " + n.name)).addTo(map);
   });
+  // ---- postcode search in place: when only the postcode changed, ask the gazetteer and move the map instead of
+  // reloading the page (without JavaScript the form still submits and the server centres the map).
+  var form = document.querySelector("form.explorer-form");
+  var postcodeMarker = null;
+  if (form && cfg.urls.postcode) {
+    var initial = new URLSearchParams(new FormData(form));
+    form.addEventListener("submit", function (event) {
+      var now = new URLSearchParams(new FormData(form));
+      var others = function (p) { p = new URLSearchParams(p); p.delete("postcode"); return p.toString(); };
+      var wanted = (now.get("postcode") || "").trim();
+      if (!wanted || others(now) !== others(initial)) { return; }
+      event.preventDefault();
+      var input = document.getElementById("postcode");
+      fetch(cfg.urls.postcode + "?" + new URLSearchParams({postcode: wanted}).toString())
+        .then(function (r) { return r.json().then(function (body) { return {ok: r.ok, body: body}; }); })
+        .then(function (res) {
+          if (!res.ok) {
+            input.setAttribute("aria-invalid", "true");
+            say(res.body.description || "That postcode could not be found.");
+            return;
+          }
+          input.removeAttribute("aria-invalid");
+          var pc = res.body;
+          if (postcodeMarker) { map.removeLayer(postcodeMarker); }
+          postcodeMarker = L.circleMarker([pc.lat, pc.lon], {radius: 9, color: "#0b0c0c", weight: 3,
+                                                             fillColor: "#ffdd00", fillOpacity: 1})
+            .bindTooltip(el("span", null, pc.postcode), {permanent: true, direction: "right"}).addTo(map);
+          var params = new URLSearchParams(location.search);
+          params.set("postcode", pc.postcode);
+          history.replaceState(null, "", location.pathname + "?" + params.toString() + location.hash);
+          initial = new URLSearchParams(new FormData(form));
+          map.setView([pc.lat, pc.lon], 15);
+        });
+    });
+  }
+
   // Controls and legends sit beside the map when the page gives them a place (#map-key), so they never cover the
   // map or its popups; Leaflet controls keep working when their container moves.
   var key = document.getElementById("map-key");
