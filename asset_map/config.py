@@ -48,6 +48,8 @@ SETTINGS = [
             "Licence text carried by exports."),
     Setting("DEFAULT_NEED", "imd:2025", "Need indicator and vintage the map opens with (indicator:vintage)."),
     Setting("SUPPRESS_BELOW", 5, "Counts of individuals below this are shown as 'fewer than N'.", int),
+    Setting("MAP_POINTS_LIMIT", 4000, "Most assets the map receives as single points for the visible area; above "
+            "this it receives them grouped per grid cell and category (and the browser clusters the groups).", int),
     Setting("STALE_MONTHS", 12, "Assets not verified for longer than this are drawn as stale.", int),
     Setting("HOST", "127.0.0.1", "Address `asset-map serve` listens on."),
     Setting("PORT", 5000, "Port `asset-map serve` listens on.", int),

@@ -12,6 +12,8 @@ from branca.element import MacroElement
 from jinja2 import Template
 
 NO_DATA_COLOR = "#bdbdbd"
+PAGE_JS = ("leaflet",)
+PAGE_CSS = ("leaflet_css", "awesome_markers_font_css")
 FIELD_LABELS = {
     "name": "Name", "code": "Code", "district_code": "District", "population": "Population", "score": "Score",
     "rank": "Rank (1 = most deprived)", "decile": "Decile (1 = most deprived 10%)",
@@ -32,6 +34,9 @@ def _escaped(frame, fields):
 def new_map(bounds=None, *, tiles=None, tiles_attribution=None):
     # folium leaves maxZoom unset without tiles, and MarkerCluster then refuses to draw: set it always.
     m = folium.Map(tiles=None, control_scale=True, prefer_canvas=False, zoom_control=True, **{"maxZoom": 19})
+    # Only Leaflet and Font Awesome are used: jQuery, Bootstrap and awesome-markers would add ~300 kB to parse.
+    m.default_js = [(n, u) for n, u in type(m).default_js if n in PAGE_JS]
+    m.default_css = [(n, u) for n, u in type(m).default_css if n in PAGE_CSS]
     if tiles and tiles.lower() != "none":
         folium.TileLayer(tiles=tiles, attr=tiles_attribution or "", name="Base map", max_zoom=19,
                          control=False).add_to(m)
@@ -45,8 +50,8 @@ def add_outline(m, layer, frame):
     style = layer.style
     fields = [f for f in layer.popup if f in frame.columns]
     data = _escaped(frame, fields)
-    folium.GeoJson(
-        data.to_json(),
+    return folium.GeoJson(
+        data.to_geo_dict(na="null", show_bbox=False, drop_id=True),
         name=layer.title,
         show=layer.shown,
         style_function=lambda _f, s=style: {"color": s.get("color", "#000000"), "weight": s.get("weight", 2),
@@ -70,8 +75,8 @@ def add_choropleth(m, layer, frame, *, title):
     fields = [f for f in layer.popup if f in frame.columns]
     data = _escaped(frame, fields)
     data["fill"] = [class_color(layer, v) for v in frame[layer.value]]
-    folium.GeoJson(
-        data.to_json(),
+    return folium.GeoJson(
+        data.to_geo_dict(na="null", show_bbox=False, drop_id=True),
         name=title,
         show=layer.shown,
         style_function=lambda f, s=style: {"fillColor": f["properties"]["fill"], "color": s.get("color", "#636363"),
@@ -89,7 +94,7 @@ class Legend(MacroElement):
     _template = Template("""
     {% macro script(this, kwargs) %}
     (function () {
-      var legend = L.control({position: "bottomright"});
+      var legend = L.control({position: {{ this.position_json }}});
       legend.onAdd = function () {
         var div = L.DomUtil.create("div", "asset-map-legend");
         div.setAttribute("role", "region");
@@ -102,9 +107,10 @@ class Legend(MacroElement):
     {% endmacro %}
     """)
 
-    def __init__(self, title, rows):
+    def __init__(self, title, rows, *, position="bottomright"):
         super().__init__()
         self._name = "Legend"
+        self.position_json = json.dumps(position)
         body = [f"<strong>{html.escape(title)}</strong>"]
         for color, label in rows:
             body.append(f'<div><i style="background:{html.escape(color)}"></i>{html.escape(label)}</div>')
@@ -128,8 +134,23 @@ class Attribution(MacroElement):
         self.lines = [json.dumps(html.escape(line)) for line in lines]
 
 
-def decile_legend(layer, title):
+def decile_legend(layer, title, *, position="bottomright"):
     rows = [(c, f"{i}{' (most deprived)' if i == 1 else ' (least deprived)' if i == len(layer.colors) else ''}")
             for i, c in enumerate(layer.colors, start=1)]
     rows.append((NO_DATA_COLOR, "no data"))
-    return Legend(title, rows)
+    return Legend(title, rows, position=position)
+
+
+class StartExplorer(MacroElement):
+    """Runs right after the map is made and fitted, before its layers are drawn: static/js/explorer-view.js sets
+    the opening view and starts fetching the assets, so the request overlaps the drawing of the polygons."""
+
+    _template = Template("""
+    {% macro script(this, kwargs) %}
+    if (window.assetMapView) { window.assetMapView.start({{ this._parent.get_name() }}); }
+    {% endmacro %}
+    """)
+
+    def __init__(self):
+        super().__init__()
+        self._name = "StartExplorer"

@@ -1,15 +1,29 @@
 """The map page."""
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request, url_for
 
-from asset_map.layers import page
+from asset_map.layers import near, page
 from asset_map.web import extensions
+from asset_map.web.auth import current_role
+from asset_map.web.filters import form_choices, request_filter
 
 bp = Blueprint("maps", __name__)
+POSTCODE_ZOOM = 15
+
+
+def api_urls():
+    return {"assets": url_for("explorer.assets_geojson"), "individuals": url_for("explorer.individuals_geojson"),
+            "postcode": url_for("explorer.postcode")}
 
 
 @bp.get("/")
 def index():
     settings = current_app.config["ASSET_MAP"]
-    built = page.build(extensions.engine(), extensions.layers(), settings, need=request.args.get("need"))
-    return render_template("maps/index.html", page=built, need_label=page.need_label)
+    flt, postcode, focus = request_filter(), request.args.get("postcode", "").strip(), None
+    if postcode:
+        found = near.lookup_postcode(extensions.engine(), postcode)
+        focus = {"lon": found["lon"], "lat": found["lat"], "zoom": POSTCODE_ZOOM, "label": found["postcode"]}
+    built = page.build(extensions.engine(), extensions.layers(), settings, need=request.args.get("need"), flt=flt,
+                       role=current_role(), focus=focus, urls=api_urls())
+    return render_template("maps/index.html", page=built, need_label=page.need_label, flt=flt,
+                           form=form_choices(flt), postcode=postcode)

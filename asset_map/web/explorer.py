@@ -1,0 +1,86 @@
+"""The explorer's API and pages: assets as GeoJSON for the visible area, individuals as counts, postcode lookup,
+'near a postcode' and district pages. Routes are thin: the work is in asset_map.layers."""
+
+import dataclasses
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
+
+from asset_map.errors import InputError
+from asset_map.layers import features, near as near_, page, summary
+from asset_map.web import extensions
+from asset_map.web.auth import current_role
+from asset_map.web.filters import form_choices, request_filter
+
+bp = Blueprint("explorer", __name__)
+
+
+def _int_arg(name, default, lo, hi):
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError as err:
+        msg = f"Parameter '{name}' has value {raw!r}: expected a whole number."
+        raise InputError(msg) from err
+    if not lo <= value <= hi:
+        msg = f"Parameter '{name}' has value {value}: expected {lo} to {hi}."
+        raise InputError(msg)
+    return value
+
+
+@bp.get("/api/assets.geojson")
+def assets_geojson():
+    settings = current_app.config["ASSET_MAP"]
+    body = features.assets_geojson(extensions.engine(), request_filter(), role=current_role(),
+                                   zoom=_int_arg("zoom", 12, 0, features.MAX_ZOOM),
+                                   stale_months=settings["STALE_MONTHS"], points_limit=settings["MAP_POINTS_LIMIT"])
+    return Response(body, mimetype="application/geo+json")
+
+
+@bp.get("/api/individuals.geojson")
+def individuals_geojson():
+    settings = current_app.config["ASSET_MAP"]
+    body = features.individual_counts_geojson(extensions.engine(), request_filter(),
+                                              suppress_below=settings["SUPPRESS_BELOW"])
+    return Response(body, mimetype="application/geo+json")
+
+
+@bp.get("/api/postcode")
+def postcode():
+    return jsonify(near_.lookup_postcode(extensions.engine(), request.args.get("postcode", "")))
+
+
+@bp.get("/near")
+def near():
+    from asset_map.web.maps import api_urls
+
+    flt, raw = request_filter(), request.args.get("postcode", "").strip()
+    found, rows, built = None, None, None
+    if raw:
+        engine = extensions.engine()
+        found = near_.lookup_postcode(engine, raw)
+        rows = near_.nearest(engine, found["lon"], found["lat"], flt, role=current_role(),
+                             limit=_int_arg("limit", 20, 1, near_.MAX_RESULTS))
+        built = page.build(engine, extensions.layers(), current_app.config["ASSET_MAP"], flt=flt,
+                           role=current_role(), urls=api_urls(),
+                           focus={"lon": found["lon"], "lat": found["lat"], "zoom": 14, "label": found["postcode"]})
+        built.explorer["nearest"] = [{"n": i, "lon": r.lon, "lat": r.lat, "name": r.name}
+                                     for i, r in enumerate(rows.itertuples(), start=1)]
+    return render_template("explorer/near.html", flt=flt, form=form_choices(flt), postcode=raw, found=found,
+                           rows=rows, page=built, need_label=page.need_label)
+
+
+@bp.get("/districts/<code>")
+def district(code):
+    from asset_map.web.maps import api_urls
+
+    engine, settings, role = extensions.engine(), current_app.config["ASSET_MAP"], current_role()
+    info = summary.district(engine, code)
+    flt = dataclasses.replace(request_filter(), district=(code,))
+    built = page.build(engine, extensions.layers(), settings, flt=flt, role=role, urls=api_urls())
+    indicator, vintage = built.need
+    return render_template("explorer/district.html", info=info, page=built, flt=flt, need_label=page.need_label,
+                           deciles=summary.need_deciles(engine, code, indicator=indicator, vintage=vintage),
+                           counts=summary.asset_counts(engine, code, flt, role=role,
+                                                       suppress_below=settings["SUPPRESS_BELOW"]))

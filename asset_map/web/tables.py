@@ -1,0 +1,55 @@
+"""The non-map view: /assets as an accessible, sortable table with the map's filters, its CSV download, and the
+GOV.UK Frontend fonts and images its CSS asks for at /assets/... (the same prefix; Flask tells them apart)."""
+
+from datetime import date
+
+from flask import Blueprint, Response, current_app, render_template, request, send_from_directory
+
+from asset_map.config import attribution_lines
+
+from asset_map.errors import NotFound
+from asset_map.layers import styles, table
+from asset_map.web import extensions
+from asset_map.web.auth import current_role
+from asset_map.web.filters import form_choices, request_filter
+from asset_map.web.vendor import DEFAULT_DIR
+
+bp = Blueprint("tables", __name__)
+# The category styles are checked when the app starts, like the layer files: a broken file names every problem.
+bp.record_once(lambda _state: styles.load())
+GOVUK_ASSETS = DEFAULT_DIR / "govuk-frontend" / "dist" / "govuk" / "assets"
+
+
+@bp.app_context_processor
+def _page_context():
+    """What every GOV.UK-styled page shows: the data attribution in its footer, category and tier names."""
+    return {"attribution": attribution_lines(current_app.config["ASSET_MAP"]), "labels": styles.label_for,
+            "tiers": styles.TIER_LABELS}
+
+
+@bp.get("/assets")
+def assets():
+    flt = request_filter()
+    sort, direction = table.parse_sort(request.args.get("sort"), request.args.get("dir"))
+    page_no = request.args.get("page", "1")
+    page_no = int(page_no) if page_no.isdigit() else 0
+    rows, total, pages = table.page(extensions.engine(), flt, role=current_role(), sort=sort, direction=direction,
+                                    page_no=page_no)
+    return render_template("assets/table.html", rows=rows, total=total, pages=pages, page_no=page_no, sort=sort,
+                           direction=direction, columns=table.columns_for(current_role()), sortable=table.SORTABLE,
+                           flt=flt, form=form_choices(flt), labels=styles.label_for, tiers=styles.TIER_LABELS)
+
+
+@bp.get("/assets.csv")
+def assets_csv():
+    body = table.to_csv(extensions.engine(), request_filter(), role=current_role())
+    name = f"assets-{date.today().isoformat()}.csv"
+    return Response(body.encode("utf-8"), mimetype="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@bp.get("/assets/<path:filename>")
+def govuk_assets(filename):
+    if not GOVUK_ASSETS.is_dir():
+        raise NotFound("GOV.UK Frontend is not installed: run `make install`.")
+    return send_from_directory(GOVUK_ASSETS, filename, max_age=86400)
