@@ -57,7 +57,8 @@ class Layer:
         return None
 
     def source(self, flt=None, *, role="public", suppress_below=5, conditions=(), params=None):
-        """``FROM ... WHERE ...`` and its bound parameters; the geometry is ``g.geom``, the id ``g_id``."""
+        """``FROM ... WHERE ...`` (always with a WHERE, so conditions can be added with AND) and its bound parameters;
+        the layer's table is aliased ``g``."""
         flt = flt or AssetFilter()
         params = dict(params or {})
         extra = list(conditions)
@@ -66,14 +67,14 @@ class Layer:
         elif self.kind == "counts":
             sql, p = _counts_source(flt, suppress_below)
         elif self.kind == "districts":
-            sql, p = "FROM districts g", {}
+            sql, p = "FROM districts g WHERE TRUE", {}
             extra += _polygon_filters(flt, p, code="g.code")
         else:
             sql, p = _areas_source(self)
             extra += _polygon_filters(flt, p, code="g.district_code")
         params.update(p)
         if extra:
-            sql += (" AND " if " WHERE " in sql else " WHERE ") + " AND ".join(extra)
+            sql += " AND " + " AND ".join(extra)
         return sql, params
 
 
@@ -108,9 +109,9 @@ def _counts_source(flt, suppress_below):
     params["f_suppress"] = int(suppress_below)
     sql = (f"FROM areas g JOIN (SELECT a.lsoa21_code AS code, count(*) AS n FROM assets a WHERE {where} "
            f"AND a.consent IS TRUE AND a.lsoa21_code IS NOT NULL GROUP BY a.lsoa21_code) c "
-           f"ON c.code = g.code AND g.vintage = 2021")
+           f"ON c.code = g.code WHERE g.vintage = 2021")
     if flt.bbox:
-        sql += " WHERE g.geom && ST_MakeEnvelope(:f_minx, :f_miny, :f_maxx, :f_maxy, 4326)"
+        sql += " AND g.geom && ST_MakeEnvelope(:f_minx, :f_miny, :f_maxx, :f_maxy, 4326)"
         params.update(zip(("f_minx", "f_miny", "f_maxx", "f_maxy"), flt.bbox))
     return sql, params
 

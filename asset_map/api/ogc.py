@@ -1,0 +1,366 @@
+"""OGC API - Features Part 1 (Core, GeoJSON, HTML, OpenAPI 3.0) over the export layers, written by hand as a thin
+protocol layer: each items page is one SQL statement that returns the features as GeoJSON text, so Python only
+glues strings (pygeoapi on the same data managed 126 requests/s; this path is built for 800+).
+
+Nothing here knows Flask: functions take the engine, a role, the base URL and plain parameters, and return dicts
+(or, for items, ready JSON text).
+"""
+
+import json
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timezone
+from urllib.parse import urlencode
+
+from sqlalchemy import text
+
+from asset_map.api import layers as layer_defs
+from asset_map.api.geojson import feature_sql
+from asset_map.errors import InputError, NotFound
+from asset_map.store.assets import AssetFilter, parse_bbox
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+]
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+GEOJSON = "application/geo+json"
+JSON = "application/json"
+HTML = "text/html"
+OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 10_000
+# Parameters every items request may carry; anything else must be a queryable of the collection.
+ITEM_PARAMS = {"f", "bbox", "limit", "offset", "datetime", "bbox-crs"}
+_ASSET_PARAMS = {"tier": "tier", "category": "category", "status": "status", "district_code": "district"}
+_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass
+class ItemsQuery:
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    flt: AssetFilter = field(default_factory=AssetFilter)
+    datetime: tuple | None = None
+    properties: dict = field(default_factory=dict)
+    args: dict = field(default_factory=dict)  # what the caller asked, for the paging links
+
+
+def _int(args, name, default, low, high):
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as err:
+        msg = f"Parameter '{name}' has value {raw!r}: expected a whole number."
+        raise InputError(msg) from err
+    if not low <= value <= high:
+        msg = f"Parameter '{name}' has value {raw!r}: expected between {low} and {high}."
+        raise InputError(msg)
+    return value
+
+
+def _instant(value, end):
+    value = value.strip()
+    if value in ("", ".."):
+        return None
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as err:
+        msg = f"Parameter 'datetime' has value {value!r}: expected RFC 3339 such as 2025-01-31 or 2025-01-31T00:00:00Z."
+        raise InputError(msg) from err
+    # last_verified is a date: an instant falls on its UTC day.
+    return (parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed).date()
+
+
+def parse_datetime(raw):
+    """'2025-01-31', '2025-01-01/2025-12-31', '../2025-01-01', '2024-01-01/..' -> (start or None, end or None)."""
+    if raw is None or raw == "":
+        return None
+    if "/" in raw:
+        start, _, end = raw.partition("/")
+        interval = (_instant(start, False), _instant(end, True))
+        if interval == (None, None):
+            msg = "Parameter 'datetime' is '../..': give at least one end of the interval."
+            raise InputError(msg)
+        if interval[0] and interval[1] and interval[0] > interval[1]:
+            msg = f"Parameter 'datetime' has value {raw!r}: the start is after the end."
+            raise InputError(msg)
+        return interval
+    day = _instant(raw, False)
+    return (day, day)
+
+
+def parse_items(layer, args):
+    """Validate an items request; bad values and unknown parameters are InputErrors (400)."""
+    args = {k: args.get(k) for k in args}
+    queryables = {c.name: c for c in layer.columns if c.queryable}
+    unknown = [k for k in args if k not in ITEM_PARAMS and k not in queryables]
+    if unknown:
+        msg = (f"Unknown parameter {unknown[0]!r} for collection '{layer.id}'. Allowed: "
+               f"{', '.join(sorted(ITEM_PARAMS | set(queryables)))}.")
+        raise InputError(msg)
+    if args.get("bbox-crs") not in (None, "", CRS84):
+        msg = f"Parameter 'bbox-crs' has value {args['bbox-crs']!r}: only {CRS84} is supported."
+        raise InputError(msg)
+    q = ItemsQuery(limit=_int(args, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT), offset=_int(args, "offset", 0, 0, 10**9),
+                   datetime=parse_datetime(args.get("datetime")), args=args)
+    bbox = args.get("bbox")
+    if bbox:
+        parts = bbox.split(",")
+        if len(parts) == 6:  # a 3D box: the heights do not matter here
+            bbox = ",".join([parts[0], parts[1], parts[3], parts[4]])
+    filter_args = {"bbox": bbox} if bbox else {}
+    for name, value in args.items():
+        if name not in queryables or value in (None, ""):
+            continue
+        if layer.kind == "assets" and name in _ASSET_PARAMS:
+            filter_args[_ASSET_PARAMS[name]] = value
+        else:
+            q.properties[name] = _typed(queryables[name], value)
+    q.flt = AssetFilter.from_args(filter_args)
+    if layer.kind == "assets" and "status" not in filter_args:
+        q.flt = replace(q.flt, status=("open", "temporarily closed"))
+    if layer.kind != "assets" and bbox:
+        q.flt = replace(AssetFilter(), bbox=parse_bbox(bbox))
+    return q
+
+
+def _typed(column, value):
+    if column.type == "integer":
+        try:
+            return int(value)
+        except ValueError as err:
+            msg = f"Parameter '{column.name}' has value {value!r}: expected a whole number."
+            raise InputError(msg) from err
+    return value
+
+
+def _conditions(layer, q):
+    conds, params = [], {}
+    for i, (name, value) in enumerate(q.properties.items()):
+        conds.append(f"{layer.column(name).sql} = :q_{i}")
+        params[f"q_{i}"] = value
+    if q.datetime and layer.time_column:
+        start, end = q.datetime
+        if start:
+            conds.append(f"{layer.time_column} >= :t_start")
+            params["t_start"] = start
+        if end:
+            conds.append(f"{layer.time_column} <= :t_end")
+            params["t_end"] = end
+    return conds, params
+
+
+def _url(base, path, params=None):
+    params = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+    return f"{base}{path}" + (f"?{urlencode(params)}" if params else "")
+
+
+def _timestamp():
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+# -- items -----------------------------------------------------------------------------------------------------
+def items(engine, layer, q, *, role, base, suppress_below=5):
+    """The items page as GeoJSON text: one statement builds the features and counts the matches."""
+    conds, params = _conditions(layer, q)
+    source, params = layer.source(q.flt, role=role, suppress_below=suppress_below, conditions=conds, params=params)
+    params.update(p_limit=q.limit, p_offset=q.offset)
+    # The full count runs only when this page is full; otherwise it is known from the page (InitPlans are lazy).
+    sql = (f"WITH page AS (SELECT {feature_sql(layer)} AS f {source} ORDER BY {layer.id_sql} "
+           f"LIMIT :p_limit OFFSET :p_offset), n AS (SELECT count(*) AS k FROM page) "
+           f"SELECT n.k, CASE WHEN n.k < :p_limit AND (n.k > 0 OR :p_offset = 0) THEN :p_offset + n.k "
+           f"ELSE (SELECT count(*) {source}) END, (SELECT string_agg(f, ',') FROM page) FROM n")
+    with engine.connect() as conn:
+        returned, matched, features = conn.execute(text(sql), params).one()
+    path = f"/collections/{layer.id}/items"
+    keep = {k: v for k, v in q.args.items() if k not in ("offset", "f")}
+    links = [
+        {"href": _url(base, path, {**q.args, "f": "json"}), "rel": "self", "type": GEOJSON, "title": "This page"},
+        {"href": _url(base, path, {**q.args, "f": "html"}), "rel": "alternate", "type": HTML,
+         "title": "This page as HTML"},
+        {"href": _url(base, f"/collections/{layer.id}"), "rel": "collection", "type": JSON,
+         "title": layer.title},
+    ]
+    if q.offset + returned < matched:
+        links.append({"href": _url(base, path, {**keep, "offset": q.offset + q.limit, "f": "json"}), "rel": "next",
+                      "type": GEOJSON, "title": "Next page"})
+    if q.offset > 0:
+        links.append({"href": _url(base, path, {**keep, "offset": max(q.offset - q.limit, 0), "f": "json"}),
+                      "rel": "prev", "type": GEOJSON, "title": "Previous page"})
+    return (f'{{"type":"FeatureCollection","numberMatched":{matched},"numberReturned":{returned},'
+            f'"timeStamp":"{_timestamp()}","links":{json.dumps(links)},"features":[{features or ""}]}}')
+
+
+def item(engine, layer, feature_id, *, role, base, suppress_below=5):
+    missing = f"There is no feature {feature_id!r} in '{layer.id}'."
+    if not _ID.match(feature_id) or (layer.id_type == "integer" and not (feature_id.isdigit() and len(feature_id) < 19)):
+        raise NotFound(missing)
+    value = int(feature_id) if layer.id_type == "integer" else feature_id
+    flt = AssetFilter(status=("open", "temporarily closed", "closed")) if layer.kind == "assets" else AssetFilter()
+    source, params = layer.source(flt, role=role, suppress_below=suppress_below,
+                                  conditions=[f"{layer.id_sql} = :fid"], params={"fid": value})
+    with engine.connect() as conn:
+        found = conn.execute(text(f"SELECT {feature_sql(layer)} {source}"), params).scalar()
+    if found is None:
+        raise NotFound(missing)
+    path = f"/collections/{layer.id}/items/{feature_id}"
+    links = [{"href": _url(base, path, {"f": "json"}), "rel": "self", "type": GEOJSON},
+             {"href": _url(base, path, {"f": "html"}), "rel": "alternate", "type": HTML},
+             {"href": _url(base, f"/collections/{layer.id}"), "rel": "collection", "type": JSON}]
+    return found[:-1] + f',"links":{json.dumps(links)}}}'
+
+
+# -- metadata --------------------------------------------------------------------------------------------------
+def landing(base, *, title="asset-map", description="Community assets, need and districts as OGC API Features."):
+    return {"title": title, "description": description, "links": [
+        {"href": _url(base, "/", {"f": "json"}), "rel": "self", "type": JSON, "title": "This document"},
+        {"href": _url(base, "/", {"f": "html"}), "rel": "alternate", "type": HTML, "title": "This document as HTML"},
+        {"href": f"{base}/api", "rel": "service-desc", "type": OPENAPI, "title": "The API definition (OpenAPI 3.0)"},
+        {"href": _url(base, "/api", {"f": "html"}), "rel": "service-doc", "type": HTML,
+         "title": "The API documentation"},
+        {"href": _url(base, "/conformance", {"f": "json"}), "rel": "conformance", "type": JSON,
+         "title": "Conformance classes"},
+        {"href": _url(base, "/collections", {"f": "json"}), "rel": "data", "type": JSON, "title": "Collections"},
+    ]}
+
+
+def conformance():
+    return {"conformsTo": CONFORMANCE}
+
+
+def _extents(engine):
+    with engine.connect() as conn:
+        row = conn.execute(text(
+            "SELECT (SELECT ST_Extent(geom) FROM districts), "
+            "(SELECT ST_Extent(geom) FROM areas WHERE vintage = 2011), "
+            "(SELECT ST_Extent(geom) FROM areas WHERE vintage = 2021), "
+            "(SELECT min(last_verified) FROM assets), (SELECT max(last_verified) FROM assets)")).one()
+    return row
+
+
+def _box(box2d):
+    if not box2d:
+        return [-180, -90, 180, 90]
+    nums = [float(v) for v in re.findall(r"-?[0-9.]+(?:e-?[0-9]+)?", box2d)]
+    return [round(v, 7) for v in nums[:4]]
+
+
+def _collection(layer, base, extents):
+    districts, a2011, a2021, first, last = extents
+    if layer.kind == "areas":
+        box = a2011 if layer_defs.area_vintage(layer.need[1]) == 2011 else a2021
+    elif layer.kind == "counts":
+        box = a2021
+    else:
+        box = districts or a2021 or a2011
+    out = {"id": layer.id, "title": layer.title, "description": layer.description, "itemType": "feature",
+           "crs": [CRS84],
+           "extent": {"spatial": {"bbox": [_box(box)], "crs": CRS84}},
+           "links": [
+               {"href": _url(base, f"/collections/{layer.id}", {"f": "json"}), "rel": "self", "type": JSON},
+               {"href": _url(base, f"/collections/{layer.id}", {"f": "html"}), "rel": "alternate", "type": HTML},
+               {"href": _url(base, f"/collections/{layer.id}/items", {"f": "json"}), "rel": "items",
+                "type": GEOJSON, "title": "Features as GeoJSON"},
+               {"href": _url(base, f"/collections/{layer.id}/items", {"f": "html"}), "rel": "items",
+                "type": HTML, "title": "Features as HTML"},
+               {"href": _url(base.rsplit("/ogc", 1)[0], f"/export/{layer.id}.geojson"), "rel": "enclosure",
+                "type": GEOJSON, "title": "Download everything as GeoJSON"},
+           ]}
+    if layer.time_column:
+        out["extent"]["temporal"] = {"interval": [[_iso(first), _iso(last)]],
+                                     "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
+    return out
+
+
+def _iso(day):
+    return f"{day.isoformat()}T00:00:00Z" if day else None
+
+
+def collections(engine, *, role, base):
+    extents = _extents(engine)
+    listed = layer_defs.available(engine, role)
+    return {"links": [{"href": _url(base, "/collections", {"f": "json"}), "rel": "self", "type": JSON},
+                      {"href": _url(base, "/collections", {"f": "html"}), "rel": "alternate", "type": HTML}],
+            "collections": [_collection(layer, base, extents) for layer in listed]}
+
+
+def collection(engine, layer, *, base):
+    return _collection(layer, base, _extents(engine))
+
+
+_SCHEMA_TYPES = {"string": {"type": "string"}, "integer": {"type": "integer"}, "number": {"type": "number"},
+                 "date": {"type": "string", "format": "date"}, "datetime": {"type": "string", "format": "date-time"},
+                 "array": {"type": "array", "items": {"type": "string"}}}
+
+
+def openapi(engine, *, role, base):
+    """The OpenAPI 3.0 definition, with one items path per collection so its queryables are listed."""
+    param = {
+        "bbox": {"name": "bbox", "in": "query", "required": False, "style": "form", "explode": False,
+                 "description": "minLon,minLat,maxLon,maxLat in CRS84",
+                 "schema": {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}},
+        "limit": {"name": "limit", "in": "query", "required": False, "style": "form", "explode": False,
+                  "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
+        "offset": {"name": "offset", "in": "query", "required": False,
+                   "schema": {"type": "integer", "minimum": 0, "default": 0}},
+        "datetime": {"name": "datetime", "in": "query", "required": False,
+                     "description": "Instant or interval (RFC 3339) on the date last verified",
+                     "schema": {"type": "string"}},
+        "f": {"name": "f", "in": "query", "required": False, "schema": {"type": "string", "enum": ["json", "html"]}},
+    }
+    ok = {"description": "OK"}
+    errors = {"400": {"description": "Bad parameter",
+                      "content": {JSON: {"schema": {"$ref": "#/components/schemas/exception"}}}},
+              "404": {"description": "Not found",
+                      "content": {JSON: {"schema": {"$ref": "#/components/schemas/exception"}}}}}
+    paths = {
+        "/": {"get": {"summary": "Landing page", "operationId": "getLandingPage",
+                      "parameters": [{"$ref": "#/components/parameters/f"}], "responses": {"200": ok}}},
+        "/conformance": {"get": {"summary": "Conformance classes", "operationId": "getConformanceDeclaration",
+                                 "responses": {"200": ok}}},
+        "/collections": {"get": {"summary": "Collections", "operationId": "getCollections",
+                                 "responses": {"200": ok}}},
+    }
+    for layer in layer_defs.available(engine, role):
+        props = [{"name": c.name, "in": "query", "required": False, "description": c.description or c.name,
+                  "schema": _SCHEMA_TYPES[c.type]} for c in layer.columns if c.queryable]
+        schema = {"type": "object", "properties": {c.name: _SCHEMA_TYPES[c.type] for c in layer.columns}}
+        paths[f"/collections/{layer.id}"] = {"get": {
+            "summary": f"{layer.title}: metadata", "operationId": f"describe-{layer.id}", "tags": [layer.id],
+            "responses": {"200": ok, "404": errors["404"]}}}
+        paths[f"/collections/{layer.id}/items"] = {"get": {
+            "summary": f"{layer.title}: features", "description": layer.description,
+            "operationId": f"getFeatures-{layer.id}", "tags": [layer.id],
+            "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in ("bbox", "limit", "offset", "datetime",
+                                                                               "f")] + props,
+            "responses": {"200": {"description": "The features",
+                                  "content": {GEOJSON: {"schema": {"type": "object", "properties": {
+                                      "type": {"type": "string", "enum": ["FeatureCollection"]},
+                                      "features": {"type": "array", "items": {"type": "object", "properties": {
+                                          "properties": schema}}}}}}}}, **errors}}}
+        paths[f"/collections/{layer.id}/items/{{featureId}}"] = {"get": {
+            "summary": f"{layer.title}: one feature", "operationId": f"getFeature-{layer.id}", "tags": [layer.id],
+            "parameters": [{"name": "featureId", "in": "path", "required": True, "schema": {"type": "string"}},
+                           {"$ref": "#/components/parameters/f"}],
+            "responses": {"200": {"description": "The feature", "content": {GEOJSON: {"schema": {"type": "object"}}}},
+                          **errors}}}
+    return {"openapi": "3.0.3",
+            "info": {"title": "asset-map OGC API - Features", "version": "1.0.0",
+                     "description": "Community assets, need and districts. Individuals appear only as counts per "
+                                    "area to anonymous users.",
+                     "license": {"name": "Open Government Licence v3.0",
+                                 "url": "https://www.nationalarchives.gov.uk/doc/open-government-licence/version/3/"}},
+            "servers": [{"url": base}],
+            "paths": paths,
+            "components": {"parameters": param, "schemas": {"exception": {
+                "type": "object", "required": ["code"],
+                "properties": {"code": {"type": "integer"}, "error": {"type": "string"},
+                               "description": {"type": "string"}}}}}}
+
