@@ -28,11 +28,12 @@ def select_sql(layer, flt=None, *, role="public", suppress_below=5, fields, orde
     return sql, params
 
 
-def stream(engine, sql, params, *, batch=BATCH):
+def stream(engine, sql, params, *, batch=None):
     """Yield lists of rows from a server-side cursor, ``batch`` at a time."""
     with engine.connect() as conn:
+        batch = batch or BATCH
         result = conn.execution_options(stream_results=True, yield_per=batch).execute(text(sql), params)
-        yield from result.partitions()
+        yield from result.partitions(batch)
 
 
 def count(engine, layer, flt=None, *, role="public", suppress_below=5):
