@@ -61,14 +61,15 @@ def stream(engine, layer, flt, *, role, attribution, licence, suppress_below=5, 
     writer = csv.writer(out, lineterminator="\r\n")
     n, complete = 0, False
     try:
-        parts = rows.stream(engine, sql, params)
-        first = next(parts, [])
         out.write(BOM)
         if comments:
             for line in comment_lines(attribution, licence):
                 out.write(line.replace("\r", " ").replace("\n", " ") + "\r\n")
         writer.writerow(header_fields(layer))
-        for part in _chain(first, parts):
+        yield out.getvalue().encode()  # before the query runs: the first byte goes at once
+        out.seek(0)
+        out.truncate()
+        for part in rows.stream(engine, sql, params):
             writer.writerows([neutralise(v) for v in row] for row in part)
             n += len(part)
             if out.tell() >= CHUNK:
@@ -80,12 +81,6 @@ def stream(engine, layer, flt, *, role, attribution, licence, suppress_below=5, 
     finally:
         if on_done:
             on_done(n, complete)
-
-
-def _chain(first, rest):
-    if first:
-        yield first
-    yield from rest
 
 
 def sidecar_text(layer, attribution, licence):

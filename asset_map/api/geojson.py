@@ -37,11 +37,10 @@ def stream(engine, layer, flt, *, role, attribution, licence, suppress_below=5, 
     sql, params = rows.select_sql(layer, flt, role=role, suppress_below=suppress_below, fields=feature_sql(layer))
     n, complete = 0, False
     try:
-        parts = rows.stream(engine, sql, params)
-        first = next(parts, [])
+        # The header goes out before the query runs: the client sees bytes at once, whatever the export's size.
         yield header(layer, attribution=attribution, licence=licence, filters=filters).encode()
         buf, size = [], 0
-        for part in _chain(first, parts):
+        for part in rows.stream(engine, sql, params):
             text_ = ",\n".join(r[0] for r in part)
             if n:
                 text_ = ",\n" + text_
@@ -57,12 +56,6 @@ def stream(engine, layer, flt, *, role, attribution, licence, suppress_below=5, 
     finally:
         if on_done:
             on_done(n, complete)
-
-
-def _chain(first, rest):
-    if first:
-        yield first
-    yield from rest
 
 
 def write(path, engine, layer, flt, **kwargs):

@@ -6,6 +6,7 @@ rule), polygon layers take ``district`` and ``bbox``. Individuals are never poin
 count per LSOA 2021, small counts suppressed.
 """
 
+import functools
 import re
 from dataclasses import dataclass, field, replace
 
@@ -206,6 +207,7 @@ def _need_catalogue(conn):
     return out
 
 
+@functools.lru_cache(maxsize=8)
 def static_layers(role="public"):
     """The layers that exist whatever is loaded."""
     out = [_asset_layer("assets", "All assets", "Every asset you may see, all tiers.", role)]
@@ -221,7 +223,7 @@ def static_layers(role="public"):
                      "counts", "MultiPolygon", COUNT_COLUMNS, "g.code", "string"))
     out.append(Layer("districts", "Districts", "District boundaries (ONS local authority districts).",
                      "districts", "MultiPolygon", DISTRICT_COLUMNS, "g.code", "string"))
-    return out
+    return tuple(out)
 
 
 def available(engine, role="public"):
@@ -229,7 +231,7 @@ def available(engine, role="public"):
     with engine.connect() as conn:
         needs = _need_catalogue(conn)
         districts = conn.execute(text("SELECT code, name FROM districts ORDER BY code")).all()
-    out = static_layers(role)
+    out = list(static_layers(role))
     for vintage, indicators in sorted(needs.items()):
         headline = "imd" if "imd" in indicators else indicators[0]
         out.append(_need_layer(headline, vintage, indicators))

@@ -6,17 +6,19 @@ Nothing here knows Flask: functions take the engine, a role, the base URL and pl
 (or, for items, ready JSON text).
 """
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from urllib.parse import urlencode
 
+import psycopg
 from sqlalchemy import text
 
 from asset_map.api import layers as layer_defs
 from asset_map.api.geojson import feature_sql
-from asset_map.errors import InputError, NotFound
+from asset_map.errors import DatabaseUnavailable, InputError, NotFound
 from asset_map.store.assets import AssetFilter, parse_bbox
 
 CONFORMANCE = [
@@ -167,6 +169,32 @@ def _timestamp():
 
 
 # -- items -----------------------------------------------------------------------------------------------------
+_BIND = re.compile(r"(?<!:):(\w+)")
+
+
+@functools.lru_cache(maxsize=256)
+def _driver_sql(sql):
+    """``:name`` binds as psycopg's ``%(name)s`` (casts written ``::type`` are left alone)."""
+    return _BIND.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+def _fetch_one(engine, sql, params):
+    """One row through the pooled driver connection: SQLAlchemy's statement machinery costs more than this
+    whole request's Python otherwise. psycopg prepares the statement after a few uses, so PostgreSQL plans it once
+    per connection."""
+    raw = engine.raw_connection()
+    try:
+        return raw.driver_connection.execute(_driver_sql(sql), params).fetchone()
+    except psycopg.OperationalError as err:
+        # Past SQLAlchemy's wrapping, so say it here: the connection is dropped and the client told to retry.
+        raw.invalidate()
+        msg = "The database is not available right now. Please try again in a moment."
+        raise DatabaseUnavailable(msg) from err
+    finally:
+        raw.close()
+
+
+
 def items(engine, layer, q, *, role, base, suppress_below=5):
     """The items page as GeoJSON text: one statement builds the features and counts the matches."""
     conds, params = _conditions(layer, q)
@@ -177,8 +205,7 @@ def items(engine, layer, q, *, role, base, suppress_below=5):
            f"LIMIT :p_limit OFFSET :p_offset), n AS (SELECT count(*) AS k FROM page) "
            f"SELECT n.k, CASE WHEN n.k < :p_limit AND (n.k > 0 OR :p_offset = 0) THEN :p_offset + n.k "
            f"ELSE (SELECT count(*) {source}) END, (SELECT string_agg(f, ',') FROM page) FROM n")
-    with engine.connect() as conn:
-        returned, matched, features = conn.execute(text(sql), params).one()
+    returned, matched, features = _fetch_one(engine, sql, params)
     path = f"/collections/{layer.id}/items"
     keep = {k: v for k, v in q.args.items() if k not in ("offset", "f")}
     links = [

@@ -42,14 +42,15 @@ def database_url(settings=None, *, start=True):
     return cluster.url()
 
 
-def make_engine(url, settings=None):
+def make_engine(url, settings=None, *, pre_ping=True, **options):
     settings = settings or load_settings()
     return create_engine(
         url,
         pool_size=settings["POOL_SIZE"],
         max_overflow=settings["POOL_SIZE"],
         pool_timeout=5,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
+        **options,
         connect_args={
             "connect_timeout": 2,
             "options": f"-c statement_timeout={settings['STATEMENT_TIMEOUT_MS']}",

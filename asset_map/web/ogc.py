@@ -64,7 +64,7 @@ def collection(collection_id):
 
 @bp.get("/collections/<collection_id>/items")
 def items(collection_id):
-    engine = extensions.engine()
+    engine = extensions.read_engine()
     layer = layers.get(engine, collection_id, current_role())
     query = ogc.parse_items(layer, request.args)
     body = ogc.items(engine, layer, query, role=current_role(), base=_base(),
