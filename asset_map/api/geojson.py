@@ -2,6 +2,7 @@
 polygons wound by the right-hand rule, at most 7 decimals, ids that are database ids or ONS codes (stable across
 exports). Attribution and licence ride as top-level members (RFC 7946 section 6.1 allows foreign members)."""
 
+import functools
 import json
 from datetime import datetime, timezone
 
@@ -16,6 +17,7 @@ def properties_sql(layer):
     return f"json_build_object({pairs})"
 
 
+@functools.lru_cache(maxsize=64)
 def feature_sql(layer):
     """One Feature as text. Concatenation, not nested json_build_object, so the geometry is not parsed again."""
     geom = f"ST_AsGeoJSON({rows.geometry_sql(layer)}, {rows.PRECISION}, 0)"

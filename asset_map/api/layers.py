@@ -8,7 +8,7 @@ count per LSOA 2021, small counts suppressed.
 
 import functools
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from sqlalchemy import text
 
@@ -45,7 +45,6 @@ class Layer:
     need: tuple | None = None       # areas: (indicator, need vintage)
     indicators: tuple = ()          # areas: indicators pivoted into columns
     time_column: str | None = None  # what OGC ``datetime`` filters on
-    extra: dict = field(default_factory=dict)
 
     @property
     def polygonal(self):

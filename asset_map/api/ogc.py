@@ -32,6 +32,7 @@ GEOJSON = "application/geo+json"
 JSON = "application/json"
 HTML = "text/html"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+SCHEMA = "application/schema+json"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 # Parameters every items request may carry; anything else must be a queryable of the collection.
@@ -297,6 +298,10 @@ def _collection(layer, base, extents):
                 "type": GEOJSON, "title": "Features as GeoJSON"},
                {"href": _url(base, f"/collections/{layer.id}/items", {"f": "html"}), "rel": "items",
                 "type": HTML, "title": "Features as HTML"},
+               {"href": f"{base}/collections/{layer.id}/schema", "rel": "describedby", "type": SCHEMA,
+                "title": "JSON Schema of the features"},
+               {"href": f"{base}/collections/{layer.id}/schema", "rel": "http://www.opengis.net/def/rel/ogc/1.0/schema",
+                "type": SCHEMA, "title": "JSON Schema of the features"},
                {"href": _url(base.rsplit("/ogc", 1)[0], f"/export/{layer.id}.geojson"), "rel": "enclosure",
                 "type": GEOJSON, "title": "Download everything as GeoJSON"},
            ]}
@@ -325,6 +330,23 @@ def collection(engine, layer, *, base):
 _SCHEMA_TYPES = {"string": {"type": "string"}, "integer": {"type": "integer"}, "number": {"type": "number"},
                  "date": {"type": "string", "format": "date"}, "datetime": {"type": "string", "format": "date-time"},
                  "array": {"type": "array", "items": {"type": "string"}}}
+
+
+def schema(layer, *, base):
+    """JSON Schema of the collection's features, as a GeoJSON Feature whose ``properties`` are the layer's
+    columns: clients such as GDAL learn the fields from it, even for a collection that is empty today."""
+    props = {c.name: {**_SCHEMA_TYPES[c.type], "title": c.name, **({"description": c.description}
+                                                                    if c.description else {})}
+             for c in layer.columns}
+    geometry = "Point" if not layer.polygonal else "MultiPolygon"
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"{base}/collections/{layer.id}/schema",
+            "title": layer.title, "type": "object", "required": ["type", "geometry", "properties"],
+            "properties": {
+                "type": {"type": "string", "enum": ["Feature"]},
+                "id": {"type": "integer" if layer.id_type == "integer" else "string"},
+                "geometry": {"type": "object", "properties": {"type": {"type": "string", "enum": [geometry]}},
+                             "x-ogc-role": "primary-geometry"},
+                "properties": {"type": "object", "properties": props}}}
 
 
 def openapi(engine, *, role, base):

@@ -13,7 +13,8 @@ bp = Blueprint("ogc", __name__, url_prefix="/ogc")
 
 
 def _base():
-    return request.url_root.rstrip("/") + "/ogc"
+    # Built from the host header as sent: url_root's IRI round trip costs more than the rest of an items request.
+    return f"{request.scheme}://{request.host}{request.script_root}/ogc"
 
 
 def _html():
@@ -60,6 +61,12 @@ def collections():
 def collection(collection_id):
     layer = layers.get(extensions.engine(), collection_id, current_role())
     return _reply(ogc.collection(extensions.engine(), layer, base=_base()), "collection", layer=layer)
+
+
+@bp.get("/collections/<collection_id>/schema")
+def schema(collection_id):
+    layer = layers.get(extensions.engine(), collection_id, current_role())
+    return Response(json.dumps(ogc.schema(layer, base=_base())), content_type=ogc.SCHEMA)
 
 
 @bp.get("/collections/<collection_id>/items")
