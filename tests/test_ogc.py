@@ -107,6 +107,8 @@ def test_collections_list_need_vintages_tiers_and_districts(oclient):
     assert schema.content_type == "application/schema+json"
     fields = schema.get_json()["properties"]["properties"]["properties"]
     assert fields["imd_decile"]["type"] == "integer" and fields["imd_score"]["type"] == "number"
+    queryable = oclient.get("/ogc/collections/associations/queryables").get_json()["properties"]
+    assert {"category", "status", "district_code", "datetime"} <= set(queryable) and "description" not in queryable
     one = oclient.get(f"/ogc/collections/assets-{STAFFORD}")
     assert one.status_code == 200 and one.get_json()["title"] == "Assets in Stafford"
     assert oclient.get("/ogc/collections/assets-E07999999").status_code == 404

@@ -302,6 +302,9 @@ def _collection(layer, base, extents):
                 "title": "JSON Schema of the features"},
                {"href": f"{base}/collections/{layer.id}/schema", "rel": "http://www.opengis.net/def/rel/ogc/1.0/schema",
                 "type": SCHEMA, "title": "JSON Schema of the features"},
+               {"href": f"{base}/collections/{layer.id}/queryables",
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "type": SCHEMA,
+                "title": "Properties to filter on"},
                {"href": _url(base.rsplit("/ogc", 1)[0], f"/export/{layer.id}.geojson"), "rel": "enclosure",
                 "type": GEOJSON, "title": "Download everything as GeoJSON"},
            ]}
@@ -347,6 +350,19 @@ def schema(layer, *, base):
                 "geometry": {"type": "object", "properties": {"type": {"type": "string", "enum": [geometry]}},
                              "x-ogc-role": "primary-geometry"},
                 "properties": {"type": "object", "properties": props}}}
+
+
+def queryables(layer, *, base):
+    """The properties ``items`` filters on by equality (OGC API - Features Part 3 layout)."""
+    props = {c.name: {**_SCHEMA_TYPES[c.type], "title": c.name, **({"description": c.description}
+                                                                    if c.description else {})}
+             for c in layer.columns if c.queryable}
+    if layer.time_column:
+        props["datetime"] = {"type": "string", "format": "date", "title": "last verified",
+                             "description": "Use the datetime parameter: an instant or an interval."}
+    return {"$schema": "https://json-schema.org/draft/2019-09/schema",
+            "$id": f"{base}/collections/{layer.id}/queryables", "type": "object", "title": layer.title,
+            "properties": props, "additionalProperties": False}
 
 
 def openapi(engine, *, role, base):

@@ -69,6 +69,12 @@ def schema(collection_id):
     return Response(json.dumps(ogc.schema(layer, base=_base())), content_type=ogc.SCHEMA)
 
 
+@bp.get("/collections/<collection_id>/queryables")
+def queryables(collection_id):
+    layer = layers.get(extensions.engine(), collection_id, current_role())
+    return Response(json.dumps(ogc.queryables(layer, base=_base())), content_type=ogc.SCHEMA)
+
+
 @bp.get("/collections/<collection_id>/items")
 def items(collection_id):
     engine = extensions.read_engine()
