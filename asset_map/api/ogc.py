@@ -111,7 +111,9 @@ def parse_items(layer, args):
     if args.get("bbox-crs") not in (None, "", CRS84):
         msg = f"Parameter 'bbox-crs' has value {args['bbox-crs']!r}: only {CRS84} is supported."
         raise InputError(msg)
-    q = ItemsQuery(limit=_int(args, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT), offset=_int(args, "offset", 0, 0, 10**9),
+    # A limit above the maximum is not an error (OGC API - Features 1, /req/core/fc-limit-response): it is capped.
+    q = ItemsQuery(limit=min(_int(args, "limit", DEFAULT_LIMIT, 1, 10**9), MAX_LIMIT),
+                   offset=_int(args, "offset", 0, 0, 10**9),
                    datetime=parse_datetime(args.get("datetime")), args=args)
     bbox = args.get("bbox")
     if bbox:
