@@ -209,23 +209,26 @@ def items(engine, layer, q, *, role, base, suppress_below=5):
            f"SELECT n.k, CASE WHEN n.k < :p_limit AND (n.k > 0 OR :p_offset = 0) THEN :p_offset + n.k "
            f"ELSE (SELECT count(*) {source}) END, (SELECT string_agg(f, ',') FROM page) FROM n")
     returned, matched, features = _fetch_one(engine, sql, params)
-    path = f"/collections/{layer.id}/items"
-    keep = {k: v for k, v in q.args.items() if k not in ("offset", "f")}
+    # The query string is encoded once and the links are spliced from it: they cost more than the SQL otherwise.
+    page = f"{base}/collections/{layer.id}/items?"
+    kept = urlencode({k: v for k, v in q.args.items() if k not in ("offset", "f") and v not in (None, "")})
+    kept = kept + "&" if kept else ""
+    here = f"{kept}offset={q.offset}&" if q.offset else kept
     links = [
-        {"href": _url(base, path, {**q.args, "f": "json"}), "rel": "self", "type": GEOJSON, "title": "This page"},
-        {"href": _url(base, path, {**q.args, "f": "html"}), "rel": "alternate", "type": HTML,
-         "title": "This page as HTML"},
-        {"href": _url(base, f"/collections/{layer.id}"), "rel": "collection", "type": JSON,
-         "title": layer.title},
+        f'{{"href":{json.dumps(page + here + "f=json")},"rel":"self","type":"{GEOJSON}","title":"This page"}}',
+        f'{{"href":{json.dumps(page + here + "f=html")},"rel":"alternate","type":"{HTML}",'
+        f'"title":"This page as HTML"}}',
+        f'{{"href":{json.dumps(f"{base}/collections/{layer.id}")},"rel":"collection","type":"{JSON}",'
+        f'"title":{json.dumps(layer.title)}}}',
     ]
     if q.offset + returned < matched:
-        links.append({"href": _url(base, path, {**keep, "offset": q.offset + q.limit, "f": "json"}), "rel": "next",
-                      "type": GEOJSON, "title": "Next page"})
+        href = f"{page}{kept}offset={q.offset + q.limit}&f=json"
+        links.append(f'{{"href":{json.dumps(href)},"rel":"next","type":"{GEOJSON}","title":"Next page"}}')
     if q.offset > 0:
-        links.append({"href": _url(base, path, {**keep, "offset": max(q.offset - q.limit, 0), "f": "json"}),
-                      "rel": "prev", "type": GEOJSON, "title": "Previous page"})
+        href = f"{page}{kept}offset={max(q.offset - q.limit, 0)}&f=json"
+        links.append(f'{{"href":{json.dumps(href)},"rel":"prev","type":"{GEOJSON}","title":"Previous page"}}')
     return (f'{{"type":"FeatureCollection","numberMatched":{matched},"numberReturned":{returned},'
-            f'"timeStamp":"{_timestamp()}","links":{json.dumps(links)},"features":[{features or ""}]}}')
+            f'"timeStamp":"{_timestamp()}","links":[{",".join(links)}],"features":[{features or ""}]}}')
 
 
 def item(engine, layer, feature_id, *, role, base, suppress_below=5):
