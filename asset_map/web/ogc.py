@@ -4,7 +4,7 @@ import json
 
 from flask import Blueprint, Response, current_app, render_template, request
 
-from asset_map.api import layers, ogc
+from asset_map.api import layers, ogc, openapi
 from asset_map.errors import InputError
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
@@ -48,7 +48,7 @@ def conformance():
 
 @bp.get("/api")
 def api():
-    doc = ogc.openapi(extensions.engine(), role=current_role(), base=_base())
+    doc = openapi.document(extensions.engine(), role=current_role(), base=_base())
     return _reply(doc, "api", ogc.OPENAPI)
 
 
