@@ -8,6 +8,7 @@
   WSGI endpoint running the same SQL without Flask under the same gunicorn settings.
 
 Run alone: ``python -m asset_map.bench.exports [--scale small]`` (a throwaway cluster; prints the figures).
+``ASSET_MAP_BENCH_WORKERS`` / ``ASSET_MAP_BENCH_THREADS`` change the gunicorn layout of both servers (default 4 x 1: one request per process at a time, no GIL contention).
 """
 
 import http.client
@@ -29,7 +30,8 @@ from sqlalchemy.pool import NullPool
 
 from asset_map.bench.core import Figure
 
-WORKERS, THREADS = 4, 2
+WORKERS = int(os.environ.get("ASSET_MAP_BENCH_WORKERS", 4))
+THREADS = int(os.environ.get("ASSET_MAP_BENCH_THREADS", 1))
 BBOX_KM = 1.4
 _TIERS = "(ARRAY['association','organisation'])[1 + (i % 2)]"
 _CATEGORIES = ("(ARRAY['community_run_library','sports_club','faith_group','youth_club','library','school',"
