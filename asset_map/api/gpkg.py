@@ -65,6 +65,8 @@ def _write(path, frame, layer, meta, options, *, append, first, attribution, lic
     if first and not append:
         kwargs["dataset_metadata"] = {"ATTRIBUTION": " | ".join(attribution), "LICENCE": licence,
                                       "PRODUCER": "asset-map"}
+        # GeoPackage 1.2: the newest that the GDAL inside older QGIS releases opens without a warning.
+        kwargs["dataset_options"] = {"VERSION": "1.2"}
     pyogrio.write_dataframe(frame, path, layer=layer.id.replace("-", "_"), driver="GPKG",
                             geometry_type=layer.geometry_type, promote_to_multi=layer.polygonal,
                             append=append or (not first and os.path.exists(path)), **kwargs)
