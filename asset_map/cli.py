@@ -395,6 +395,41 @@ def _bootstrap_registers(engine, settings, folder):
         click.echo(report.summary())
 
 
+# -- exports ---------------------------------------------------------------------------------------------------
+@cli.command("export")
+@click.argument("layer")
+@click.option("--format", "fmt", type=click.Choice(["geojson", "gpkg", "csv"]),
+              help="Output format (default: from the file's extension).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write.")
+@click.option("--district", multiple=True, help="ONS district code(s), e.g. E07000197.")
+@click.option("--tier", multiple=True, help="individual, association, organisation.")
+@click.option("--category", multiple=True, help="Category, e.g. community_run_library.")
+@click.option("--offer", multiple=True, help="What an asset offers, e.g. buildings/space.")
+@click.option("--status", multiple=True, help="open, temporarily closed, closed, withdrawn, or all.")
+@click.option("--bbox", help="minLon,minLat,maxLon,maxLat (EPSG:4326).")
+@click.option("--updated-since", help="ISO date or date-time.")
+@click.option("--verified-within", help="Months since last verified.")
+@click.option("--q", help="Text in the name.")
+@click.option("--role", type=click.Choice(["public", "organiser", "officer", "admin"]), default="public",
+              show_default=True, help="Whose view to export; below officer, individuals are counts only.")
+@click.option("--csv-sidecar", is_flag=True, help="CSV: attribution in FILE.txt instead of leading # lines.")
+def export(layer, fmt, output, role, csv_sidecar, **filters):
+    """Export LAYER (assets, organisations, associations, individuals, districts, need-imd-2025,
+    assets-<district code>, or all for a GeoPackage of every layer) as GeoJSON, GeoPackage or CSV."""
+    import getpass
+
+    from asset_map.api.exports import Export
+
+    fmt = fmt or Path(output).suffix.lstrip(".").lower()
+    args = {k: list(v) if isinstance(v, tuple) else v for k, v in filters.items() if v}
+    job = Export.make(_engine(), layer, fmt, args, role=role, actor=f"cli:{getpass.getuser()}",
+                      settings=load_settings())
+    counts = job.write(output, sidecar=csv_sidecar) if fmt == "csv" else job.write(output)
+    for layer_id, n in counts.items():
+        click.echo(f"{layer_id}: {n:,} features")
+    click.echo(f"written {output}")
+
+
 @cli.command("serve")
 @click.option("--host")
 @click.option("--port", type=int)

@@ -43,7 +43,7 @@ def database_url(settings=None, *, start=True):
     return cluster.url()
 
 
-def make_engine(url, settings=None):
+def make_engine(url, settings=None, *, pre_ping=True, **options):
     """A pooled engine whose failures are quick: a dead database is found by a pre-ping before a request uses a
     connection (so service resumes by itself when the database returns), connecting gives up after
     CONNECT_TIMEOUT_S, waiting for a free connection after POOL_TIMEOUT_S, and every statement is cancelled by the
@@ -54,9 +54,10 @@ def make_engine(url, settings=None):
         pool_size=settings["POOL_SIZE"],
         max_overflow=settings["POOL_SIZE"],
         pool_timeout=settings["POOL_TIMEOUT_S"],
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         # Connections older than this are replaced, so a server-side idle timeout never hands us a dead one.
         pool_recycle=1800,
+        **options,
         connect_args={
             "connect_timeout": settings["CONNECT_TIMEOUT_S"],
             "options": f"-c statement_timeout={settings['STATEMENT_TIMEOUT_MS']}",

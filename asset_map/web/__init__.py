@@ -34,7 +34,7 @@ def create_app(test_config=None):
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_MB"] * 1024 * 1024
     app.config["TESTING"] = bool(settings.get("TESTING"))
 
-    from asset_map.web import errors, explorer, extensions, health, maps, registers, serving, tables
+    from asset_map.web import errors, explorer, exports, extensions, health, maps, ogc, registers, serving, tables
 
     extensions.init_app(app)
     errors.init_app(app)
@@ -44,4 +44,6 @@ def create_app(test_config=None):
     app.register_blueprint(registers.bp)
     app.register_blueprint(explorer.bp)
     app.register_blueprint(tables.bp)
+    app.register_blueprint(exports.bp)
+    app.register_blueprint(ogc.bp)
     return app

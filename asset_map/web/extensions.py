@@ -4,7 +4,7 @@ the app starts (and answers 503) while the database is down."""
 from flask import current_app
 
 from asset_map.layers.spec import LAYERS_DIR, load_layers
-from asset_map.store.db import get_engine
+from asset_map.store.db import database_url, get_engine, make_engine
 from asset_map.web import vendor
 
 
@@ -25,3 +25,14 @@ def engine():
 
 def layers():
     return current_app.extensions["asset_map.layers"]
+
+
+def read_engine():
+    """For the read-only, high-rate OGC API: autocommit (no BEGIN/ROLLBACK round trips) and no ping on checkout (a
+    connection the server dropped fails one request with 503 and is then replaced)."""
+    app = current_app
+    if "asset_map.read_engine" not in app.extensions:
+        settings = app.config["ASSET_MAP"]
+        app.extensions["asset_map.read_engine"] = make_engine(database_url(settings), settings, pre_ping=False,
+                                                              isolation_level="AUTOCOMMIT")
+    return app.extensions["asset_map.read_engine"]

@@ -1,0 +1,370 @@
+"""OGC API - Features Part 1 (Core, GeoJSON, HTML, OpenAPI 3.0) over the export layers, written by hand as a thin
+protocol layer: each items page is one SQL statement that returns the features as GeoJSON text, so Python only
+glues strings (pygeoapi on the same data managed 126 requests/s; this path is built for 800+).
+
+Nothing here knows Flask: functions take the engine, a role, the base URL and plain parameters, and return dicts
+(or, for items, ready JSON text).
+"""
+
+import functools
+import json
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timezone
+from urllib.parse import urlencode
+
+import psycopg
+from sqlalchemy import text
+
+from asset_map.api import layers as layer_defs
+from asset_map.api.geojson import feature_sql
+from asset_map.errors import DatabaseUnavailable, InputError, NotFound
+from asset_map.store.assets import AssetFilter, parse_bbox
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+]
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+GEOJSON = "application/geo+json"
+JSON = "application/json"
+HTML = "text/html"
+OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+SCHEMA = "application/schema+json"
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 10_000
+# Parameters every items request may carry; anything else must be a queryable of the collection.
+ITEM_PARAMS = {"f", "bbox", "limit", "offset", "datetime", "bbox-crs"}
+_ASSET_PARAMS = {"tier": "tier", "category": "category", "status": "status", "district_code": "district"}
+_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass
+class ItemsQuery:
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    flt: AssetFilter = field(default_factory=AssetFilter)
+    datetime: tuple | None = None
+    properties: dict = field(default_factory=dict)
+    args: dict = field(default_factory=dict)  # what the caller asked, for the paging links
+
+
+def _int(args, name, default, low, high):
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as err:
+        msg = f"Parameter '{name}' has value {raw!r}: expected a whole number."
+        raise InputError(msg) from err
+    if not low <= value <= high:
+        msg = f"Parameter '{name}' has value {raw!r}: expected between {low} and {high}."
+        raise InputError(msg)
+    return value
+
+
+def _instant(value, end):
+    value = value.strip()
+    if value in ("", ".."):
+        return None
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as err:
+        msg = f"Parameter 'datetime' has value {value!r}: expected RFC 3339 such as 2025-01-31 or 2025-01-31T00:00:00Z."
+        raise InputError(msg) from err
+    # last_verified is a date: an instant falls on its UTC day.
+    return (parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed).date()
+
+
+def parse_datetime(raw):
+    """'2025-01-31', '2025-01-01/2025-12-31', '../2025-01-01', '2024-01-01/..' -> (start or None, end or None)."""
+    if raw is None or raw == "":
+        return None
+    if "/" in raw:
+        start, _, end = raw.partition("/")
+        interval = (_instant(start, False), _instant(end, True))
+        if interval == (None, None):
+            msg = "Parameter 'datetime' is '../..': give at least one end of the interval."
+            raise InputError(msg)
+        if interval[0] and interval[1] and interval[0] > interval[1]:
+            msg = f"Parameter 'datetime' has value {raw!r}: the start is after the end."
+            raise InputError(msg)
+        return interval
+    day = _instant(raw, False)
+    return (day, day)
+
+
+def parse_items(layer, args):
+    """Validate an items request; bad values and unknown parameters are InputErrors (400)."""
+    args = {k: args.get(k) for k in args}
+    queryables = {c.name: c for c in layer.columns if c.queryable}
+    unknown = [k for k in args if k not in ITEM_PARAMS and k not in queryables]
+    if unknown:
+        msg = (f"Unknown parameter {unknown[0]!r} for collection '{layer.id}'. Allowed: "
+               f"{', '.join(sorted(ITEM_PARAMS | set(queryables)))}.")
+        raise InputError(msg)
+    if args.get("bbox-crs") not in (None, "", CRS84):
+        msg = f"Parameter 'bbox-crs' has value {args['bbox-crs']!r}: only {CRS84} is supported."
+        raise InputError(msg)
+    # A limit above the maximum is not an error (OGC API - Features 1, /req/core/fc-limit-response): it is capped.
+    q = ItemsQuery(limit=min(_int(args, "limit", DEFAULT_LIMIT, 1, 10**9), MAX_LIMIT),
+                   offset=_int(args, "offset", 0, 0, 10**9),
+                   datetime=parse_datetime(args.get("datetime")), args=args)
+    bbox = args.get("bbox")
+    if bbox:
+        parts = bbox.split(",")
+        if len(parts) == 6:  # a 3D box: the heights do not matter here
+            bbox = ",".join([parts[0], parts[1], parts[3], parts[4]])
+    filter_args = {"bbox": bbox} if bbox else {}
+    for name, value in args.items():
+        if name not in queryables or value in (None, ""):
+            continue
+        if layer.kind == "assets" and name in _ASSET_PARAMS:
+            filter_args[_ASSET_PARAMS[name]] = value
+        else:
+            q.properties[name] = _typed(queryables[name], value)
+    q.flt = AssetFilter.from_args(filter_args)
+    if layer.kind == "assets" and "status" not in filter_args:
+        q.flt = replace(q.flt, status=("open", "temporarily closed"))
+    if layer.kind != "assets" and bbox:
+        q.flt = replace(AssetFilter(), bbox=parse_bbox(bbox))
+    return q
+
+
+def _typed(column, value):
+    if column.type == "integer":
+        try:
+            return int(value)
+        except ValueError as err:
+            msg = f"Parameter '{column.name}' has value {value!r}: expected a whole number."
+            raise InputError(msg) from err
+    return value
+
+
+def _conditions(layer, q):
+    conds, params = [], {}
+    for i, (name, value) in enumerate(q.properties.items()):
+        conds.append(f"{layer.column(name).sql} = :q_{i}")
+        params[f"q_{i}"] = value
+    if q.datetime and layer.time_column:
+        start, end = q.datetime
+        if start:
+            conds.append(f"{layer.time_column} >= :t_start")
+            params["t_start"] = start
+        if end:
+            conds.append(f"{layer.time_column} <= :t_end")
+            params["t_end"] = end
+    return conds, params
+
+
+def _url(base, path, params=None):
+    params = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+    return f"{base}{path}" + (f"?{urlencode(params)}" if params else "")
+
+
+def _timestamp():
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+# -- items -----------------------------------------------------------------------------------------------------
+_BIND = re.compile(r"(?<!:):(\w+)")
+
+
+@functools.lru_cache(maxsize=256)
+def _driver_sql(sql):
+    """``:name`` binds as psycopg's ``%(name)s`` (casts written ``::type`` are left alone)."""
+    return _BIND.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+def _fetch_one(engine, sql, params):
+    """One row through the pooled driver connection: SQLAlchemy's statement machinery costs more than this
+    whole request's Python otherwise. psycopg prepares the statement after a few uses, so PostgreSQL plans it once
+    per connection."""
+    raw = engine.raw_connection()
+    try:
+        return raw.driver_connection.execute(_driver_sql(sql), params).fetchone()
+    except psycopg.OperationalError as err:
+        # Past SQLAlchemy's wrapping, so say it here: the connection is dropped and the client told to retry.
+        raw.invalidate()
+        msg = "The database is not available right now. Please try again in a moment."
+        raise DatabaseUnavailable(msg) from err
+    finally:
+        raw.close()
+
+
+
+def items(engine, layer, q, *, role, base, suppress_below=5):
+    """The items page as GeoJSON text: one statement builds the features and counts the matches."""
+    conds, params = _conditions(layer, q)
+    source, params = layer.source(q.flt, role=role, suppress_below=suppress_below, conditions=conds, params=params)
+    params.update(p_limit=q.limit, p_offset=q.offset)
+    # The full count runs only when this page is full; otherwise it is known from the page (InitPlans are lazy).
+    sql = (f"WITH page AS (SELECT {feature_sql(layer)} AS f {source} ORDER BY {layer.id_sql} "
+           f"LIMIT :p_limit OFFSET :p_offset), n AS (SELECT count(*) AS k FROM page) "
+           f"SELECT n.k, CASE WHEN n.k < :p_limit AND (n.k > 0 OR :p_offset = 0) THEN :p_offset + n.k "
+           f"ELSE (SELECT count(*) {source}) END, (SELECT string_agg(f, ',') FROM page) FROM n")
+    returned, matched, features = _fetch_one(engine, sql, params)
+    # The query string is encoded once and the links are spliced from it: they cost more than the SQL otherwise.
+    page = f"{base}/collections/{layer.id}/items?"
+    kept = urlencode({k: v for k, v in q.args.items() if k not in ("offset", "f") and v not in (None, "")})
+    kept = kept + "&" if kept else ""
+    here = f"{kept}offset={q.offset}&" if q.offset else kept
+    links = [
+        f'{{"href":{json.dumps(page + here + "f=json")},"rel":"self","type":"{GEOJSON}","title":"This page"}}',
+        f'{{"href":{json.dumps(page + here + "f=html")},"rel":"alternate","type":"{HTML}",'
+        f'"title":"This page as HTML"}}',
+        f'{{"href":{json.dumps(f"{base}/collections/{layer.id}")},"rel":"collection","type":"{JSON}",'
+        f'"title":{json.dumps(layer.title)}}}',
+    ]
+    if q.offset + returned < matched:
+        href = f"{page}{kept}offset={q.offset + q.limit}&f=json"
+        links.append(f'{{"href":{json.dumps(href)},"rel":"next","type":"{GEOJSON}","title":"Next page"}}')
+    if q.offset > 0:
+        href = f"{page}{kept}offset={max(q.offset - q.limit, 0)}&f=json"
+        links.append(f'{{"href":{json.dumps(href)},"rel":"prev","type":"{GEOJSON}","title":"Previous page"}}')
+    return (f'{{"type":"FeatureCollection","numberMatched":{matched},"numberReturned":{returned},'
+            f'"timeStamp":"{_timestamp()}","links":[{",".join(links)}],"features":[{features or ""}]}}')
+
+
+def item(engine, layer, feature_id, *, role, base, suppress_below=5):
+    missing = f"There is no feature {feature_id!r} in '{layer.id}'."
+    if not _ID.match(feature_id) or (layer.id_type == "integer" and not (feature_id.isdigit() and len(feature_id) < 19)):
+        raise NotFound(missing)
+    value = int(feature_id) if layer.id_type == "integer" else feature_id
+    flt = AssetFilter(status=("open", "temporarily closed", "closed")) if layer.kind == "assets" else AssetFilter()
+    source, params = layer.source(flt, role=role, suppress_below=suppress_below,
+                                  conditions=[f"{layer.id_sql} = :fid"], params={"fid": value})
+    with engine.connect() as conn:
+        found = conn.execute(text(f"SELECT {feature_sql(layer)} {source}"), params).scalar()
+    if found is None:
+        raise NotFound(missing)
+    path = f"/collections/{layer.id}/items/{feature_id}"
+    links = [{"href": _url(base, path, {"f": "json"}), "rel": "self", "type": GEOJSON},
+             {"href": _url(base, path, {"f": "html"}), "rel": "alternate", "type": HTML},
+             {"href": _url(base, f"/collections/{layer.id}"), "rel": "collection", "type": JSON}]
+    return found[:-1] + f',"links":{json.dumps(links)}}}'
+
+
+# -- metadata --------------------------------------------------------------------------------------------------
+def landing(base, *, title="asset-map", description="Community assets, need and districts as OGC API Features."):
+    return {"title": title, "description": description, "links": [
+        {"href": _url(base, "/", {"f": "json"}), "rel": "self", "type": JSON, "title": "This document"},
+        {"href": _url(base, "/", {"f": "html"}), "rel": "alternate", "type": HTML, "title": "This document as HTML"},
+        {"href": f"{base}/api", "rel": "service-desc", "type": OPENAPI, "title": "The API definition (OpenAPI 3.0)"},
+        {"href": _url(base, "/api", {"f": "html"}), "rel": "service-doc", "type": HTML,
+         "title": "The API documentation"},
+        {"href": _url(base, "/conformance", {"f": "json"}), "rel": "conformance", "type": JSON,
+         "title": "Conformance classes"},
+        {"href": _url(base, "/collections", {"f": "json"}), "rel": "data", "type": JSON, "title": "Collections"},
+    ]}
+
+
+def conformance():
+    return {"conformsTo": CONFORMANCE}
+
+
+def _extents(engine):
+    with engine.connect() as conn:
+        row = conn.execute(text(
+            "SELECT (SELECT ST_Extent(geom) FROM districts), "
+            "(SELECT ST_Extent(geom) FROM areas WHERE vintage = 2011), "
+            "(SELECT ST_Extent(geom) FROM areas WHERE vintage = 2021), "
+            "(SELECT min(last_verified) FROM assets), (SELECT max(last_verified) FROM assets)")).one()
+    return row
+
+
+def _box(box2d):
+    if not box2d:
+        return [-180, -90, 180, 90]
+    nums = [float(v) for v in re.findall(r"-?[0-9.]+(?:e-?[0-9]+)?", box2d)]
+    return [round(v, 7) for v in nums[:4]]
+
+
+def _collection(layer, base, extents):
+    districts, a2011, a2021, first, last = extents
+    if layer.kind == "areas":
+        box = a2011 if layer_defs.area_vintage(layer.need[1]) == 2011 else a2021
+    elif layer.kind == "counts":
+        box = a2021
+    else:
+        box = districts or a2021 or a2011
+    out = {"id": layer.id, "title": layer.title, "description": layer.description, "itemType": "feature",
+           "crs": [CRS84],
+           "extent": {"spatial": {"bbox": [_box(box)], "crs": CRS84}},
+           "links": [
+               {"href": _url(base, f"/collections/{layer.id}", {"f": "json"}), "rel": "self", "type": JSON},
+               {"href": _url(base, f"/collections/{layer.id}", {"f": "html"}), "rel": "alternate", "type": HTML},
+               {"href": _url(base, f"/collections/{layer.id}/items", {"f": "json"}), "rel": "items",
+                "type": GEOJSON, "title": "Features as GeoJSON"},
+               {"href": _url(base, f"/collections/{layer.id}/items", {"f": "html"}), "rel": "items",
+                "type": HTML, "title": "Features as HTML"},
+               {"href": f"{base}/collections/{layer.id}/schema", "rel": "describedby", "type": SCHEMA,
+                "title": "JSON Schema of the features"},
+               {"href": f"{base}/collections/{layer.id}/schema", "rel": "http://www.opengis.net/def/rel/ogc/1.0/schema",
+                "type": SCHEMA, "title": "JSON Schema of the features"},
+               {"href": f"{base}/collections/{layer.id}/queryables",
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "type": SCHEMA,
+                "title": "Properties to filter on"},
+               {"href": _url(base.rsplit("/ogc", 1)[0], f"/export/{layer.id}.geojson"), "rel": "enclosure",
+                "type": GEOJSON, "title": "Download everything as GeoJSON"},
+           ]}
+    if layer.time_column:
+        out["extent"]["temporal"] = {"interval": [[_iso(first), _iso(last)]],
+                                     "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
+    return out
+
+
+def _iso(day):
+    return f"{day.isoformat()}T00:00:00Z" if day else None
+
+
+def collections(engine, *, role, base):
+    extents = _extents(engine)
+    listed = layer_defs.available(engine, role)
+    return {"links": [{"href": _url(base, "/collections", {"f": "json"}), "rel": "self", "type": JSON},
+                      {"href": _url(base, "/collections", {"f": "html"}), "rel": "alternate", "type": HTML}],
+            "collections": [_collection(layer, base, extents) for layer in listed]}
+
+
+def collection(engine, layer, *, base):
+    return _collection(layer, base, _extents(engine))
+
+
+SCHEMA_TYPES = {"string": {"type": "string"}, "integer": {"type": "integer"}, "number": {"type": "number"},
+                 "date": {"type": "string", "format": "date"}, "datetime": {"type": "string", "format": "date-time"},
+                 "array": {"type": "array", "items": {"type": "string"}}}
+
+
+def schema(layer, *, base):
+    """JSON Schema of the collection's features, as a GeoJSON Feature whose ``properties`` are the layer's
+    columns: clients such as GDAL learn the fields from it, even for a collection that is empty today."""
+    props = {c.name: {**SCHEMA_TYPES[c.type], "title": c.name, **({"description": c.description}
+                                                                    if c.description else {})}
+             for c in layer.columns}
+    geometry = "Point" if not layer.polygonal else "MultiPolygon"
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"{base}/collections/{layer.id}/schema",
+            "title": layer.title, "type": "object", "required": ["type", "geometry", "properties"],
+            "properties": {
+                "type": {"type": "string", "enum": ["Feature"]},
+                "id": {"type": "integer" if layer.id_type == "integer" else "string"},
+                "geometry": {"type": "object", "properties": {"type": {"type": "string", "enum": [geometry]}},
+                             "x-ogc-role": "primary-geometry"},
+                "properties": {"type": "object", "properties": props}}}
+
+
+def queryables(layer, *, base):
+    """The properties ``items`` filters on by equality (OGC API - Features Part 3 layout)."""
+    props = {c.name: {**SCHEMA_TYPES[c.type], "title": c.name, **({"description": c.description}
+                                                                    if c.description else {})}
+             for c in layer.columns if c.queryable}
+    if layer.time_column:
+        props["datetime"] = {"type": "string", "format": "date", "title": "last verified",
+                             "description": "Use the datetime parameter: an instant or an interval."}
+    return {"$schema": "https://json-schema.org/draft/2019-09/schema",
+            "$id": f"{base}/collections/{layer.id}/queryables", "type": "object", "title": layer.title,
+            "properties": props, "additionalProperties": False}

@@ -1,0 +1,94 @@
+"""/ogc: OGC API - Features, thin routes over asset_map.api.ogc. JSON or HTML by ``f=`` or the Accept header."""
+
+import json
+
+from flask import Blueprint, Response, current_app, render_template, request
+
+from asset_map.api import layers, ogc, openapi
+from asset_map.errors import InputError
+from asset_map.web import extensions
+from asset_map.web.auth import current_role
+
+bp = Blueprint("ogc", __name__, url_prefix="/ogc")
+
+
+def _base():
+    # Built from the host header as sent: url_root's IRI round trip costs more than the rest of an items request.
+    return f"{request.scheme}://{request.host}{request.script_root}/ogc"
+
+
+def _html():
+    f = request.args.get("f")
+    if f:
+        if f not in ("json", "html"):
+            msg = f"Parameter 'f' has value {f!r}: expected json or html."
+            raise InputError(msg)
+        return f == "html"
+    return request.accept_mimetypes.best_match([ogc.JSON, ogc.GEOJSON, ogc.HTML], default=ogc.JSON) == ogc.HTML
+
+
+def _reply(doc, template, media_type=ogc.JSON, **context):
+    if _html():
+        if isinstance(doc, str):
+            doc = json.loads(doc)
+        return render_template(f"ogc/{template}.html", doc=doc, **context)
+    body = doc if isinstance(doc, str) else json.dumps(doc)
+    return Response(body, content_type=media_type)
+
+
+@bp.get("/")
+def landing():
+    return _reply(ogc.landing(_base()), "landing")
+
+
+@bp.get("/conformance")
+def conformance():
+    return _reply(ogc.conformance(), "conformance")
+
+
+@bp.get("/api")
+def api():
+    doc = openapi.document(extensions.engine(), role=current_role(), base=_base())
+    return _reply(doc, "api", ogc.OPENAPI)
+
+
+@bp.get("/collections")
+def collections():
+    return _reply(ogc.collections(extensions.engine(), role=current_role(), base=_base()), "collections")
+
+
+@bp.get("/collections/<collection_id>")
+def collection(collection_id):
+    layer = layers.get(extensions.engine(), collection_id, current_role())
+    return _reply(ogc.collection(extensions.engine(), layer, base=_base()), "collection", layer=layer)
+
+
+@bp.get("/collections/<collection_id>/schema")
+def schema(collection_id):
+    layer = layers.get(extensions.engine(), collection_id, current_role())
+    return Response(json.dumps(ogc.schema(layer, base=_base())), content_type=ogc.SCHEMA)
+
+
+@bp.get("/collections/<collection_id>/queryables")
+def queryables(collection_id):
+    layer = layers.get(extensions.engine(), collection_id, current_role())
+    return Response(json.dumps(ogc.queryables(layer, base=_base())), content_type=ogc.SCHEMA)
+
+
+@bp.get("/collections/<collection_id>/items")
+def items(collection_id):
+    engine = extensions.read_engine()
+    layer = layers.get(engine, collection_id, current_role())
+    query = ogc.parse_items(layer, request.args)
+    body = ogc.items(engine, layer, query, role=current_role(), base=_base(),
+                     suppress_below=current_app.config["ASSET_MAP"]["SUPPRESS_BELOW"])
+    return _reply(body, "items", ogc.GEOJSON, layer=layer)
+
+
+@bp.get("/collections/<collection_id>/items/<feature_id>")
+def item(collection_id, feature_id):
+    engine = extensions.engine()
+    layer = layers.get(engine, collection_id, current_role())
+    body = ogc.item(engine, layer, feature_id, role=current_role(), base=_base(),
+                    suppress_below=current_app.config["ASSET_MAP"]["SUPPRESS_BELOW"])
+    return _reply(body, "item", ogc.GEOJSON, layer=layer)
