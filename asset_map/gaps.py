@@ -191,3 +191,33 @@ def asset_count_by_group(result):
     for g in result.request.params.groups:
         out[g] = int(len(pts)) if g == "any" else int(np.sum(pts[f"group_{gap.slug(g)}"].to_numpy(bool)))
     return out
+
+
+# -- outputs -------------------------------------------------------------------------------------------------------
+
+def report_context(result, settings, *, static_url=None):
+    from asset_map.analysis import report
+    from asset_map.config import attribution_lines
+
+    return report.build(result.frame, result.inputs, districts=result.districts,
+                        group_counts=asset_count_by_group(result), attribution=attribution_lines(settings),
+                        tiles=settings["TILES"], tiles_attribution=settings["TILES_ATTRIBUTION"],
+                        map_assets=result.map_assets, static_url=static_url)
+
+
+def csv_text(result):
+    from asset_map.analysis import gap_files
+
+    return gap_files.to_csv(result.frame, result.request.params.groups)
+
+
+def geojson_text(result):
+    from asset_map.analysis import gap_files
+
+    return gap_files.to_geojson(result.frame, result.request.params.groups, result.inputs)
+
+
+def standalone_html(result, settings):
+    from asset_map.analysis import report
+
+    return report.render_standalone(report_context(result, settings))
