@@ -130,7 +130,7 @@ def run(engine, request, *, role="public", population_points=None):
     details = _map_assets(engine, frame, points, near_cols, params.catchment_m, role)
     for g in params.groups:
         s = gap.slug(g)
-        frame[f"nearest_{s}_name"] = frame[f"nearest_{s}_id"].map(details["name"]).fillna("")
+        frame[f"nearest_{s}_name"] = frame[f"nearest_{s}_id"].map(details["name"]).astype(object).fillna("")
     inputs = _inputs(engine, request, indicator, vintage, av, points, districts, len(frame), role)
     return GapResult(request=request, frame=frame, assets=points, map_assets=details, inputs=inputs,
                      districts=names)

@@ -6,6 +6,7 @@ self-contained file with Leaflet inlined and the areas and assets embedded, that
 """
 
 import html
+import re
 from pathlib import Path
 
 import folium
@@ -242,7 +243,9 @@ def _vendor_text(rel):
 def render_standalone(ctx):
     """One HTML file: Leaflet's JS and CSS inlined, the areas and assets embedded; opens offline."""
     template = _environment().get_template("gaps/standalone.html")
-    return template.render(leaflet_js=_vendor_text(LEAFLET_JS), leaflet_css=_vendor_text(LEAFLET_CSS),
+    # CSS comments go (one names a bug tracker URL); Leaflet's licence comment stays, as its licence asks.
+    css = re.sub(r"/\*.*?\*/", "", _vendor_text(LEAFLET_CSS), flags=re.S)
+    return template.render(leaflet_js=_vendor_text(LEAFLET_JS), leaflet_css=css,
                            site_css=(PROJECT_DIR / "asset_map" / "web" / "static" / "css" / "gaps.css").read_text(),
                            **ctx)
 
