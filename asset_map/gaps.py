@@ -90,8 +90,10 @@ class GapResult:
     districts: dict                  # code -> name
 
 
-def run(engine, request, *, role="public", population_points=None):
-    """The gap analysis for ``request`` as ``role`` sees the assets (public: no individuals, no restricted ones)."""
+def run(engine, request, *, role="public", population_points=None, timings=None):
+    """The gap analysis for ``request`` as ``role`` sees the assets (public: no individuals, no restricted ones).
+    ``timings`` (a dict) receives the seconds each stage took."""
+    clock = _Clock(timings)
     options = need_options(engine)
     indicator, vintage = parse_need(request.need, options)
     av = area_vintage(vintage)
@@ -104,6 +106,7 @@ def run(engine, request, *, role="public", population_points=None):
         msg = (f"District {', '.join(unknown)} has no areas of vintage {av} loaded (need {indicator}:{vintage}). "
                f"Loaded districts: {', '.join(sorted(areas['district_code'].dropna().unique()))}.")
         raise InputError(msg)
+    clock("read areas and need")
     report = areas["district_code"].isin(districts).to_numpy()
     if not areas.loc[report, "need_decile"].notna().any() and request.params.need_method == "deciles":
         msg = (f"No {indicator}:{vintage} deciles are loaded for the chosen areas; choose another indicator or "
@@ -124,7 +127,9 @@ def run(engine, request, *, role="public", population_points=None):
         else:
             points[f"group_{gap.slug(label)}"] = points["category"].eq(label)
     asset_gdf = gpd.GeoDataFrame(points, geometry=gpd.points_from_xy(points["lon"], points["lat"]), crs=4326)
+    clock("read assets")
     frame = gap.analyse(areas, asset_gdf, params, report=report, population_points=population_points)
+    clock("measures and classes")
 
     near_cols = [f"nearest_{gap.slug(g)}_id" for g in params.groups]
     details = _map_assets(engine, frame, points, near_cols, params.catchment_m, role)
@@ -132,8 +137,23 @@ def run(engine, request, *, role="public", population_points=None):
         s = gap.slug(g)
         frame[f"nearest_{s}_name"] = frame[f"nearest_{s}_id"].map(details["name"]).astype(object).fillna("")
     inputs = _inputs(engine, request, indicator, vintage, av, points, districts, len(frame), role)
+    clock("asset names and provenance")
     return GapResult(request=request, frame=frame, assets=points, map_assets=details, inputs=inputs,
                      districts=names)
+
+
+class _Clock:
+    def __init__(self, timings):
+        import time
+
+        self._now = time.perf_counter
+        self.timings, self.last = timings, self._now()
+
+    def __call__(self, stage):
+        now = self._now()
+        if self.timings is not None:
+            self.timings[stage] = now - self.last
+        self.last = now
 
 
 def _map_assets(engine, frame, points, near_cols, catchment, role):
