@@ -90,7 +90,7 @@ class GapResult:
     districts: dict                  # code -> name
 
 
-def run(engine, request, *, role="public", population_points=None, timings=None):
+def run(engine, request, *, role="public", population_points=None, timings=None, suppress_below=5):
     """The gap analysis for ``request`` as ``role`` sees the assets (public: no individuals, no restricted ones).
     ``timings`` (a dict) receives the seconds each stage took."""
     clock = _Clock(timings)
@@ -136,10 +136,21 @@ def run(engine, request, *, role="public", population_points=None, timings=None)
     for g in params.groups:
         s = gap.slug(g)
         frame[f"nearest_{s}_name"] = frame[f"nearest_{s}_id"].map(details["name"]).astype(object).fillna("")
+    if not flt.tier or "individual" in flt.tier:
+        frame["individuals"] = _individuals(engine, flt, frame, av, suppress_below)
     inputs = _inputs(engine, request, indicator, vintage, av, points, districts, len(frame), role)
     clock("asset names and provenance")
     return GapResult(request=request, frame=frame, assets=points, map_assets=details, inputs=inputs,
                      districts=names)
+
+
+def _individuals(engine, flt, frame, av, suppress_below):
+    """Consenting individuals per area, as counts only with small numbers suppressed (the shared privacy rule):
+    the public never sees them as points, but a gap report may show where people offer help."""
+    rows = store_assets.individual_counts(engine, flt, by="lsoa21_code" if av == 2021 else "lsoa11_code",
+                                          suppress_below=suppress_below)
+    labels = {code: label for code, _, label in rows}
+    return frame["code"].map(labels).astype(object).fillna("0").astype(str)
 
 
 class _Clock:

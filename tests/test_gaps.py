@@ -179,6 +179,49 @@ def test_public_report_never_shows_individuals(engine, tmp_path):
     officer = gaps.run(engine, request, role="officer")
     assert public.inputs["assets_used"] == 0 and public.frame["assets_inside"].sum() == 0
     assert officer.inputs["assets_used"] > 0
+    # Individuals appear to the public only as counts per area, small numbers suppressed.
+    labels = set(public.frame["individuals"])
+    assert "fewer than 5" in labels
+    assert all(v in ("0", "fewer than 5") or int(v) >= 5 for v in labels)
     html = gaps.standalone_html(public, load_settings({"TILES": "none"}))
     assert "individual" not in set(public.map_assets.get("category", []))
     assert "synth-individuals" not in html
+
+
+@pytest.mark.browser
+def test_standalone_file_draws_offline_in_a_browser(libraries_db, tmp_path, monkeypatch, artifacts):
+    from tests.browser import open_page, require_browser
+
+    require_browser()
+    monkeypatch.setenv("ASSET_MAP_DATABASE_URL", libraries_db[0])
+    monkeypatch.setenv("ASSET_MAP_TILES", "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+    out = tmp_path / "tamworth.html"
+    done = CliRunner().invoke(cli, ["gap-report", "--district", TAMWORTH, "--category", "library", "-o", str(out)])
+    assert done.exit_code == 0, done.output
+    # Opened from disk, as from an email attachment; every off-machine request is blocked and recorded.
+    with open_page(out.as_uri(), height=1400) as view:
+        view.page.wait_for_selector("path.leaflet-interactive")
+        areas = view.page.eval_on_selector_all("path.leaflet-interactive", "els => els.length")
+        legend = view.page.inner_text(".asset-map-legend")
+        view.screenshot(artifacts / "gap_report_tamworth_offline.png")
+        # Offline, only the optional base-map tiles fail; the report itself needs nothing from the network.
+        assert [e for e in view.console_errors if "tile.openstreetmap.org" not in e] == []
+        assert all("tile.openstreetmap.org" in url for url in view.external_requests)
+    # 51 areas and the libraries within reach of them, drawn as circle markers (SVG paths too).
+    assert areas > 51
+    assert "high need / low supply" in legend
+
+
+@pytest.mark.browser
+def test_web_report_draws_in_a_browser(libraries_db, tmp_path, live_server, artifacts):
+    from tests.browser import open_page, require_browser
+
+    require_browser()
+    url = live_server(make_app(libraries_db[0], tmp_path))
+    with open_page(f"{url}/gaps?district={STOKE}&category=library&run=1", height=1400) as view:
+        view.page.wait_for_selector("path.leaflet-interactive")
+        rows = view.page.eval_on_selector_all("#gap-prio-h ~ div table tbody tr", "els => els.length")
+        view.screenshot(artifacts / "gap_report_stoke_web.png")
+        assert view.console_errors == []
+        assert view.external_requests == []
+    assert rows > 5

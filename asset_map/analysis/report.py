@@ -106,7 +106,8 @@ def build(frame, inputs, *, districts, group_counts, attribution, tiles=None, ti
                           "district": districts.get(r["district_code"], r["district_code"]),
                           "decile": _f(r["need_decile"]), "score": _f(r["need_score"], 1),
                           "population": _f(r["population"]), "supply": _f(r["supply_score"], 3),
-                          "nearest": nearest, "lacks": (r["lacks"] or "").replace(";", ", ").replace("_", " ")})
+                          "nearest": nearest, "lacks": (r["lacks"] or "").replace(";", ", ").replace("_", " "),
+                          "individuals": r.get("individuals", "")})
 
     by_district = []
     for code, rows in frame.groupby("district_code", sort=True):
@@ -127,6 +128,7 @@ def build(frame, inputs, *, districts, group_counts, attribution, tiles=None, ti
         "summary": {"areas": len(frame), "population": _f(pop.sum()), "assets_used": inputs["assets_used"],
                     "inside": int(frame["assets_inside"].sum()), "priority": int(frame["priority"].sum()),
                     "high_need": int((frame["need_class"] == "high").sum())},
+        "individuals": "individuals" in frame.columns,
         "grid": grid, "by_band": by_band, "priority_rows": prio_rows, "priority_total": len(priority),
         "priority_shown": min(len(priority), PRIORITY_ROWS), "by_district": by_district,
         "charts": {"per_1000": chart_per_1000, "nearest": chart_nearest, "scatter": scatter},

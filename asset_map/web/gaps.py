@@ -15,6 +15,11 @@ _DOWNLOADS = {"csv": ("text/csv; charset=utf-8", "csv"), "geojson": ("applicatio
               "html": ("text/html; charset=utf-8", "html")}
 
 
+def _run(req):
+    settings = current_app.config["ASSET_MAP"]
+    return gaps.run(extensions.engine(), req, role=current_role(), suppress_below=settings["SUPPRESS_BELOW"])
+
+
 def _request():
     return gaps.GapRequest.from_args(request.args, default_need=current_app.config["ASSET_MAP"]["DEFAULT_NEED"])
 
@@ -33,7 +38,7 @@ def index():
     engine, req = extensions.engine(), _request()
     ctx = {"form": _form(engine, req), "report": False, "args": req.as_args()}
     if request.args.get("run"):
-        result = gaps.run(engine, req, role=current_role())
+        result = _run(req)
         static = url_for("static", filename="")
         ctx.update(gaps.report_context(result, current_app.config["ASSET_MAP"], static_url=static), report=True)
     return render_template("gaps/report.html", **ctx)
@@ -43,7 +48,7 @@ def index():
 def download(fmt):
     if fmt not in _DOWNLOADS:
         raise NotFound(f"There is no gap report as {fmt!r}; try csv, geojson or html.")
-    result = gaps.run(extensions.engine(), _request(), role=current_role())
+    result = _run(_request())
     if fmt == "csv":
         body = gaps.csv_text(result)
     elif fmt == "geojson":
