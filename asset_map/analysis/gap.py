@@ -221,6 +221,9 @@ def need_classes(frame, params):
     score = pd.to_numeric(frame["need_score"], errors="coerce")
     if not params.higher_score_is_more_need:
         score = -score
+    if score.isna().all():
+        # Some releases publish ranks only (IMD 2019 in the pack): rank 1 is the most need.
+        score = -pd.to_numeric(frame["need_rank"], errors="coerce")
     ok = score.notna().to_numpy()
     # Share of the reported areas with at least as much need; ties share the better (higher-need) position.
     share = score.rank(method="min", ascending=False, pct=True).to_numpy(float)

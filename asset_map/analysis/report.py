@@ -89,13 +89,18 @@ def build(frame, inputs, *, districts, group_counts, attribution, tiles=None, ti
                                 [r["nearest"] for r in by_band], x_label=band_label, y_label="metres",
                                 color="#7a7a52", highlight=(1, 2))
     score = pd.to_numeric(frame["need_score"], errors="coerce")
+    x_label = f"{_need_label(inputs)} score (higher = more deprived)"
+    if score.isna().all():
+        # Ranks only: plot the share of England's areas that are less deprived, so right is still more need.
+        rank = pd.to_numeric(frame["need_rank"], errors="coerce")
+        score = 100 * (1 - rank / max(float(rank.max() or 1), 32_844))
+        x_label = f"{_need_label(inputs)}: % of areas in England less deprived"
     scatter = charts.scatter(
         "Provision against deprivation",
         [(float(s), float(a), color(n, c), f"{nm} ({cd}): need {s:.1f}, supply {a:.3f}")
          for s, a, n, c, nm, cd in zip(score, frame["access_per_1000"], frame["need_class"], frame["supply_class"],
                                        frame["name"].fillna(""), frame["code"]) if s == s],
-        x_label=f"{_need_label(inputs)} score (higher = more deprived)",
-        y_label="2SFCA assets per 1,000")
+        x_label=x_label, y_label="2SFCA assets per 1,000")
 
     priority = frame[frame["priority"]].sort_values("priority_rank", kind="mergesort")
     prio_rows = []

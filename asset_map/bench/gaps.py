@@ -77,7 +77,8 @@ def _load(engine, county, workdir):
         with raw.cursor() as cur:
             with cur.copy(f"COPY assets ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)") as copy:
                 copy.write(buf.getvalue())
-            cur.execute("ANALYZE assets")
+            # As autovacuum would soon after a load: fresh statistics for the planner.
+            cur.execute("ANALYZE assets; ANALYZE areas; ANALYZE need_indicators; ANALYZE registers")
         raw.commit()
     finally:
         raw.close()
