@@ -276,6 +276,8 @@ def serve(host, port, dev):
 @click.option("--need", help="Need indicator and vintage, e.g. imd:2025 (default: the DEFAULT_NEED setting).")
 @click.option("--need-classes", type=click.Choice(["deciles", "quantiles"]), default="deciles", show_default=True)
 @click.option("--need-breaks", default="2,5", show_default=True, help="Deciles up to which need is high, medium.")
+@click.option("--need-direction", type=click.Choice(["higher", "lower"]), default="higher", show_default=True,
+              help="With --need-classes quantiles: do higher or lower scores mean more need?")
 @click.option("--supply", type=click.Choice(["access", "per_1000", "distance"]), default="access",
               show_default=True, help="Supply measure the supply classes come from.")
 @click.option("--catchment", type=float, default=1600, show_default=True, help="2SFCA catchment, metres.")
@@ -288,8 +290,8 @@ def serve(host, port, dev):
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="HTML report (one self-contained file).")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Results as CSV, one row per area.")
 @click.option("--geojson", "geojson_path", type=click.Path(dir_okay=False), help="Results as GeoJSON.")
-def gap_report(district, category, offer, tier, status, need, need_classes, need_breaks, supply, catchment, decay,
-               role, population_points, output, csv_path, geojson_path):
+def gap_report(district, category, offer, tier, status, need, need_classes, need_breaks, need_direction, supply,
+               catchment, decay, role, population_points, output, csv_path, geojson_path):
     """Where need is high and assets are few: a gap report as HTML (opens offline), CSV and GeoJSON."""
     from asset_map import gaps
 
@@ -298,6 +300,7 @@ def gap_report(district, category, offer, tier, status, need, need_classes, need
     settings = load_settings()
     args = {"district": list(district), "category": list(category), "offer": list(offer), "tier": list(tier),
             "status": list(status), "need": need, "need_classes": need_classes, "need_breaks": need_breaks,
+            "need_direction": need_direction,
             "supply": supply, "catchment": str(catchment), "decay": decay}
     args = {k: v for k, v in args.items() if v not in (None, [], "")}
     request = gaps.GapRequest.from_args(args, default_need=settings["DEFAULT_NEED"])

@@ -17,7 +17,7 @@ The pipeline (:func:`analyse`):
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
@@ -53,7 +53,6 @@ class GapParams:
     higher_score_is_more_need: bool = True
     supply_measure: str = "access"
     groups: tuple = ("any",)
-    extra: dict = field(default_factory=dict)
 
     def check(self):
         if not 0 < float(self.catchment_m) <= 50_000:

@@ -18,8 +18,8 @@ from asset_map.analysis.gap import slug
 _BASE = [("code", None), ("name", None), ("district_code", None), ("population", 0), ("need_score", 3),
          ("need_rank", 0), ("need_decile", 0), ("need_class", None), ("origin_method", None), ("origin_x", 1),
          ("origin_y", 1), ("assets_inside", 0), ("assets_per_1000", 4)]
-_TAIL = [("individuals", None), ("nearest_mean_m", 1), ("access_per_1000", 4), ("supply_score", 4), ("supply_class", None),
-         ("bivariate", None), ("priority", None), ("priority_rank", 0), ("lacks", None)]
+_TAIL = [("individuals", None), ("nearest_mean_m", 1), ("access_per_1000", 4), ("supply_score", 4),
+         ("supply_class", None), ("bivariate", None), ("priority", None), ("priority_rank", 0), ("lacks", None)]
 
 
 def columns(groups):

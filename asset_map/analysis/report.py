@@ -5,7 +5,6 @@ same partial (templates/gaps/_report.html) inside the site's layout; :func:`rend
 self-contained file with Leaflet inlined and the areas and assets embedded, that opens offline from an email.
 """
 
-import html
 import re
 from pathlib import Path
 
@@ -255,7 +254,3 @@ def render_standalone(ctx):
     return template.render(leaflet_js=_vendor_text(LEAFLET_JS), leaflet_css=css,
                            site_css=(PROJECT_DIR / "asset_map" / "web" / "static" / "css" / "gaps.css").read_text(),
                            **ctx)
-
-
-def escape(text):
-    return html.escape(str(text))
