@@ -168,3 +168,26 @@ def test_no_assets_at_all():
     assert (out["access_per_1000"] == 0).all()
     assert out["lacks"].eq("any").all()
     assert isinstance(out, pd.DataFrame)
+
+
+def test_files_are_sorted_fixed_and_identical_whatever_the_row_order():
+    from asset_map.analysis import gap_files
+
+    areas, assets = layout()
+    out = analyse(areas, assets, PARAMS).to_crs(4326)
+    shuffled = out.sample(frac=1, random_state=3)
+    inputs = {"parameters": PARAMS.as_dict()}
+    assert gap_files.to_csv(out, PARAMS.groups) == gap_files.to_csv(shuffled, PARAMS.groups)
+    assert gap_files.to_geojson(out, PARAMS.groups, inputs) == gap_files.to_geojson(shuffled, PARAMS.groups, inputs)
+    lines = gap_files.to_csv(out, PARAMS.groups).splitlines()
+    header = lines[0].split(",")
+    f = dict(zip(header, lines[6].split(",")))  # area F
+    assert f["code"] == "F" and f["nearest_library_m"] == "3026.5" and f["access_per_1000"] == "0.0000"
+    assert f["priority"] == "true" and f["priority_rank"] == "1" and f["lacks"] == "library;school"
+    doc = __import__("json").loads(gap_files.to_geojson(out, PARAMS.groups, inputs))
+    props = doc["features"][5]["properties"]
+    assert props["nearest_library_m"] == 3026.5 and props["priority_rank"] == 1 and props["priority"] is True
+    assert doc["features"][0]["properties"]["priority_rank"] is None
+    assert doc["asset_map"]["parameters"]["catchment_m"] == 1200.0
+    ring = doc["features"][0]["geometry"]["coordinates"][0]
+    assert all(len(str(v).split(".")[-1]) <= 6 for pt in ring for v in pt)
