@@ -100,11 +100,12 @@ def run(engine, request, *, role="public", population_points=None, timings=None,
     areas = gap_inputs.areas_with_need(engine, indicator=indicator, vintage=vintage, area_vintage=av)
     names = gap_inputs.district_names(engine)
     flt = request.filter
-    districts = list(flt.district) or sorted(areas["district_code"].dropna().unique())
-    unknown = [d for d in districts if d not in set(areas["district_code"])]
+    loaded = sorted(areas["district_code"].dropna().unique())
+    districts = list(flt.district) or loaded
+    unknown = sorted(set(districts) - set(loaded))
     if unknown:
         msg = (f"District {', '.join(unknown)} has no areas of vintage {av} loaded (need {indicator}:{vintage}). "
-               f"Loaded districts: {', '.join(sorted(areas['district_code'].dropna().unique()))}.")
+               f"Loaded districts: {', '.join(loaded[:20])}{' ...' if len(loaded) > 20 else ''}.")
         raise InputError(msg)
     clock("read areas and need")
     report = areas["district_code"].isin(districts).to_numpy()
