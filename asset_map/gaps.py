@@ -84,7 +84,7 @@ def _number(value, name):
 class GapResult:
     request: GapRequest
     frame: gpd.GeoDataFrame          # one row per reported area, EPSG:4326, sorted by code
-    assets: pd.DataFrame             # every asset used (id, register, category, lon, lat, group_*)
+    assets: pd.DataFrame             # every asset used (id, lon, lat, group_<label>)
     map_assets: gpd.GeoDataFrame     # assets near the reported areas, with names, for the map
     inputs: dict                     # what the report was made from (recorded in every output)
     districts: dict                  # code -> name
@@ -118,15 +118,10 @@ def run(engine, request, *, role="public", population_points=None, timings=None,
     supply_filter = store_assets.AssetFilter(tier=flt.tier, category=flt.category, offer=flt.offer,
                                              status=flt.status, verified_within=flt.verified_within)
     params = request.params
-    offer_groups = params.groups if not flt.category and flt.offer else ()
-    points = gap_inputs.asset_points(engine, supply_filter, role=role, group_offers=offer_groups)
-    for label in params.groups:
-        if label == "any":
-            continue
-        if offer_groups:
-            points[f"group_{gap.slug(label)}"] = points[f"offer_{offer_groups.index(label)}"]
-        else:
-            points[f"group_{gap.slug(label)}"] = points["category"].eq(label)
+    kind = "category" if flt.category else "offer"
+    labels = [g for g in params.groups if g != "any"]
+    points = gap_inputs.asset_points(engine, supply_filter, role=role, groups=[(kind, g) for g in labels])
+    points = points.rename(columns={f"group_{i}": f"group_{gap.slug(g)}" for i, g in enumerate(labels)})
     asset_gdf = gpd.GeoDataFrame(points, geometry=gpd.points_from_xy(points["lon"], points["lat"]), crs=4326)
     clock("read assets")
     frame = gap.analyse(areas, asset_gdf, params, report=report, population_points=population_points)
@@ -139,7 +134,8 @@ def run(engine, request, *, role="public", population_points=None, timings=None,
         frame[f"nearest_{s}_name"] = frame[f"nearest_{s}_id"].map(details["name"]).astype(object).fillna("")
     if not flt.tier or "individual" in flt.tier:
         frame["individuals"] = _individuals(engine, flt, frame, av, suppress_below)
-    inputs = _inputs(engine, request, indicator, vintage, av, points, districts, len(frame), role)
+    inputs = _inputs(engine, request, indicator, vintage, av, supply_filter, len(points), districts, len(frame),
+                     role)
     clock("asset names and provenance")
     return GapResult(request=request, frame=frame, assets=points, map_assets=details, inputs=inputs,
                      districts=names)
@@ -197,16 +193,16 @@ def code_version():
     return {"version": asset_map.__version__, "commit": commit}
 
 
-def _inputs(engine, request, indicator, vintage, av, points, districts, n_areas, role):
-    registers = gap_inputs.register_versions(engine, points["register"].unique().tolist())
-    counts = points.groupby("register").size().to_dict()
+def _inputs(engine, request, indicator, vintage, av, supply_filter, n_assets, districts, n_areas, role):
+    counts = gap_inputs.assets_by_register(engine, supply_filter, role=role)
+    registers = gap_inputs.register_versions(engine, list(counts))
     for r in registers:
         r["assets_used"] = int(counts.get(r["name"], 0))
     return {
         "need": {"indicator": indicator, "vintage": int(vintage), "area_vintage": int(av)},
         "districts": list(districts),
         "areas": int(n_areas),
-        "assets_used": int(len(points)),
+        "assets_used": int(n_assets),
         "filter": request.filter.as_args(),
         "parameters": request.params.as_dict(),
         "role": role,
