@@ -272,7 +272,7 @@ def serve(host, port, dev):
 @click.option("--category", multiple=True, help="Asset category, e.g. library (repeat for several).")
 @click.option("--offer", multiple=True, help="What assets offer, e.g. 'buildings/space' (used without --category).")
 @click.option("--tier", multiple=True, type=click.Choice(["individual", "association", "organisation"]))
-@click.option("--status", multiple=True, help="Asset status (default: open and temporarily closed; 'all').")
+@click.option("--status", multiple=True, help="Asset status (default: open only; 'all' for every status).")
 @click.option("--need", help="Need indicator and vintage, e.g. imd:2025 (default: the DEFAULT_NEED setting).")
 @click.option("--need-classes", type=click.Choice(["deciles", "quantiles"]), default="deciles", show_default=True)
 @click.option("--need-breaks", default="2,5", show_default=True, help="Deciles up to which need is high, medium.")

@@ -5,7 +5,7 @@ Data flows one way: store (areas, need, assets) -> analysis.gap (measures, class
 """
 
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import geopandas as gpd
 import numpy as np
@@ -33,6 +33,9 @@ class GapRequest:
     @classmethod
     def from_args(cls, args, *, default_need="imd:2025"):
         flt = store_assets.AssetFilter.from_args(args)
+        if not _one(args, "status"):
+            # Supply is what people can use today: open assets only, unless the question says otherwise.
+            flt = replace(flt, status=("open",))
         if flt.bbox or flt.updated_since or flt.q:
             raise InputError("A gap report takes district, tier, category, offer, status and verified_within; "
                              "bbox, q and updated_since are for the map and exports.")
@@ -58,6 +61,7 @@ class GapRequest:
 
     def as_args(self):
         out = self.filter.as_args()
+        out["status"] = ",".join(self.filter.status)
         p = self.params
         out.update({"need": self.need, "catchment": f"{p.catchment_m:g}", "decay": p.decay,
                     "need_classes": p.need_method, "need_breaks": ",".join(str(b) for b in p.need_breaks),

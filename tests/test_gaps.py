@@ -183,6 +183,16 @@ def test_public_report_never_shows_individuals(engine, tmp_path):
     labels = set(public.frame["individuals"])
     assert "fewer than 5" in labels
     assert all(v in ("0", "fewer than 5") or int(v) >= 5 for v in labels)
+    # Supply is open assets only unless asked: temporarily closed ones join when the status says so.
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        n_open = conn.execute(text("SELECT count(*) FROM assets WHERE status = 'open' AND tier <> 'individual' "
+                                   "AND visibility = 'public'")).scalar()
+    open_only = gaps.run(engine, gaps.GapRequest.from_args({"need": "imd:2025"}))
+    both = gaps.run(engine, gaps.GapRequest.from_args({"need": "imd:2025", "status": "open,temporarily closed"}))
+    assert open_only.inputs["assets_used"] == n_open < both.inputs["assets_used"]
+    assert open_only.inputs["filter"]["status"] == "open"
     html = gaps.standalone_html(public, load_settings({"TILES": "none"}))
     assert "individual" not in set(public.map_assets.get("category", []))
     assert "synth-individuals" not in html
