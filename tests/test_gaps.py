@@ -235,3 +235,23 @@ def test_web_report_draws_in_a_browser(libraries_db, tmp_path, live_server, arti
         assert view.console_errors == []
         assert view.external_requests == []
     assert rows > 5
+
+
+def test_cli_population_points_give_population_weighted_origins(libraries_db, tmp_path, monkeypatch, pack):
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    monkeypatch.setenv("ASSET_MAP_DATABASE_URL", libraries_db[0])
+    areas = pyogrio.read_dataframe(pack / "boundaries" / "lsoa2021_imd2025.geojson")
+    area = areas[areas["lsoa21cd"] == "E01029820"].to_crs(27700).geometry.iloc[0]
+    inside = area.representative_point()
+    people = gpd.GeoDataFrame({"population": [120]}, geometry=[Point(inside.x, inside.y)], crs=27700).to_crs(4326)
+    people.to_file(tmp_path / "people.geojson", driver="GeoJSON", engine="pyogrio")
+    out = tmp_path / "gaps.csv"
+    done = CliRunner().invoke(cli, ["gap-report", "--district", TAMWORTH, "--category", "library", "--csv", str(out),
+                                    "--population-points", str(tmp_path / "people.geojson")])
+    assert done.exit_code == 0, done.output
+    rows = {r.split(",")[0]: r for r in out.read_text().splitlines()[1:]}
+    assert ",population-weighted," in rows["E01029820"]
+    assert f",{inside.x:.1f},{inside.y:.1f}," in rows["E01029820"]
+    assert ",geometric," in rows["E01029821"]
