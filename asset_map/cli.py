@@ -449,3 +449,63 @@ def serve(host, port, dev):
 
     run(host=host, port=port, workers=settings["WORKERS"], threads=settings["THREADS"],
         max_requests=settings["MAX_REQUESTS"])
+
+
+# -- gap report ------------------------------------------------------------------------------------------------
+@cli.command("gap-report")
+@click.option("--district", multiple=True, help="District code (repeat for several; none: every district).")
+@click.option("--category", multiple=True, help="Asset category, e.g. library (repeat for several).")
+@click.option("--offer", multiple=True, help="What assets offer, e.g. 'buildings/space' (used without --category).")
+@click.option("--tier", multiple=True, type=click.Choice(["individual", "association", "organisation"]))
+@click.option("--status", multiple=True, help="Asset status (default: open only; 'all' for every status).")
+@click.option("--need", help="Need indicator and vintage, e.g. imd:2025 (default: the DEFAULT_NEED setting).")
+@click.option("--need-classes", type=click.Choice(["deciles", "quantiles"]), default="deciles", show_default=True)
+@click.option("--need-breaks", default="2,5", show_default=True, help="Deciles up to which need is high, medium.")
+@click.option("--need-direction", type=click.Choice(["higher", "lower"]), default="higher", show_default=True,
+              help="With --need-classes quantiles: do higher or lower scores mean more need?")
+@click.option("--supply", type=click.Choice(["access", "per_1000", "distance"]), default="access",
+              show_default=True, help="Supply measure the supply classes come from.")
+@click.option("--catchment", type=float, default=1600, show_default=True, help="2SFCA catchment, metres.")
+@click.option("--decay", type=click.Choice(["none", "linear", "gaussian"]), default="none", show_default=True)
+@click.option("--role", type=click.Choice(["public", "organiser", "officer", "admin"]), default="public",
+              show_default=True, help="Whose view of the assets the report shows.")
+@click.option("--population-points", type=click.Path(exists=True, dir_okay=False),
+              help="Points with a 'population' column (e.g. OA population-weighted centroids) for "
+                   "population-weighted area centroids.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="HTML report (one self-contained file).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Results as CSV, one row per area.")
+@click.option("--geojson", "geojson_path", type=click.Path(dir_okay=False), help="Results as GeoJSON.")
+def gap_report(district, category, offer, tier, status, need, need_classes, need_breaks, need_direction, supply,
+               catchment, decay, role, population_points, output, csv_path, geojson_path):
+    """Where need is high and assets are few: a gap report as HTML (opens offline), CSV and GeoJSON."""
+    from asset_map import gaps
+
+    if not (output or csv_path or geojson_path):
+        raise click.UsageError("Say where to write the report: -o FILE.html, --csv FILE and/or --geojson FILE.")
+    settings = load_settings()
+    args = {"district": list(district), "category": list(category), "offer": list(offer), "tier": list(tier),
+            "status": list(status), "need": need, "need_classes": need_classes, "need_breaks": need_breaks,
+            "need_direction": need_direction,
+            "supply": supply, "catchment": str(catchment), "decay": decay}
+    args = {k: v for k, v in args.items() if v not in (None, [], "")}
+    request = gaps.GapRequest.from_args(args, default_need=settings["DEFAULT_NEED"])
+    points = None
+    if population_points:
+        import geopandas as gpd
+
+        points = gpd.read_file(population_points, engine="pyogrio")
+        if "population" not in points.columns:
+            raise AssetMapError(f"{population_points} has no 'population' column.")
+    result = gaps.run(_engine(), request, role=role, population_points=points,
+                      suppress_below=settings["SUPPRESS_BELOW"])
+    for path, make in ((csv_path, gaps.csv_text), (geojson_path, gaps.geojson_text)):
+        if path:
+            Path(path).write_text(make(result), encoding="utf-8")
+    if output:
+        Path(output).write_text(gaps.standalone_html(result, settings), encoding="utf-8")
+    frame = result.frame
+    click.echo(f"{len(frame):,} areas, {result.inputs['assets_used']:,} assets, "
+               f"{int(frame['priority'].sum()):,} priority gaps")
+    for path in (output, csv_path, geojson_path):
+        if path:
+            click.echo(f"written {path}")

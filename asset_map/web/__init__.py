@@ -34,7 +34,8 @@ def create_app(test_config=None):
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_MB"] * 1024 * 1024
     app.config["TESTING"] = bool(settings.get("TESTING"))
 
-    from asset_map.web import errors, explorer, exports, extensions, health, maps, ogc, registers, serving, tables
+    from asset_map.web import (errors, explorer, exports, extensions, gaps, health, maps, ogc, registers, serving,
+                               tables)
 
     extensions.init_app(app)
     errors.init_app(app)
@@ -46,4 +47,5 @@ def create_app(test_config=None):
     app.register_blueprint(tables.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(ogc.bp)
+    app.register_blueprint(gaps.bp)
     return app

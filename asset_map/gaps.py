@@ -1,0 +1,255 @@
+"""Gap reports end to end: read the inputs from the store, run the pure analysis, and hand back what the report, the
+CSV and the GeoJSON are made from. The web page (/gaps) and the CLI (`asset-map gap-report`) both call :func:`run`.
+
+Data flows one way: store (areas, need, assets) -> analysis.gap (measures, classes) -> analysis.report (files).
+"""
+
+import subprocess
+from dataclasses import dataclass, field, replace
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+import asset_map
+from asset_map.analysis import gap
+from asset_map.config import PROJECT_DIR
+from asset_map.errors import InputError
+from asset_map.layers.queries import area_vintage, need_options, parse_need
+from asset_map.store import assets as store_assets
+from asset_map.store import gap_inputs
+
+MAX_MAP_ASSETS = 5_000
+
+
+@dataclass(frozen=True)
+class GapRequest:
+    """A gap report's question, parsed once from web form arguments or CLI options (same names)."""
+
+    filter: store_assets.AssetFilter
+    need: str = "imd:2025"
+    params: gap.GapParams = field(default_factory=gap.GapParams)
+
+    @classmethod
+    def from_args(cls, args, *, default_need="imd:2025"):
+        flt = store_assets.AssetFilter.from_args(args)
+        if not _one(args, "status"):
+            # Supply is what people can use today: open assets only, unless the question says otherwise.
+            flt = replace(flt, status=("open",))
+        if flt.bbox or flt.updated_since or flt.q:
+            raise InputError("A gap report takes district, tier, category, offer, status and verified_within; "
+                             "bbox, q and updated_since are for the map and exports.")
+        need = _one(args, "need") or default_need
+        catchment = _number(_one(args, "catchment") or "1600", "catchment")
+        breaks = _one(args, "need_breaks") or "2,5"
+        try:
+            breaks = tuple(int(v) for v in breaks.split(","))
+        except ValueError as err:
+            raise InputError(f"Parameter 'need_breaks' has value {breaks!r}: expected two deciles such as 2,5.") \
+                from err
+        direction = (_one(args, "need_direction") or "higher").lower()
+        if direction not in ("higher", "lower"):
+            raise InputError(f"Parameter 'need_direction' has value {direction!r}: expected higher or lower "
+                             "(which scores mean more need).")
+        groups = flt.category or flt.offer or ("any",)
+        params = gap.GapParams(catchment_m=catchment, decay=(_one(args, "decay") or "none").lower(),
+                               need_method=(_one(args, "need_classes") or "deciles").lower(), need_breaks=breaks,
+                               higher_score_is_more_need=direction == "higher",
+                               supply_measure=(_one(args, "supply") or "access").lower(), groups=tuple(groups))
+        params.check()
+        return cls(filter=flt, need=need, params=params)
+
+    def as_args(self):
+        out = self.filter.as_args()
+        out["status"] = ",".join(self.filter.status)
+        p = self.params
+        out.update({"need": self.need, "catchment": f"{p.catchment_m:g}", "decay": p.decay,
+                    "need_classes": p.need_method, "need_breaks": ",".join(str(b) for b in p.need_breaks),
+                    "need_direction": "higher" if p.higher_score_is_more_need else "lower",
+                    "supply": p.supply_measure})
+        return out
+
+
+def _one(args, name):
+    value = args.get(name) if hasattr(args, "get") else None
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
+    return str(value).strip() if value is not None and str(value).strip() else None
+
+
+def _number(value, name):
+    try:
+        return float(value)
+    except ValueError as err:
+        raise InputError(f"Parameter '{name}' has value {value!r}: expected a number of metres.") from err
+
+
+@dataclass
+class GapResult:
+    request: GapRequest
+    frame: gpd.GeoDataFrame          # one row per reported area, EPSG:4326, sorted by code
+    assets: pd.DataFrame             # every asset used (id, lon, lat, group_<label>)
+    map_assets: gpd.GeoDataFrame     # assets near the reported areas, with names, for the map
+    inputs: dict                     # what the report was made from (recorded in every output)
+    districts: dict                  # code -> name
+
+
+def run(engine, request, *, role="public", population_points=None, timings=None, suppress_below=5):
+    """The gap analysis for ``request`` as ``role`` sees the assets (public: no individuals, no restricted ones).
+    ``timings`` (a dict) receives the seconds each stage took."""
+    clock = _Clock(timings)
+    options = need_options(engine)
+    indicator, vintage = parse_need(request.need, options)
+    av = area_vintage(vintage)
+    areas = gap_inputs.areas_with_need(engine, indicator=indicator, vintage=vintage, area_vintage=av)
+    names = gap_inputs.district_names(engine)
+    flt = request.filter
+    loaded = sorted(areas["district_code"].dropna().unique())
+    districts = list(flt.district) or loaded
+    unknown = sorted(set(districts) - set(loaded))
+    if unknown:
+        msg = (f"District {', '.join(unknown)} has no areas of vintage {av} loaded (need {indicator}:{vintage}). "
+               f"Loaded districts: {', '.join(loaded[:20])}{' ...' if len(loaded) > 20 else ''}.")
+        raise InputError(msg)
+    clock("read areas and need")
+    report = areas["district_code"].isin(districts).to_numpy()
+    if not areas.loc[report, "need_decile"].notna().any() and request.params.need_method == "deciles":
+        msg = (f"No {indicator}:{vintage} deciles are loaded for the chosen areas; choose another indicator or "
+               "need_classes=quantiles.")
+        raise InputError(msg)
+
+    # Supply comes from every district: the nearest library may be over the border.
+    supply_filter = store_assets.AssetFilter(tier=flt.tier, category=flt.category, offer=flt.offer,
+                                             status=flt.status, verified_within=flt.verified_within)
+    params = request.params
+    kind = "category" if flt.category else "offer"
+    labels = [g for g in params.groups if g != "any"]
+    points = gap_inputs.asset_points(engine, supply_filter, role=role, groups=[(kind, g) for g in labels])
+    points = points.rename(columns={f"group_{i}": f"group_{gap.slug(g)}" for i, g in enumerate(labels)})
+    asset_gdf = gpd.GeoDataFrame(points, geometry=gpd.points_from_xy(points["lon"], points["lat"]), crs=4326)
+    clock("read assets")
+    frame = gap.analyse(areas, asset_gdf, params, report=report, population_points=population_points)
+    clock("measures and classes")
+
+    near_cols = [f"nearest_{gap.slug(g)}_id" for g in params.groups]
+    details = _map_assets(engine, frame, points, near_cols, params.catchment_m, role)
+    for g in params.groups:
+        s = gap.slug(g)
+        frame[f"nearest_{s}_name"] = frame[f"nearest_{s}_id"].map(details["name"]).astype(object).fillna("")
+    if not flt.tier or "individual" in flt.tier:
+        frame["individuals"] = _individuals(engine, flt, frame, av, suppress_below)
+    inputs = _inputs(engine, request, indicator, vintage, av, supply_filter, len(points), districts, len(frame),
+                     role)
+    clock("asset names and provenance")
+    return GapResult(request=request, frame=frame, assets=points, map_assets=details, inputs=inputs,
+                     districts=names)
+
+
+def _individuals(engine, flt, frame, av, suppress_below):
+    """Consenting individuals per area, as counts only with small numbers suppressed (the shared privacy rule):
+    the public never sees them as points, but a gap report may show where people offer help."""
+    rows = store_assets.individual_counts(engine, flt, by="lsoa21_code" if av == 2021 else "lsoa11_code",
+                                          suppress_below=suppress_below)
+    labels = {code: label for code, _, label in rows}
+    return frame["code"].map(labels).astype(object).fillna("0").astype(str)
+
+
+class _Clock:
+    def __init__(self, timings):
+        import time
+
+        self._now = time.perf_counter
+        self.timings, self.last = timings, self._now()
+
+    def __call__(self, stage):
+        now = self._now()
+        if self.timings is not None:
+            self.timings[stage] = now - self.last
+        self.last = now
+
+
+def _map_assets(engine, frame, points, near_cols, catchment, role):
+    """The nearest assets of every reported area, plus the assets within the report's extent (capped)."""
+    ids = set(frame[near_cols].to_numpy().ravel().tolist())
+    minx, miny, maxx, maxy = frame.total_bounds
+    # About one catchment beyond the extent, in degrees (1 degree of latitude ~ 111 km).
+    pad = catchment / 111_000
+    near = points[(points["lon"].between(minx - 2 * pad, maxx + 2 * pad))
+                  & (points["lat"].between(miny - pad, maxy + pad))]
+    ids.update(near["id"].head(MAX_MAP_ASSETS).tolist())
+    return gap_inputs.asset_details(engine, [i for i in ids if i >= 0], role=role)
+
+
+def code_version():
+    """asset_map.__version__ and the git commit of the code that ran, when it runs from a git checkout."""
+    commit = None
+    try:
+        done = subprocess.run(["git", "-C", str(PROJECT_DIR), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5, check=False)
+        if done.returncode == 0:
+            commit = done.stdout.strip()
+            dirty = subprocess.run(["git", "-C", str(PROJECT_DIR), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=5, check=False)
+            if dirty.returncode == 0 and dirty.stdout.strip():
+                commit += " (with uncommitted changes)"
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"version": asset_map.__version__, "commit": commit}
+
+
+def _inputs(engine, request, indicator, vintage, av, supply_filter, n_assets, districts, n_areas, role):
+    counts = gap_inputs.assets_by_register(engine, supply_filter, role=role)
+    registers = gap_inputs.register_versions(engine, list(counts))
+    for r in registers:
+        r["assets_used"] = int(counts.get(r["name"], 0))
+    return {
+        "need": {"indicator": indicator, "vintage": int(vintage), "area_vintage": int(av)},
+        "districts": list(districts),
+        "areas": int(n_areas),
+        "assets_used": int(n_assets),
+        "filter": request.filter.as_args(),
+        "parameters": request.params.as_dict(),
+        "role": role,
+        "registers": registers,
+        "reference_loads": gap_inputs.reference_loads(engine, indicator=indicator, vintages=(vintage, av)),
+        "code": code_version(),
+    }
+
+
+def asset_count_by_group(result):
+    """Assets used per group label (for the report's summary)."""
+    pts = result.assets
+    out = {}
+    for g in result.request.params.groups:
+        out[g] = int(len(pts)) if g == "any" else int(np.sum(pts[f"group_{gap.slug(g)}"].to_numpy(bool)))
+    return out
+
+
+# -- outputs -------------------------------------------------------------------------------------------------------
+
+def report_context(result, settings, *, static_url=None):
+    from asset_map.analysis import report
+    from asset_map.config import attribution_lines
+
+    return report.build(result.frame, result.inputs, districts=result.districts,
+                        group_counts=asset_count_by_group(result), attribution=attribution_lines(settings),
+                        tiles=settings["TILES"], tiles_attribution=settings["TILES_ATTRIBUTION"],
+                        map_assets=result.map_assets, static_url=static_url)
+
+
+def csv_text(result):
+    from asset_map.analysis import gap_files
+
+    return gap_files.to_csv(result.frame, result.request.params.groups)
+
+
+def geojson_text(result):
+    from asset_map.analysis import gap_files
+
+    return gap_files.to_geojson(result.frame, result.request.params.groups, result.inputs)
+
+
+def standalone_html(result, settings):
+    from asset_map.analysis import report
+
+    return report.render_standalone(report_context(result, settings))
