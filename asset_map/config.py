@@ -57,6 +57,13 @@ SETTINGS = [
     Setting("STATEMENT_TIMEOUT_MS", 15000, "A query running longer than this is cancelled.", int),
     Setting("SECRET_KEY", "", "Flask secret key for sessions. Empty: a random key kept in var/secret_key."),
     Setting("MAX_UPLOAD_MB", 50, "Largest upload accepted.", int),
+    Setting("COOKIE_SECURE", 1, "1: session cookies are sent over HTTPS only (browsers also accept them from "
+            "http://localhost). 0: for a plain-HTTP deployment on another host.", int),
+    Setting("SESSION_HOURS", 8, "A sign-in lasts at most this long; then the user signs in again.", int),
+    Setting("LOGIN_MAX_FAILURES", 5, "Failed sign-ins allowed per address and e-mail within LOGIN_WINDOW_MINUTES "
+            "before sign-in is refused with 429.", int),
+    Setting("LOGIN_WINDOW_MINUTES", 15, "The window over which failed sign-ins are counted.", int),
+    Setting("TOKEN_DAYS", 90, "Default lifetime of a new API token (`asset-map token create`); 0: no expiry.", int),
     Setting("REQUIRE_POSTGIS", 0, "1: tests fail instead of skipping when PostGIS cannot be reached (CI sets it).",
             int),
 ]

@@ -199,7 +199,9 @@ def visibility_condition(role, alias="a"):
         msg = f"Unknown role {role!r}."
         raise InputError(msg)
     if role_rank(role) >= role_rank("officer"):
-        return "TRUE", {}
+        # An individual without recorded consent should never have been stored (privacy.consent_problem); if one
+        # was, nobody sees it.
+        return f"({p}tier <> 'individual' OR {p}consent IS TRUE)", {}
     return f"{p}tier <> 'individual' AND {p}visibility = 'public'", {}
 
 

@@ -3,9 +3,9 @@ go to the log."""
 
 import logging
 
-from flask import jsonify, render_template, request
+from flask import current_app, jsonify, make_response, render_template, request
 from sqlalchemy.exc import OperationalError, TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from asset_map.errors import AssetMapError, DatabaseUnavailable
 
@@ -28,7 +28,14 @@ def handle(err):
         log.warning("database unavailable: %s", err)
         err = DatabaseUnavailable("The database is not available right now. Please try again in a moment.")
     if isinstance(err, AssetMapError):
-        return _respond(err.status, type(err).__name__, err.user_message)
+        response = make_response(_respond(err.status, type(err).__name__, err.user_message))
+        if getattr(err, "retry_after", None):
+            response.headers["Retry-After"] = str(err.retry_after)
+        return response
+    if isinstance(err, RequestEntityTooLarge):
+        limit = current_app.config["ASSET_MAP"]["MAX_UPLOAD_MB"]
+        return _respond(413, "Upload too large", f"The upload is larger than the {limit} MB limit "
+                        "(setting ASSET_MAP_MAX_UPLOAD_MB). Split the file or ask an admin to raise the limit.")
     if isinstance(err, HTTPException):
         return _respond(err.code, err.name, err.description)
     log.exception("unhandled error on %s", request.path)
