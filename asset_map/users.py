@@ -203,32 +203,35 @@ def authenticate(engine, email, password, *, ip, max_failures=5, window_minutes=
     as many for any e-mail from one address). Success and failure are both audited."""
     raw = str(email or "").strip().lower()[:254]
     ip = str(ip or "unknown")[:64]
+    limited, user, good = None, None, False
     with engine.begin() as conn:
         pair, address, oldest = _recent_failures(conn, raw, ip, window_minutes)
         if pair >= max_failures or address >= max_failures * 10:
-            retry = window_minutes * 60
+            limited = window_minutes * 60
             if oldest is not None and pair >= max_failures:
                 age = (datetime.now(timezone.utc) - oldest).total_seconds()
-                retry = max(1, int(window_minutes * 60 - age))
+                limited = max(1, int(window_minutes * 60 - age))
             audit.record(conn, actor="anonymous", action="sign-in-failed", target=raw,
                          details={"ip": ip, "reason": "rate-limited"})
-            minutes = max(1, round(retry / 60))
-            msg = f"Too many failed sign-ins. Try again in about {minutes} minute{'s' if minutes != 1 else ''}."
-            raise TooManyRequests(msg, retry_after=retry)
-        try:
-            user = find_user(conn, raw)
-        except InputError:
-            user = None
-        good = check_password_hash(user.password_hash if user else _dummy_hash(), password or "")
-        if not (user and good):
-            audit.record(conn, actor="anonymous", action="sign-in-failed", target=raw,
-                         details={"ip": ip, "reason": "wrong e-mail or password"})
         else:
-            conn.execute(text("UPDATE users SET last_sign_in_at = now() WHERE id = :i"), {"i": user.id})
-            audit.record(conn, actor=user.email, action="sign-in", target=user.email,
-                         details={"ip": ip, "role": user.role})
+            try:
+                user = find_user(conn, raw)
+            except InputError:
+                user = None
+            good = check_password_hash(user.password_hash if user else _dummy_hash(), password or "")
+            if user and good:
+                conn.execute(text("UPDATE users SET last_sign_in_at = now() WHERE id = :i"), {"i": user.id})
+                audit.record(conn, actor=user.email, action="sign-in", target=user.email,
+                             details={"ip": ip, "role": user.role})
+            else:
+                audit.record(conn, actor="anonymous", action="sign-in-failed", target=raw,
+                             details={"ip": ip, "reason": "wrong e-mail or password"})
+    # Raised only after the commit, so every failure counts towards the limit.
+    if limited is not None:
+        minutes = max(1, round(limited / 60))
+        msg = f"Too many failed sign-ins. Try again in about {minutes} minute{'s' if minutes != 1 else ''}."
+        raise TooManyRequests(msg, retry_after=limited)
     if not (user and good):
-        # Committed above: the failure counts towards the limit even though we raise.
         raise Unauthorized("The e-mail address or password is not right.")
     return user
 
