@@ -11,7 +11,8 @@ def safe_filename(name, *, default=None):
     """A plain file name made safe for any folder (``../../etc/passwd`` -> ``etc_passwd``).
 
     A name with nothing usable left is an InputError, unless ``default`` is given."""
-    cleaned = secure_filename(str(name or ""))
+    # Old Windows browsers send whole paths with backslashes; werkzeug only splits on "/" on POSIX.
+    cleaned = secure_filename(str(name or "").replace("\\", "/"))
     if not cleaned:
         if default is not None:
             return default
