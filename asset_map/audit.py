@@ -2,6 +2,7 @@
 inserted into by this module."""
 
 import json
+from datetime import timezone
 
 from sqlalchemy import text
 
@@ -57,7 +58,10 @@ def events(engine, filters=None, *, limit=100, offset=0):
         rows = conn.execute(text(f"SELECT id, at, actor, action, target, rows, details FROM audit_log WHERE {where} "
                                  "ORDER BY at DESC, id DESC LIMIT :limit OFFSET :offset"),
                             {**params, "limit": int(limit), "offset": int(offset)}).mappings().all()
-    return total, [dict(r) for r in rows]
+    out = [dict(r) for r in rows]
+    for r in out:
+        r["at"] = r["at"].astimezone(timezone.utc)
+    return total, out
 
 
 def _cell(value):
@@ -70,8 +74,14 @@ def _cell(value):
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def csv_lines(engine, filters=None, *, batch=5000):
-    """The filtered log as CSV text, oldest first, a line at a time (for a streamed download)."""
+def last_id(engine):
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT COALESCE(max(id), 0) FROM audit_log")).scalar_one()
+
+
+def csv_lines(engine, filters=None, *, upto=None, batch=5000):
+    """The filtered log as CSV text, oldest first, in batches (for a streamed download); ``upto``: the last id to
+    include, so a download is the log as it was when asked for."""
     import csv
     import io
 
@@ -84,8 +94,9 @@ def csv_lines(engine, filters=None, *, batch=5000):
     while True:
         with engine.connect() as conn:
             rows = conn.execute(text(f"SELECT id, at, actor, action, target, rows, details FROM audit_log "
-                                     f"WHERE {where} AND id > :last ORDER BY id LIMIT :batch"),
-                                {**params, "last": last, "batch": batch}).mappings().all()
+                                     f"WHERE {where} AND id > :last AND id <= :upto ORDER BY id LIMIT :batch"),
+                                {**params, "last": last, "batch": batch,
+                                 "upto": upto if upto is not None else 2**62}).mappings().all()
         if not rows:
             return
         buffer.seek(0)
