@@ -319,3 +319,20 @@ def test_the_walk_catches_a_page_that_leaks(walk, tmp_path):
     assert "/leaky" in _urls(app, {"int": [1], "str": ["x"]})
     body = app.test_client().get("/leaky").get_data(as_text=True)
     assert len(leaks(body, texts, points)) > 20
+
+
+def test_names_that_cannot_be_bound_parameters_are_checked(walk):
+    from asset_map.errors import InputError
+    from asset_map.store import writes
+
+    engine = walk["engine"]
+    before = _snapshot(engine)
+    for order in ("id; DROP TABLE assets", "name DESC; --", "(SELECT email FROM users)"):
+        with pytest.raises(InputError, match="Cannot sort by"):
+            assets.select(engine, AssetFilter(), order=order)
+    assert len(assets.select(engine, AssetFilter(), order="name DESC", limit=3)) == 3
+    with pytest.raises(InputError, match="not a usable column"):
+        with engine.begin() as conn:
+            writes.upsert(conn, assets.select(engine, AssetFilter(), limit=1), "districts", keys=["code"],
+                          columns=['name" = \'x\'; DROP TABLE users; --'])
+    assert _snapshot(engine) == before

@@ -208,6 +208,10 @@ def visibility_condition(role, alias="a"):
 def select(engine, flt=None, *, role="public", columns=None, limit=None, offset=0, order="id"):
     """Assets matching the filter that ``role`` may see, as a GeoDataFrame in EPSG:4326."""
     flt = flt or AssetFilter()
+    column, _, direction = str(order).partition(" ")
+    if column not in ASSET_COLUMNS or direction.upper() not in ("", "ASC", "DESC"):
+        msg = f"Cannot sort by {str(order)[:80]!r}: expected one of {', '.join(ASSET_COLUMNS)}, optionally DESC."
+        raise InputError(msg)
     cols = [c for c in (columns or ASSET_COLUMNS) if c in ASSET_COLUMNS]
     if role_rank(role) < role_rank("organiser"):
         cols = [c for c in cols if c not in CONTACT_COLUMNS or c == "url"]
