@@ -196,3 +196,26 @@ def test_token_scope_and_method_limits_are_403(app, engine):
     assert res.status_code == 403 and "cannot be used for administration" in res.get_data(as_text=True)
     res = client.post("/sign-out", headers=export)
     assert res.status_code == 403 and "only read" in res.get_data(as_text=True)
+
+
+def test_public_pages_set_no_cookie(pack_client):
+    """Anonymous visitors of the map get no session cookie (nothing to consent to, nothing to track)."""
+    res = pack_client.get("/")
+    assert res.status_code == 200 and not res.headers.getlist("Set-Cookie")
+
+
+def test_surfaces_audit_with_actor_address_and_token(app, engine):
+    from flask import g
+
+    from asset_map.web import auth
+
+    headers = bearer(engine, "officer", scope="export")
+    with app.test_request_context("/export/assets.gpkg", headers=headers):
+        app.preprocess_request()
+        auth.audit("export", target="assets", details={"format": "gpkg", "filters": {"tier": "association"}},
+                   rows=42)
+        token_id = g.asset_map_token.token_id
+    [event] = _audit(engine, "export")
+    assert event["actor"] == f"officer@example.org (token {token_id})"
+    assert event["details"] == {"format": "gpkg", "filters": {"tier": "association"}, "ip": "unknown",
+                                "token_id": token_id}

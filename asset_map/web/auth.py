@@ -44,6 +44,21 @@ def current_actor():
     return getattr(g, "asset_map_actor", "anonymous")
 
 
+def audit(action, *, target=None, details=None, rows=None):
+    """Log what the current request did (an export, an import) as the current actor, with the client address,
+    in its own transaction. Surfaces call it once the work has succeeded: ``auth.audit("export", target="assets",
+    details={"format": "gpkg", "filters": flt.as_args()}, rows=len(frame))``."""
+    from asset_map import audit as log
+
+    details = dict(details or {})
+    details.setdefault("ip", _client_ip())
+    token = getattr(g, "asset_map_token", None)
+    if token is not None:
+        details.setdefault("token_id", token.token_id)
+    with extensions.engine().begin() as conn:
+        log.record(conn, actor=current_actor(), action=action, target=target, details=details, rows=rows)
+
+
 def role_at_least(role):
     return users.role_rank(current_role()) >= users.role_rank(role)
 
