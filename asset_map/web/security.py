@@ -1,10 +1,10 @@
 """Response hardening: a Content-Security-Policy with a per-request nonce, and the other security headers.
 
 Scripts and styles come only from this site (every library is self-hosted, see vendor.py). Inline ``<script>`` and
-``<style>`` blocks run only when they carry this request's nonce: templates write ``nonce="{{ csp_nonce() }}"`` on
-their own blocks and pass trusted HTML fragments that hold such blocks (folium's page header) through the
-``csp_nonce_tags`` filter. Data never goes through that filter: it is escaped, and an injected tag would have no
-nonce and not run.
+``<style>`` blocks run only when they carry this request's nonce: the blocks written in templates get it
+automatically (``NonceTemplateTags``), and trusted HTML fragments that hold such blocks (folium's page header) go
+through the ``csp_nonce_tags`` filter instead of ``|safe``. Data never goes through that filter: it is escaped, and an
+injected tag would have no nonce and not run.
 
 One relaxation: ``style-src-attr 'unsafe-inline'``. Leaflet and folium put ``style="..."`` attributes in the HTML
 they build (legend swatches, popups, tooltips), and those cannot carry a nonce. Style attributes cannot run
@@ -15,13 +15,17 @@ import re
 import secrets
 from urllib.parse import urlsplit
 
-from flask import current_app, g, request
+from flask import current_app, g, has_app_context, request
+from jinja2.ext import Extension
 from markupsafe import Markup
 
 _OPEN_TAG = re.compile(r"<(script|style)\b(?![^>]*\bnonce=)", re.IGNORECASE)
 
 
 def csp_nonce():
+    # Templates rendered outside a request (a report written by the CLI) have no policy to satisfy.
+    if not has_app_context():
+        return ""
     if "csp_nonce" not in g:
         g.csp_nonce = secrets.token_urlsafe(18)
     return g.csp_nonce
@@ -32,6 +36,17 @@ def csp_nonce_tags(fragment):
     folium's templates, never holding user data as markup)."""
     nonce = csp_nonce()
     return Markup(_OPEN_TAG.sub(lambda m: f'<{m.group(1)} nonce="{nonce}"', str(fragment)))
+
+
+class NonceTemplateTags(Extension):
+    """Gives every literal <script> and <style> tag written in a template's SOURCE this request's nonce, so
+    templates need not remember to. Only template source is touched (developers' code); values rendered into a
+    template are not, so injected markup still has no nonce."""
+
+    _TAG = re.compile(r"<(script|style)\b(?![^>]*\b(?:nonce|src)=)", re.IGNORECASE)
+
+    def preprocess(self, source, name, filename=None):
+        return self._TAG.sub(lambda m: f'<{m.group(1)} nonce="{{{{ csp_nonce() }}}}"', source)
 
 
 def tile_source(tiles):
@@ -92,4 +107,5 @@ def _headers(response):
 def init_app(app):
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.jinja_env.filters["csp_nonce_tags"] = csp_nonce_tags
+    app.jinja_env.add_extension(NonceTemplateTags)
     app.after_request(_headers)
