@@ -219,3 +219,14 @@ def test_surfaces_audit_with_actor_address_and_token(app, engine):
     assert event["actor"] == f"officer@example.org (token {token_id})"
     assert event["details"] == {"format": "gpkg", "filters": {"tier": "association"}, "ip": "unknown",
                                 "token_id": token_id}
+
+
+def test_a_signed_in_visitor_gets_a_clear_503_when_the_database_is_down(tmp_path):
+    app = make_app("postgresql+psycopg://postgres@127.0.0.1:1/none", tmp_path)
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["_user_id"] = "1:abc"
+        session["signed_in_at"] = time.time()
+    res = client.get("/")
+    assert res.status_code == 503
+    assert "The database is not available right now" in res.get_data(as_text=True)

@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.exc import OperationalError
 
 from asset_map import users
-from asset_map.errors import AssetMapError, Forbidden, Unauthorized
+from asset_map.errors import AssetMapError, DatabaseUnavailable, Forbidden, Unauthorized
 from asset_map.web import extensions
 
 ROLES = users.ROLES
@@ -77,7 +78,11 @@ def _load_user(value):
     user_id, _, stamp = str(value).partition(":")
     if not user_id.isdigit():
         return None
-    user = users.get_user(extensions.engine(), int(user_id))
+    try:
+        user = users.get_user(extensions.engine(), int(user_id))
+    except (OperationalError, DatabaseUnavailable):
+        # With the database down, pages (the error page too) render as for the public rather than failing twice.
+        return None
     if user is None or user.session_stamp != stamp:
         return None
     return SessionUser(user)
