@@ -6,20 +6,24 @@ import re
 from asset_map.config import PROJECT_DIR
 
 TEMPLATES = PROJECT_DIR / "templates"
+# Templates only ever rendered to files outside Flask (their own Jinja environment has no csp_nonce_tags filter and
+# no policy applies to a file opened from disk).
+OFFLINE_TEMPLATES = {"templates/gaps/standalone.html"}
 
 
 def _lines(pattern):
     found = []
     for path in sorted(TEMPLATES.rglob("*.html")):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if re.search(pattern, line):
+            if re.search(pattern, line) and str(path.relative_to(PROJECT_DIR)) not in OFFLINE_TEMPLATES:
                 found.append(f"{path.relative_to(PROJECT_DIR)}:{number}: {line.strip()[:120]}")
     return found
 
 
 def test_folium_headers_go_through_csp_nonce_tags_not_safe():
     bad = _lines(r"\.header\s*\|\s*safe")
-    assert not bad, ("folium headers hold <style>/<script> blocks: use '| csp_nonce_tags' instead of '| safe':\n"
+    assert not bad, ("folium headers hold <style>/<script> blocks: use '| csp_nonce_tags' instead of '| safe' "
+                     "(or list a template rendered only to files, outside Flask, in OFFLINE_TEMPLATES):\n"
                      + "\n".join(bad))
 
 
