@@ -132,7 +132,7 @@ def _urls(app, samples, method="GET"):
             else:
                 values = samples["int" if isinstance(converter, IntegerConverter) else "str"]
             choices.append([(arg, v) for v in values])
-        for combo in itertools.islice(itertools.product(*choices), 24):
+        for combo in itertools.islice(itertools.product(*choices), 40):
             out.append(rule.build(dict(combo), append_unknown=False)[1])
     return sorted(set(out))
 
