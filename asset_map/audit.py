@@ -2,11 +2,12 @@
 inserted into by this module."""
 
 import json
+from datetime import timezone
 
 from sqlalchemy import text
 
 ACTIONS = ("sign-in", "sign-in-failed", "sign-out", "import", "export", "role-change", "user-add", "user-remove",
-           "token-create", "token-revoke")
+           "token-create", "token-revoke", "password-change")
 
 
 def record(conn, *, actor, action, target=None, details=None, rows=None):
@@ -17,3 +18,90 @@ def record(conn, *, actor, action, target=None, details=None, rows=None):
     conn.execute(text("INSERT INTO audit_log (actor, action, target, details, rows) "
                       "VALUES (:a, :x, :t, CAST(:d AS jsonb), :r)"),
                  {"a": actor, "x": action, "t": target, "d": json.dumps(details or {}, default=str), "r": rows})
+
+
+FILTERS = ("actor", "action", "target", "since", "until")
+CSV_COLUMNS = ("id", "at", "actor", "action", "target", "rows", "details")
+
+
+def _conditions(filters):
+    """Parameterised WHERE for the admin page's filters (actor/target: part of the text; action: exact)."""
+    from asset_map.errors import InputError
+    from asset_map.store.assets import parse_datetime
+
+    conds, params = [], {}
+    for name in ("actor", "target"):
+        value = (filters.get(name) or "").strip()
+        if value:
+            conds.append(f"{name} ILIKE :{name}")
+            params[name] = "%" + value[:200].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    action = (filters.get("action") or "").strip()
+    if action:
+        if action not in ACTIONS:
+            msg = f"Parameter 'action' has value {action[:50]!r}: expected one of {', '.join(ACTIONS)}."
+            raise InputError(msg)
+        conds.append("action = :action")
+        params["action"] = action
+    for name, op in (("since", ">="), ("until", "<")):
+        value = parse_datetime((filters.get(name) or "").strip() or None, name)
+        if value is not None:
+            conds.append(f"at {op} :{name}")
+            params[name] = value
+    return (" AND ".join(conds) or "TRUE"), params
+
+
+def events(engine, filters=None, *, limit=100, offset=0):
+    """(total, rows) of the log, newest first, as dicts."""
+    where, params = _conditions(filters or {})
+    with engine.connect() as conn:
+        total = conn.execute(text(f"SELECT count(*) FROM audit_log WHERE {where}"), params).scalar_one()
+        rows = conn.execute(text(f"SELECT id, at, actor, action, target, rows, details FROM audit_log WHERE {where} "
+                                 "ORDER BY at DESC, id DESC LIMIT :limit OFFSET :offset"),
+                            {**params, "limit": int(limit), "offset": int(offset)}).mappings().all()
+    out = [dict(r) for r in rows]
+    for r in out:
+        r["at"] = r["at"].astimezone(timezone.utc)
+    return total, out
+
+
+def _cell(value):
+    """Spreadsheet-safe: a cell starting with = + - @ (a typed e-mail can) would run as a formula in Excel."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        value = json.dumps(value, default=str, sort_keys=True)
+    value = str(value)
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def last_id(engine):
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT COALESCE(max(id), 0) FROM audit_log")).scalar_one()
+
+
+def csv_lines(engine, filters=None, *, upto=None, batch=5000):
+    """The filtered log as CSV text, oldest first, in batches (for a streamed download); ``upto``: the last id to
+    include, so a download is the log as it was when asked for."""
+    import csv
+    import io
+
+    where, params = _conditions(filters or {})
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    yield buffer.getvalue()
+    last = 0
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(text(f"SELECT id, at, actor, action, target, rows, details FROM audit_log "
+                                     f"WHERE {where} AND id > :last AND id <= :upto ORDER BY id LIMIT :batch"),
+                                {**params, "last": last, "batch": batch,
+                                 "upto": upto if upto is not None else 2**62}).mappings().all()
+        if not rows:
+            return
+        buffer.seek(0)
+        buffer.truncate()
+        for row in rows:
+            writer.writerow([_cell(row[c]) if c != "at" else row[c].isoformat() for c in CSV_COLUMNS])
+        last = rows[-1]["id"]
+        yield buffer.getvalue()

@@ -298,31 +298,6 @@ def quarantine_list(register):
     click.echo(f"{len(rows):,} quarantined rows" + (f" in {register}" if register else ""))
 
 
-@cli.group()
-def export():
-    """Export layers."""
-
-
-@export.command("assets")
-@click.option("--format", "fmt", type=click.Choice(["geojson"]), default="geojson", show_default=True)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
-@click.option("--layer", default="assets", show_default=True, help="assets or tier/district[/category].")
-@click.option("--role", type=click.Choice(["public", "organiser", "officer", "admin"]), default="public",
-              show_default=True, help="Export what this role may see.")
-def export_assets(fmt, output, layer, role):
-    """The assets layer (or one tier x district layer) as GeoJSON (EPSG:4326)."""
-    from asset_map.layers.catalogue import layer_frame
-
-    gdf = layer_frame(_engine(), layer, role=role)
-    if "uprn" in gdf:
-        gdf["uprn"] = gdf["uprn"].astype("Int64")
-    for col in gdf.columns:
-        if col != "geometry" and str(gdf[col].dtype).startswith(("datetime", "date")):
-            gdf[col] = gdf[col].astype(str)
-    gdf.to_file(output, driver="GeoJSON")
-    click.echo(f"{len(gdf):,} assets written to {output}")
-
-
 # -- demo ------------------------------------------------------------------------------------------------------
 @cli.group()
 def demo():
@@ -509,3 +484,137 @@ def gap_report(district, category, offer, tier, status, need, need_classes, need
     for path in (output, csv_path, geojson_path):
         if path:
             click.echo(f"written {path}")
+
+
+# -- users and API tokens ----------------------------------------------------------------------------------------
+def _cli_actor():
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "cli"
+
+
+def _read_password(password_stdin):
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt="Repeat the password")
+    return password
+
+
+@cli.group()
+def users():
+    """Accounts: organisers, officers and admins. The first admin is created here; there is no default one."""
+
+
+@users.command("add")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["organiser", "officer", "admin"]), required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+def users_add(email, role, password_stdin):
+    """Add a user; the password is asked for twice (or read from stdin)."""
+    from asset_map import users as core
+
+    user = core.add_user(_engine(), email, _read_password(password_stdin), role, actor=_cli_actor())
+    click.echo(f"added {user.email} as {user.role}")
+
+
+@users.command("list")
+def users_list():
+    """Every user with role, last sign-in and live tokens."""
+    from asset_map import users as core
+
+    rows = core.list_users(_engine())
+    if not rows:
+        click.echo("no users: add the first admin with `asset-map users add EMAIL --role admin`")
+        return
+    for r in rows:
+        last = r["last_sign_in_at"].strftime("%Y-%m-%d %H:%M") if r["last_sign_in_at"] else "never"
+        click.echo(f"{r['email']:<40} {r['role']:<10} last sign-in {last:<16} tokens {r['live_tokens']}")
+
+
+@users.command("remove")
+@click.argument("email")
+def users_remove(email):
+    """Remove a user and their tokens (the audit log keeps what they did)."""
+    from asset_map import users as core
+
+    user = core.remove_user(_engine(), email, actor=_cli_actor())
+    click.echo(f"removed {user.email}")
+
+
+@users.command("set-role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(["organiser", "officer", "admin"]))
+def users_set_role(email, role):
+    """Change a user's role (takes effect on their next request)."""
+    from asset_map import users as core
+
+    user = core.set_role(_engine(), email, role, actor=_cli_actor())
+    click.echo(f"{user.email} is now {user.role}")
+
+
+@users.command("set-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+def users_set_password(email, password_stdin):
+    """Set a new password; the user's other sessions end."""
+    from asset_map import users as core
+
+    user = core.set_password(_engine(), email, _read_password(password_stdin), actor=_cli_actor())
+    click.echo(f"password of {user.email} changed")
+
+
+@cli.group()
+def token():
+    """API tokens for scripts and QGIS: sent as `Authorization: Bearer TOKEN`."""
+
+
+@token.command("create")
+@click.argument("email")
+@click.option("--scope", type=click.Choice(["read", "export"]), default="read", show_default=True,
+              help="read: the API and pages; export: also /export downloads.")
+@click.option("--expires-days", type=int, help="Days until it expires (default ASSET_MAP_TOKEN_DAYS; 0: never).")
+@click.option("--label", help="What the token is for, e.g. 'QGIS on the GIS team laptop'.")
+def token_create(email, scope, expires_days, label):
+    """Create a token for a user and print it once; only its hash is kept."""
+    from asset_map import users as core
+
+    days = load_settings()["TOKEN_DAYS"] if expires_days is None else expires_days
+    secret, row = core.create_token(_engine(), email, scope=scope, expires_days=days or None, label=label,
+                                    actor=_cli_actor())
+    expires = row["expires_at"].strftime("%Y-%m-%d") if row["expires_at"] else "never"
+    click.echo(f"token {row['id']} ({row['prefix']}...) for {row['email']}, scope {scope}, expires {expires}",
+               err=True)
+    click.echo("Copy it now: it cannot be shown again.", err=True)
+    click.echo(secret)
+
+
+@token.command("list")
+@click.argument("email", required=False)
+def token_list(email):
+    """Tokens (all, or one user's): id, prefix, scope, state."""
+    from datetime import datetime, timezone
+
+    from asset_map import users as core
+
+    now = datetime.now(timezone.utc)
+    for t in core.list_tokens(_engine(), email):
+        state = ("revoked" if t["revoked_at"] else
+                 "expired" if t["expires_at"] and t["expires_at"] <= now else "live")
+        expires = t["expires_at"].strftime("%Y-%m-%d") if t["expires_at"] else "never"
+        used = t["last_used_at"].strftime("%Y-%m-%d %H:%M") if t["last_used_at"] else "never"
+        click.echo(f"{t['id']:>5} {t['prefix']}... {t['email']:<32} {t['scope']:<7} {state:<8} "
+                   f"expires {expires} last used {used} {t['label'] or ''}".rstrip())
+
+
+@token.command("revoke")
+@click.argument("token_id_or_prefix")
+def token_revoke(token_id_or_prefix):
+    """Revoke a token by id, by its prefix or by the whole token."""
+    from asset_map import users as core
+
+    row = core.revoke_token(_engine(), token_id_or_prefix, actor=_cli_actor())
+    click.echo(f"token {row['id']} ({row['prefix']}...) of {row['email']} revoked")

@@ -74,6 +74,13 @@ SETTINGS = [
             "or nominatim (1 request/s, answers cached under var/)."),
     Setting("GEOCODER_USER_AGENT", "asset-map", "User agent the online geocoder sends (Nominatim's policy asks for "
             "one that names the application)."),
+    Setting("COOKIE_SECURE", 1, "1: session cookies are sent over HTTPS only (browsers also accept them from "
+            "http://localhost). 0: for a plain-HTTP deployment on another host.", int),
+    Setting("SESSION_HOURS", 8, "A sign-in lasts at most this long; then the user signs in again.", int),
+    Setting("LOGIN_MAX_FAILURES", 5, "Failed sign-ins allowed per address and e-mail within LOGIN_WINDOW_MINUTES "
+            "before sign-in is refused with 429.", int),
+    Setting("LOGIN_WINDOW_MINUTES", 15, "The window over which failed sign-ins are counted.", int),
+    Setting("TOKEN_DAYS", 90, "Default lifetime of a new API token (`asset-map token create`); 0: no expiry.", int),
     Setting("REQUIRE_POSTGIS", 0, "1: tests fail instead of skipping when PostGIS cannot be reached (CI sets it).",
             int),
 ]

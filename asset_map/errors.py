@@ -43,3 +43,19 @@ class QueryTimeout(AssetMapError):
 
 class Forbidden(AssetMapError):
     status = 403
+
+
+class Unauthorized(AssetMapError):
+    """No valid identity: not signed in, or a bearer token that is unknown, expired or revoked."""
+
+    status = 401
+
+
+class TooManyRequests(AssetMapError):
+    """Too many attempts (sign-in); ``retry_after`` says in how many seconds to try again."""
+
+    status = 429
+
+    def __init__(self, user_message, *, retry_after=60):
+        super().__init__(user_message)
+        self.retry_after = int(retry_after)

@@ -245,8 +245,11 @@ def _status_and_dates(out, s, p):
     consent = _lookup(pd.Series(s["consent"], dtype=object), BOOLEAN_ALIASES)
     out["consent"] = consent.to_numpy(dtype=object)
     individual = out["tier"].to_numpy(dtype=object) == "individual"
+    # An individual is recorded only with consent: a missing answer and a "no" both keep the row out.
     p.add(individual & pd.isna(consent).to_numpy(), "consent", s["consent"],
           "consent (yes or no) is required to record an individual")
+    p.add(individual & (consent == False).to_numpy(), "consent", s["consent"],  # noqa: E712 - element-wise
+          "the individual did not consent to be recorded")
     out["last_verified"] = _dates(s["last_verified"], p)
 
 

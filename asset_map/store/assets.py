@@ -199,19 +199,38 @@ def visibility_condition(role, alias="a"):
         msg = f"Unknown role {role!r}."
         raise InputError(msg)
     if role_rank(role) >= role_rank("officer"):
-        return "TRUE", {}
+        # An individual without recorded consent should never have been stored (privacy.consent_problem); if one
+        # was, nobody sees it.
+        return f"({p}tier <> 'individual' OR {p}consent IS TRUE)", {}
     return f"{p}tier <> 'individual' AND {p}visibility = 'public'", {}
+
+
+_ORDER_TERM = re.compile(r"^([a-z0-9_]+)(\s+(?:asc|desc))?(\s+nulls\s+(?:first|last))?$", re.IGNORECASE)
+
+
+def _order_by(order):
+    """An ORDER BY list ("name DESC NULLS LAST, id") checked term by term: it is SQL text, not a parameter."""
+    terms = []
+    for term in str(order).split(","):
+        match = _ORDER_TERM.match(term.strip())
+        if not match or match.group(1) not in ASSET_COLUMNS:
+            msg = (f"Cannot sort by {str(order)[:80]!r}: expected columns of {', '.join(ASSET_COLUMNS)}, each "
+                   "optionally followed by ASC or DESC and NULLS FIRST or LAST.")
+            raise InputError(msg)
+        terms.append("a." + match.group(1) + (match.group(2) or "").upper() + (match.group(3) or "").upper())
+    return ", ".join(terms)
 
 
 def select(engine, flt=None, *, role="public", columns=None, limit=None, offset=0, order="id"):
     """Assets matching the filter that ``role`` may see, as a GeoDataFrame in EPSG:4326."""
     flt = flt or AssetFilter()
+    order = _order_by(order)
     cols = [c for c in (columns or ASSET_COLUMNS) if c in ASSET_COLUMNS]
     if role_rank(role) < role_rank("organiser"):
         cols = [c for c in cols if c not in CONTACT_COLUMNS or c == "url"]
     where, params = flt.where(role=role)
     sql = (f"SELECT {', '.join('a.' + c for c in cols)}, a.geom AS geometry FROM assets a WHERE {where} "
-           f"ORDER BY a.{order}")
+           f"ORDER BY {order}")
     if limit is not None:
         sql += " LIMIT :limit OFFSET :offset"
         params.update(limit=int(limit), offset=int(offset))

@@ -163,6 +163,7 @@ class User(Base):
     password_hash = Column(Text, nullable=False)
     role = Column(String(16), nullable=False)
     created_at = _created()
+    last_sign_in_at = Column(DateTime(timezone=True))
 
 
 class ApiToken(Base):
@@ -174,9 +175,15 @@ class ApiToken(Base):
     created_at = _created()
     expires_at = Column(DateTime(timezone=True))
     revoked_at = Column(DateTime(timezone=True))
+    # The first characters of the token, shown in listings and accepted by `token revoke`; never enough to use it.
+    prefix = Column(String(16), index=True)
+    label = Column(Text)
+    last_used_at = Column(DateTime(timezone=True))
 
 
 class AuditEvent(Base):
+    """Append-only: migration 0007 adds triggers that refuse UPDATE, DELETE and TRUNCATE."""
+
     __tablename__ = "audit_log"
     id = Column(BigInteger, primary_key=True)
     at = _created()
@@ -185,3 +192,4 @@ class AuditEvent(Base):
     target = Column(Text)
     details = Column(JSONB, nullable=False, server_default="{}")
     rows = Column(Integer)
+    __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_action_target_at", "action", "target", "at"))

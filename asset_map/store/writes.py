@@ -4,12 +4,24 @@ Staging keeps loads idempotent (a key loaded twice is updated, never duplicated)
 connection inside a transaction, so a failure anywhere leaves the database as it was.
 """
 
+import re
 import uuid
 
 import geopandas as gpd
 from sqlalchemy import text
 
+from asset_map.errors import InputError
 from asset_map.store.models import SRID
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def identifier(name):
+    """A table or column name safe to put in SQL text (names cannot be bound parameters)."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        msg = f"{str(name)[:80]!r} is not a usable column or table name (letters, digits and '_' only)."
+        raise InputError(msg)
+    return name
 
 
 def stage(conn, frame, *, geometry="geometry"):
@@ -32,6 +44,8 @@ def drop(conn, name):
 def upsert(conn, frame, table, *, keys, columns, geometry_sql=None):
     """Insert or update ``frame`` into ``table`` by ``keys``; ``geometry_sql`` builds the geom column from the
     staged ``geometry`` (e.g. ``ST_Multi(geometry)``). Returns the number of rows written."""
+    for name in [table, *keys, *columns]:
+        identifier(name)
     staged = stage(conn, frame)
     cols = list(columns)
     select = [f'"{c}"' for c in cols]

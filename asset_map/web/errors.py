@@ -4,10 +4,10 @@ go to the log."""
 import logging
 from http import HTTPStatus
 
-from flask import jsonify, render_template, request
+from flask import current_app, jsonify, make_response, render_template, request
 from psycopg.errors import QueryCanceled
 from sqlalchemy.exc import OperationalError, TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from asset_map.errors import AssetMapError, DatabaseUnavailable, QueryTimeout
 from asset_map.store.db import failure_cause
@@ -44,7 +44,14 @@ def handle(err):
     if isinstance(err, (OperationalError, PoolTimeout)):
         err = _database_error(err)
     if isinstance(err, AssetMapError):
-        return _respond(err.status, type(err).__name__, err.user_message)
+        response = make_response(_respond(err.status, type(err).__name__, err.user_message))
+        if getattr(err, "retry_after", None):
+            response.headers["Retry-After"] = str(err.retry_after)
+        return response
+    if isinstance(err, RequestEntityTooLarge):
+        limit = current_app.config["ASSET_MAP"]["MAX_UPLOAD_MB"]
+        return _respond(413, "Upload too large", f"The upload is larger than the {limit} MB limit "
+                        "(setting ASSET_MAP_MAX_UPLOAD_MB). Split the file or ask an admin to raise the limit.")
     if isinstance(err, HTTPException):
         return _respond(err.code, err.name, err.description)
     log.exception("unhandled error on %s", request.path)

@@ -1,0 +1,79 @@
+"""Admin pages: the audit log (filterable, downloadable as CSV) and users with their roles. Everything under
+/admin needs the admin role (auth.PATH_ROLES); the views say so again with @require_role."""
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+
+from asset_map import audit, users
+from asset_map.errors import NotFound
+from asset_map.web import extensions
+from asset_map.web.auth import current_actor, require_role
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+PAGE_SIZE = 100
+
+
+def _filters():
+    return {name: request.args.get(name, "") for name in audit.FILTERS}
+
+
+@bp.get("/")
+@require_role("admin")
+def index():
+    return redirect(url_for("admin.audit_log"))
+
+
+@bp.get("/audit")
+@require_role("admin")
+def audit_log():
+    filters = _filters()
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    total, rows = audit.events(extensions.engine(), filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    kept = {k: v for k, v in filters.items() if v}
+    return render_template("admin/audit.html", rows=rows, total=total, page=page, page_size=PAGE_SIZE,
+                           filters=filters, kept=kept, actions=audit.ACTIONS)
+
+
+@bp.get("/audit.csv")
+@require_role("admin")
+def audit_csv():
+    filters = _filters()
+    engine = extensions.engine()
+    total, _ = audit.events(engine, filters, limit=0)
+    upto = audit.last_id(engine)
+    # The log holds e-mails and addresses: taking a copy of it is itself an export.
+    with engine.begin() as conn:
+        audit.record(conn, actor=current_actor(), action="export", target="audit_log",
+                     details={"format": "csv", "filters": {k: v for k, v in filters.items() if v}}, rows=total)
+    return Response(audit.csv_lines(engine, filters, upto=upto), mimetype="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="audit-log.csv"'})
+
+
+@bp.get("/users")
+@require_role("admin")
+def user_list():
+    return render_template("admin/users.html", users=users.list_users(extensions.engine()),
+                           roles=users.ACCOUNT_ROLES)
+
+
+def _email_of(user_id):
+    user = users.get_user(extensions.engine(), user_id)
+    if user is None:
+        raise NotFound(f"There is no user with id {user_id}.")
+    return user.email
+
+
+@bp.post("/users/<int:user_id>/role")
+@require_role("admin")
+def user_role(user_id):
+    user = users.set_role(extensions.engine(), _email_of(user_id), request.form.get("role", ""),
+                          actor=current_actor())
+    flash(f"{user.email} is now {user.role}.")
+    return redirect(url_for("admin.user_list"))
+
+
+@bp.post("/users/<int:user_id>/remove")
+@require_role("admin")
+def user_remove(user_id):
+    user = users.remove_user(extensions.engine(), _email_of(user_id), actor=current_actor())
+    flash(f"{user.email} was removed.")
+    return redirect(url_for("admin.user_list"))
