@@ -6,6 +6,9 @@ import pytest
 from click.testing import CliRunner
 
 from asset_map.cli import cli
+from asset_map.config import load_settings
+from asset_map.store.db import make_engine
+from tests.accounts import signed_in_client
 from tests.conftest import make_app
 from tests.test_registers_import import ref_db, reference_template  # noqa: F401 - fixtures
 
@@ -42,7 +45,11 @@ def test_import_command_report_layers_export_and_pages(runner, pack, tmp_path, r
     assert all(f["properties"]["district_code"] == "E06000021" and f["properties"]["lsoa21_code"]
                for f in features)
 
-    client = make_app(ref_db, tmp_path).test_client()
+    app = make_app(ref_db, tmp_path)
+    assert app.test_client().get("/registers").status_code == 302  # officers only: anonymous users sign in first
+    engine = make_engine(ref_db, load_settings())
+    client = signed_in_client(app, engine, "officer")
+    engine.dispose()
     page = client.get("/registers")
     assert page.status_code == 200 and b"libraries_stoke" in page.data and b"halls" in page.data
     page = client.get("/registers/halls")
@@ -63,19 +70,18 @@ def test_failed_import_exits_non_zero_with_one_line(runner, tmp_path):
     assert result.exit_code == 1 and "No register named 'never-imported'" in result.output
 
 
-def test_register_page_hides_individuals_values_from_the_public(ref_db, tmp_path):
-    from asset_map.config import load_settings
+def test_register_pages_with_personal_data_are_for_officers_only(ref_db, tmp_path):
     from asset_map.registers import importer
-    from asset_map.store.db import make_engine
 
     people = tmp_path / "people.csv"
     people.write_text("name,category,postcode,consent,email\nAlex Smith,volunteer,ST4 4SZ,yes,alex at home\n"
                       "Sam Jones,volunteer,ST4 4SZ,,\n")
     engine = make_engine(ref_db, load_settings())
     report = importer.import_register(engine, people, register="people")
-    engine.dispose()
     assert report.personal and report.quarantined == 1
-    page = make_app(ref_db, tmp_path).test_client().get("/registers/people")
-    assert page.status_code == 200 and b"consent" in page.data
-    assert b"officers only" in page.data and b"not an email address" in page.data
-    assert b"alex at home" not in page.data
+    app = make_app(ref_db, tmp_path)
+    anonymous = app.test_client().get("/registers/people")
+    assert anonymous.status_code == 302 and b"alex at home" not in anonymous.data
+    page = signed_in_client(app, engine, "officer").get("/registers/people")
+    engine.dispose()
+    assert page.status_code == 200 and b"consent" in page.data and b"not an email address" in page.data

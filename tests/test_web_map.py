@@ -68,3 +68,9 @@ def test_healthz_is_503_with_a_reason_when_the_database_is_down(tmp_path):
     page = app.test_client().get("/")
     assert page.status_code == 503
     assert "Traceback" not in page.get_data(as_text=True)
+
+
+def test_an_empty_database_still_serves_the_map(client):
+    res = client.get("/")
+    assert res.status_code == 200
+    assert "leaflet" in res.get_data(as_text=True).lower()

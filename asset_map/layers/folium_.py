@@ -47,6 +47,8 @@ def new_map(bounds=None, *, tiles=None, tiles_attribution=None):
 
 
 def add_outline(m, layer, frame):
+    if frame.empty:  # folium's tooltip refuses a layer without features; nothing loaded yet means nothing to draw
+        return None
     style = layer.style
     fields = [f for f in layer.popup if f in frame.columns]
     data = _escaped(frame, fields)
@@ -71,6 +73,8 @@ def class_color(layer, value):
 
 
 def add_choropleth(m, layer, frame, *, title):
+    if frame.empty:
+        return None
     style = layer.style
     fields = [f for f in layer.popup if f in frame.columns]
     data = _escaped(frame, fields)

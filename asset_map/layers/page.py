@@ -85,15 +85,17 @@ def _boundaries(engine, layers, settings, indicator, vintage, district_codes, ro
         if layer.visible_to != "public" and role_rank(role) < role_rank(layer.visible_to):
             continue
         if layer.kind == "outline":
-            overlays.append({"var": folium_.add_outline(m, layer, districts).get_name(), "title": layer.title,
-                             "shown": layer.shown})
+            outline = folium_.add_outline(m, layer, districts)
+            if outline is not None:
+                overlays.append({"var": outline.get_name(), "title": layer.title, "shown": layer.shown})
             drawn[layer.id] = len(districts)
         elif layer.kind == "choropleth":
             frame = queries.choropleth(engine, indicator=indicator, vintage=vintage, district=list(district_codes)
                                        or None)
             title = f"{need_label(indicator, vintage)} ({layer.value})"
-            overlays.insert(0, {"var": folium_.add_choropleth(m, layer, frame, title=title).get_name(),
-                                "title": title, "shown": layer.shown})
+            choropleth = folium_.add_choropleth(m, layer, frame, title=title)
+            if choropleth is not None:
+                overlays.insert(0, {"var": choropleth.get_name(), "title": title, "shown": layer.shown})
             # Bottom left, under the asset legend: the layer control takes the right-hand side.
             folium_.decile_legend(layer, title, position="bottomleft").add_to(m)
             drawn[layer.id] = len(frame)
