@@ -53,8 +53,8 @@ SETTINGS = [
     Setting("STALE_MONTHS", 12, "Assets not verified for longer than this are drawn as stale.", int),
     Setting("HOST", "127.0.0.1", "Address `asset-map serve` listens on."),
     Setting("PORT", 5000, "Port `asset-map serve` listens on.", int),
-    Setting("WORKERS", 2, "Server worker processes.", int),
-    Setting("THREADS", 4, "Threads per worker.", int),
+    Setting("WORKERS", 4, "Server worker processes.", int),
+    Setting("THREADS", 2, "Threads per worker.", int),
     Setting("POOL_SIZE", 5, "Database connections kept per process.", int),
     Setting("STATEMENT_TIMEOUT_MS", 15000, "A query running longer than this is cancelled.", int),
     Setting("CONNECT_TIMEOUT_S", 2, "Give up connecting to the database after this many seconds (libpq's minimum "
