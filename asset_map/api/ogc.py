@@ -19,7 +19,7 @@ from sqlalchemy import text
 from asset_map.api import layers as layer_defs
 from asset_map.api.geojson import feature_sql
 from asset_map.errors import DatabaseUnavailable, InputError, NotFound
-from asset_map.store.assets import AssetFilter, parse_bbox
+from asset_map.store.assets import AssetFilter, parse_bbox, parse_int
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -49,21 +49,6 @@ class ItemsQuery:
     datetime: tuple | None = None
     properties: dict = field(default_factory=dict)
     args: dict = field(default_factory=dict)  # what the caller asked, for the paging links
-
-
-def _int(args, name, default, low, high):
-    raw = args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as err:
-        msg = f"Parameter '{name}' has value {raw!r}: expected a whole number."
-        raise InputError(msg) from err
-    if not low <= value <= high:
-        msg = f"Parameter '{name}' has value {raw!r}: expected between {low} and {high}."
-        raise InputError(msg)
-    return value
 
 
 def _instant(value, end):
@@ -112,8 +97,8 @@ def parse_items(layer, args):
         msg = f"Parameter 'bbox-crs' has value {args['bbox-crs']!r}: only {CRS84} is supported."
         raise InputError(msg)
     # A limit above the maximum is not an error (OGC API - Features 1, /req/core/fc-limit-response): it is capped.
-    q = ItemsQuery(limit=min(_int(args, "limit", DEFAULT_LIMIT, 1, 10**9), MAX_LIMIT),
-                   offset=_int(args, "offset", 0, 0, 10**9),
+    q = ItemsQuery(limit=min(parse_int(args, "limit", DEFAULT_LIMIT, 1, 10**9), MAX_LIMIT),
+                   offset=parse_int(args, "offset", 0, 0, 10**9),
                    datetime=parse_datetime(args.get("datetime")), args=args)
     bbox = args.get("bbox")
     if bbox:

@@ -51,10 +51,10 @@ def placed_assets(county):
     return gdf[assets.WRITE_COLUMNS + ["geometry"]]
 
 
-def load_county(engine, workdir, *, areas, assets_n, seed=1):
+def load_county(engine, workdir, *, areas, assets_n, seed=1, as_of=AS_OF):
     """Load a synthetic county's reference data and assets; returns (county, assets written, seconds)."""
     started = time.perf_counter()
-    county = synth.generate(areas=areas, assets=assets_n, seed=seed, as_of=AS_OF)
+    county = synth.generate(areas=areas, assets=assets_n, seed=seed, as_of=as_of)
     load_pack(engine, county.write(workdir / f"synth-{seed}"))
     gdf = placed_assets(county)
     with engine.begin() as conn:

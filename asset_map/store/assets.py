@@ -165,6 +165,20 @@ def _one(args, name):
     return raw[0] if raw else None
 
 
+def parse_int(args, name, default, low, high):
+    """A whole-number parameter within [low, high]; ``default`` when absent. Errors name parameter and value."""
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as err:
+        raise _bad(name, raw, "expected a whole number") from err
+    if not low <= value <= high:
+        raise _bad(name, raw, f"expected between {low} and {high}")
+    return value
+
+
 def parse_bbox(value):
     if value is None:
         return None

@@ -5,8 +5,8 @@ import dataclasses
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from asset_map.errors import InputError
 from asset_map.layers import features, near as near_, page, summary
+from asset_map.store.assets import parse_int
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
 from asset_map.web.filters import form_choices, request_filter
@@ -14,26 +14,11 @@ from asset_map.web.filters import form_choices, request_filter
 bp = Blueprint("explorer", __name__)
 
 
-def _int_arg(name, default, lo, hi):
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError as err:
-        msg = f"Parameter '{name}' has value {raw!r}: expected a whole number."
-        raise InputError(msg) from err
-    if not lo <= value <= hi:
-        msg = f"Parameter '{name}' has value {value}: expected {lo} to {hi}."
-        raise InputError(msg)
-    return value
-
-
 @bp.get("/api/assets.geojson")
 def assets_geojson():
     settings = current_app.config["ASSET_MAP"]
     body = features.assets_geojson(extensions.engine(), request_filter(), role=current_role(),
-                                   zoom=_int_arg("zoom", 12, 0, features.MAX_ZOOM),
+                                   zoom=parse_int(request.args, "zoom", 12, 0, features.MAX_ZOOM),
                                    stale_months=settings["STALE_MONTHS"], points_limit=settings["MAP_POINTS_LIMIT"])
     return Response(body, mimetype="application/geo+json")
 
@@ -61,7 +46,7 @@ def near():
         engine = extensions.engine()
         found = near_.lookup_postcode(engine, raw)
         rows = near_.nearest(engine, found["lon"], found["lat"], flt, role=current_role(),
-                             limit=_int_arg("limit", 20, 1, near_.MAX_RESULTS))
+                             limit=parse_int(request.args, "limit", 20, 1, near_.MAX_RESULTS))
         built = page.build(engine, extensions.layers(), current_app.config["ASSET_MAP"], flt=flt,
                            role=current_role(), urls=api_urls(),
                            focus={"lon": found["lon"], "lat": found["lat"], "zoom": 14, "label": found["postcode"]})
