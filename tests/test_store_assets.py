@@ -98,3 +98,16 @@ def test_rewriting_changes_nothing_and_keeps_updated_at(loaded):
     assert props == ["buildings/space", "knowledge"]
     assert AssetFilter.from_args(MultiDict({"tier": "individual", "q": "a,b"})).as_args() == {
         "tier": "individual", "q": "a,b"}
+
+
+def test_offers_are_trimmed_and_blank_text_is_stored_as_null(engine):
+    rows = [dict(name="Hall", tier="association", category="community_centre", offers=" time ;  skills; ",
+                 description="", address=None, district_code="E07000199", lon=-1.69, lat=52.63)]
+    with engine.begin() as conn:
+        assets.ensure_register(conn, "test")
+        assets.upsert(conn, frame(rows))
+    with engine.connect() as conn:
+        offers, description, address = conn.execute(text(
+            "SELECT offers, description, address FROM assets WHERE name = 'Hall'")).one()
+    assert offers == ["time", "skills"]
+    assert description is None and address is None

@@ -357,13 +357,38 @@ def stage_assets(conn, frame):
     if "uprn" in out:
         out["uprn"] = _integers(out["uprn"])
     out["geom"] = shapely.to_wkb(values, hex=True, include_srid=True)
-    buffer = io.StringIO()
-    out.to_csv(buffer, index=False, header=False)
     raw = conn.connection.driver_connection
     with raw.cursor() as cur:
         with cur.copy(f'COPY "{name}" ({", ".join(WRITE_COLUMNS)}, geom) FROM STDIN WITH (FORMAT csv)') as copy:
-            copy.write(buffer.getvalue())
+            copy.write(_csv(out))
     return name
+
+
+def _csv(frame):
+    """The frame as headerless CSV for COPY, empty strings and missing values both written as NULL.
+
+    pyarrow's writer is several times faster than pandas' (0.7 s of a 100,000-row import); a column pyarrow cannot
+    type (mixed values in one column) falls back to pandas."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        buffer = io.StringIO()
+        frame.to_csv(buffer, index=False, header=False)
+        return buffer.getvalue()
+    # pyarrow quotes every string, and COPY reads a quoted "" as an empty string: blank text must be null instead.
+    columns = [pc.if_else(pc.equal(col, ""), pa.scalar(None, col.type), col)
+               if pa.types.is_string(col.type) or pa.types.is_large_string(col.type) else col
+               for col in table.columns]
+    table = pa.Table.from_arrays(columns, names=table.column_names)
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink, write_options=pacsv.WriteOptions(include_header=False))
+    return sink.getvalue().to_pybytes()
 
 
 def _integers(values):
@@ -377,7 +402,9 @@ def _integers(values):
 def _merge(conn, staged):
     cols = ", ".join(WRITE_COLUMNS)
     select_cols = ", ".join(
-        "COALESCE(string_to_array(NULLIF(offers, ''), ';'), '{}')" if c == "offers" else c for c in WRITE_COLUMNS)
+        r"COALESCE(array_remove(regexp_split_to_array(NULLIF(btrim(offers), ''), '\s*;\s*'), ''), '{}')"
+        if c == "offers" else c
+        for c in WRITE_COLUMNS)
     changed = " OR ".join(f"assets.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in WRITE_COLUMNS
                           if c not in ("register", "match_key")) + \
         " OR assets.geom IS DISTINCT FROM EXCLUDED.geom OR assets.withdrawn_at IS NOT NULL"

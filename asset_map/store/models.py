@@ -107,7 +107,9 @@ class Register(Base):
 class Asset(Base):
     __tablename__ = "assets"
     id = Column(BigInteger, primary_key=True)
-    register = Column(String(128), ForeignKey("registers.name", ondelete="CASCADE"), nullable=False, index=True)
+    # No foreign key or index of its own (migration 0008): the importer writes the register row in the same
+    # transaction, and the unique (register, match_key) index serves lookups by register.
+    register = Column(String(128), nullable=False)
     source_row = Column(Integer)
     source_key = Column(Text)
     match_key = Column(Text, nullable=False)
