@@ -7,7 +7,7 @@
   clients for ``load_seconds`` with wrk on loopback (target: >= 800 requests/s, p95 < 40 ms, no errors), vs a minimal
   WSGI endpoint running the same SQL without Flask under the same gunicorn settings.
 
-Run alone: ``python -m asset_map.bench.exports [--scale small]`` (a throwaway cluster; prints the figures).
+Run alone: ``python -m asset_map.bench --only export``.
 ``ASSET_MAP_BENCH_WORKERS`` / ``ASSET_MAP_BENCH_THREADS`` change the gunicorn layout of both servers (default 4 x 1: one request per process at a time, no GIL contention).
 """
 
@@ -16,11 +16,9 @@ import json
 import os
 import random
 import re
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -312,35 +310,3 @@ def run(ctx):
     ]
     ctx.notes.append(f"exports: load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return figures
-
-
-def _main():
-    import argparse
-
-    from asset_map.bench.core import SCALES, BenchContext
-    from asset_map.store.cluster import Cluster
-    from asset_map.store.db import upgrade
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", default="small", choices=sorted(SCALES))
-    args = parser.parse_args()
-    root = tempfile.mkdtemp(prefix="asset-map-bench-")
-    os.chmod(root, 0o755)
-    cluster = Cluster(Path(root) / "pg")
-    cluster.start()
-    try:
-        cluster.ensure_database()
-        url = cluster.url()
-        upgrade(create_engine(url, poolclass=NullPool))
-        ctx = BenchContext(args.scale, SCALES[args.scale], url, Path(root) / "work")
-        for fig in run(ctx):
-            print(json.dumps(fig.as_dict()))
-        for note in ctx.notes:
-            print(note)
-    finally:
-        cluster.destroy()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-if __name__ == "__main__":
-    _main()

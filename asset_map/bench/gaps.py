@@ -6,12 +6,10 @@ same run on the same data in memory:
 - geopandas ``sjoin`` of the asset points to the areas (the core of "assets inside").
 
 Targets (issue #6): county under 1 s, England under 15 s end to end. Run alone with
-``python -m asset_map.bench.gaps --scale england`` (a throwaway PostGIS cluster is made when no URL is given).
+``python -m asset_map.bench --scale england --only gap``.
 """
 
-import argparse
 import io
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
-from asset_map.bench.core import SCALES, BenchContext, Figure
+from asset_map.bench.core import BenchContext, Figure
 
 TARGETS = {700: 1.0, 33_755: 15.0}
 
@@ -156,45 +154,3 @@ def run(ctx: BenchContext):
         del county, placed, result
     engine.dispose()
     return figures
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m asset_map.bench.gaps", description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", choices=sorted(SCALES), default="small")
-    parser.add_argument("--database-url", help="an empty, migrated PostGIS database (default: a throwaway one)")
-    args = parser.parse_args(argv)
-    cluster = None
-    with tempfile.TemporaryDirectory(prefix="asset-map-bench-gaps-") as tmp:
-        url = args.database_url
-        if not url:
-            import os
-
-            from asset_map.store.cluster import Cluster
-            from asset_map.store.db import upgrade
-
-            os.chmod(tmp, 0o755)
-            cluster = Cluster(Path(tmp) / "pg")
-            cluster.start()
-            cluster.ensure_database()
-            url = cluster.url()
-            from asset_map.config import load_settings
-            from asset_map.store.db import make_engine
-
-            eng = make_engine(url, load_settings())
-            with eng.begin() as conn:
-                conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-            upgrade(eng)
-            eng.dispose()
-        try:
-            ctx = BenchContext(scale=args.scale, sizes=SCALES[args.scale], database_url=url, workdir=Path(tmp))
-            for fig in run(ctx):
-                met = "" if fig.met is None else (" MET" if fig.met else " NOT MET")
-                print(f"{fig.name}: {fig.value} {fig.unit} (reference {fig.reference}: {fig.reference_value} s)"
-                      f"{' target ' + fig.target + met if fig.target else ''}\n    {fig.notes}")
-        finally:
-            if cluster:
-                cluster.destroy()
-
-
-if __name__ == "__main__":
-    main()

@@ -3,12 +3,10 @@ spacing and case, some out of area, some invented) through the whole path (read,
 district and LSOAs, write), against two references measured in the same run: one query per row (a sample,
 extrapolated) and a bare pandas normalise + merge.
 
-Run alone: ``python -m asset_map.bench.imports [ROWS ...]`` (a throwaway cluster is made and removed).
+Run alone: ``python -m asset_map.bench --only import``.
 """
 
 import glob
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
-from asset_map.bench.core import SCALES, BenchContext, Figure
+from asset_map.bench.core import BenchContext, Figure
 from asset_map.config import PROJECT_DIR, load_settings
 from asset_map.geocode import GeocodeContext, geocode
 from asset_map.geocode import base as geocode_base
@@ -138,30 +136,3 @@ def run(ctx: BenchContext):
                               "s", notes=f"{again.unchanged:,} unchanged, {again.inserted} inserted"))
     engine.dispose()
     return figures
-
-
-def main(argv):
-    from asset_map.store.cluster import Cluster
-    from asset_map.store.db import make_engine, upgrade
-
-    sizes = [int(a) for a in argv] or SCALES["small"]["import_rows"]
-    root = tempfile.mkdtemp(prefix="asset-map-bench-")
-    cluster = Cluster(root)
-    try:
-        cluster.start()
-        url = cluster.url("").rstrip("/") + "/postgres"
-        engine = make_engine(url, load_settings())
-        with engine.begin() as conn:
-            conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-        upgrade(engine)
-        engine.dispose()
-        ctx = BenchContext("custom", {"import_rows": sizes}, url, Path(root))
-        for f in run(ctx):
-            print(f"{f.name}: {f.value:,} {f.unit} (reference {f.reference}: {f.reference_value:,}; target "
-                  f"{f.target}; met {f.met}) {f.notes}" if f.reference else f"{f.name}: {f.value} {f.unit} {f.notes}")
-    finally:
-        cluster.destroy()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -3,12 +3,10 @@ until the asset markers are drawn in headless Chromium; against Folium pages tha
 (FastMarkerCluster at full size; MarkerCluster at a capped size, its build time extrapolated), measured in the
 same run on the same data.
 
-Run alone: ``python -m asset_map.bench.mappage [--database-url URL]`` (without a URL a throwaway cluster is made).
+Run alone: ``python -m asset_map.bench --only map``.
 """
 
-import argparse
 import statistics
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -20,7 +18,7 @@ from folium.plugins import FastMarkerCluster, MarkerCluster
 from sqlalchemy import text
 
 from asset_map import synth
-from asset_map.bench.core import SCALES, BenchContext, Figure
+from asset_map.bench.core import BenchContext, Figure
 from asset_map.config import load_settings
 from asset_map.layers import features, page
 from asset_map.reference.pack import load_pack
@@ -232,39 +230,3 @@ def run(ctx: BenchContext) -> list[Figure]:
                          f"{got['warm_drawn_s']:.2f} s. MarkerCluster reference at {cap:,} points: {mc_drawn:.2f} s"),
         ]
     return figures
-
-
-def main(argv=None):
-    import logging
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default="")
-    parser.add_argument("--scale", default="small", choices=sorted(SCALES))
-    args = parser.parse_args(argv)
-    cluster = None
-    url = args.database_url
-    if not url:
-        from asset_map.store.cluster import Cluster
-        from asset_map.store.db import upgrade
-
-        root = tempfile.mkdtemp(prefix="asset-map-bench-pg-")
-        Path(root).chmod(0o755)
-        cluster = Cluster(root)
-        cluster.start()
-        url = cluster.url()
-        upgrade(make_engine(url, load_settings({"DATABASE_URL": url})))
-    try:
-        with tempfile.TemporaryDirectory() as workdir:
-            ctx = BenchContext(scale=args.scale, sizes=SCALES[args.scale], database_url=url, workdir=Path(workdir))
-            for fig in run(ctx):
-                status = "" if fig.met is None else (" MET" if fig.met else " NOT MET")
-                print(f"{fig.name}: {fig.value} {fig.unit} | ref {fig.reference_value} ({fig.reference})"
-                      f"{' | target ' + fig.target + status if fig.target else ''} | {fig.notes}")
-    finally:
-        if cluster:
-            cluster.destroy()
-
-
-if __name__ == "__main__":
-    main()
