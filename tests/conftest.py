@@ -5,6 +5,7 @@ PostGIS tests skip only when PostGIS cannot be had *and* ASSET_MAP_REQUIRE_POSTG
 an unreachable PostGIS fails the run.
 """
 
+import contextlib
 import os
 import tempfile
 import uuid
@@ -94,26 +95,44 @@ def template_db(pg_server):
     return "am_template"
 
 
+@contextlib.contextmanager
+def copied_database(server, template):
+    """A database copied from ``template`` for the block's duration; its URL."""
+    from asset_map.store.db import dispose_engines
+
+    name = f"am_{uuid.uuid4().hex[:10]}"
+    url = server.create(name, template=template)
+    try:
+        yield url
+    finally:
+        dispose_engines()  # a database with open connections cannot be dropped
+        server.drop(name)
+
+
+@contextlib.contextmanager
+def engine_over(url):
+    """A pooled engine over ``url`` for the block's duration."""
+    from asset_map.config import load_settings
+    from asset_map.store.db import make_engine
+
+    eng = make_engine(url, load_settings())
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
 @pytest.fixture
 def db_url(pg_server, template_db):
     """A fresh migrated database for one test."""
-    name = f"am_{uuid.uuid4().hex[:10]}"
-    url = pg_server.create(name, template=template_db)
-    yield url
-    from asset_map.store.db import dispose_engines
-
-    dispose_engines()
-    pg_server.drop(name)
+    with copied_database(pg_server, template_db) as url:
+        yield url
 
 
 @pytest.fixture
 def engine(db_url):
-    from asset_map.store.db import make_engine
-    from asset_map.config import load_settings
-
-    eng = make_engine(db_url, load_settings())
-    yield eng
-    eng.dispose()
+    with engine_over(db_url) as eng:
+        yield eng
 
 
 @pytest.fixture(scope="session")
@@ -139,12 +158,8 @@ def pack_db(pg_server, template_db, pack):
 
 @pytest.fixture
 def pack_engine(pack_db):
-    from asset_map.config import load_settings
-    from asset_map.store.db import make_engine
-
-    eng = make_engine(pack_db, load_settings())
-    yield eng
-    eng.dispose()
+    with engine_over(pack_db) as eng:
+        yield eng
 
 
 def make_app(url, tmp_path, **extra):

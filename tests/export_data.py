@@ -14,6 +14,7 @@ from shapely import wkb
 from sqlalchemy import text
 
 from asset_map.store import assets
+from tests.conftest import engine_over
 
 STAFFORD, TAMWORTH = "E07000197", "E07000199"
 EVIL_NAME = '=HYPERLINK("http://evil.example/","click")'
@@ -95,9 +96,5 @@ def export_db(pg_server, pack_db):
 
 @pytest.fixture
 def export_engine(export_db):
-    from asset_map.config import load_settings
-    from asset_map.store.db import make_engine
-
-    eng = make_engine(export_db, load_settings())
-    yield eng
-    eng.dispose()
+    with engine_over(export_db) as eng:
+        yield eng

@@ -13,6 +13,7 @@ from asset_map.reference import load
 from asset_map.reference.postcodes import normalise_postcodes
 from asset_map.registers import importer
 from asset_map.store.db import make_engine
+from tests.conftest import copied_database
 
 LIBRARIES = ["libraries_staffordshire.csv", "libraries_stoke.csv", "libraries_2023.csv"]
 
@@ -40,13 +41,8 @@ def reference_template(pg_server, template_db, pack):
 @pytest.fixture
 def ref_db(pg_server, reference_template):
     """A fresh copy of the reference database for one test (imports write to it)."""
-    from asset_map.store.db import dispose_engines
-
-    name = f"am_{uuid.uuid4().hex[:10]}"
-    url = pg_server.create(name, template=reference_template)
-    yield url
-    dispose_engines()
-    pg_server.drop(name)
+    with copied_database(pg_server, reference_template) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
