@@ -41,6 +41,7 @@ def _seed(url, workdir, n_assets, areas):
     its districts by PostGIS (deterministic)."""
     from asset_map import synth
     from asset_map.reference.pack import load_pack
+    from asset_map.store import partitions
     from asset_map.store.db import make_engine
 
     engine = make_engine(url)
@@ -49,6 +50,7 @@ def _seed(url, workdir, n_assets, areas):
     with engine.begin() as conn:
         conn.execute(text("SELECT setseed(0.42)"))
         conn.execute(text("INSERT INTO registers (name) VALUES ('bench') ON CONFLICT DO NOTHING"))
+        partitions.ensure(conn, "bench")
         conn.execute(text(
             f"INSERT INTO assets (register, source_row, match_key, tier, category, name, description, offers, "
             f"address, postcode, url, status, last_verified, visibility, geom) "
