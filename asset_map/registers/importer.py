@@ -195,7 +195,7 @@ def _prepare(engine, mapped, settings, timer, extra):
 
 
 def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None):
-    good = placed[~placed["error"].to_numpy()].copy()
+    good = placed[~placed["error"].to_numpy()]
     bad = placed[placed["error"].to_numpy()]
     good["match_key"], bad_keys = _match_keys(conn, register, good, bad)
     if timer:
