@@ -224,30 +224,50 @@ def _match_keys(conn, register, good, bad):
     assets, so those are not withdrawn while their row waits in the quarantine."""
     existing = _fetch(conn, "SELECT match_key, source_key, name, postcode FROM assets WHERE register = %s",
                       (register,), ["match_key", "source_key", "name", "postcode"])
-    cols = ["natural_key", "source_key", "name_key", "postcode", ROW]
-    both = pd.concat([pd.DataFrame(good[cols]).assign(_good=True), pd.DataFrame(bad[cols]).assign(_good=False)],
-                     ignore_index=True)
-    keys = both["natural_key"].to_numpy(dtype=object).copy()
+    keys = _both(good, bad, "natural_key")
     if len(existing):
-        existing["name_key"] = _name_keys(existing["name"].fillna(""))
-        by_source = existing.dropna(subset=["source_key"]).drop_duplicates("source_key").set_index("source_key")
-        hit = both["source_key"].map(by_source["match_key"])
-        claimed = set(hit.dropna())
-        by_name = existing.assign(pair=existing["name_key"] + "|" + existing["postcode"].fillna("None"))
-        by_name = by_name[~by_name["match_key"].isin(claimed)].drop_duplicates("pair").set_index("pair")
-        pair = pd.Series(both["name_key"].to_numpy(dtype=object).astype(str), dtype=object) + "|" + \
-            both["postcode"].astype(object).where(both["postcode"].notna(), "None").astype(str)
-        by_pair = pair.map(by_name["match_key"]).astype(object).where(both["source_key"].isna().to_numpy(), None)
-        hit = hit.astype(object).where(hit.notna(), by_pair)
-        # Two rows must not claim one asset (that would update it twice in one statement): the first keeps it.
-        dup = hit.notna() & hit.duplicated(keep="first")
-        hit[dup] = None
-        keys = np.where(hit.notna(), hit.astype(object), keys)
-    taken = pd.Series(keys).duplicated(keep="first").to_numpy()
-    keys[taken] = keys[taken] + "#" + both.loc[taken, ROW].astype(str).to_numpy()
-    is_good = both["_good"].to_numpy()
-    known = set(existing["match_key"]) if len(existing) else set()
-    return keys[is_good], [k for k in keys[~is_good] if k in known]
+        hit = _existing_keys(existing, good, bad)
+        keys = np.where(pd.notna(hit), hit, keys)
+    taken = _objects(keys).duplicated(keep="first").to_numpy()
+    if taken.any():
+        keys[taken] = keys[taken] + "#" + _both(good, bad, ROW)[taken].astype(str).astype(object)
+    quarantined = keys[len(good):]
+    known = _objects(quarantined).isin(_objects(existing["match_key"])).to_numpy()
+    return keys[:len(good)], quarantined[known].tolist()
+
+
+def _objects(values, index=None):
+    """A Series of plain Python strings: pandas hashes and compares those much faster than its Arrow-backed strings
+    (whose ``isin`` and ``map`` go one value at a time), and would infer that dtype unless told otherwise."""
+    if index is not None:
+        index = pd.Index(np.asarray(index, dtype=object), dtype=object)
+    return pd.Series(np.asarray(values, dtype=object), index=index, dtype=object)
+
+
+def _both(good, bad, column):
+    """One column of the stored rows then the quarantined ones, as a NumPy object array."""
+    return np.concatenate([good[column].to_numpy(dtype=object), bad[column].to_numpy(dtype=object)])
+
+
+def _existing_keys(existing, good, bad):
+    """For each row (stored then quarantined), the match key of the existing asset it is, else None: the one with its
+    source key, else (rows without a source key) the one with its normalised name and postcode that no source key
+    claimed. Two rows never claim one asset (that would update it twice in one statement): the first keeps it."""
+    match_key = existing["match_key"].to_numpy(dtype=object)
+    with_source = existing["source_key"].notna().to_numpy()
+    by_source = _objects(match_key[with_source], existing["source_key"].to_numpy(dtype=object)[with_source])
+    source = _objects(_both(good, bad, "source_key"))
+    hit = source.map(by_source[~by_source.index.duplicated(keep="first")])
+    unclaimed = ~_objects(match_key).isin(hit.dropna()).to_numpy()
+    pairs = (_name_keys(existing["name"].fillna("")) + "|" + existing["postcode"].fillna("None")).to_numpy(dtype=object)
+    by_name = _objects(match_key[unclaimed], pairs[unclaimed])
+    postcode = _both(good, bad, "postcode")
+    pair = _objects(_both(good, bad, "name_key").astype(str)) + "|" + \
+        _objects(np.where(pd.isna(postcode), "None", postcode).astype(str))
+    by_pair = pair.map(by_name[~by_name.index.duplicated(keep="first")]).where(source.isna(), None)
+    hit = hit.where(hit.notna(), by_pair)
+    hit[hit.notna() & hit.duplicated(keep="first")] = None
+    return hit.to_numpy(dtype=object)
 
 
 def _fetch(conn, sql, params, columns):
