@@ -281,20 +281,33 @@ def _quarantine(conn, register, bad, problems, mapped):
     if not len(bad):
         return 0
     rows = mapped.set_index(ROW).loc[bad[ROW].to_numpy()]
+    reasons = _problems_json(problems, rows.index)
+    # Columns as plain object arrays, zipped into rows: pandas' to_dict boxes every Arrow string one at a time.
+    fields = zip(*(rows[f].to_numpy(dtype=object) for f in FIELDS))
+    records = [(register, row, _row_json(values, prop), reasons.get(row, "[]"))
+               for row, values, prop in zip(rows.index.tolist(), fields, rows["properties"].to_numpy(dtype=object))]
+    writes.copy_rows(conn, "quarantine", ["register", "source_row", "row", "problems"], records)
+    return len(records)
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
+def _row_json(values, properties):
+    """The source row as the quarantine keeps it: its field values and its unmapped columns. ``properties`` is
+    already JSON text (from the mapping), so it goes in as it is rather than parsed and written again."""
+    return f'{{"fields": {_ENCODE(dict(zip(FIELDS, values)))}, "properties": ' \
+           f'{properties if isinstance(properties, str) else "{}"}}}'
+
+
+def _problems_json(problems, rows):
+    """{row: JSON list of that row's problems} for the given rows."""
     grouped = {}
-    mine = problems[problems["row"].isin(bad[ROW])]
+    mine = problems[problems["row"].isin(rows)]
     for r, fld, value, reason, severity in mine[["row", "field", "value", "reason", "severity"]].itertuples(
             index=False, name=None):
         grouped.setdefault(r, []).append({"field": fld, "value": value, "reason": reason, "severity": severity})
-    fields = rows[list(FIELDS)].to_dict("records")
-    props = rows["properties"].tolist()
-    records = []
-    for row, values, prop in zip(rows.index.tolist(), fields, props):
-        data = {"fields": values, "properties": json.loads(prop) if isinstance(prop, str) else {}}
-        records.append((register, int(row), json.dumps(data, ensure_ascii=False, default=str),
-                        json.dumps(grouped.get(row, []), ensure_ascii=False, default=str)))
-    writes.copy_rows(conn, "quarantine", ["register", "source_row", "row", "problems"], records)
-    return len(records)
+    return {r: _ENCODE(items) for r, items in grouped.items()}
 
 
 def _district_names(conn):
