@@ -298,6 +298,34 @@ def quarantine_list(register):
     click.echo(f"{len(rows):,} quarantined rows" + (f" in {register}" if register else ""))
 
 
+@cli.command("duplicates")
+@click.argument("register")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="CSV file (default: the terminal).")
+def duplicates(register, output):
+    """Every asset of REGISTER that looks like one of another register (same source key or UPRN, same name within
+    50 m), as CSV, as the store holds them now. The import report counts them and lists the first ones."""
+    import io
+
+    from asset_map.api.csv_ import BOM
+    from asset_map.registers.importer import cross_register_duplicates
+    from asset_map.registers.report import write_duplicates_csv
+    from asset_map.registers.store import get_register
+
+    engine = _engine()
+    get_register(engine, register)
+    with engine.connect() as conn:
+        pairs = cross_register_duplicates(conn, register)
+    if output:
+        with open(output, "w", encoding="utf-8", newline="") as f:
+            f.write(BOM)
+            write_duplicates_csv(pairs, f)
+        click.echo(f"{len(pairs):,} possible duplicates of {register} in other registers: {output}", err=True)
+    else:
+        out = io.StringIO()
+        write_duplicates_csv(pairs, out)
+        click.echo(out.getvalue(), nl=False)
+
+
 # -- demo ------------------------------------------------------------------------------------------------------
 @cli.group()
 def demo():

@@ -85,3 +85,42 @@ def test_register_pages_with_personal_data_are_for_officers_only(ref_db, tmp_pat
     page = signed_in_client(app, engine, "officer").get("/registers/people")
     engine.dispose()
     assert page.status_code == 200 and b"consent" in page.data and b"not an email address" in page.data
+
+
+def test_duplicates_are_counted_in_the_report_and_listed_in_full_as_csv(runner, pack, tmp_path, ref_db, monkeypatch):
+    from asset_map.registers import report as report_module
+
+    monkeypatch.setattr(report_module, "DUPLICATES_KEPT", 5)
+    stoke = pack / "registers" / "libraries_stoke.csv"
+    assert runner.invoke(cli, ["import", str(stoke), "--quiet"]).exit_code == 0
+    result = runner.invoke(cli, ["import", str(stoke), "--register", "stoke_again"])
+    assert result.exit_code == 0, result.output
+    # Every library of the second copy is one of the first: all counted, the first five listed.
+    assert "possible duplicates in other registers (22: " in result.output
+    assert result.output.count(" ~ libraries_stoke row ") == 5
+    assert "... and 17 more (asset-map duplicates stoke_again)" in result.output
+
+    result = runner.invoke(cli, ["duplicates", "stoke_again"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0] == "source_row,name,other_register,other_row,other_name,reason"
+    assert len(lines) == 23 and all(",libraries_stoke," in line for line in lines[1:])
+    out = tmp_path / "dups.csv"
+    result = runner.invoke(cli, ["duplicates", "stoke_again", "-o", str(out)])
+    assert result.exit_code == 0 and "22 possible duplicates" in result.output
+    assert out.read_text(encoding="utf-8-sig").splitlines() == lines
+    result = runner.invoke(cli, ["duplicates", "never-imported"])
+    assert result.exit_code == 1 and "No register named 'never-imported'" in result.output
+
+    app = make_app(ref_db, tmp_path)
+    engine = make_engine(ref_db, load_settings())
+    client = signed_in_client(app, engine, "officer")
+    engine.dispose()
+    page = client.get("/registers/stoke_again")
+    assert page.status_code == 200
+    assert b"Possible duplicates in other registers (22)" in page.data and b"The first 5 found" in page.data
+    assert b"/registers/stoke_again/duplicates.csv" in page.data
+    csv = client.get("/registers/stoke_again/duplicates.csv")
+    assert csv.status_code == 200 and csv.mimetype == "text/csv"
+    assert csv.data.decode("utf-8-sig").splitlines() == lines
+    assert client.get("/registers/nope/duplicates.csv").status_code == 404

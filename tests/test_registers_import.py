@@ -317,3 +317,20 @@ def test_synthetic_registers_import_without_a_mapping(engine, tmp_path):
         unplaced = conn.execute(text("SELECT count(*) FROM assets WHERE lsoa21_code IS NULL")).scalar()
     assert set(tiers) == {"individual", "association", "organisation"}
     assert unplaced == 0
+
+
+def test_a_report_counts_every_duplicate_and_keeps_the_first():
+    from asset_map.registers.report import ImportReport, format_text
+
+    pairs = [{"source_row": r, "name": f"Hall {r}", "other_register": "halls", "other_row": r, "other_name": f"Hall {r}",
+              "reason": "same source key" if r % 3 else "same name within 50 m"} for r in range(2, 12)]
+    report = ImportReport(register="village", source="village.csv")
+    report.add_duplicates(pairs, keep=4)
+    assert report.duplicates == pairs[:4]
+    assert (report.duplicates_total, report.duplicates_more) == (10, 6)
+    assert report.duplicates_by_reason == {"same name within 50 m": 3, "same source key": 7}
+    assert "... and 6 more (asset-map duplicates village)" in format_text(report)
+    saved = ImportReport.from_dict(report.as_dict())
+    assert (saved.duplicates_total, saved.duplicates_by_reason) == (10, report.duplicates_by_reason)
+    # A report saved before the count was kept listed every pair.
+    assert ImportReport.from_dict({"register": "old", "source": "old.csv", "duplicates": pairs}).duplicates_total == 10

@@ -24,10 +24,10 @@ from asset_map.geocode.base import reference_cached
 from asset_map.registers import areas
 from asset_map.registers.mapping import Mapping, load_mapping, shipped_mapping
 from asset_map.registers.readers import ROW, read_register
-from asset_map.registers.report import ImportReport
+from asset_map.registers.report import DUPLICATE_COLUMNS, ImportReport
 from asset_map.registers.schema import FIELDS
 from asset_map.registers.validate import PROBLEM_COLUMNS, Problems, _name_keys, validate
-from asset_map.store import assets, writes
+from asset_map.store import assets, partitions, writes
 
 log = logging.getLogger(__name__)
 STEPS = ("read", "validate", "geocode", "areas", "save")
@@ -59,7 +59,7 @@ def import_register(engine, path, *, register, mapping=None, settings=None, prog
         assets.ensure_register(conn, register, source_file=path.name, mapping=mapping.as_dict())
         counts, quarantined = _store(conn, register, placed, problems, mapped, withdraw=True, timer=timer)
         report.finish(placed, problems, counts, quarantined, _district_names(conn))
-        report.duplicates = cross_register_duplicates(conn, register)
+        report.add_duplicates(cross_register_duplicates(conn, register))
         timer.mark("duplicates")
         report.timings = timer.timings
         _save(conn, register, report, path.name, mapping, actor)
@@ -327,33 +327,54 @@ def _save(conn, register, report, source_file, mapping, actor):
 
 
 def cross_register_duplicates(conn, register, *, within_m=50):
-    """Assets of ``register`` that look like assets of other registers: the same source key or UPRN, or the same
-    normalised name within ``within_m`` metres. Reported, never merged."""
-    others = conn.execute(text("SELECT EXISTS (SELECT 1 FROM assets WHERE register <> :r)"), {"r": register}).scalar()
+    """Every asset of ``register`` that looks like an asset of another register: the same source key or UPRN, or the
+    same normalised name within ``within_m`` metres. One dict per pair (DUPLICATE_COLUMNS) with its strongest reason
+    (source key, then UPRN, then name and place), by row. Reported, never merged."""
+    others = conn.execute(text("SELECT EXISTS (SELECT 1 FROM registers WHERE name <> :r)"), {"r": register}).scalar()
     if not others:
         return []
+    _analyse_if_new(conn, register)
+    with conn.connection.driver_connection.cursor() as cur:
+        # The hash joins below hold a register's assets: in the default work_mem they spill to disk in batches.
+        # Compiling the big statement (JIT) costs more than it saves. Both for this transaction only.
+        cur.execute("SELECT set_config('work_mem', '64MB', true), set_config('jit', 'off', true)")
+        cur.execute(_duplicates_sql(within_m), {"r": register})
+        return [dict(zip(DUPLICATE_COLUMNS, row)) for row in cur.fetchall()]
+
+
+def _analyse_if_new(conn, register):
+    """Planner statistics for a register stored for the first time in this transaction (autovacuum only gets to
+    it after the commit): without them the planner takes a million new assets for a few, and hashes them rather
+    than the other registers'. The columns the duplicate search filters and joins on are enough, and quick."""
+    table = partitions.partition_name(register)
+    fresh = conn.execute(text("SELECT to_regclass(:t) IS NOT NULL AND NOT EXISTS "
+                              "(SELECT 1 FROM pg_stats WHERE schemaname = current_schema() AND tablename = :t)"),
+                         {"t": table}).scalar()
+    if fresh:
+        conn.execute(text(f'ANALYZE "{table}" (register, source_key, uprn, withdrawn_at)'))
+
+
+def _duplicates_sql(within_m):
     name = "btrim(regexp_replace(lower({}.name), '[^a-z0-9]+', ' ', 'g'))"
-    # Three equi-joins (hashable) rather than one join on OR, which would compare every pair of assets.
-    matches = {
-        "same source key": "a.source_key = b.source_key",
-        "same UPRN": "a.uprn = b.uprn",
+    tests = {  # strongest first
+        "same source key": "b.source_key = a.source_key",
+        # Equal UPRNs are never null; saying so lets the planner see from its statistics that registers without
+        # UPRNs have nothing to join, rather than sort a million assets by a column that is all null.
+        "same UPRN": "b.uprn = a.uprn AND a.uprn IS NOT NULL AND b.uprn IS NOT NULL",
         # Names first (a hash join, each name normalised once), then the distance on the spheroid: driving this
         # from the spatial index instead probes every asset's crowded neighbourhood.
-        f"same name within {within_m} m": (f"{name.format('a')} = {name.format('b')} AND "
+        f"same name within {within_m} m": (f"{name.format('b')} = {name.format('a')} AND "
                                            f"ST_DWithin(a.geom::geography, b.geom::geography, {float(within_m)})"),
     }
-    parts = [f"""SELECT a.source_row, a.name, b.register AS other_register, b.name AS other_name,
-                        b.source_row AS other_row, '{reason}' AS reason
-                 FROM assets a JOIN assets b ON b.register <> a.register AND b.withdrawn_at IS NULL AND {cond}
-                 WHERE a.register = :r AND a.withdrawn_at IS NULL""" for reason, cond in matches.items()]
-    sql = " UNION ".join(parts) + " ORDER BY source_row, other_register, other_row, reason"
-    found = [dict(r._mapping) for r in conn.execute(text(sql), {"r": register})]
-    # One line per pair: the strongest reason (source key, then UPRN, then name and place).
-    seen, out = set(), []
-    for item in sorted(found, key=lambda d: (d["source_row"], d["other_register"], d["other_row"],
-                                             list(matches).index(d["reason"]))):
-        pair = (item["source_row"], item["other_register"], item["other_row"])
-        if pair not in seen:
-            seen.add(pair)
-            out.append(item)
-    return out
+    # Equi-joins (hashable) rather than one join on OR, which would compare every pair of assets. Saying
+    # `b.register <> :r` (not `<> a.register`) lets the planner size, and hash, the other registers' assets alone,
+    # rather than every asset paired with the same ones of this register.
+    parts = [f"""SELECT a.source_row, a.name, b.register AS other_register, b.source_row AS other_row,
+                        b.name AS other_name, '{reason}' AS reason, {strength} AS strength
+                 FROM assets a JOIN assets b ON {condition}
+                 WHERE a.register = %(r)s AND a.withdrawn_at IS NULL
+                   AND b.register <> %(r)s AND b.withdrawn_at IS NULL"""
+             for strength, (reason, condition) in enumerate(tests.items())]
+    # One line per pair: the strongest reason.
+    return (f"SELECT DISTINCT ON (source_row, other_register, other_row) {', '.join(DUPLICATE_COLUMNS)} "
+            f"FROM ({' UNION ALL '.join(parts)}) pairs ORDER BY source_row, other_register, other_row, strength")

@@ -1,12 +1,21 @@
 """The import report: counts by status, tier, district and geocoding method, every problem row, duplicates across
-registers. Saved as JSON on the register (the web page shows it) and printed by the CLI."""
+registers (their number by reason and the first DUPLICATES_KEPT pairs; ``asset-map duplicates`` and the register
+page's CSV list them all). Saved as JSON on the register (the web page shows it) and printed by the CLI."""
 
+import csv
+from collections import Counter
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 
 import pandas as pd
 
+from asset_map.api.csv_ import neutralise
 from asset_map.registers.readers import ROW
+
+# Two registers of the same places can pair up every asset: a million pairs would make the saved report, the page
+# and the terminal unreadable. The report keeps their number by reason and the first ones, as examples.
+DUPLICATES_KEPT = 1000
+DUPLICATE_COLUMNS = ["source_row", "name", "other_register", "other_row", "other_name", "reason"]
 
 
 @dataclass
@@ -27,7 +36,9 @@ class ImportReport:
     by_method: dict = field(default_factory=dict)
     district_names: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
-    duplicates: list = field(default_factory=list)
+    duplicates: list = field(default_factory=list)           # the first DUPLICATES_KEPT pairs, by row
+    duplicates_total: int = 0
+    duplicates_by_reason: dict = field(default_factory=dict)
     mapping: dict = field(default_factory=dict)
     auto_columns: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
@@ -54,6 +65,18 @@ class ImportReport:
         self.problems = frame.to_dict("records")
         self.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
+    def add_duplicates(self, pairs, *, keep=None):
+        """Possible duplicates in other registers (dicts of DUPLICATE_COLUMNS, by row): all of them counted by reason,
+        the first ``keep`` (DUPLICATES_KEPT) listed."""
+        self.duplicates = list(pairs[:DUPLICATES_KEPT if keep is None else keep])
+        self.duplicates_total = len(pairs)
+        self.duplicates_by_reason = dict(sorted(Counter(p["reason"] for p in pairs).items()))
+
+    @property
+    def duplicates_more(self):
+        """Pairs found but not listed in the report."""
+        return self.duplicates_total - len(self.duplicates)
+
     @property
     def errors(self):
         return [p for p in self.problems if p["severity"] == "error"]
@@ -69,6 +92,8 @@ class ImportReport:
     @classmethod
     def from_dict(cls, data):
         known = {k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__}
+        # Reports saved before duplicates were counted listed every pair.
+        known.setdefault("duplicates_total", len(known.get("duplicates", [])))
         return cls(**known)
 
     def summary(self):
@@ -115,12 +140,27 @@ def format_text(report, *, problems_limit=None):
         if len(problems) < len(report.problems):
             lines.append(f"    ... and {len(report.problems) - len(problems):,} more (asset-map quarantine list "
                          f"{report.register})")
-    if report.duplicates:
-        lines.append(f"  possible duplicates in other registers ({len(report.duplicates)}; reported, not merged):")
+    if report.duplicates_total:
+        by_reason = ", ".join(f"{k} {v:,}" for k, v in report.duplicates_by_reason.items())
+        lines.append(f"  possible duplicates in other registers ({report.duplicates_total:,}"
+                     f"{': ' + by_reason if by_reason else ''}; reported, not merged):")
         for d in report.duplicates:
             lines.append(f"    row {d['source_row']} {d['name']!r} ~ {d['other_register']} row {d['other_row']} "
                          f"{d['other_name']!r}: {d['reason']}")
+        if report.duplicates_more:
+            lines.append(f"    ... and {report.duplicates_more:,} more (asset-map duplicates {report.register})")
     return "\n".join(lines)
+
+
+def write_duplicates_csv(pairs, stream, *, hidden=False):
+    """Pairs (dicts of DUPLICATE_COLUMNS) as CSV with a header line, cells safe to open in a spreadsheet; names as
+    "(hidden)" when ``hidden``. Files for Excel want csv_.BOM written first."""
+    writer = csv.writer(stream, lineterminator="\r\n")
+    writer.writerow(DUPLICATE_COLUMNS)
+    for pair in pairs:
+        if hidden:
+            pair = {**pair, "name": "(hidden)", "other_name": "(hidden)"}
+        writer.writerow([neutralise(pair[c]) for c in DUPLICATE_COLUMNS])
 
 
 def _short(value, n=60):
@@ -128,4 +168,4 @@ def _short(value, n=60):
     return text if len(text) <= n else text[: n - 1] + "\u2026"
 
 
-__all__ = ["ImportReport", "format_text", "ROW"]
+__all__ = ["DUPLICATE_COLUMNS", "DUPLICATES_KEPT", "ImportReport", "format_text", "write_duplicates_csv", "ROW"]

@@ -1,8 +1,13 @@
 """Register pages: the list of imported registers and each one's saved import report."""
 
-from flask import Blueprint, render_template
+import io
 
-from asset_map.registers.report import redacted
+from flask import Blueprint, Response, render_template
+
+from asset_map.api.csv_ import BOM, MEDIA_TYPE
+from asset_map.filenames import safe_filename
+from asset_map.registers.importer import cross_register_duplicates
+from asset_map.registers.report import redacted, write_duplicates_csv
 from asset_map.registers.store import get_register, list_registers
 from asset_map.store.assets import role_rank
 from asset_map.web import extensions
@@ -22,3 +27,20 @@ def show(name):
     hidden = bool(report and report.personal and role_rank(current_role()) < role_rank("officer"))
     return render_template("registers/show.html", register=register, report=redacted(report) if hidden else report,
                            hidden=hidden)
+
+
+@bp.get("/<name>/duplicates.csv")
+def duplicates_csv(name):
+    """Every possible duplicate of the register's assets in other registers, as the store holds them now (the page
+    lists the first ones found at import)."""
+    engine = extensions.engine()
+    _, report = get_register(engine, name)
+    hidden = bool(report and report.personal and role_rank(current_role()) < role_rank("officer"))
+    with engine.connect() as conn:
+        pairs = cross_register_duplicates(conn, name)
+    out = io.StringIO()
+    out.write(BOM)
+    write_duplicates_csv(pairs, out, hidden=hidden)
+    filename = safe_filename(f"{name}-duplicates.csv", default="duplicates.csv")
+    return Response(out.getvalue().encode("utf-8"), mimetype=MEDIA_TYPE,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
