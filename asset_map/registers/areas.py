@@ -34,15 +34,15 @@ class Layer:
 def load_boundaries(engine):
     """Districts and both LSOA vintages from the store, in EPSG:27700, each with a spatial index."""
     layers = {}
-    with engine.connect() as conn, conn.connection.driver_connection.cursor() as cur:
+    with engine.connect() as conn, conn.connection.driver_connection.cursor(binary=True) as cur:
         for name, sql in _LAYERS.items():
-            # WKB straight from the driver: no Row objects, no GeoDataFrame, one vectorised parse.
+            # WKB straight from the driver as bytes: no hex text, no Row objects, no GeoDataFrame.
             cur.execute(sql)
             rows = cur.fetchall()
             codes = np.array([r[0] for r in rows], dtype=object)
             districts = np.array([r[1] for r in rows], dtype=object)
             geoms = shapely.from_wkb([r[2] for r in rows])
-            # EPSG:4326 (lon, lat) to EPSG:27700 (easting, northing), every vertex in one pyproj call.
+            # EPSG:4326 (lon, lat) to EPSG:27700 (easting, northing): all the layer's vertices in one pyproj call.
             geoms = shapely.transform(geoms, _TO_BNG.transform, interleaved=False)
             shapely.prepare(geoms)
             # 50 m of simplification moves a reported distance of kilometres by at most 50 m.
@@ -113,7 +113,7 @@ def _assign_distinct(lon, lat, layers, tolerance_m):
     in_area = np.ones(m, dtype=bool)
     for name, layer in layers.items():
         column = "district_code" if name == "district" else f"{name}_code"
-        # Points outside every district need no LSOA: they are out of area.
+        # Points with no district, not even one within the tolerance, need no LSOA: they are out of area.
         sub = np.flatnonzero(in_area)
         code, snapped, far = _locate(points[sub], layer, tolerance_m)
         result[column][sub] = code

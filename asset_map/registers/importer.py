@@ -156,7 +156,7 @@ def _prepare(engine, mapped, settings, timer, extra):
     todo = ~clean["error"].to_numpy()
     # Only the columns the geocoders read: filtering the whole frame's rows would copy every column.
     inputs = clean[[c for c in GEOCODE_INPUTS if c in clean]]
-    located = geocode(inputs[todo] if not todo.all() else inputs, ctx, order_from_settings(settings))
+    located = geocode(inputs if todo.all() else inputs[todo], ctx, order_from_settings(settings))
     for col in located.columns:
         clean[col] = _on_all_rows(located[col], todo)
     p = Problems(clean[ROW].to_numpy())
