@@ -65,11 +65,19 @@ class DistinctPoints:
     def of(cls, lon, lat):
         lon = np.asarray(lon, dtype=float)
         lat = np.asarray(lat, dtype=float)
-        located = ~np.isnan(lon) & ~np.isnan(lat)
+        located = np.flatnonzero(~np.isnan(lon) & ~np.isnan(lat))
         codes = np.full(len(lon), -1, dtype=np.intp)
-        # A complex number made of the pair: exact, hashable and factorized in one vectorised pass.
-        codes[located], uniques = pd.factorize(lon[located] + 1j * lat[located])
-        return cls(codes, uniques.real, uniques.imag, lon, lat)
+        # A complex number made of the pair: hashable and factorized in one vectorised pass.
+        pairs = np.empty(len(located), dtype=complex)
+        pairs.real, pairs.imag = lon[located], lat[located]
+        codes[located], uniques = pd.factorize(pairs)
+        u_lon, u_lat = uniques.real, uniques.imag
+        # factorize holds -0.0 and 0.0 equal: a row whose zero's sign differs from its point's gets a point of its
+        # own, so that its geometry and texts keep the row's numbers exactly.
+        odd = located[(np.signbit(u_lon[codes[located]]) != np.signbit(lon[located]))
+                      | (np.signbit(u_lat[codes[located]]) != np.signbit(lat[located]))]
+        codes[odd] = len(u_lon) + np.arange(len(odd))
+        return cls(codes, np.append(u_lon, lon[odd]), np.append(u_lat, lat[odd]), lon, lat)
 
     def spread(self, values, missing):
         """Row values from one value per distinct point (``missing`` for unlocated rows). The values are typed

@@ -215,10 +215,10 @@ def _at(column, mask):
 
 def _lon_lat_text(points, mask):
     """"lon, lat" (rounded to 6 places) on the ``mask`` rows, None on the others."""
-    def text(codes):
+    def describe(codes):
         return (pd.Series(points.lon[codes]).round(6).astype(str) + ", "
                 + pd.Series(points.lat[codes]).round(6).astype(str))
-    return _on_rows(mask, points.codes, text)
+    return _on_rows(mask, points.codes, describe)
 
 
 def _on_rows(mask, values, describe):
