@@ -15,8 +15,9 @@ from asset_map.geocode.base import GeocodeContext
 METHODS = {m.NAME: m for m in (coordinates, bng, uprn, postcode, nominatim)}
 DEFAULT_ORDER = ("coordinates", "bng", "uprn", "postcode")
 OUTPUT = ["lon", "lat", "geocode_method", "geocode_quality", "geocode_note"]
+INPUTS = ("lon", "lat", "easting", "northing", "uprn", "postcode", "address")   # every column a method reads
 
-__all__ = ["METHODS", "DEFAULT_ORDER", "GeocodeContext", "geocode", "order_from_settings"]
+__all__ = ["METHODS", "DEFAULT_ORDER", "INPUTS", "GeocodeContext", "geocode", "order_from_settings"]
 
 
 def order_from_settings(settings):
@@ -44,7 +45,8 @@ def geocode(frame, ctx, order=DEFAULT_ORDER):
     for name in order:
         if not todo.any():
             break
-        found = METHODS[name].locate(frame[todo], ctx)
+        # Every row is still to do before the first method: no need for a copy of them all.
+        found = METHODS[name].locate(frame if todo.all() else frame[todo], ctx)
         hit_local = found["lon"].notna().to_numpy() & found["lat"].notna().to_numpy()
         where = np.flatnonzero(todo)[hit_local]
         lon[where] = found["lon"].to_numpy()[hit_local]

@@ -40,5 +40,7 @@ def reference_cached(ctx, key, build):
 def empty(frame):
     """A result with nothing found: ``lon, lat, quality`` NaN, ``note`` None."""
     n = len(frame)
+    # An explicit object dtype: pandas would otherwise look at every None for strings to convert.
+    note = pd.Series(np.full(n, None, dtype=object), index=frame.index, dtype=object)
     return pd.DataFrame({"lon": np.full(n, np.nan), "lat": np.full(n, np.nan), "quality": np.full(n, np.nan),
-                         "note": np.full(n, None, dtype=object)}, index=frame.index)
+                         "note": note}, index=frame.index)

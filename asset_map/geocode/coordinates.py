@@ -16,6 +16,8 @@ def locate(frame, ctx):
     lon = frame["lon"].to_numpy(dtype=float)
     lat = frame["lat"].to_numpy(dtype=float)
     ok = ~np.isnan(lon) & ~np.isnan(lat) & (np.abs(lon) <= 180) & (np.abs(lat) <= 90)
+    if not ok.any():
+        return out
     out.loc[ok, "lon"] = lon[ok]
     out.loc[ok, "lat"] = lat[ok]
     out.loc[ok, "quality"] = QUALITY

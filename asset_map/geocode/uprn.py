@@ -17,7 +17,9 @@ def locate(frame, ctx):
     out = empty(frame)
     if "uprn" not in frame or ctx.engine is None:
         return out
-    given = frame["uprn"].notna().to_numpy() & (frame["uprn"].astype(str) != "").to_numpy()
+    given = frame["uprn"].notna().to_numpy().copy()
+    # Text only for the rows that have a value: registers without UPRNs should not pay a million conversions.
+    given[given] = (frame["uprn"][given].astype(str) != "").to_numpy()
     if not given.any():
         return out
     if "uprns" not in ctx.cache:

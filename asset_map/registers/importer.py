@@ -19,6 +19,7 @@ from sqlalchemy import text
 from asset_map import audit
 from asset_map.config import load_settings
 from asset_map.errors import InputError, NotFound
+from asset_map.geocode import INPUTS as GEOCODE_INPUTS
 from asset_map.geocode import GeocodeContext, geocode, order_from_settings
 from asset_map.geocode.base import reference_cached
 from asset_map.registers import areas
@@ -153,45 +154,80 @@ def _prepare(engine, mapped, settings, timer, extra):
     timer.step("validate")
     ctx = GeocodeContext(engine=engine, settings=settings)
     todo = ~clean["error"].to_numpy()
-    located = geocode(clean[todo], ctx, order_from_settings(settings))
+    # Only the columns the geocoders read: filtering the whole frame's rows would copy every column.
+    inputs = clean[[c for c in GEOCODE_INPUTS if c in clean]]
+    located = geocode(inputs if todo.all() else inputs[todo], ctx, order_from_settings(settings))
     for col in located.columns:
-        values = located[col].to_numpy()
-        full = np.full(len(clean), None if values.dtype == object else np.nan, dtype=values.dtype)
-        full[todo] = values
-        clean[col] = full
+        clean[col] = _on_all_rows(located[col], todo)
     p = Problems(clean[ROW].to_numpy())
     unplaced = todo & clean["lon"].isna().to_numpy()
-    notes = clean["geocode_note"].to_numpy(dtype=object)
-    reasons = np.where(pd.notna(notes), notes, "no usable coordinates, grid reference, UPRN or postcode").astype(object)
-    p.add(unplaced, "postcode", clean["postcode"].fillna("").to_numpy(dtype=object), reasons)
     sector = (clean["geocode_method"] == "postcode_sector").to_numpy()
-    p.add(sector, "postcode", clean["postcode"].fillna("").to_numpy(dtype=object), notes, "warning")
+    # The problem lists need a few rows of million-row columns: only those rows are turned into Python objects.
+    notes = _at(clean["geocode_note"], unplaced | sector)
+    reasons = np.where(pd.notna(notes), notes, "no usable coordinates, grid reference, UPRN or postcode").astype(object)
+    postcodes = _at(clean["postcode"].fillna(""), unplaced | sector)
+    p.add(unplaced, "postcode", postcodes, reasons)
+    p.add(sector, "postcode", postcodes, notes, "warning")
     timer.step("geocode")
     boundaries = reference_cached(ctx, "boundaries", areas.load_boundaries)
     tolerance = float(settings.get("AREA_TOLERANCE_M", 200))
-    assigned = areas.assign(clean["lon"].to_numpy(dtype=float), clean["lat"].to_numpy(dtype=float),
-                            boundaries, tolerance_m=tolerance)
+    points = areas.DistinctPoints.of(clean["lon"].to_numpy(dtype=float), clean["lat"].to_numpy(dtype=float))
+    assigned = areas.assign_distinct(points, boundaries, tolerance_m=tolerance)
     for col in ("district_code", "lsoa11_code", "lsoa21_code", "area_flag"):
-        clean[col] = assigned[col].to_numpy()
+        clean[col] = assigned[col].array
     outside = assigned["outside_m"].to_numpy()
     far = ~np.isnan(outside)
-    pairs = clean["lon"].round(6).astype(str) + ", " + clean["lat"].round(6).astype(str)
     if far.any():
-        reasons = np.array([f"point is {d / 1000:.1f} km outside every loaded district (tolerance "
-                            f"{tolerance:.0f} m): out of area" if d == d else "" for d in outside], dtype=object)
-        p.add(far, "lon/lat", pairs.to_numpy(dtype=object), reasons)
-    flagged = pd.notna(clean["area_flag"]).to_numpy() & ~far
+        p.add(far, "lon/lat", _lon_lat_text(points, far), _on_rows(far, outside, lambda distances: [
+            f"point is {d / 1000:.1f} km outside every loaded district (tolerance {tolerance:.0f} m): out of area"
+            for d in distances]))
+    flags = assigned["area_flag"].to_numpy(dtype=object)
+    flagged = pd.notna(flags) & ~far
     if flagged.any():
-        reasons = np.array([f"just outside the generalised boundaries: {f} (within {tolerance:.0f} m)"
-                            for f in clean["area_flag"].fillna("")], dtype=object)
-        p.add(flagged, "lon/lat", pairs.to_numpy(dtype=object), reasons, "warning")
+        p.add(flagged, "lon/lat", _lon_lat_text(points, flagged), _on_rows(flagged, flags, lambda distinct: [
+            f"just outside the generalised boundaries: {f} (within {tolerance:.0f} m)" for f in distinct]), "warning")
     more = p.frame()
     problems = pd.concat([problems, more], ignore_index=True) if len(more) else problems
     clean["error"] |= np.isin(clean[ROW].to_numpy(), more.loc[more["severity"] == "error", "row"].to_numpy())
     timer.step("areas")
     problems = problems.sort_values(["row", "severity"], kind="stable").reset_index(drop=True)
-    geometry = gpd.points_from_xy(clean["lon"].to_numpy(dtype=float), clean["lat"].to_numpy(dtype=float), crs=4326)
-    return gpd.GeoDataFrame(clean, geometry=geometry, crs=4326), problems
+    clean["geometry"] = gpd.array.from_shapely(points.geometry(), crs=4326)
+    # clean is this function's own frame: the GeoDataFrame may take its columns without copying them.
+    return gpd.GeoDataFrame(clean, geometry="geometry", crs=4326, copy=False), problems
+
+
+def _on_all_rows(column, todo):
+    """A geocoded column (on the ``todo`` rows) on every row, missing on the others."""
+    if todo.all():
+        return column.array
+    values = column.to_numpy()
+    full = np.full(len(todo), None if values.dtype == object else np.nan, dtype=values.dtype)
+    full[todo] = values
+    return full
+
+
+def _at(column, mask):
+    """``column``'s values as Python objects on the ``mask`` rows, None on the others."""
+    out = np.full(len(mask), None, dtype=object)
+    out[mask] = column[mask].to_numpy(dtype=object)
+    return out
+
+
+def _lon_lat_text(points, mask):
+    """"lon, lat" (rounded to 6 places) on the ``mask`` rows, None on the others."""
+    def describe(codes):
+        return (pd.Series(points.lon[codes]).round(6).astype(str) + ", "
+                + pd.Series(points.lat[codes]).round(6).astype(str))
+    return _on_rows(mask, points.codes, describe)
+
+
+def _on_rows(mask, values, describe):
+    """Texts on the ``mask`` rows (None on the others) from ``describe(distinct values)``: rows share a few values
+    (a point, a distance), so each is described once, not once a row."""
+    out = np.full(len(mask), None, dtype=object)
+    distinct, inverse = np.unique(values[mask], return_inverse=True)
+    out[mask] = np.asarray(describe(distinct), dtype=object)[inverse]
+    return out
 
 
 def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None):
