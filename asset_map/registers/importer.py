@@ -231,8 +231,12 @@ def _on_rows(mask, values, describe):
 
 
 def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None):
-    good = placed[~placed["error"].to_numpy()]
-    bad = placed[placed["error"].to_numpy()]
+    error = placed["error"].to_numpy()
+    # Only the columns stored or matched on: splitting every column of a million rows costs most of a second.
+    keys = ["natural_key", "source_key", "name_key", "postcode", ROW]
+    stored = [c for c in dict.fromkeys(assets.WRITE_COLUMNS + keys) if c in placed] + [placed.geometry.name]
+    good = placed.loc[~error, stored]
+    bad = placed.loc[error, keys]
     good["match_key"], bad_keys = _match_keys(conn, register, good, bad)
     if timer:
         timer.mark("match keys")

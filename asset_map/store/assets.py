@@ -370,7 +370,7 @@ def _arrow(frame, *, offers_as_array):
     geoms = frame.geometry
     if geoms.crs is not None and geoms.crs.to_epsg() != 4326:
         geoms = geoms.to_crs(4326)
-    out = pd.DataFrame({c: frame[c].to_numpy() for c in WRITE_COLUMNS})
+    out = {c: frame[c] for c in WRITE_COLUMNS}
     out["uprn"] = bulk.integers(out["uprn"])
     if offers_as_array:
         out["offers"] = _pg_arrays(out["offers"])

@@ -17,21 +17,21 @@ _EWKB_POINT = np.dtype([("order", "u1"), ("type", "<u4"), ("srid", "<u4"), ("x",
 _EWKB_POINT_TYPE = 0x20000001
 
 
-def arrow_table(frame):
-    """The frame's columns as an Arrow table for ``copy_table``: blank text becomes null (COPY reads a quoted ""
-    as an empty string, where the store wants NULL), and a column Arrow cannot type (mixed Python values) is sent
-    as text, which PostgreSQL casts to the column's type."""
-    columns = {}
-    for name in frame.columns:
-        values = frame[name]
+def arrow_table(columns):
+    """Columns (a frame, or a dict of name to Series or array) as an Arrow table for ``copy_table``: blank text
+    becomes null (COPY reads a quoted "" as an empty string, where the store wants NULL), and a column Arrow cannot
+    type (mixed Python values) is sent as text, which PostgreSQL casts to the column's type. pandas' own Arrow
+    strings pass through without a copy."""
+    table = {}
+    for name, values in columns.items():
         try:
             column = pa.array(values, from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             column = pa.array([None if pd.isna(v) else str(v) for v in values], type=pa.string())
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             column = pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column)
-        columns[name] = column
-    return pa.table(columns)
+        table[name] = column
+    return pa.table(table)
 
 
 def points_ewkb(geoms, srid):
