@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import shapely
+from psycopg.copy import QueuedLibpqWriter
 
 # Extended WKB of a 2D point with an SRID, little-endian: byte order, type (point | has-SRID flag), SRID, x, y.
 _EWKB_POINT = np.dtype([("order", "u1"), ("type", "<u4"), ("srid", "<u4"), ("x", "<f8"), ("y", "<f8")])
@@ -56,7 +57,9 @@ def copy_table(conn, table, arrow, chunk=25_000):
     options = pacsv.WriteOptions(include_header=False)
     with raw.cursor() as cur:
         columns = ", ".join(arrow.column_names)
-        with cur.copy(f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT csv)') as copy:
+        # A queued writer sends from a thread of its own: writing the next chunk here does not wait for the server.
+        with cur.copy(f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT csv)',
+                      writer=QueuedLibpqWriter(cur)) as copy:
             for start in range(0, arrow.num_rows, chunk):
                 sink = pa.BufferOutputStream()
                 pacsv.write_csv(arrow.slice(start, chunk), sink, write_options=options)
