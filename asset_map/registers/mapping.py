@@ -151,7 +151,7 @@ class Mapping:
 def properties(frame):
     """One JSON object per row of the unmapped columns ("{}" when there are none)."""
     if not len(frame.columns):
-        return np.full(len(frame), "{}", dtype=object)
+        return pa.repeat("{}", len(frame)).to_pandas().array
     text = frame.to_json(orient="records", lines=True, force_ascii=False)
     return np.array(text.rstrip("\n").split("\n"), dtype=object)
 
@@ -166,7 +166,7 @@ def _fill(derived, fields_, hit, n):
 
 def _blank(index):
     """A text column of "" (built by pyarrow: an object array of "" would be converted to text again by pandas)."""
-    return pd.Series(pa.repeat("", len(index)).to_pandas(), index=index)
+    return pd.Series(pa.repeat("", len(index)).to_pandas().array, index=index)
 
 
 def _join(series_list, index):

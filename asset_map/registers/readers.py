@@ -128,26 +128,25 @@ def _read_arrow(text, sep):
     for a file that needs the C parser's leniency or its error messages: rows shorter than the header or holding
     only spaces, a header naming a column twice, a quote left open at the end. Every cell is read as text, exactly
     as pandas reads it with ``dtype=str``."""
-    data = io.BytesIO(text.encode("utf-8"))
+    data = text.encode()
     # Threads cost more than they give on a small machine whose other core is busy with the rest of the import.
     read = pa_csv.ReadOptions(use_threads=False)
     parse = pa_csv.ParseOptions(delimiter=sep, newlines_in_values=True)
     try:
-        with pa_csv.open_csv(data, read_options=read, parse_options=parse) as head:
+        with pa_csv.open_csv(io.BytesIO(data), read_options=read, parse_options=parse) as head:
             names = head.schema.names
         if len(set(names)) != len(names):
             return None
         # pyarrow takes a quote left open at the end as running to the end of the file, where the C parser says
         # "EOF inside string": a last row of sentinels comes back as a row only when every quote was closed.
         end = sep.join([_SENTINEL] * len(names))
-        data = io.BytesIO(f"{text}\n{end}\n".encode())
+        data = io.BytesIO(data + f"\n{end}\n".encode())
         # No type guessing: '007' stays '007' and a blank cell is "" (never null).
         convert = pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False)
         table = pa_csv.read_csv(data, read_options=read, parse_options=parse, convert_options=convert)
-    except pa.ArrowInvalid:
+    except pa.ArrowException:
         return None
-    last = table.slice(table.num_rows - 1).to_pylist()
-    if not last or list(last[0].values()) != [_SENTINEL] * len(names):
+    if not table.num_rows or list(table.slice(table.num_rows - 1).to_pylist()[0].values()) != [_SENTINEL] * len(names):
         return None
     table = table.slice(0, table.num_rows - 1)
     # The C parser skips lines of spaces and tabs; with more than one column pyarrow refuses them as short rows.

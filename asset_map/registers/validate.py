@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from asset_map.reference.postcodes import normalise_postcodes
+from asset_map.reference.postcodes import WHITESPACE, normalise_postcodes
 from asset_map.registers.readers import ROW
 from asset_map.registers.schema import BOOLEAN_ALIASES, STATUS_ALIASES, VISIBILITIES, taxonomy
 
@@ -25,10 +25,8 @@ _UPRN = r"\d{1,12}"
 # Great Britain in WGS84, generously: a point given as (lat, lon) instead of (lon, lat) falls in the swapped box.
 _GB_LON = (-9.0, 2.5)
 _GB_LAT = (49.0, 61.5)
-# What Python's str.strip() and the regex \s take for whitespace (none lies above U+3000); pyarrow's own
-# whitespace functions and RE2's \s know fewer characters, so they are given these explicitly.
-_WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
-_SPACES = f"[{_WHITESPACE}]+"
+# pyarrow's own whitespace functions and RE2's \s know fewer characters than Python: they are given Python's.
+_SPACES = f"[{WHITESPACE}]+"
 
 
 def _text(column):
@@ -59,7 +57,7 @@ def _column(values):
 
 def _strip(values):
     """Values stripped as Python's str.strip() does."""
-    return pc.utf8_trim(values, _WHITESPACE)
+    return pc.utf8_trim(values, WHITESPACE)
 
 
 def _distinct(values):
@@ -145,12 +143,12 @@ def validate(mapped):
     codes, distinct = _distinct(s["offers"])
     out["offers"] = _column(_take(tax.normalise_offers(distinct), codes))
 
-    codes, distinct = _distinct(s["postcode"])
-    normal = normalise_postcodes(distinct)
-    postcode = _take(normal, codes)
+    encoded = s["postcode"].dictionary_encode()
+    normal = normalise_postcodes(encoded.dictionary.to_pandas())
+    postcode = _take(normal, encoded.indices)
     out["postcode"] = _column(postcode)
-    bad_pc = (normal.isna() & (distinct.str.strip() != "")).to_numpy(dtype=bool)[codes.to_numpy()]
-    p.add(bad_pc, "postcode", s["postcode"], "not a valid UK postcode", "warning")
+    bad_pc = normal.isna().to_numpy() & _mask(pc.not_equal(_strip(encoded.dictionary), ""))
+    p.add(bad_pc[encoded.indices.to_numpy()], "postcode", s["postcode"], "not a valid UK postcode", "warning")
 
     _coordinates(out, s, p)
     _contacts(out, s, p)
@@ -385,8 +383,12 @@ def _natural_keys(source_key, name_key, postcode):
     # A missing postcode is written as pandas held it before: NaN ("nan") in a column of text, None ("None") when no
     # row has a postcode; the keys already stored stay the keys.
     missing = "None" if postcode.null_count == len(postcode) else "nan"
-    by_name = _concat("n:", name_key, "|", postcode.fill_null(missing))
-    return pc.if_else(pc.is_valid(source_key), _concat("k:", source_key), by_name)
+    keys = _concat("k:", source_key)
+    unkeyed = keys.is_null()
+    if pc.any(unkeyed).as_py():
+        by_name = _concat("n:", name_key.filter(unkeyed), "|", postcode.filter(unkeyed).fill_null(missing))
+        keys = pc.replace_with_mask(keys, unkeyed, by_name)
+    return keys
 
 
 def _duplicates(out, key, name, name_key, p):
