@@ -13,6 +13,8 @@ from pathlib import Path
 import geopandas
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyproj import Transformer
 
 from asset_map.errors import InputError
@@ -26,9 +28,19 @@ _OUTWARD = (
     r"|[A-PR-UWYZ][A-HK-Y][0-9][ABEHMNPRVWXY])"
 )
 _INWARD = r"[0-9][ABD-HJLNP-UW-Z]{2}"
-# Whitespace is allowed anywhere a register might put it; the canonical form has exactly one space.
-_VALID = rf"\s*(?:{_OUTWARD}\s*{_INWARD}|GIR\s*0AA)\s*"
-_VALID_RE = re.compile(_VALID)
+# What Python's str.strip() and regex \s take for whitespace (none lies above U+3000). pyarrow's regexes (RE2) know
+# fewer characters as \s, so they are given these by name.
+WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
+_SPACE = f"[{WHITESPACE}]"
+
+
+def _valid(space):
+    # Whitespace is allowed anywhere a register might put it; the canonical form has exactly one space.
+    return rf"{space}*(?:{_OUTWARD}{space}*{_INWARD}|GIR{space}*0AA){space}*"
+
+
+_VALID_RE = re.compile(_valid(r"\s"))
+_VALID_ARROW = rf"\A(?:{_valid(_SPACE)})\z"
 _WHITESPACE_RE = re.compile(r"\s+")
 
 # The official headerless Code-Point Open files keep their column names in Code-Point_Open_Column_Headers.csv.
@@ -99,14 +111,13 @@ def normalise_postcodes(series):
         series = pd.Series(series)
     # Registers repeat postcodes a lot, so the string work runs once per distinct value, not once per row.
     codes, uniques = pd.factorize(series)
-    upper = pd.Series(uniques, dtype=object).astype("string").str.upper()
-    valid = upper.str.fullmatch(_VALID).to_numpy(dtype=bool, na_value=False)
-    compact = upper[valid].str.replace(r"\s+", "", regex=True)
-    canonical = compact.str.slice_replace(-3, -3, " ")
-    # One extra slot holding None: factorize codes missing values as -1, which picks that last slot.
-    lookup = np.full(len(uniques) + 1, None, dtype=object)
-    lookup[np.flatnonzero(valid)] = canonical.to_numpy(dtype=object)
-    return pd.Series(lookup[codes], index=series.index, dtype="string", name=series.name)
+    upper = pc.utf8_upper(pa.array(pd.Series(uniques).astype("string")))
+    compact = pc.replace_substring_regex(upper, f"{_SPACE}+", "")
+    canonical = pc.binary_join_element_wise(pc.utf8_slice_codeunits(compact, 0, -3),
+                                            pc.utf8_slice_codeunits(compact, -3), pa.scalar(" ", compact.type))
+    lookup = pd.arrays.ArrowStringArray(pc.if_else(pc.match_substring_regex(upper, _VALID_ARROW), canonical, None))
+    # factorize codes missing values as -1, which the take fills with <NA>.
+    return pd.Series(lookup.take(codes, allow_fill=True), index=series.index, name=series.name)
 
 
 def postcode_sector(pc):

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import yaml
 
 from asset_map.config import PROJECT_DIR
@@ -124,13 +125,13 @@ class Mapping:
             elif name in auto:
                 out[name] = raw[auto[name]].str.strip()
             else:
-                out[name] = pd.Series(np.full(n, "", dtype=object), index=raw.index)
+                out[name] = _blank(raw.index)
         derived = {}
         for rule in self.derive:
             values = raw[rule["column"]].str.strip()
-            lowered = {k.lower(): v for k, v in rule["values"].items()}
-            for value, fields_ in lowered.items():
-                hit = (values.str.lower() == value).to_numpy()
+            lowered = values.str.lower()
+            for value, fields_ in {k.lower(): v for k, v in rule["values"].items()}.items():
+                hit = (lowered == value).to_numpy()
                 _fill(derived, fields_, hit, n)
             if rule["when_filled"]:
                 _fill(derived, rule["when_filled"], (values != "").to_numpy(), n)
@@ -150,7 +151,7 @@ class Mapping:
 def properties(frame):
     """One JSON object per row of the unmapped columns ("{}" when there are none)."""
     if not len(frame.columns):
-        return np.full(len(frame), "{}", dtype=object)
+        return pa.repeat("{}", len(frame)).to_pandas().array
     text = frame.to_json(orient="records", lines=True, force_ascii=False)
     return np.array(text.rstrip("\n").split("\n"), dtype=object)
 
@@ -163,13 +164,21 @@ def _fill(derived, fields_, hit, n):
         have |= new
 
 
+def _blank(index):
+    """A text column of "" (built by pyarrow: an object array of "" would be converted to text again by pandas)."""
+    return pd.Series(pa.repeat("", len(index)).to_pandas().array, index=index)
+
+
 def _join(series_list, index):
+    """The columns' stripped values joined with ", ", blanks left out."""
     if not series_list:
-        return pd.Series(np.full(len(index), "", dtype=object), index=index)
-    if len(series_list) == 1:
-        return series_list[0].str.strip()
-    parts = pd.concat([s.str.strip() for s in series_list], axis=1)
-    return parts.apply(lambda r: ", ".join(v for v in r if v), axis=1).astype(object)
+        return _blank(index)
+    joined = series_list[0].str.strip()
+    for series in series_list[1:]:
+        part = series.str.strip()
+        both = (joined != "") & (part != "")
+        joined = (joined + np.where(both, ", ", "") + part).astype(joined.dtype)
+    return joined
 
 
 def _check_field(name, source):
