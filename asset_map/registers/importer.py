@@ -9,6 +9,7 @@ to the store.
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import geopandas as gpd
@@ -243,19 +244,24 @@ def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None):
     good["register"] = register
     good["source_row"] = good[ROW].astype("int64")
     good["geocode_quality"] = good["geocode_quality"].astype(float)
-    if withdraw:
-        counts = assets.sync(conn, good, register=register, keep_keys=bad_keys)
-    else:
-        assets.upsert(conn, good)
-        counts = {"inserted": len(good), "updated": 0, "unchanged": 0, "withdrawn": 0}
-    if timer:
-        timer.mark("write assets")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The quarantine's JSON is built here while the database copies and indexes the assets (a second core's
+        # worth of work that would otherwise wait for it).
+        records = pool.submit(_quarantine_records, register, bad, problems, mapped)
+        if withdraw:
+            counts = assets.sync(conn, good, register=register, keep_keys=bad_keys)
+        else:
+            assets.upsert(conn, good)
+            counts = {"inserted": len(good), "updated": 0, "unchanged": 0, "withdrawn": 0}
+        if timer:
+            timer.mark("write assets")
+        records = records.result()
     if withdraw:
         conn.execute(text("DELETE FROM quarantine WHERE register = :r"), {"r": register})
-    quarantined = _quarantine(conn, register, bad, problems, mapped)
+    writes.copy_rows(conn, "quarantine", ["register", "source_row", "row", "problems"], records)
     if timer:
         timer.mark("quarantine")
-    return counts, quarantined
+    return counts, len(records)
 
 
 def _match_keys(conn, register, good, bad):
@@ -317,17 +323,16 @@ def _fetch(conn, sql, params, columns):
         return pd.DataFrame.from_records(cur.fetchall(), columns=columns)
 
 
-def _quarantine(conn, register, bad, problems, mapped):
+def _quarantine_records(register, bad, problems, mapped):
+    """Rows for the quarantine table: (register, source row, the row as JSON, its problems as JSON)."""
     if not len(bad):
-        return 0
+        return []
     rows = mapped.set_index(ROW).loc[bad[ROW].to_numpy()]
     reasons = _problems_json(problems, rows.index)
     # Columns as plain object arrays, zipped into rows: pandas' to_dict boxes every Arrow string one at a time.
     fields = zip(*(rows[f].to_numpy(dtype=object) for f in FIELDS))
-    records = [(register, row, _row_json(values, prop), reasons.get(row, "[]"))
-               for row, values, prop in zip(rows.index.tolist(), fields, rows["properties"].to_numpy(dtype=object))]
-    writes.copy_rows(conn, "quarantine", ["register", "source_row", "row", "problems"], records)
-    return len(records)
+    return [(register, row, _row_json(values, prop), reasons.get(row, "[]"))
+            for row, values, prop in zip(rows.index.tolist(), fields, rows["properties"].to_numpy(dtype=object))]
 
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode

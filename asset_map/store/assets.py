@@ -347,7 +347,7 @@ def sync(conn, frame, *, register, keep_keys=()):
 def _load_new(conn, register, frame):
     """A register's first assets: COPY straight into its own new partition, then index and attach it."""
     name = partitions.create_detached(conn, register)
-    bulk.copy_table(conn, name, _arrow(frame, offers_as_array=True))
+    bulk.copy_columns(conn, name, _columns(frame, offers_as_array=True))
     partitions.attach(conn, register)
     return len(frame)
 
@@ -360,13 +360,13 @@ def stage_assets(conn, frame):
     types = {c.name: c.type.compile(dialect=conn.dialect) for c in Asset.__table__.columns}
     cols = ", ".join(f"{c} {'text' if c == 'offers' else types[c]}" for c in WRITE_COLUMNS)
     conn.execute(text(f'CREATE TEMP TABLE "{name}" ({cols}, geom geometry(Point, 4326)) ON COMMIT DROP'))
-    bulk.copy_table(conn, name, _arrow(frame, offers_as_array=False))
+    bulk.copy_columns(conn, name, _columns(frame, offers_as_array=False))
     return name
 
 
-def _arrow(frame, *, offers_as_array):
-    """WRITE_COLUMNS plus ``geom`` (hex EWKB, EPSG:4326) as an Arrow table for COPY; ``offers`` as a PostgreSQL
-    array literal, or as the ';'-joined text that ``_merge`` splits."""
+def _columns(frame, *, offers_as_array):
+    """WRITE_COLUMNS plus ``geom`` (hex EWKB, EPSG:4326) as COPY wants them; ``offers`` as a PostgreSQL array
+    literal, or as the ';'-joined text that ``_merge`` splits."""
     geoms = frame.geometry
     if geoms.crs is not None and geoms.crs.to_epsg() != 4326:
         geoms = geoms.to_crs(4326)
@@ -374,8 +374,8 @@ def _arrow(frame, *, offers_as_array):
     out["uprn"] = bulk.integers(out["uprn"])
     if offers_as_array:
         out["offers"] = _pg_arrays(out["offers"])
-    table = bulk.arrow_table(out)
-    return table.append_column("geom", bulk.points_ewkb(geoms.to_numpy(), 4326))
+    out["geom"] = bulk.points_ewkb(geoms.to_numpy(), 4326)
+    return out
 
 
 def _pg_arrays(offers):

@@ -1,5 +1,5 @@
-"""COPY of large frames: columns to Arrow once, then CSV written by pyarrow in chunks, so the server parses and
-stores one chunk while the next is being written here. For a million assets this is seconds where pandas'
+"""COPY of large frames: columns to Arrow and CSV (written by pyarrow) chunk by chunk, so the server parses and
+stores one chunk while the next is being made here. For a million assets this is seconds where pandas'
 ``to_csv`` and shapely's per-geometry WKB writer took about ten.
 """
 
@@ -50,20 +50,25 @@ def points_ewkb(geoms, srid):
     return pc.if_else(missing, pa.scalar(None, pa.string()), text)
 
 
-def copy_table(conn, table, arrow, chunk=25_000):
-    """COPY the Arrow table into ``table`` (an unquoted identifier the caller has checked) on the SQLAlchemy
-    connection ``conn``; columns by name."""
+def copy_columns(conn, table, columns, chunk=25_000):
+    """COPY ``columns`` (name -> Series, numpy or Arrow array, all of one length) into ``table`` (an identifier the
+    caller has checked) on the SQLAlchemy connection ``conn``. Each chunk is turned into Arrow and CSV here while a
+    queued writer's thread sends the previous one, so the server is kept busy rather than waiting for this side."""
     raw = conn.connection.driver_connection
     options = pacsv.WriteOptions(include_header=False)
+    rows = len(next(iter(columns.values())))
     with raw.cursor() as cur:
-        columns = ", ".join(arrow.column_names)
-        # A queued writer sends from a thread of its own: writing the next chunk here does not wait for the server.
-        with cur.copy(f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT csv)',
+        with cur.copy(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN WITH (FORMAT csv)',
                       writer=QueuedLibpqWriter(cur)) as copy:
-            for start in range(0, arrow.num_rows, chunk):
+            for start in range(0, rows, chunk):
+                part = {name: _slice(values, start, start + chunk) for name, values in columns.items()}
                 sink = pa.BufferOutputStream()
-                pacsv.write_csv(arrow.slice(start, chunk), sink, write_options=options)
+                pacsv.write_csv(arrow_table(part), sink, write_options=options)
                 copy.write(sink.getvalue())
+
+
+def _slice(values, start, stop):
+    return values.iloc[start:stop] if isinstance(values, pd.Series) else values[start:stop]
 
 
 def integers(values):
