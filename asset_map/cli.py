@@ -307,7 +307,7 @@ def duplicates(register, output):
     import io
 
     from asset_map.api.csv_ import BOM
-    from asset_map.registers.importer import cross_register_duplicates
+    from asset_map.registers.duplicates import cross_register_duplicates
     from asset_map.registers.report import write_duplicates_csv
     from asset_map.registers.store import get_register
 

@@ -85,15 +85,16 @@ def _per_row_rate(engine, postcodes):
         return len(sample) / (time.perf_counter() - start)
 
 
-def _pandas_rate(engine, raw):
-    """Reference: bare pandas normalise + merge on an in-memory gazetteer (no validation, no areas, no write)."""
+def _pandas_seconds(engine, raw):
+    """Reference: seconds for a bare pandas normalise + merge of the same rows on an in-memory gazetteer (no
+    validation, no areas, no write), so the ratio says what the whole path costs over the bare lookup."""
     with engine.connect() as conn:
         gaz = pd.DataFrame(conn.execute(text("SELECT postcode, ST_X(geom) AS lon, ST_Y(geom) AS lat "
                                              "FROM postcodes")).all(), columns=["postcode", "lon", "lat"])
     start = time.perf_counter()
     frame = pd.DataFrame({"postcode": normalise_postcodes(raw)})
     frame.merge(gaz, on="postcode", how="left")
-    return len(raw) / (time.perf_counter() - start)
+    return time.perf_counter() - start
 
 
 def run(ctx: BenchContext):
@@ -108,7 +109,7 @@ def run(ctx: BenchContext):
         raw = pd.read_csv(path, usecols=["postcode"], dtype=str)["postcode"]
         postcodes = normalise_postcodes(raw).dropna().tolist()
         per_row = _per_row_rate(engine, postcodes)
-        pandas_rate = _pandas_rate(engine, raw)
+        pandas_seconds = _pandas_seconds(engine, raw)
         # The geocoding step alone, gazetteer read included (caches cleared first).
         geocode_base._SHARED.clear()
         frame = pd.DataFrame({"postcode": normalise_postcodes(raw).astype(object)})
@@ -126,8 +127,8 @@ def run(ctx: BenchContext):
         seconds = time.perf_counter() - start
         limit = 3.0 if rows <= 100_000 else 20.0
         figures.append(Figure("import", f"whole import, {rows:,} rows", round(seconds, 2), "s",
-                              reference="bare pandas normalise + merge (rows/s)",
-                              reference_value=round(pandas_rate), target=f"< {limit:g} s", met=seconds < limit,
+                              reference="bare pandas normalise + merge of the same rows (s)",
+                              reference_value=round(pandas_seconds, 3), target=f"< {limit:g} s", met=seconds < limit,
                               notes=(f"{report.imported:,} imported, {report.quarantined:,} quarantined; steps: "
                                      + ", ".join(f"{k} {v:.2f} s" for k, v in report.timings.items()))))
         start = time.perf_counter()

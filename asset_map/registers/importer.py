@@ -23,13 +23,13 @@ from asset_map.errors import InputError, NotFound
 from asset_map.geocode import INPUTS as GEOCODE_INPUTS
 from asset_map.geocode import GeocodeContext, geocode, order_from_settings
 from asset_map.geocode.base import reference_cached
-from asset_map.registers import areas
+from asset_map.registers import areas, duplicates, matching, quarantine
 from asset_map.registers.mapping import Mapping, load_mapping, shipped_mapping
 from asset_map.registers.readers import ROW, read_register
-from asset_map.registers.report import DUPLICATE_COLUMNS, ImportReport
+from asset_map.registers.report import ImportReport
 from asset_map.registers.schema import FIELDS
-from asset_map.registers.validate import PROBLEM_COLUMNS, Problems, _name_keys, validate
-from asset_map.store import assets, partitions, writes
+from asset_map.registers.validate import PROBLEM_COLUMNS, Problems, validate
+from asset_map.store import assets, writes
 
 log = logging.getLogger(__name__)
 STEPS = ("read", "validate", "geocode", "areas", "save")
@@ -61,7 +61,7 @@ def import_register(engine, path, *, register, mapping=None, settings=None, prog
         assets.ensure_register(conn, register, source_file=path.name, mapping=mapping.as_dict())
         counts, quarantined = _store(conn, register, placed, problems, mapped, withdraw=True, timer=timer)
         report.finish(placed, problems, counts, quarantined, _district_names(conn))
-        report.add_duplicates(cross_register_duplicates(conn, register))
+        report.add_duplicates(duplicates.cross_register_duplicates(conn, register))
         timer.mark("duplicates")
         report.timings = timer.timings
         _save(conn, register, report, path.name, mapping, actor)
@@ -238,7 +238,7 @@ def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None):
     stored = [c for c in dict.fromkeys(assets.WRITE_COLUMNS + keys) if c in placed] + [placed.geometry.name]
     good = placed.loc[~error, stored]
     bad = placed.loc[error, keys]
-    good["match_key"], bad_keys = _match_keys(conn, register, good, bad)
+    good["match_key"], bad_keys = matching.match_keys(conn, register, good, bad)
     if timer:
         timer.mark("match keys")
     good["register"] = register
@@ -247,7 +247,7 @@ def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None):
     with ThreadPoolExecutor(max_workers=1) as pool:
         # The quarantine's JSON is built here while the database copies and indexes the assets (a second core's
         # worth of work that would otherwise wait for it).
-        records = pool.submit(_quarantine_records, register, bad, problems, mapped)
+        records = pool.submit(quarantine.records, register, bad, problems, mapped)
         if withdraw:
             counts = assets.sync(conn, good, register=register, keep_keys=bad_keys)
         else:
@@ -262,97 +262,6 @@ def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None):
     if timer:
         timer.mark("quarantine")
     return counts, len(records)
-
-
-def _match_keys(conn, register, good, bad):
-    """The key each row is stored under: an existing asset's when its source key (else its normalised name and
-    postcode) matches one, else a new key made the same way. Also the keys of quarantined rows that match existing
-    assets, so those are not withdrawn while their row waits in the quarantine."""
-    existing = _fetch(conn, "SELECT match_key, source_key, name, postcode FROM assets WHERE register = %s",
-                      (register,), ["match_key", "source_key", "name", "postcode"])
-    keys = _both(good, bad, "natural_key")
-    if len(existing):
-        hit = _existing_keys(existing, good, bad)
-        keys = np.where(pd.notna(hit), hit, keys)
-    taken = _objects(keys).duplicated(keep="first").to_numpy()
-    if taken.any():
-        keys[taken] = keys[taken] + "#" + _both(good, bad, ROW)[taken].astype(str).astype(object)
-    quarantined = keys[len(good):]
-    known = _objects(quarantined).isin(_objects(existing["match_key"])).to_numpy()
-    return keys[:len(good)], quarantined[known].tolist()
-
-
-def _objects(values, index=None):
-    """A Series of plain Python strings: pandas hashes and compares those much faster than its Arrow-backed strings
-    (whose ``isin`` and ``map`` go one value at a time), and would infer that dtype unless told otherwise."""
-    if index is not None:
-        index = pd.Index(np.asarray(index, dtype=object), dtype=object)
-    return pd.Series(np.asarray(values, dtype=object), index=index, dtype=object)
-
-
-def _both(good, bad, column):
-    """One column of the stored rows then the quarantined ones, as a NumPy object array."""
-    return np.concatenate([good[column].to_numpy(dtype=object), bad[column].to_numpy(dtype=object)])
-
-
-def _existing_keys(existing, good, bad):
-    """For each row (stored then quarantined), the match key of the existing asset it is, else None: the one with its
-    source key, else (rows without a source key) the one with its normalised name and postcode that no source key
-    claimed. Two rows never claim one asset (that would update it twice in one statement): the first keeps it."""
-    match_key = existing["match_key"].to_numpy(dtype=object)
-    with_source = existing["source_key"].notna().to_numpy()
-    by_source = _objects(match_key[with_source], existing["source_key"].to_numpy(dtype=object)[with_source])
-    source = _objects(_both(good, bad, "source_key"))
-    hit = source.map(by_source[~by_source.index.duplicated(keep="first")])
-    unclaimed = ~_objects(match_key).isin(hit.dropna()).to_numpy()
-    pairs = (_name_keys(existing["name"].fillna("")) + "|" + existing["postcode"].fillna("None")).to_numpy(dtype=object)
-    by_name = _objects(match_key[unclaimed], pairs[unclaimed])
-    postcode = _both(good, bad, "postcode")
-    pair = _objects(_both(good, bad, "name_key").astype(str)) + "|" + \
-        _objects(np.where(pd.isna(postcode), "None", postcode).astype(str))
-    by_pair = pair.map(by_name[~by_name.index.duplicated(keep="first")]).where(source.isna(), None)
-    hit = hit.where(hit.notna(), by_pair)
-    hit[hit.notna() & hit.duplicated(keep="first")] = None
-    return hit.to_numpy(dtype=object)
-
-
-def _fetch(conn, sql, params, columns):
-    """Rows straight from the driver as tuples: much faster than Row objects for a whole register."""
-    with conn.connection.driver_connection.cursor() as cur:
-        cur.execute(sql, params)
-        return pd.DataFrame.from_records(cur.fetchall(), columns=columns)
-
-
-def _quarantine_records(register, bad, problems, mapped):
-    """Rows for the quarantine table: (register, source row, the row as JSON, its problems as JSON)."""
-    if not len(bad):
-        return []
-    rows = mapped.set_index(ROW).loc[bad[ROW].to_numpy()]
-    reasons = _problems_json(problems, rows.index)
-    # Columns as plain object arrays, zipped into rows: pandas' to_dict boxes every Arrow string one at a time.
-    fields = zip(*(rows[f].to_numpy(dtype=object) for f in FIELDS))
-    return [(register, row, _row_json(values, prop), reasons.get(row, "[]"))
-            for row, values, prop in zip(rows.index.tolist(), fields, rows["properties"].to_numpy(dtype=object))]
-
-
-_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode
-
-
-def _row_json(values, properties):
-    """The source row as the quarantine keeps it: its field values and its unmapped columns. ``properties`` is
-    already JSON text (from the mapping), so it goes in as it is rather than parsed and written again."""
-    return f'{{"fields": {_ENCODE(dict(zip(FIELDS, values)))}, "properties": ' \
-           f'{properties if isinstance(properties, str) else "{}"}}}'
-
-
-def _problems_json(problems, rows):
-    """{row: JSON list of that row's problems} for the given rows."""
-    grouped = {}
-    mine = problems[problems["row"].isin(rows)]
-    for r, fld, value, reason, severity in mine[["row", "field", "value", "reason", "severity"]].itertuples(
-            index=False, name=None):
-        grouped.setdefault(r, []).append({"field": fld, "value": value, "reason": reason, "severity": severity})
-    return {r: _ENCODE(items) for r, items in grouped.items()}
 
 
 def _district_names(conn):
@@ -373,57 +282,3 @@ def _save(conn, register, report, source_file, mapping, actor):
     audit.record(conn, actor=actor, action="import", target=register, rows=report.imported,
                  details={"kind": report.kind, "source": report.source, "quarantined": report.quarantined,
                           "withdrawn": report.withdrawn})
-
-
-def cross_register_duplicates(conn, register, *, within_m=50):
-    """Every asset of ``register`` that looks like an asset of another register: the same source key or UPRN, or the
-    same normalised name within ``within_m`` metres. One dict per pair (DUPLICATE_COLUMNS) with its strongest reason
-    (source key, then UPRN, then name and place), by row. Reported, never merged."""
-    others = conn.execute(text("SELECT EXISTS (SELECT 1 FROM registers WHERE name <> :r)"), {"r": register}).scalar()
-    if not others:
-        return []
-    _analyse_if_new(conn, register)
-    with conn.connection.driver_connection.cursor() as cur:
-        # The hash joins below hold a register's assets: in the default work_mem they spill to disk in batches.
-        # Compiling the big statement (JIT) costs more than it saves. Both for this transaction only.
-        cur.execute("SELECT set_config('work_mem', '64MB', true), set_config('jit', 'off', true)")
-        cur.execute(_duplicates_sql(within_m), {"r": register})
-        return [dict(zip(DUPLICATE_COLUMNS, row)) for row in cur.fetchall()]
-
-
-def _analyse_if_new(conn, register):
-    """Planner statistics for a register stored for the first time in this transaction (autovacuum only gets to
-    it after the commit): without them the planner takes a million new assets for a few, and hashes them rather
-    than the other registers'. The columns the duplicate search filters and joins on are enough, and quick."""
-    table = partitions.partition_name(register)
-    fresh = conn.execute(text("SELECT to_regclass(:t) IS NOT NULL AND NOT EXISTS "
-                              "(SELECT 1 FROM pg_stats WHERE schemaname = current_schema() AND tablename = :t)"),
-                         {"t": table}).scalar()
-    if fresh:
-        conn.execute(text(f'ANALYZE "{table}" (register, source_key, uprn, withdrawn_at)'))
-
-
-def _duplicates_sql(within_m):
-    name = "btrim(regexp_replace(lower({}.name), '[^a-z0-9]+', ' ', 'g'))"
-    tests = {  # strongest first
-        "same source key": "b.source_key = a.source_key",
-        # Equal UPRNs are never null; saying so lets the planner see from its statistics that registers without
-        # UPRNs have nothing to join, rather than sort a million assets by a column that is all null.
-        "same UPRN": "b.uprn = a.uprn AND a.uprn IS NOT NULL AND b.uprn IS NOT NULL",
-        # Names first (a hash join, each name normalised once), then the distance on the spheroid: driving this
-        # from the spatial index instead probes every asset's crowded neighbourhood.
-        f"same name within {within_m} m": (f"{name.format('b')} = {name.format('a')} AND "
-                                           f"ST_DWithin(a.geom::geography, b.geom::geography, {float(within_m)})"),
-    }
-    # Equi-joins (hashable) rather than one join on OR, which would compare every pair of assets. Saying
-    # `b.register <> :r` (not `<> a.register`) lets the planner size, and hash, the other registers' assets alone,
-    # rather than every asset paired with the same ones of this register.
-    parts = [f"""SELECT a.source_row, a.name, b.register AS other_register, b.source_row AS other_row,
-                        b.name AS other_name, '{reason}' AS reason, {strength} AS strength
-                 FROM assets a JOIN assets b ON {condition}
-                 WHERE a.register = %(r)s AND a.withdrawn_at IS NULL
-                   AND b.register <> %(r)s AND b.withdrawn_at IS NULL"""
-             for strength, (reason, condition) in enumerate(tests.items())]
-    # One line per pair: the strongest reason.
-    return (f"SELECT DISTINCT ON (source_row, other_register, other_row) {', '.join(DUPLICATE_COLUMNS)} "
-            f"FROM ({' UNION ALL '.join(parts)}) pairs ORDER BY source_row, other_register, other_row, strength")
