@@ -46,6 +46,7 @@ def _place(county):
 def _load(engine, county, workdir):
     """The synthetic county into the store: reference data by the loaders, assets by one COPY (setup, untimed)."""
     from asset_map.reference import load
+    from asset_map.store import partitions
 
     folder = Path(workdir) / f"gap-synth-{len(county.areas)}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -70,6 +71,7 @@ def _load(engine, county, workdir):
         for name in county.registers:
             conn.execute(text("INSERT INTO registers (name, version, imported_at) VALUES (:n, 1, now())"),
                          {"n": name})
+            partitions.ensure(conn, name)
     raw = engine.raw_connection()
     try:
         with raw.cursor() as cur:
