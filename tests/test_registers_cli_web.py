@@ -121,6 +121,6 @@ def test_duplicates_are_counted_in_the_report_and_listed_in_full_as_csv(runner, 
     assert b"Possible duplicates in other registers (22)" in page.data and b"The first 5 found" in page.data
     assert b"/registers/stoke_again/duplicates.csv" in page.data
     csv = client.get("/registers/stoke_again/duplicates.csv")
-    assert csv.status_code == 200 and csv.mimetype == "text/csv"
+    assert csv.status_code == 200 and csv.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert csv.data.decode("utf-8-sig").splitlines() == lines
     assert client.get("/registers/nope/duplicates.csv").status_code == 404

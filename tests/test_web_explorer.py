@@ -162,6 +162,7 @@ def test_assets_table_escapes_sorts_and_pages(web):
 def test_csv_has_bom_neutralised_formulas_and_the_same_filter(web, synth_engine):
     res = web.get("/assets.csv?category=library")
     assert res.headers["Content-Disposition"].startswith("attachment;")
+    assert res.headers["Content-Type"] == "text/csv; charset=utf-8"
     raw = res.get_data()
     assert raw.startswith("\ufeff".encode())
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))

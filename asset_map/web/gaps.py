@@ -55,6 +55,7 @@ def download(fmt):
         body = gaps.geojson_text(result)
     else:
         body = gaps.standalone_html(result, current_app.config["ASSET_MAP"])
-    mimetype, ext = _DOWNLOADS[fmt]
+    content_type, ext = _DOWNLOADS[fmt]
     name = "gap-report-" + "-".join(result.inputs["districts"][:3] or ["all"]) + f".{ext}"
-    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(body, content_type=content_type,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -42,5 +42,5 @@ def duplicates_csv(name):
     out.write(BOM)
     write_duplicates_csv(pairs, out, hidden=hidden)
     filename = safe_filename(f"{name}-duplicates.csv", default="duplicates.csv")
-    return Response(out.getvalue().encode("utf-8"), mimetype=MEDIA_TYPE,
+    return Response(out.getvalue().encode("utf-8"), content_type=MEDIA_TYPE,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})

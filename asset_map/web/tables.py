@@ -44,7 +44,7 @@ def assets():
 def assets_csv():
     body = table.to_csv(extensions.engine(), request_filter(), role=current_role())
     name = f"assets-{date.today().isoformat()}.csv"
-    return Response(body.encode("utf-8"), mimetype="text/csv; charset=utf-8",
+    return Response(body.encode("utf-8"), content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
