@@ -41,7 +41,7 @@ class Server:
 
             root = tempfile.mkdtemp(prefix="asset-map-test-pg-")
             os.chmod(root, 0o755)
-            self.cluster = Cluster(root)
+            self.cluster = Cluster(root, durable=False)
             self.cluster.start()
             self.base = self.cluster.url("").rstrip("/")
 

@@ -61,7 +61,7 @@ def own_cluster():
 
     root = tempfile.mkdtemp(prefix="asset-map-fault-pg-")
     os.chmod(root, 0o755)
-    cluster = Cluster(root)
+    cluster = Cluster(root, durable=False)
     cluster.start()
     yield cluster
     cluster.destroy()

@@ -34,7 +34,8 @@ def test_health_when_database_is_unreachable():
 
 
 def test_local_cluster_lifecycle():
-    """The zero-configuration path: initdb (as postgres when root), a port other than 5432, PostGIS, stop."""
+    """The zero-configuration path: initdb (as postgres when root), a port other than 5432, PostGIS, stop. It holds
+    people's registers, so unlike the throwaway test clusters it writes durably."""
     import os
     import tempfile
 
@@ -49,6 +50,7 @@ def test_local_cluster_lifecycle():
         assert cluster.port != 5432
         version = cluster.psql("SELECT postgis_lib_version()", database="asset_map").stdout.strip()
         assert version.startswith("3.")
+        assert cluster.psql("SHOW fsync").stdout.strip() == "on"
         cluster.stop()
         assert not cluster.running()
         cluster.start()  # a second start reuses the data directory and port

@@ -75,7 +75,7 @@ class Databases:
 
             root = tempfile.mkdtemp(prefix="asset-map-bench-pg-")
             os.chmod(root, 0o755)  # the postgres user must reach the data directory
-            self.cluster = Cluster(root)
+            self.cluster = Cluster(root, durable=False)
             self.cluster.start()
             self.base = self.cluster.url("").rstrip("/")
         self._create(self.TEMPLATE)

@@ -63,8 +63,11 @@ def _pick_port(start=54329):
 class Cluster:
     """One PostgreSQL data directory with its port, socket and log beside it."""
 
-    def __init__(self, root):
+    def __init__(self, root, *, durable=True):
         self.root = Path(root).resolve()
+        # A throwaway cluster (tests, benchmarks) need not survive a power cut, so it skips fsync; the project's own
+        # cluster holds people's registers and must.
+        self.durable = durable
         self.data = self.root / "data"
         self.log = self.root / "postgres.log"
         self.socket_dir = self.root / "run"
@@ -140,8 +143,8 @@ class Cluster:
             return
         if not _port_free(self.port):
             self._port_file.unlink()
-        opts = (f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                f"-c max_connections=200 -c shared_buffers=256MB")
+        opts = (f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 "
+                f"-c max_connections=200 -c shared_buffers=256MB{'' if self.durable else ' -c fsync=off'}")
         self._run([str(_bindir() / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", opts,
                    "-w", "-t", str(timeout), "start"])
         self.ensure_database()
