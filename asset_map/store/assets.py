@@ -312,7 +312,9 @@ def upsert(conn, frame):
     known = partitions.existing(conn, frame["register"].unique().tolist())
     for register, part in frame.groupby("register", sort=True):
         if register in known:
-            written += _merge(conn, stage_assets(conn, part))["total"]
+            staged = stage_assets(conn, part)
+            written += _merge(conn, staged)["total"]
+            writes.drop(conn, staged)
         else:
             written += _load_new(conn, register, part)
     return written
