@@ -7,7 +7,11 @@ from datetime import timezone
 from sqlalchemy import text
 
 ACTIONS = ("sign-in", "sign-in-failed", "sign-out", "import", "export", "role-change", "user-add", "user-remove",
-           "token-create", "token-revoke", "password-change")
+           "token-create", "token-revoke", "password-change",
+           # Issue 13: assets one at a time, registers managed in the browser.
+           "asset-create", "asset-edit", "asset-verify", "asset-close", "asset-reopen", "asset-withdraw",
+           "asset-restore", "upload", "mapping-save", "preview", "import-queued", "import-failed", "rollback",
+           "quarantine-fix", "quarantine-dismiss", "override-clear")
 
 
 def record(conn, *, actor, action, target=None, details=None, rows=None):
