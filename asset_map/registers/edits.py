@@ -28,9 +28,10 @@ from asset_map.registers.schema import FIELDS
 from asset_map.store import assets, history
 
 MANUAL_PREFIX = "manual-"
-# Fields a form (or an API client) may set; the rest (source_key, easting/northing, consent) come from registers.
+# Fields a form (or an API client) may set; the rest (source_key, easting/northing) come from registers. Consent
+# matters for individuals only, whom only officers change (privacy.may_edit).
 EDITABLE = ("tier", "category", "name", "description", "offers", "address", "postcode", "uprn", "email", "phone",
-            "url", "status", "last_verified", "visibility", "lon", "lat")
+            "url", "status", "last_verified", "visibility", "consent", "lon", "lat")
 LOCATION = ("postcode", "uprn", "lon", "lat", "address")
 _READ = ("id, register, source_row, source_key, match_key, tier, category, name, description, offers, address, "
          "postcode, uprn, email, phone, url, status, last_verified, visibility, consent, geocode_method, "
