@@ -25,6 +25,16 @@
     m.bindTooltip(n.name);
     m.on("click", function () { window.location.href = n.url; });
   });
+  // A preview's placed rows: [lon, lat, name] each, the map fitted to them.
+  if (config.points && config.points.length) {
+    var bounds = [];
+    config.points.forEach(function (p) {
+      L.circleMarker([p[1], p[0]], {radius: 4, color: "#00703c", weight: 1, fillOpacity: 0.7})
+        .bindTooltip(String(p[2])).addTo(map);
+      bounds.push([p[1], p[0]]);
+    });
+    map.fitBounds(bounds, {padding: [20, 20], maxZoom: 15});
+  }
   if (config.pick) {
     holder.classList.add("point-map--pick");
     map.on("click", function (e) {
