@@ -138,3 +138,65 @@ def test_upload_needs_an_officer_and_csrf(app, engine):
 def _upload_without_csrf(client):
     return client.post("/registers/upload", data={"new_register": "x", "file": (io.BytesIO(b"name\nA\n"), "a.csv")},
                        content_type="multipart/form-data")
+
+
+@pytest.fixture
+def imported_2023(engine, pack):
+    from asset_map.registers import importer
+
+    importer.import_register(engine, pack / "registers" / FILE, register="libraries_2023", actor="cli")
+    return "libraries_2023"
+
+
+def test_quarantine_fix_places_the_row_and_survives_a_reimport(officer, engine, imported_2023, pack):
+    from asset_map.registers import importer
+
+    listing = officer.get("/registers/libraries_2023/quarantine").get_data(as_text=True)
+    qids = re.findall(r"/registers/libraries_2023/quarantine/(\d+)", listing)
+    assert qids, "libraries_2023 has quarantined rows"
+    quarantined = _count(engine, "SELECT count(*) FROM quarantine")
+    form = officer.get(f"/registers/libraries_2023/quarantine/{qids[0]}").get_data(as_text=True)
+    assert "Why it was not placed" in form
+    nothing = officer.post(f"/registers/libraries_2023/quarantine/{qids[0]}", data={"csrf_token": officer.token})
+    assert nothing.status_code == 400 and "Nothing was changed" in nothing.get_data(as_text=True)
+    fixed = officer.post(f"/registers/libraries_2023/quarantine/{qids[0]}",
+                         data={"csrf_token": officer.token, "lon": "-2.1175", "lat": "52.8065",
+                               "reason": "placed on the map"})
+    assert fixed.status_code == 302 and "/assets/" in fixed.headers["Location"]
+    asset_id = int(fixed.headers["Location"].rsplit("/", 1)[1])
+    assert _count(engine, "SELECT count(*) FROM quarantine") == quarantined - 1
+    importer.import_register(engine, pack / "registers" / FILE, register="libraries_2023")
+    assert _count(engine, "SELECT count(*) FROM quarantine") == quarantined - 1
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT withdrawn_at, geocode_method FROM assets WHERE id = :i"),
+                           {"i": asset_id}).one()
+    assert row.withdrawn_at is None and row.geocode_method == "coordinates"
+    page = officer.get(f"/assets/{asset_id}").get_data(as_text=True)
+    assert "quarantine-fix" in page and "Kept through re-imports" in page
+
+    if len(qids) > 1:
+        refused = officer.post(f"/registers/libraries_2023/quarantine/{qids[1]}/dismiss",
+                               data={"csrf_token": officer.token}, follow_redirects=True)
+        assert "Say why" in refused.get_data(as_text=True)
+
+
+def test_rollback_from_the_register_page(officer, engine, imported_2023, pack, tmp_path):
+    import pandas as pd
+
+    from asset_map.registers import importer
+
+    frame = pd.read_csv(pack / "registers" / FILE, dtype=str, keep_default_na=False)
+    frame.loc[frame["name"] == "Audley Library", "name"] = "Audley Library (renamed)"
+    changed = tmp_path / FILE
+    frame.iloc[:-5].to_csv(changed, index=False)
+    importer.import_register(engine, changed, register="libraries_2023")
+    assert _count(engine, "SELECT count(*) FROM assets WHERE withdrawn_at IS NOT NULL") >= 5
+    page = officer.get("/registers/libraries_2023").get_data(as_text=True)
+    first = re.search(r'/registers/libraries_2023/rollback/(\d+)', page).group(1)
+    done = officer.post(f"/registers/libraries_2023/rollback/{first}", data={"csrf_token": officer.token,
+                                                                             "reason": "wrong file"},
+                        follow_redirects=True)
+    assert "Rolled back" in done.get_data(as_text=True)
+    assert _count(engine, "SELECT count(*) FROM assets WHERE withdrawn_at IS NOT NULL") == 0
+    assert _count(engine, "SELECT count(*) FROM assets WHERE name = 'Audley Library'") == 1
+    assert _count(engine, "SELECT count(*) FROM audit_log WHERE action = 'rollback'") == 1

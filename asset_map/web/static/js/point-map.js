@@ -43,5 +43,6 @@
       if (lon && lat) { lon.value = e.latlng.lng.toFixed(6); lat.value = e.latlng.lat.toFixed(6); }
     });
   }
+  window.pointMap = map;  // for tests and the browser console
   holder.setAttribute("data-ready", "1");
 })();
