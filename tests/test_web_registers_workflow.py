@@ -81,12 +81,12 @@ def test_upload_map_preview_import_in_the_background(officer, engine, app, pack)
     upload_id = int(re.search(r"/uploads/(\d+)/", mapping_url).group(1))
     form = officer.get(mapping_url).get_data(as_text=True)
     assert "layers/mappings/libraries_2023.yaml" in form
-    columns = re.findall(r'<select class="govuk-select" id="(col-\d+)" name="col-\d+" data-column="([^"]+)"', form)
     chosen = dict(re.findall(r'id="(col-\d+)"[^>]*>\s*<option value="">[^<]*</option>(?:(?!</select>).)*?'
                              r'<option value="(\w+)" selected', form, re.S))
     assert chosen, "the proposal pre-selects fields"
     post = {"csrf_token": officer.token, "defaults": "status: open\ncategory: library\ntier: organisation",
-            "derive": "- column: operation_23\n  values:\n    CR: {tier: association, category: community_run_library}\n"
+            "derive": "- column: operation_23\n  values:\n"
+                      "    CR: {tier: association, category: community_run_library}\n"
                       "    LA: {tier: organisation, category: library}\n    Closed: {status: closed}\n"}
     # A mapping that gives 'name' nothing is refused in the page.
     nameless = officer.post(mapping_url, data={**post, **{k: v for k, v in chosen.items() if v != "name"}})

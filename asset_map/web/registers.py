@@ -202,10 +202,10 @@ def preview(upload_id):
     upload_row = uploads.get(engine, upload_id)
     if not upload_row["mapping"]:
         return redirect(url_for("registers.mapping", upload_id=upload_id))
+    mapping_ = Mapping.from_dict(uploads.mapping_keys(upload_row["mapping"]), source="mapping form")
     result = preview_.preview(engine, uploads.path_of(_settings(), upload_row["stored_name"]),
-                              register=upload_row["register"],
-                              mapping=Mapping.from_dict(uploads.mapping_keys(upload_row["mapping"]), source="mapping form"),
-                              settings=_settings(), source_name=upload_row["original_name"])
+                              register=upload_row["register"], mapping=mapping_, settings=_settings(),
+                              source_name=upload_row["original_name"])
     return render_template("registers/preview.html", upload=upload_row, result=result, report=result["report"],
                            map_config={"tiles": _tiles(), "attribution": _settings().get("TILES_ATTRIBUTION", ""),
                                        "points": result["points"]})

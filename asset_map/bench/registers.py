@@ -1,0 +1,115 @@
+"""Registers managed in the browser (issue 13): the preview (a dry run of the real importer) of a 100,000-row
+register, a web import of the same file (upload, mapping, import queued and run by `asset-map worker`, timed from the
+upload to the job's end) against the CLI import of it in the same run, and the asset page (/assets/<id>) under 20
+clients with 100,000+ assets in the store, against /healthz on the same server.
+
+Run alone: ``python -m asset_map.bench --scale small --only registers``.
+"""
+
+import random
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+
+from asset_map.bench import imports, loadgen
+from asset_map.bench.core import Figure
+from asset_map.bench.serve import Server
+from asset_map.config import load_settings
+from asset_map.registers import importer, preview
+
+AREA = "registers"
+PASSWORD = "bench password 13"
+
+
+def _web_import(srv, engine, path, register):
+    """Sign in, upload, save the proposed mapping, queue the import; seconds from the upload until the job ends."""
+    import re
+
+    import requests
+
+    token = re.compile(r'name="csrf_token" value="([^"]+)"')
+    with requests.Session() as s:
+        page = s.get(srv.url + "/sign-in").text
+        s.post(srv.url + "/sign-in", data={"email": "bench@example.org", "password": PASSWORD,
+                                           "csrf_token": token.search(page).group(1)})
+        csrf = token.search(s.get(srv.url + "/registers/upload").text).group(1)
+        start = time.perf_counter()
+        with open(path, "rb") as f:
+            r = s.post(srv.url + "/registers/upload", data={"csrf_token": csrf, "new_register": register},
+                       files={"file": (path.name, f, "text/csv")}, allow_redirects=False)
+        mapping_url = srv.url + r.headers["Location"]
+        form = s.get(mapping_url).text
+        chosen = dict(re.findall(r'name="(col-\d+)" data-column="[^"]*">(?:(?!</select>).)*?'
+                                 r'<option value="(\w+)" selected', form, re.S))
+        r = s.post(mapping_url, data={"csrf_token": csrf, **chosen}, allow_redirects=False)
+        upload_id = int(re.search(r"/uploads/(\d+)/", mapping_url).group(1))
+        s.post(f"{srv.url}/registers/uploads/{upload_id}/import", data={"csrf_token": csrf}, allow_redirects=False)
+    while True:
+        with engine.connect() as conn:
+            status, error, finished = conn.execute(text(
+                "SELECT status, error, extract(epoch FROM finished_at - queued_at) FROM import_jobs "
+                "WHERE register = :r ORDER BY id DESC LIMIT 1"), {"r": register}).one()
+        if status in ("succeeded", "failed"):
+            break
+        time.sleep(0.05)
+    seconds = time.perf_counter() - start
+    if status != "succeeded":
+        raise RuntimeError(f"the web import failed: {error}")
+    return seconds, float(finished)
+
+
+def run(ctx):
+    from asset_map import users
+    from asset_map.store.db import make_engine
+
+    pack = imports._pack()
+    settings = load_settings()
+    engine = make_engine(ctx.database_url, settings)
+    imports._load_reference(engine, pack)
+    users.add_user(engine, "bench@example.org", PASSWORD, "officer", actor="bench")
+    rows = 100_000
+    path = imports.make_register(pack, rows, Path(ctx.workdir) / f"register_{rows}.csv")
+    figures = []
+
+    start = time.perf_counter()
+    importer.import_register(engine, path, register="cli", actor="bench")
+    cli_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    first = preview.preview(engine, path, register="web", mapping=None, settings=settings, source_name=path.name)
+    preview_new_s = time.perf_counter() - start
+    start = time.perf_counter()
+    again = preview.preview(engine, path, register="cli", mapping=None, settings=settings, source_name=path.name)
+    preview_again_s = time.perf_counter() - start
+    figures.append(Figure(AREA, f"preview (dry run) of a new register, {rows:,} rows", round(preview_new_s, 2), "s",
+                          "CLI import of the same file (s)", round(cli_s, 2), "< 5 s", preview_new_s < 5,
+                          f"{first['report'].inserted:,} would be new, {first['report'].quarantined:,} quarantined; "
+                          f"ratio {preview_new_s / cli_s:.2f}"))
+    figures.append(Figure(AREA, f"preview (dry run) of a new version of a register, {rows:,} rows",
+                          round(preview_again_s, 2), "s", "CLI import of the same file (s)", round(cli_s, 2),
+                          "< 5 s", preview_again_s < 5,
+                          f"{again['report'].unchanged:,} unchanged; ratio {preview_again_s / cli_s:.2f}"))
+
+    # requests sends no Secure cookie over plain http: the loopback server is told not to mark them Secure.
+    with Server(ctx.database_url, ctx.workdir / "server", worker=True, COOKIE_SECURE=0) as srv:
+        web_s, job_s = _web_import(srv, engine, path, "web")
+        ratio = web_s / cli_s
+        figures.append(Figure(AREA, f"web import (upload, mapping, background job), {rows:,} rows", round(web_s, 2),
+                              "s", "CLI import of the same file in this run (s)", round(cli_s, 2), "<= 1.3x reference",
+                              ratio <= 1.3, f"{ratio:.2f}x; the job itself (queued to finished) {job_s:.2f} s"))
+        with engine.connect() as conn:
+            total = conn.execute(text("SELECT count(*) FROM assets WHERE withdrawn_at IS NULL")).scalar()
+            ids = [i for (i,) in conn.execute(text("SELECT id FROM assets WHERE withdrawn_at IS NULL"))]
+        random.Random(13).shuffle(ids)
+        paths = [f"/assets/{i}" for i in ids[:500]]
+        seconds = int(ctx.sizes.get("load_seconds", 10))
+        health = loadgen.run(srv.url, ["/healthz"], clients=20, seconds=max(1, seconds // 3))
+        page = loadgen.run(srv.url, paths, clients=20, seconds=seconds, timeout_s=30)
+        figures.append(Figure(AREA, f"asset page /assets/<id>, 20 clients, {total:,} assets: p95 latency",
+                              round(page.p95_ms, 1), "ms", "/healthz at 20 clients, p95 (ms)",
+                              round(health.p95_ms, 1), "< 50 ms", page.p95_ms < 50, page.summary()))
+        figures.append(Figure(AREA, "asset page: errors", page.errors, "errors", "requests sent", page.requests,
+                              "0", page.errors == 0, page.tool))
+    engine.dispose()
+    return figures
