@@ -99,7 +99,8 @@ def test_upload_map_preview_import_in_the_background(officer, engine, app, pack)
     assert "New assets" in preview and "First problem rows" in preview
     assert _count(engine, "SELECT count(*) FROM assets WHERE register = 'libraries_2023'") == 0  # a dry run
     assert _count(engine, "SELECT count(*) FROM registers WHERE name = 'libraries_2023'") == 0
-    assert _count(engine, "SELECT count(*) FROM audit_log") == before
+    assert _count(engine, "SELECT count(*) FROM audit_log") == before + 1     # the preview, itself audited
+    assert _count(engine, "SELECT count(*) FROM audit_log WHERE action = 'preview'") == 1
 
     started = officer.post(f"/registers/uploads/{upload_id}/import", data={"csrf_token": officer.token})
     assert started.status_code == 302
@@ -232,3 +233,25 @@ def test_rollback_from_the_register_page(officer, engine, imported_2023, pack, t
     audley = f"SELECT count(*) FROM assets WHERE register = '{imported_2023}' AND name = 'Audley Library'"
     assert _count(engine, audley) == 1
     assert _count(engine, "SELECT count(*) FROM audit_log WHERE action = 'rollback'") == 1
+
+
+def test_an_import_whose_worker_died_is_shown_as_interrupted_and_can_be_started_again(officer, engine, app):
+    """A worker killed half way: its transaction is gone with it (the database as it was); procrastinate still says
+    'doing', but the worker's heartbeat stopped, so the page says what happened and a new import may start."""
+    app_ = jobs.make_app(app.config["ASSET_MAP"])
+    with app_.open():
+        queued = app_.configure_task(jobs.TASK, queue=jobs.QUEUE).defer(import_job_id=0)
+    with engine.begin() as conn:
+        worker = conn.execute(text("INSERT INTO procrastinate_workers (last_heartbeat) "
+                                   "VALUES (now() - interval '5 minutes') RETURNING id")).scalar()
+        conn.execute(text("UPDATE procrastinate_jobs SET status = 'doing', worker_id = :w WHERE id = :j"),
+                     {"w": worker, "j": queued})
+        conn.execute(text("INSERT INTO import_jobs (register, job_id, actor, status, step, started_at) "
+                          "VALUES ('libs_killed', :j, 'officer@example.org', 'running', 'geocode', now())"),
+                     {"j": queued})
+    page = officer.get("/registers/libs_killed").get_data(as_text=True)
+    assert "interrupted" in page and "nothing was changed" in page
+    assert 'http-equiv="refresh"' not in page
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE procrastinate_workers SET last_heartbeat = now() WHERE id = :w"), {"w": worker})
+    assert "interrupted" not in officer.get("/registers/libs_killed").get_data(as_text=True)
