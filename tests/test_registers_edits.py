@@ -164,3 +164,18 @@ def test_withdrawn_by_hand_stays_withdrawn_and_rollback_restores_an_earlier_impo
     # The rolled-back edit is no longer an override: the next import keeps the register's name.
     importer.import_register(engine, register_file, register=libs)
     assert _asset(engine, "Audley Library", libs)["version"] == a["version"] + 2
+
+
+def test_erasure_removes_personal_values_from_the_history(engine, libs):
+    asset_id, _ = edits.create_asset(engine, {"name": "Jo Bloggs (gardening)", "tier": "individual",
+                                              "category": "skills", "lon": "-2.117", "lat": "52.806",
+                                              "consent": "yes", "email": "jo@example.org"}, actor="o")
+    version = edits.read(engine.connect(), asset_id)["version"]
+    edits.update_asset(engine, asset_id, {"email": "jo.bloggs@example.org"}, version=version, actor="o")
+    with engine.begin() as conn:
+        history.erase(conn, asset_id, history.Stamp(actor="dpo@example.org", action="erase", reason="request"))
+    with engine.connect() as conn:
+        text_of_history = str(history.versions(conn, asset_id))
+        actions = [v["action"] for v in history.versions(conn, asset_id)]
+    assert "jo.bloggs@example.org" not in text_of_history and "jo@example.org" not in text_of_history
+    assert actions == ["erase", "edit", "create"]

@@ -255,3 +255,27 @@ def test_an_import_whose_worker_died_is_shown_as_interrupted_and_can_be_started_
     with engine.begin() as conn:
         conn.execute(text("UPDATE procrastinate_workers SET last_heartbeat = now() WHERE id = :w"), {"w": worker})
     assert "interrupted" not in officer.get("/registers/libs_killed").get_data(as_text=True)
+
+
+def test_xlsx_and_geojson_uploads_are_read_and_mapped(officer, engine, tmp_path):
+    import json
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Name", "Post code", "Type"])
+    sheet.append(["Village Hall", "ST16 2LP", "community centre"])
+    book.save(tmp_path / "halls.xlsx")
+    geojson = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"name": "Park"},
+                                                          "geometry": {"type": "Point", "coordinates": [-2.1, 52.8]}}]}
+    for name, data in (("halls.xlsx", (tmp_path / "halls.xlsx").read_bytes()),
+                       ("parks.geojson", json.dumps(geojson).encode())):
+        page = _upload(officer, name, data, register="libs_formats")
+        assert page.status_code == 302, name
+        form = officer.get(page.headers["Location"]).get_data(as_text=True)
+        assert 'data-column="name"' in form or 'data-column="Name"' in form
+    with engine.connect() as conn:
+        stored = [n for (n,) in conn.execute(text("SELECT stored_name FROM register_uploads "
+                                                  "WHERE register = 'libs_formats'"))]
+    assert all(re.fullmatch(r"\d{8}-[0-9a-f]{16}\.(xlsx|geojson)", n) for n in stored) and len(stored) == 2

@@ -166,6 +166,22 @@ def rollback(conn, register, import_id, stamp):
     return {"restored": int(counts[0]), "withdrawn": int(counts[1])}
 
 
+def erase(conn, asset_id, stamp, *, fields=None):
+    """Remove personal values from an asset's history (an individual's erasure, issue 12): the values of ``fields``
+    (default: every field) in all its versions become null, the versions themselves (who, when, which fields) stay,
+    and a version with ``stamp`` (action ``erase``) records that it was done. Call it in the transaction that erases
+    the asset itself."""
+    keys = list(fields) if fields else None
+    conn.execute(text(
+        "UPDATE asset_versions SET changes = (SELECT COALESCE(jsonb_object_agg(c.key, CASE WHEN CAST(:all AS boolean) "
+        "OR c.key = ANY(:keys) THEN '[null, null]'::jsonb ELSE c.value END), '{}') FROM jsonb_each(changes) c) "
+        "WHERE asset_id = :a"), {"a": asset_id, "all": keys is None, "keys": keys or []})
+    conn.execute(text(
+        f"INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id) "
+        f"SELECT a.id, (SELECT max(version) FROM asset_versions WHERE asset_id = a.id) + 1, a.register, h.* "
+        f"FROM assets a, (VALUES {VALUES}) AS h WHERE a.id = :a"), {"a": asset_id, **stamp.params()})
+
+
 def check_reason(reason, *, required=False):
     reason = (reason or "").strip()
     if required and not reason:
