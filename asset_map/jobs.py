@@ -180,11 +180,22 @@ def jobs_of(engine, register, *, limit=20):
     return rows
 
 
-def work(settings=None, *, wait=True, concurrency=1):
+def work(settings=None, *, wait=True, concurrency=1, retry_after_s=5):
     """Run a worker on the import queue (``asset-map worker``): until stopped, or, ``wait=False``, until the queue
-    is empty."""
-    app = make_app(settings)
-    app.run_worker(queues=[QUEUE], wait=wait, concurrency=concurrency, install_signal_handlers=wait)
+    is empty. When the database goes away the worker starts again once it is back (an import it was running was
+    rolled back by PostgreSQL; its page says it was interrupted)."""
+    import time
+
+    while True:
+        try:
+            make_app(settings).run_worker(queues=[QUEUE], wait=wait, concurrency=concurrency,
+                                          install_signal_handlers=wait)
+            return
+        except Exception as err:  # noqa: BLE001 - any failure of the queue's connection means: wait and retry
+            if not wait:
+                raise
+            log.warning("import worker stopped (%s); starting again in %s s", err, retry_after_s)
+            time.sleep(retry_after_s)
 
 
 def spawn_worker():
