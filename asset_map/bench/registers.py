@@ -67,13 +67,12 @@ def _without_history():
     switches them on again."""
     from asset_map.store import history
 
-    saved = (history.record_updates, history.created_from_table, history.created_cte)
-    history.record_updates = lambda *a, **k: None
+    saved = (history.created_from_table, history.merged_cte)
     history.created_from_table = lambda *a, **k: None
-    history.created_cte = lambda written: ""
+    history.merged_cte = lambda *a, **k: ""
 
     def restore():
-        history.record_updates, history.created_from_table, history.created_cte = saved
+        history.created_from_table, history.merged_cte = saved
     return restore
 
 

@@ -417,16 +417,13 @@ def _merge(conn, staged, stamp):
     changed = " OR ".join(f"assets.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in compared) + \
         " OR assets.geom IS DISTINCT FROM EXCLUDED.geom OR assets.withdrawn_at IS NOT NULL"
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in compared)
-    # The history of the updates first, while the old values are still there; the creations with the merge itself.
-    new_cols = select_cols.replace("'{}')", "'{}') AS offers")
-    new = f'(SELECT {new_cols}, geom FROM "{staged}")'
-    history.record_updates(conn, new, compared + ["geom"],
-                           changed.replace("assets.", "a.").replace("EXCLUDED.", "s."), stamp)
-    # Unchanged rows are left alone (no new row version, updated_at kept); RETURNING counts only what was written.
+    # Unchanged rows are left alone (no new row version, updated_at kept); RETURNING counts only what was written,
+    # and the history CTE gives each written row its version (see history.merged_cte).
     sql = (f"WITH w AS (INSERT INTO assets ({cols}, geom) SELECT {select_cols}, geom FROM \"{staged}\" "
            f"ON CONFLICT (register, match_key) DO UPDATE SET {updates}, geom = EXCLUDED.geom, withdrawn_at = NULL, "
            f"updated_at = now(), version = assets.version + 1 WHERE {changed} "
-           f"RETURNING id, register, (created_at = now()) AS inserted){history.created_cte('w')} "
+           f"RETURNING assets.*, (created_at = now()) AS inserted)"
+           f"{history.merged_cte('w', compared + ['geom', 'withdrawn_at'])} "
            f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), "
            f"(SELECT count(*) FROM \"{staged}\") FROM w")
     inserted, updated, total = conn.execute(text(sql), stamp.params()).one()

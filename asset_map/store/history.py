@@ -60,24 +60,17 @@ def created_from_table(conn, table, stamp, *, where="TRUE", params=None):
         {**stamp.params(), **(params or {})})
 
 
-def record_updates(conn, new, columns, changed, stamp):
-    """Before a merge: a version of every stored asset (``a``) that the new rows (``new``, a subquery aliased ``s``,
-    matched by register and match key) will change, with ``{column: [old, new]}`` of ``columns``; ``changed`` is
-    the merge's own condition. Written first because the old values are gone once the merge has run (PostgreSQL
-    15's RETURNING sees only the new row)."""
-    conn.execute(text(
-        f"INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id, changes) "
-        f"SELECT a.id, a.version + 1, a.register, h.*, {diff_sql('a', 's', columns)} || CASE WHEN a.withdrawn_at "
-        f"IS NOT NULL THEN jsonb_build_object('withdrawn_at', jsonb_build_array(a.withdrawn_at, NULL)) ELSE '{{}}' "
-        f"END FROM {new} s JOIN assets a ON a.register = s.register AND a.match_key = s.match_key, "
-        f"(VALUES {VALUES}) AS h WHERE {changed}"), stamp.params())
-
-
-def created_cte(written):
-    """A CTE to follow the merge's CTE ``written`` (id, register, inserted): version 1 of each inserted asset."""
-    return (f", h AS (INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id) "
-            f"SELECT {written}.id, 1, {written}.register, v.* FROM {written}, (VALUES {VALUES}) AS v "
-            f"WHERE {written}.inserted)")
+def merged_cte(written, columns):
+    """A CTE to follow a merge's CTE ``written`` (the rows it wrote, ``RETURNING assets.*`` and ``inserted``): a
+    version of each, {column: [old, new]} for an update, version 1 for an insert. Every part of one statement sees
+    the same snapshot, so ``assets`` read here still holds the old values of the rows the merge has just updated:
+    the old values are looked up by primary key for the written rows only, and an unchanged re-import costs nothing
+    more."""
+    return (f", h AS (INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id, "
+            f"changes) SELECT {written}.id, {written}.version, {written}.register, v.*, CASE WHEN {written}.inserted "
+            f"THEN '{{}}'::jsonb ELSE {diff_sql('o', written, columns)} END "
+            f"FROM {written} LEFT JOIN assets o ON NOT {written}.inserted AND o.id = {written}.id "
+            f"AND o.register = {written}.register, (VALUES {VALUES}) AS v)")
 
 
 def start_import(conn, register, *, kind, actor, source_file=None, upload_id=None):

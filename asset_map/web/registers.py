@@ -217,7 +217,11 @@ def preview(upload_id):
                    "updated": report.updated, "withdrawn": report.withdrawn, "quarantined": report.quarantined})
     return render_template("registers/preview.html", upload=upload_row, result=result, report=result["report"],
                            map_config={"tiles": _tiles(), "attribution": _settings().get("TILES_ATTRIBUTION", ""),
-                                       "points": result["points"]})
+                                       "points": result["points"], "districts": _districts_url()})
+
+
+def _districts_url():
+    return url_for("ogc.items", collection_id="districts", limit=1000)
 
 
 def _tiles():
@@ -312,7 +316,8 @@ def quarantine_fix(name, qid):
     return render_template("registers/quarantine_fix.html", name=name, row=row, values=values, error=error,
                            problems=problems, editable=edits.EDITABLE,
                            map_config={"tiles": _tiles(), "attribution": _settings().get("TILES_ATTRIBUTION", ""),
-                                       "point": point, "pick": True, "nearby": [], "name": values.get("name")}), \
+                                       "point": point, "pick": True, "nearby": [], "name": values.get("name"),
+                                       "districts": _districts_url()}), \
         status
 
 
