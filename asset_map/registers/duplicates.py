@@ -4,7 +4,7 @@ Reported on the import and listed on demand, never merged.
 
 from sqlalchemy import text
 
-from asset_map.registers.report import DUPLICATE_COLUMNS
+from asset_map.registers.import_report import DUPLICATE_COLUMNS
 from asset_map.store import partitions
 
 

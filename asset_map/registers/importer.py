@@ -26,7 +26,7 @@ from asset_map.geocode.base import reference_cached
 from asset_map.registers import areas, duplicates, matching, quarantine
 from asset_map.registers.mapping import Mapping, load_mapping, shipped_mapping
 from asset_map.registers.readers import ROW, read_register
-from asset_map.registers.report import ImportReport
+from asset_map.registers.import_report import ImportReport
 from asset_map.registers.schema import FIELDS
 from asset_map.registers.validate import PROBLEM_COLUMNS, Problems, validate
 from asset_map.store import assets, writes
