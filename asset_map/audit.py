@@ -7,7 +7,9 @@ from datetime import timezone
 from sqlalchemy import text
 
 ACTIONS = ("sign-in", "sign-in-failed", "sign-out", "import", "export", "role-change", "user-add", "user-remove",
-           "token-create", "token-revoke", "password-change")
+           "token-create", "token-revoke", "password-change",
+           # Individuals' rights and the data's lifecycle (asset_map.people, asset_map.retention): ids and counts only.
+           "person-find", "person-export", "person-erase", "consent-erase", "retention")
 
 
 def record(conn, *, actor, action, target=None, details=None, rows=None):
