@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from asset_map import vocabulary
+from asset_map.analysis import gap_defaults
 from asset_map.config import SETTINGS, default_reference_dir, load_settings
 from asset_map.errors import AssetMapError
 
@@ -196,7 +198,7 @@ def layers_check():
 
 @layers.command("list")
 @click.option("--by-category", is_flag=True, help="One layer per tier x district x category.")
-@click.option("--role", type=click.Choice(["public", "organiser", "officer", "admin"]), default="officer",
+@click.option("--role", type=click.Choice(vocabulary.ROLES), default="officer",
               show_default=True, help="Count what this role may see.")
 def layers_list(by_category, role):
     """The asset layers (tier x district, optionally x category) with their feature counts."""
@@ -306,7 +308,6 @@ def duplicates(register, output):
     50 m), as CSV, as the store holds them now. The import report counts them and lists the first ones."""
     import io
 
-    from asset_map.api.csv_ import BOM
     from asset_map.registers.duplicates import cross_register_duplicates
     from asset_map.registers.import_report import write_duplicates_csv
     from asset_map.registers.store import get_register
@@ -317,8 +318,7 @@ def duplicates(register, output):
         pairs = cross_register_duplicates(conn, register)
     if output:
         with open(output, "w", encoding="utf-8", newline="") as f:
-            f.write(BOM)
-            write_duplicates_csv(pairs, f)
+            write_duplicates_csv(pairs, f, bom=True)
         click.echo(f"{len(pairs):,} possible duplicates of {register} in other registers: {output}", err=True)
     else:
         out = io.StringIO()
@@ -405,15 +405,15 @@ def _bootstrap_registers(engine, settings, folder):
               help="Output format (default: from the file's extension).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write.")
 @click.option("--district", multiple=True, help="ONS district code(s), e.g. E07000197.")
-@click.option("--tier", multiple=True, help="individual, association, organisation.")
+@click.option("--tier", multiple=True, type=click.Choice(vocabulary.TIERS))
 @click.option("--category", multiple=True, help="Category, e.g. community_run_library.")
 @click.option("--offer", multiple=True, help="What an asset offers, e.g. buildings/space.")
-@click.option("--status", multiple=True, help="open, temporarily closed, closed, withdrawn, or all.")
+@click.option("--status", multiple=True, help=", ".join(vocabulary.STORED_STATUSES) + ", or all.")
 @click.option("--bbox", help="minLon,minLat,maxLon,maxLat (EPSG:4326).")
 @click.option("--updated-since", help="ISO date or date-time.")
 @click.option("--verified-within", help="Months since last verified.")
 @click.option("--q", help="Text in the name.")
-@click.option("--role", type=click.Choice(["public", "organiser", "officer", "admin"]), default="public",
+@click.option("--role", type=click.Choice(vocabulary.ROLES), default="public",
               show_default=True, help="Whose view to export; below officer, individuals are counts only.")
 @click.option("--csv-sidecar", is_flag=True, help="CSV: attribution in FILE.txt instead of leading # lines.")
 def export(layer, fmt, output, role, csv_sidecar, **filters):
@@ -459,18 +459,21 @@ def serve(host, port, dev):
 @click.option("--district", multiple=True, help="District code (repeat for several; none: every district).")
 @click.option("--category", multiple=True, help="Asset category, e.g. library (repeat for several).")
 @click.option("--offer", multiple=True, help="What assets offer, e.g. 'buildings/space' (used without --category).")
-@click.option("--tier", multiple=True, type=click.Choice(["individual", "association", "organisation"]))
+@click.option("--tier", multiple=True, type=click.Choice(vocabulary.TIERS))
 @click.option("--status", multiple=True, help="Asset status (default: open only; 'all' for every status).")
 @click.option("--need", help="Need indicator and vintage, e.g. imd:2025 (default: the DEFAULT_NEED setting).")
-@click.option("--need-classes", type=click.Choice(["deciles", "quantiles"]), default="deciles", show_default=True)
-@click.option("--need-breaks", default="2,5", show_default=True, help="Deciles up to which need is high, medium.")
-@click.option("--need-direction", type=click.Choice(["higher", "lower"]), default="higher", show_default=True,
-              help="With --need-classes quantiles: do higher or lower scores mean more need?")
-@click.option("--supply", type=click.Choice(["access", "per_1000", "distance"]), default="access",
+@click.option("--need-classes", type=click.Choice(gap_defaults.NEED_METHODS), default=gap_defaults.NEED_METHOD,
+              show_default=True)
+@click.option("--need-breaks", default=",".join(str(b) for b in gap_defaults.NEED_BREAKS), show_default=True,
+              help="Deciles up to which need is high, medium.")
+@click.option("--need-direction", type=click.Choice(gap_defaults.NEED_DIRECTIONS), default=gap_defaults.NEED_DIRECTION,
+              show_default=True, help="With --need-classes quantiles: do higher or lower scores mean more need?")
+@click.option("--supply", type=click.Choice(gap_defaults.SUPPLY_MEASURES), default=gap_defaults.SUPPLY_MEASURE,
               show_default=True, help="Supply measure the supply classes come from.")
-@click.option("--catchment", type=float, default=1600, show_default=True, help="2SFCA catchment, metres.")
-@click.option("--decay", type=click.Choice(["none", "linear", "gaussian"]), default="none", show_default=True)
-@click.option("--role", type=click.Choice(["public", "organiser", "officer", "admin"]), default="public",
+@click.option("--catchment", type=float, default=gap_defaults.CATCHMENT_M, show_default=True,
+              help="2SFCA catchment, metres.")
+@click.option("--decay", type=click.Choice(gap_defaults.DECAYS), default=gap_defaults.DECAY, show_default=True)
+@click.option("--role", type=click.Choice(vocabulary.ROLES), default="public",
               show_default=True, help="Whose view of the assets the report shows.")
 @click.option("--population-points", type=click.Path(exists=True, dir_okay=False),
               help="Points with a 'population' column (e.g. OA population-weighted centroids) for "
@@ -539,7 +542,7 @@ def users():
 
 @users.command("add")
 @click.argument("email")
-@click.option("--role", type=click.Choice(["organiser", "officer", "admin"]), required=True)
+@click.option("--role", type=click.Choice(vocabulary.ACCOUNT_ROLES), required=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
 def users_add(email, role, password_stdin):
     """Add a user; the password is asked for twice (or read from stdin)."""
@@ -575,7 +578,7 @@ def users_remove(email):
 
 @users.command("set-role")
 @click.argument("email")
-@click.argument("role", type=click.Choice(["organiser", "officer", "admin"]))
+@click.argument("role", type=click.Choice(vocabulary.ACCOUNT_ROLES))
 def users_set_role(email, role):
     """Change a user's role (takes effect on their next request)."""
     from asset_map import users as core

@@ -13,11 +13,13 @@ import pandas as pd
 
 import asset_map
 from asset_map.analysis import gap
+from asset_map.analysis import gap_defaults as defaults
 from asset_map.config import PROJECT_DIR
 from asset_map.errors import InputError
 from asset_map.maps.queries import area_vintage, need_options, parse_need
 from asset_map.store import assets as store_assets
 from asset_map.store import gap_inputs
+from asset_map.timer import StepTimer
 
 MAX_MAP_ASSETS = 5_000
 
@@ -35,27 +37,28 @@ class GapRequest:
         flt = store_assets.AssetFilter.from_args(args)
         if not _one(args, "status"):
             # Supply is what people can use today: open assets only, unless the question says otherwise.
-            flt = replace(flt, status=("open",))
+            flt = replace(flt, status=defaults.STATUS)
         if flt.bbox or flt.updated_since or flt.q:
             raise InputError("A gap report takes district, tier, category, offer, status and verified_within; "
                              "bbox, q and updated_since are for the map and exports.")
         need = _one(args, "need") or default_need
-        catchment = _number(_one(args, "catchment") or "1600", "catchment")
-        breaks = _one(args, "need_breaks") or "2,5"
+        catchment = _number(_one(args, "catchment") or str(defaults.CATCHMENT_M), "catchment")
+        breaks = _one(args, "need_breaks") or ",".join(str(b) for b in defaults.NEED_BREAKS)
         try:
             breaks = tuple(int(v) for v in breaks.split(","))
         except ValueError as err:
             raise InputError(f"Parameter 'need_breaks' has value {breaks!r}: expected two deciles such as 2,5.") \
                 from err
-        direction = (_one(args, "need_direction") or "higher").lower()
-        if direction not in ("higher", "lower"):
+        direction = (_one(args, "need_direction") or defaults.NEED_DIRECTION).lower()
+        if direction not in defaults.NEED_DIRECTIONS:
             raise InputError(f"Parameter 'need_direction' has value {direction!r}: expected higher or lower "
                              "(which scores mean more need).")
         groups = flt.category or flt.offer or ("any",)
-        params = gap.GapParams(catchment_m=catchment, decay=(_one(args, "decay") or "none").lower(),
-                               need_method=(_one(args, "need_classes") or "deciles").lower(), need_breaks=breaks,
-                               higher_score_is_more_need=direction == "higher",
-                               supply_measure=(_one(args, "supply") or "access").lower(), groups=tuple(groups))
+        params = gap.GapParams(catchment_m=catchment, decay=(_one(args, "decay") or defaults.DECAY).lower(),
+                               need_method=(_one(args, "need_classes") or defaults.NEED_METHOD).lower(),
+                               need_breaks=breaks, higher_score_is_more_need=direction == "higher",
+                               supply_measure=(_one(args, "supply") or defaults.SUPPLY_MEASURE).lower(),
+                               groups=tuple(groups))
         params.check()
         return cls(filter=flt, need=need, params=params)
 
@@ -97,7 +100,7 @@ class GapResult:
 def run(engine, request, *, role="public", population_points=None, timings=None, suppress_below=5):
     """The gap analysis for ``request`` as ``role`` sees the assets (public: no individuals, no restricted ones).
     ``timings`` (a dict) receives the seconds each stage took."""
-    clock = _Clock(timings)
+    clock = StepTimer(timings=timings).mark
     options = need_options(engine)
     indicator, vintage = parse_need(request.need, options)
     av = area_vintage(vintage)
@@ -153,19 +156,6 @@ def _individuals(engine, flt, frame, av, suppress_below):
     labels = {code: label for code, _, label in rows}
     return frame["code"].map(labels).astype(object).fillna("0").astype(str)
 
-
-class _Clock:
-    def __init__(self, timings):
-        import time
-
-        self._now = time.perf_counter
-        self.timings, self.last = timings, self._now()
-
-    def __call__(self, stage):
-        now = self._now()
-        if self.timings is not None:
-            self.timings[stage] = now - self.last
-        self.last = now
 
 
 def _map_assets(engine, frame, points, near_cols, catchment, role):

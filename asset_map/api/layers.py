@@ -14,7 +14,8 @@ from sqlalchemy import text
 
 from asset_map.errors import NotFound
 from asset_map.maps.queries import area_vintage
-from asset_map.store.assets import AssetFilter, role_rank
+from asset_map.store.assets import AssetFilter
+from asset_map.vocabulary import role_rank
 
 _SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 _DISTRICT_LAYER = re.compile(r"^assets-([EWSN][0-9]{8})$")

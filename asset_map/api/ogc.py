@@ -20,6 +20,7 @@ from asset_map.api import layers as layer_defs
 from asset_map.api.geojson import feature_sql
 from asset_map.errors import DatabaseUnavailable, InputError, NotFound
 from asset_map.store.assets import AssetFilter, parse_bbox, parse_int
+from asset_map.vocabulary import DEFAULT_STATUSES, STATUSES
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -115,7 +116,7 @@ def parse_items(layer, args):
             q.properties[name] = _typed(queryables[name], value)
     q.flt = AssetFilter.from_args(filter_args)
     if layer.kind == "assets" and "status" not in filter_args:
-        q.flt = replace(q.flt, status=("open", "temporarily closed"))
+        q.flt = replace(q.flt, status=DEFAULT_STATUSES)
     if layer.kind != "assets" and bbox:
         q.flt = replace(AssetFilter(), bbox=parse_bbox(bbox))
     return q
@@ -221,7 +222,7 @@ def item(engine, layer, feature_id, *, role, base, suppress_below=5):
     if not _ID.match(feature_id) or (layer.id_type == "integer" and not (feature_id.isdigit() and len(feature_id) < 19)):
         raise NotFound(missing)
     value = int(feature_id) if layer.id_type == "integer" else feature_id
-    flt = AssetFilter(status=("open", "temporarily closed", "closed")) if layer.kind == "assets" else AssetFilter()
+    flt = AssetFilter(status=STATUSES) if layer.kind == "assets" else AssetFilter()
     source, params = layer.source(flt, role=role, suppress_below=suppress_below,
                                   conditions=[f"{layer.id_sql} = :fid"], params={"fid": value})
     with engine.connect() as conn:

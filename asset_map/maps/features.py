@@ -15,7 +15,8 @@ from datetime import date
 
 from sqlalchemy import text
 
-from asset_map.store.assets import AssetFilter, role_rank
+from asset_map.store.assets import AssetFilter
+from asset_map.vocabulary import role_rank
 
 CELL_PIXELS = 64
 MAX_ZOOM = 19

@@ -15,7 +15,8 @@ from sqlalchemy import text
 from asset_map.config import attribution_lines
 from asset_map.maps import choices, folium_, queries, styles
 from asset_map.reference.need import INDICATOR_LABELS
-from asset_map.store.assets import AssetFilter, role_rank
+from asset_map.store.assets import AssetFilter
+from asset_map.vocabulary import TIER_LABELS, role_rank
 
 # Boundaries and need change only when reference data is loaded, so their rendered parts are kept per (database,
 # reference version, need, districts, role, settings); the assets are never part of them.
@@ -123,7 +124,7 @@ def build(engine, layers, settings, *, need=None, flt=None, role="public", focus
         "map": map_name,
         "overlays": overlays,
         "categories": _categories(engine, role),
-        "tiers": styles.TIER_LABELS,
+        "tiers": TIER_LABELS,
         "filter": flt.as_args(),
         "urls": urls or {},
         "stale_months": settings["STALE_MONTHS"],

@@ -5,7 +5,8 @@ from sqlalchemy import text
 
 from asset_map.errors import NotFound
 from asset_map.maps.queries import area_vintage
-from asset_map.store.assets import AssetFilter, individual_counts, role_rank
+from asset_map.store.assets import AssetFilter, individual_counts
+from asset_map.vocabulary import role_rank
 
 
 def district(engine, code):

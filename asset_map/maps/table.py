@@ -1,14 +1,16 @@
 """The non-map view of the map: the same filtered assets as rows, sorted and paged, and as CSV.
 
-CSV is written for spreadsheets: UTF-8 with a byte-order mark (Excel otherwise misreads accents), and any cell that
-a spreadsheet would run as a formula (starting with = + - @ or a tab/CR) is prefixed with an apostrophe.
+CSV is written for spreadsheets by the one CSV writer (``asset_map.csv_writer``: BOM, formula guard).
 """
 
-import csv
 import io
+from decimal import Decimal
+
+from asset_map.csv_writer import CsvWriter
 
 from asset_map.errors import InputError
 from asset_map.store import assets as store
+from asset_map.vocabulary import role_rank
 
 COLUMNS = [("name", "Name"), ("tier", "Tier"), ("category", "Category"), ("offers", "Offers"),
            ("address", "Address"), ("postcode", "Postcode"), ("district_code", "District"),
@@ -16,7 +18,6 @@ COLUMNS = [("name", "Name"), ("tier", "Tier"), ("category", "Category"), ("offer
 CONTACT = [("url", "Website"), ("email", "Email"), ("phone", "Phone")]
 SORTABLE = ("name", "tier", "category", "postcode", "district_code", "status", "last_verified")
 PAGE_SIZE = 100
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def parse_sort(sort, direction):
@@ -32,7 +33,7 @@ def parse_sort(sort, direction):
 
 
 def columns_for(role):
-    contact = [c for c in CONTACT if c[0] == "url" or store.role_rank(role) >= store.role_rank("organiser")]
+    contact = [c for c in CONTACT if c[0] == "url" or role_rank(role) >= role_rank("organiser")]
     return COLUMNS + contact
 
 
@@ -61,21 +62,16 @@ def _plain(row):
     return out
 
 
-def neutralise(value):
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 def to_csv(engine, flt, *, role="public"):
     """All matching assets as CSV text (with BOM), lon/lat in EPSG:4326 for organisations and associations."""
     cols = columns_for(role)
     frame = store.select(engine, flt, role=role, columns=["id"] + [c for c, _ in cols], order="name, id")
     out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([label for _, label in cols] + ["Longitude", "Latitude"])
+    writer = CsvWriter(out)
+    writer.header([label for _, label in cols] + ["Longitude", "Latitude"])
     for row, geom in zip(frame.drop(columns="geometry").to_dict("records"), frame.geometry):
         plain = _plain(row)
-        xy = ["", ""] if geom is None or geom.is_empty else [f"{geom.x:.6f}", f"{geom.y:.6f}"]
-        writer.writerow([neutralise(plain[c]) for c, _ in cols] + xy)
+        # Decimal keeps the fixed 6 decimals (about 0.1 m) and is written as a number, minus sign and all.
+        xy = [None, None] if geom is None or geom.is_empty else [Decimal(f"{geom.x:.6f}"), Decimal(f"{geom.y:.6f}")]
+        writer.row([plain[c] for c, _ in cols] + xy)
     return out.getvalue()

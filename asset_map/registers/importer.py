@@ -8,7 +8,6 @@ to the store.
 
 import json
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from asset_map.registers.import_report import ImportReport
 from asset_map.registers.schema import FIELDS
 from asset_map.registers.validate import PROBLEM_COLUMNS, Problems, validate
 from asset_map.store import assets, history, writes
+from asset_map.timer import StepTimer
 
 log = logging.getLogger(__name__)
 STEPS = ("read", "validate", "geocode", "areas", "save")
@@ -50,7 +50,7 @@ def import_register(engine, path, *, register, mapping=None, settings=None, prog
     _check_register_name(register)
     with engine.connect() as conn:
         _check_kind(conn, register)
-    timer = _Timer(progress)
+    timer = StepTimer(progress, decimals=3)
     if mapping is None:
         shipped = shipped_mapping(source_name)
         mapping = load_mapping(shipped) if shipped else Mapping()
@@ -90,7 +90,7 @@ def retry(engine, register, *, settings=None, progress=None, actor="cli"):
     """Try the register's quarantined rows again (after loading a newer gazetteer or UPRNs, or a taxonomy fix):
     rows that now pass are imported, the rest stay quarantined with their new reasons. Nothing is withdrawn."""
     settings = settings or load_settings()
-    timer = _Timer(progress)
+    timer = StepTimer(progress, decimals=3)
     with engine.connect() as conn:
         known = conn.execute(text("SELECT 1 FROM registers WHERE name = :r"), {"r": register}).scalar()
         rows = conn.execute(text("SELECT source_row, row FROM quarantine WHERE register = :r ORDER BY source_row"),
@@ -138,24 +138,6 @@ def _lock(conn, register):
     conn.execute(text("SET LOCAL statement_timeout = 0"))
     # JIT compiling the import's few big statements costs seconds and saves nothing.
     conn.execute(text("SET LOCAL jit = off"))
-
-
-class _Timer:
-    def __init__(self, progress):
-        self.progress = progress
-        self.timings = {}
-        self._last = time.perf_counter()
-
-    def step(self, name, *, report=True):
-        now = time.perf_counter()
-        self.timings[name] = round(now - self._last, 3)
-        self._last = now
-        if self.progress and report:
-            self.progress(name)
-
-    def mark(self, name):
-        """A part of a step, timed for the report but not a step of the progress bar."""
-        self.step(name, report=False)
 
 
 def _uncalculated(raw):

@@ -17,12 +17,10 @@ from sqlalchemy import text
 from asset_map.errors import InputError
 from asset_map.store import bulk, history, partitions, writes
 from asset_map.store.models import Asset
+from asset_map.vocabulary import DEFAULT_STATUSES, ROLES, STORED_STATUSES, TIERS, role_rank
 
-TIERS = ("individual", "association", "organisation")
-STATUSES = ("open", "temporarily closed", "closed", "withdrawn")
-ROLES = ("public", "organiser", "officer", "admin")
-# Closed assets are hidden unless asked for; withdrawn ones (gone from their register) too.
-DEFAULT_STATUSES = ("open", "temporarily closed")
+# The statuses a filter may ask for include the store's own "withdrawn" (gone from its register).
+STATUSES = STORED_STATUSES
 FILTER_PARAMS = ("district", "tier", "category", "offer", "status", "verified_within", "q", "bbox", "updated_since")
 
 ASSET_COLUMNS = ["id", "register", "source_row", "source_key", "tier", "category", "name", "description", "offers",
@@ -32,10 +30,6 @@ ASSET_COLUMNS = ["id", "register", "source_row", "source_key", "tier", "category
 CONTACT_COLUMNS = ["email", "phone", "url"]
 _CODE = re.compile(r"^[A-Z][0-9]{8}$")
 _WORD = re.compile(r"^[a-z0-9_/ -]{1,64}$")
-
-
-def role_rank(role):
-    return ROLES.index(role)
 
 
 def _values(args, name):

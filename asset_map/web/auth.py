@@ -16,11 +16,11 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import OperationalError
 
-from asset_map import users
+from asset_map import users, vocabulary
 from asset_map.errors import AssetMapError, DatabaseUnavailable, Forbidden, Unauthorized
 from asset_map.web import extensions
 
-ROLES = users.ROLES
+ROLES = vocabulary.ROLES
 # The least role each part of the site needs, by path prefix, checked before any view runs, so a page added
 # under one of these prefixes is protected even if its view forgets to say so. Views can ask for more with
 # ``@require_role``.
@@ -61,7 +61,7 @@ def audit(action, *, target=None, details=None, rows=None):
 
 
 def role_at_least(role):
-    return users.role_rank(current_role()) >= users.role_rank(role)
+    return vocabulary.role_rank(current_role()) >= vocabulary.role_rank(role)
 
 
 class SessionUser(UserMixin):

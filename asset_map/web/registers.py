@@ -4,12 +4,12 @@ import io
 
 from flask import Blueprint, Response, render_template
 
-from asset_map.api.csv_ import BOM, MEDIA_TYPE
+from asset_map.csv_writer import MEDIA_TYPE
 from asset_map.filenames import safe_filename
 from asset_map.registers.duplicates import cross_register_duplicates
 from asset_map.registers.import_report import redacted, write_duplicates_csv
 from asset_map.registers.store import get_register, list_registers
-from asset_map.store.assets import role_rank
+from asset_map.vocabulary import role_rank
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
 
@@ -39,8 +39,7 @@ def duplicates_csv(name):
     with engine.connect() as conn:
         pairs = cross_register_duplicates(conn, name)
     out = io.StringIO()
-    out.write(BOM)
-    write_duplicates_csv(pairs, out, hidden=hidden)
+    write_duplicates_csv(pairs, out, hidden=hidden, bom=True)
     filename = safe_filename(f"{name}-duplicates.csv", default="duplicates.csv")
     return Response(out.getvalue().encode("utf-8"), content_type=MEDIA_TYPE,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -9,6 +9,7 @@ from asset_map.config import attribution_lines
 
 from asset_map.errors import NotFound
 from asset_map.maps import styles, table
+from asset_map.vocabulary import TIER_LABELS
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
 from asset_map.web.filters import form_choices, request_filter
@@ -24,7 +25,7 @@ GOVUK_ASSETS = DEFAULT_DIR / "govuk-frontend" / "dist" / "govuk" / "assets"
 def _page_context():
     """What every GOV.UK-styled page shows: the data attribution in its footer, category and tier names."""
     return {"attribution": attribution_lines(current_app.config["ASSET_MAP"]), "labels": styles.label_for,
-            "tiers": styles.TIER_LABELS}
+            "tiers": TIER_LABELS}
 
 
 @bp.get("/assets")
@@ -37,7 +38,7 @@ def assets():
                                     page_no=page_no)
     return render_template("assets/table.html", rows=rows, total=total, pages=pages, page_no=page_no, sort=sort,
                            direction=direction, columns=table.columns_for(current_role()), sortable=table.SORTABLE,
-                           flt=flt, form=form_choices(flt), labels=styles.label_for, tiers=styles.TIER_LABELS)
+                           flt=flt, form=form_choices(flt), labels=styles.label_for, tiers=TIER_LABELS)
 
 
 @bp.get("/assets.csv")
