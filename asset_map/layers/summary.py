@@ -5,6 +5,7 @@ from sqlalchemy import text
 
 from asset_map.errors import NotFound
 from asset_map.layers.queries import area_vintage
+from asset_map import disclosure
 from asset_map.store.assets import AssetFilter, individual_counts, role_rank
 
 
@@ -43,6 +44,8 @@ def asset_counts(engine, code, flt=None, *, role="public", suppress_below=5):
         tiers[tier] = tiers.get(tier, 0) + n
     individuals = None
     if role_rank(role) < role_rank("officer"):
-        rows = individual_counts(engine, flt, by="district_code", suppress_below=suppress_below)
-        individuals = rows[0][2] if rows else "0"
+        # The district's cell of the fixed table (asset_map.disclosure): the page's filters do not change it.
+        rows = individual_counts(engine, AssetFilter(district=(code,)), by="district_code",
+                                 suppress_below=suppress_below)
+        individuals = rows[0][2] if rows else disclosure.as_method(suppress_below).label_below()
     return {"tiers": sorted(tiers.items()), "categories": cats, "individuals": individuals}
