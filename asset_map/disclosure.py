@@ -21,8 +21,10 @@ record key per person on every request and returns noisy values that still need 
 a threshold-10, base-5 rounding rule. Rounding and suppression give the same protection for these one-dimensional
 tables, deterministically, at a fraction of the cost, and are what English public-sector analysts recognise.
 
-``Method.enabled = False`` (setting ``DISCLOSURE_CONTROL=0``) switches the protection off: exact counts, only areas
-with somebody. It exists for the attack suite, which shows the attacks succeed then; never switch it off in service.
+``Method.enabled = False`` (setting ``DISCLOSURE_CONTROL=0``) switches the protection back to the rule asset-map had
+before: counts below the threshold suppressed, nothing else (exact counts, only areas with somebody listed, every
+filter narrowing the count). It exists for the attack suite, which shows the attacks succeed then; never switch it
+off in service.
 """
 
 import re
@@ -63,7 +65,7 @@ def describe(how):
             "rounded_to": how.base if how.enabled else 1,
             "note": (f"Counts of individuals below {how.threshold} (zero included) are shown as "
                      f"'{how.label_below()}'; the others are rounded to the nearest {how.base}.")
-            if how.enabled else "Disclosure control is switched off."}
+            if how.enabled else "Disclosure control is switched off: small counts suppressed only."}
 
 
 def method(settings=None):
@@ -96,10 +98,10 @@ def protect(n, how=None):
     """One protected count: suppressed below the threshold (zero included), else rounded to the nearest base."""
     how = how or Method()
     n = int(n or 0)
-    if not how.enabled:
-        return Cell(n, str(n))
     if n < how.threshold:
         return Cell(None, how.label_below())
+    if not how.enabled:
+        return Cell(n, str(n))
     value = max(_round(n, how.base), how.threshold)
     return Cell(value, f"{value:,}")
 
@@ -111,8 +113,6 @@ def total(cells, how=None):
     cells = list(cells)
     shown = sum(c.value for c in cells if c.value is not None)
     hidden = any(c.value is None for c in cells)
-    if not how.enabled:
-        return Cell(shown, str(shown))
     if shown == 0:
         return Cell(None, how.label_below())
     return Cell(shown, f"at least {shown:,}" if hidden else f"{shown:,}")
@@ -130,9 +130,9 @@ def sql_label(count):
 
 
 def sql_params(how):
-    """Unprotected: every count over zero shown exactly (the attack suite's switch)."""
+    """Unprotected: small counts still suppressed, the rest exact (the attack suite's switch)."""
     if not how.enabled:
-        return {"dc_threshold": 1, "dc_base": 1}
+        return {"dc_threshold": int(how.threshold), "dc_base": 1}
     return {"dc_threshold": int(how.threshold), "dc_base": max(int(how.base), 1)}
 
 
@@ -170,7 +170,7 @@ def table_request(args, default_geography="lsoa21"):
     return geography, districts, offer, ignored
 
 
-def _counts_sql(geography, districts, offer, bbox):
+def _counts_sql(geography, districts, offer, bbox, unprotected_filter=None):
     column, vintage = GEOGRAPHIES[geography]
     params = {}
     # The fixed universe of the table: every area of the geography (in the chosen districts), zeros included.
@@ -185,6 +185,16 @@ def _counts_sql(geography, districts, offer, bbox):
     if bbox:
         universe += " AND g.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)"
         params.update(zip(("minx", "miny", "maxx", "maxy"), bbox))
+    if unprotected_filter is not None:
+        # Protection off (the attack suite's switch): any filter narrows the count, as before issue 12.
+        from dataclasses import replace
+
+        where, fparams = replace(unprotected_filter, district=(), bbox=None, tier=("individual",)).where(
+            role="officer", alias="a")
+        params.update(fparams)
+        counted = (f"SELECT a.{column} AS code, count(*) AS n FROM assets a WHERE {where} AND a.{column} IS NOT NULL "
+                   f"GROUP BY a.{column}")
+        return universe, counted, params
     # Who is counted is fixed too: consenting, not erased, not withdrawn, open or temporarily closed.
     counted = ("SELECT a.{c} AS code, count(*) AS n FROM assets a WHERE a.tier = 'individual' AND a.consent IS TRUE "
                "AND a.erased_at IS NULL AND a.withdrawn_at IS NULL AND a.status IN ('open', 'temporarily closed') "
@@ -195,7 +205,7 @@ def _counts_sql(geography, districts, offer, bbox):
     return universe, counted, params
 
 
-def individual_counts(engine, geography="lsoa21", *, districts=(), offer=None, bbox=None):
+def individual_counts(engine, geography="lsoa21", *, districts=(), offer=None, bbox=None, unprotected_filter=None):
     """Exact counts per area of the fixed table, every area in scope listed (zeros too): [(code, name, n)].
     For ``individual_table`` and officers' own views only; nothing below officer may see these numbers."""
     if geography in _BY_COLUMN:
@@ -203,18 +213,20 @@ def individual_counts(engine, geography="lsoa21", *, districts=(), offer=None, b
     if geography not in GEOGRAPHIES:
         msg = f"Individuals are counted by {', '.join(GEOGRAPHIES)}, not {geography!r}."
         raise InputError(msg)
-    universe, counted, params = _counts_sql(geography, districts, offer, bbox)
+    universe, counted, params = _counts_sql(geography, districts, offer, bbox, unprotected_filter)
     sql = (f"SELECT u.code, u.name, COALESCE(c.n, 0) FROM ({universe}) u LEFT JOIN ({counted}) c ON c.code = u.code "
            "ORDER BY u.code")
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(text(sql), params)]
 
 
-def individual_table(engine, geography="lsoa21", *, districts=(), offer=None, bbox=None, how=None):
+def individual_table(engine, geography="lsoa21", *, districts=(), offer=None, bbox=None, how=None, flt=None):
     """The protected table of individuals per area (and offer group): an AreaCell per area in scope, in code order.
-    The ONE way anything below officer, and any shareable output, counts individuals."""
+    The ONE way anything below officer, and any shareable output, counts individuals. ``flt`` (the request's
+    AssetFilter) is ignored unless the protection is switched off."""
     how = how or Method()
-    rows = individual_counts(engine, geography, districts=districts, offer=offer, bbox=bbox)
+    rows = individual_counts(engine, geography, districts=districts, offer=offer, bbox=bbox,
+                             unprotected_filter=None if how.enabled else flt)
     out = []
     for code, name, n in rows:
         if not how.enabled and n == 0:
@@ -224,11 +236,11 @@ def individual_table(engine, geography="lsoa21", *, districts=(), offer=None, bb
     return out
 
 
-def table_sql(geography, how, *, districts=(), offer=None, bbox=None):
+def table_sql(geography, how, *, districts=(), offer=None, bbox=None, flt=None):
     """(FROM ... WHERE clause, params) of the protected table for responses built in SQL (OGC API, exports): area
     rows ``g`` (code, name, district_code, geom) joined to counts ``c.n``; select ``sql_value("COALESCE(c.n, 0)")``
     and ``sql_label(...)``."""
-    universe, counted, params = _counts_sql(geography, districts, offer, bbox)
+    universe, counted, params = _counts_sql(geography, districts, offer, bbox, None if how.enabled else flt)
     source = f"FROM ({universe}) g LEFT JOIN ({counted}) c ON c.code = g.code WHERE "
     source += "TRUE" if how.enabled else "c.n > 0"
     return source, {**params, **sql_params(how)}

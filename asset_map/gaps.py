@@ -151,7 +151,10 @@ def run(engine, request, *, role="public", population_points=None, timings=None,
 def _individuals(engine, flt, frame, av, suppress_below):
     """Consenting individuals per area: the protected table of asset_map.disclosure (small counts, zero included,
     suppressed; the rest rounded), the same for every role, since the report is shared."""
-    rows = store_assets.individual_counts(engine, store_assets.AssetFilter(offer=flt.offer),
+    from asset_map import disclosure
+
+    how = disclosure.as_method(suppress_below)
+    rows = store_assets.individual_counts(engine, store_assets.AssetFilter(offer=flt.offer) if how.enabled else flt,
                                           by="lsoa21_code" if av == 2021 else "lsoa11_code",
                                           suppress_below=suppress_below)
     labels = {code: label for code, _, label in rows}

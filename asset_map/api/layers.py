@@ -107,7 +107,7 @@ def _counts_source(flt, suppress_below):
     apply; the other filters cannot change a count."""
     how = disclosure.as_method(suppress_below)
     offer = flt.offer[0] if len(flt.offer) == 1 and flt.offer[0] in disclosure.offer_groups() else None
-    return disclosure.table_sql("lsoa21", how, districts=flt.district, offer=offer, bbox=flt.bbox)
+    return disclosure.table_sql("lsoa21", how, districts=flt.district, offer=offer, bbox=flt.bbox, flt=flt)
 
 
 def _areas_source(layer):

@@ -135,7 +135,7 @@ def individual_counts_geojson(engine, flt=None, *, by="lsoa21_code", suppress_be
     how = disclosure.as_method(suppress_below)
     geography = {"district_code": "district", "lsoa11_code": "lsoa11"}.get(by, "lsoa21")
     cells = disclosure.individual_table(engine, geography, districts=flt.district, offer=offer, bbox=flt.bbox,
-                                        how=how)
+                                        how=how, flt=flt)
     head = {"type": "FeatureCollection", "suppress_below": how.threshold, "geography": geography,
             "offer": offer, "disclosure_control": disclosure.describe(how), "ignored_filters": list(ignored)}
     if not cells:

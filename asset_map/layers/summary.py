@@ -44,8 +44,11 @@ def asset_counts(engine, code, flt=None, *, role="public", suppress_below=5):
         tiers[tier] = tiers.get(tier, 0) + n
     individuals = None
     if role_rank(role) < role_rank("officer"):
-        # The district's cell of the fixed table (asset_map.disclosure): the page's filters do not change it.
-        rows = individual_counts(engine, AssetFilter(district=(code,)), by="district_code",
+        # The district's cell of the fixed table (asset_map.disclosure): of the page's filters only one offer
+        # group chooses the table; the others do not change it.
+        how = disclosure.as_method(suppress_below)
+        rows = individual_counts(engine, AssetFilter(district=(code,), offer=flt.offer) if how.enabled else flt,
+                                 by="district_code",
                                  suppress_below=suppress_below)
         individuals = rows[0][2] if rows else disclosure.as_method(suppress_below).label_below()
     return {"tiers": sorted(tiers.items()), "categories": cats, "individuals": individuals}

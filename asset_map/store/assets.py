@@ -271,7 +271,7 @@ def individual_counts(engine, flt=None, *, by="lsoa21_code", suppress_below=5):
     flt = flt or AssetFilter()
     how = disclosure.as_method(suppress_below)
     offer = flt.offer[0] if len(flt.offer) == 1 and flt.offer[0] in disclosure.offer_groups() else None
-    cells = disclosure.individual_table(engine, by, districts=flt.district, offer=offer, how=how)
+    cells = disclosure.individual_table(engine, by, districts=flt.district, offer=offer, how=how, flt=flt)
     return [(c.code, c.value, c.label) for c in cells]
 
 
