@@ -502,8 +502,10 @@ def gap_report(district, category, offer, tier, status, need, need_classes, need
         points = gpd.read_file(population_points, engine="pyogrio")
         if "population" not in points.columns:
             raise AssetMapError(f"{population_points} has no 'population' column.")
+    from asset_map import disclosure
+
     result = gaps.run(_engine(), request, role=role, population_points=points,
-                      suppress_below=settings["SUPPRESS_BELOW"])
+                      suppress_below=disclosure.method(settings))
     for path, make in ((csv_path, gaps.csv_text), (geojson_path, gaps.geojson_text)):
         if path:
             Path(path).write_text(make(result), encoding="utf-8")

@@ -47,7 +47,19 @@ SETTINGS = [
     Setting("LICENCE", "Open Government Licence v3.0; OS OpenData; boundaries CC-BY-4.0 (martinjc/UK-GeoJSON)",
             "Licence text carried by exports."),
     Setting("DEFAULT_NEED", "imd:2025", "Need indicator and vintage the map opens with (indicator:vintage)."),
-    Setting("SUPPRESS_BELOW", 5, "Counts of individuals below this are shown as 'fewer than N'.", int),
+    Setting("SUPPRESS_BELOW", 5, "Counts of individuals below this (zero included) are shown as 'fewer than N' "
+            "(asset_map.disclosure).", int),
+    Setting("ROUND_TO", 5, "Other counts of individuals are rounded to the nearest multiple of this.", int),
+    Setting("DISCLOSURE_CONTROL", 1, "1: counts of individuals are protected (suppressed and rounded). 0: exact "
+            "counts, for the attack suite only; never in service.", int),
+    Setting("PUBLIC_URL", "", "The site's public address (https://maps.example.org); links in OGC API responses use "
+            "it rather than the request's Host header. Empty: the request's own address.", str),
+    Setting("RETAIN_QUARANTINE_DAYS", 90, "`asset-map retention apply` removes quarantined rows older than this.",
+            int),
+    Setting("RETAIN_REPORTS_DAYS", 365, "... and import reports saved on registers not re-imported for this long "
+            "(the counts stay; problem rows and duplicate pairs go).", int),
+    Setting("RETAIN_WITHDRAWN_DAYS", 365, "... and erases individuals withdrawn for longer than this (personal "
+            "fields cleared; the row keeps id, register, tier, district, when and why).", int),
     Setting("MAP_POINTS_LIMIT", 4000, "Most assets the map receives as single points for the visible area; above "
             "this it receives them grouped per grid cell and category (and the browser clusters the groups).", int),
     Setting("STALE_MONTHS", 12, "Assets not verified for longer than this are drawn as stale.", int),

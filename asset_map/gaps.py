@@ -122,7 +122,10 @@ def run(engine, request, *, role="public", population_points=None, timings=None,
         raise InputError(msg)
 
     # Supply comes from every district: the nearest library may be over the border.
-    supply_filter = store_assets.AssetFilter(tier=flt.tier, category=flt.category, offer=flt.offer,
+    # A gap report is made to be shared: whatever the role, individuals are never among its points (names, places),
+    # only in its protected counts per area (asset_map.privacy, asset_map.disclosure).
+    supply_tiers = tuple(t for t in (flt.tier or store_assets.TIERS) if t != "individual") or ("none",)
+    supply_filter = store_assets.AssetFilter(tier=supply_tiers, category=flt.category, offer=flt.offer,
                                              status=flt.status, verified_within=flt.verified_within)
     params = request.params
     kind = "category" if flt.category else "offer"
@@ -149,12 +152,22 @@ def run(engine, request, *, role="public", population_points=None, timings=None,
 
 
 def _individuals(engine, flt, frame, av, suppress_below):
-    """Consenting individuals per area, as counts only with small numbers suppressed (the shared privacy rule):
-    the public never sees them as points, but a gap report may show where people offer help."""
-    rows = store_assets.individual_counts(engine, flt, by="lsoa21_code" if av == 2021 else "lsoa11_code",
+    """Consenting individuals per area: the protected table of asset_map.disclosure (small counts, zero included,
+    suppressed; the rest rounded), the same for every role, since the report is shared."""
+    from asset_map import disclosure
+
+    how = disclosure.as_method(suppress_below)
+    rows = store_assets.individual_counts(engine, store_assets.AssetFilter(offer=flt.offer) if how.enabled else flt,
+                                          by="lsoa21_code" if av == 2021 else "lsoa11_code",
                                           suppress_below=suppress_below)
     labels = {code: label for code, _, label in rows}
-    return frame["code"].map(labels).astype(object).fillna("0").astype(str)
+    return frame["code"].map(labels).astype(object).fillna(labels_below(suppress_below)).astype(str)
+
+
+def labels_below(suppress_below):
+    from asset_map import disclosure
+
+    return disclosure.as_method(suppress_below).label_below()
 
 
 

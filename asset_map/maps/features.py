@@ -126,31 +126,33 @@ def _clusters_sql(role, where):
             "FROM cells c LEFT JOIN singles s ON s.id = c.first_id AND c.n = 1")
 
 
-def individual_counts_geojson(engine, flt=None, *, by="lsoa21_code", suppress_below=5):
-    """Individuals per area as points on the area (PostGIS point on surface), counts below the threshold
-    suppressed: the only form in which the public sees individuals."""
-    from asset_map.store.assets import individual_counts
+def individual_counts_geojson(engine, flt=None, *, by="lsoa21_code", suppress_below=5, offer=None, ignored=()):
+    """Individuals per area as points on the area (PostGIS point on surface): the protected table of
+    ``asset_map.disclosure`` (every area of the district or view listed, small counts suppressed, the rest
+    rounded), the only form in which the public sees individuals. ``ignored``: filters given that do not apply."""
+    from asset_map import disclosure
 
-    rows = individual_counts(engine, flt, by=by, suppress_below=suppress_below)
-    if not rows:
-        return '{"type":"FeatureCollection","features":[]}'
-    vintage = 2011 if by == "lsoa11_code" else 2021
-    codes = [r[0] for r in rows]
-    if by == "district_code":
-        sql = ("SELECT code, name, CAST(ST_AsGeoJSON(ST_PointOnSurface(geom), 6) AS text) FROM districts "
+    flt = flt or AssetFilter()
+    how = disclosure.as_method(suppress_below)
+    geography = {"district_code": "district", "lsoa11_code": "lsoa11"}.get(by, "lsoa21")
+    cells = disclosure.individual_table(engine, geography, districts=flt.district, offer=offer, bbox=flt.bbox,
+                                        how=how, flt=flt)
+    head = {"type": "FeatureCollection", "suppress_below": how.threshold, "geography": geography,
+            "offer": offer, "disclosure_control": disclosure.describe(how), "ignored_filters": list(ignored)}
+    if not cells:
+        return json.dumps({**head, "features": []})
+    codes = [c.code for c in cells]
+    if geography == "district":
+        sql = ("SELECT code, CAST(ST_AsGeoJSON(ST_PointOnSurface(geom), 6) AS text) FROM districts "
                "WHERE code = ANY(:codes)")
         params = {"codes": codes}
     else:
-        sql = ("SELECT code, name, CAST(ST_AsGeoJSON(ST_PointOnSurface(geom), 6) AS text) FROM areas "
+        sql = ("SELECT code, CAST(ST_AsGeoJSON(ST_PointOnSurface(geom), 6) AS text) FROM areas "
                "WHERE code = ANY(:codes) AND vintage = :v")
-        params = {"codes": codes, "v": vintage}
+        params = {"codes": codes, "v": 2011 if geography == "lsoa11" else 2021}
     with engine.connect() as conn:
-        places = {code: (name, geom) for code, name, geom in conn.execute(text(sql), params)}
-    features = []
-    for code, n, label in rows:
-        if code not in places:
-            continue
-        name, geom = places[code]
-        features.append({"type": "Feature", "geometry": json.loads(geom),
-                         "properties": {"area_code": code, "area_name": name, "count": n, "label": label}})
-    return json.dumps({"type": "FeatureCollection", "suppress_below": suppress_below, "features": features})
+        places = dict(conn.execute(text(sql), params).all())
+    features = [{"type": "Feature", "geometry": json.loads(places[c.code]),
+                 "properties": {"area_code": c.code, "area_name": c.name, "count": c.value, "label": c.label}}
+                for c in cells if c.code in places]
+    return json.dumps({**head, "features": features})

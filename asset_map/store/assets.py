@@ -256,28 +256,17 @@ def count(engine, flt=None, *, role="public"):
 
 
 def individual_counts(engine, flt=None, *, by="lsoa21_code", suppress_below=5):
-    """Individuals per area for everybody below officer: counts only, small numbers suppressed.
+    """Individuals per area as everybody below officer sees them: rows (area_code, count or None, label) of the
+    protected table of ``asset_map.disclosure`` (every area listed; small counts, zero included, suppressed; the
+    rest rounded). Of the filter only ``district`` (which rows) and one offer group apply: see the disclosure
+    module for why. ``suppress_below``: a threshold or a ``disclosure.Method``."""
+    from asset_map import disclosure
 
-    Returns rows (area_code, count or None, label); ``count`` is None where suppressed, so no surface can leak it.
-    """
-    if by not in ("lsoa21_code", "lsoa11_code", "district_code"):
-        msg = f"Individuals can be counted by lsoa21_code, lsoa11_code or district_code, not {by!r}."
-        raise InputError(msg)
     flt = flt or AssetFilter()
-    base = AssetFilter(district=flt.district, category=flt.category, offer=flt.offer, status=flt.status,
-                       verified_within=flt.verified_within, tier=("individual",))
-    where, params = base.where(role="officer")
-    sql = (f"SELECT a.{by} AS area_code, count(*) AS n FROM assets a WHERE {where} AND a.consent IS TRUE "
-           f"AND a.{by} IS NOT NULL GROUP BY a.{by} ORDER BY a.{by}")
-    with engine.connect() as conn:
-        rows = conn.execute(text(sql), params).all()
-    out = []
-    for code, n in rows:
-        if n < suppress_below:
-            out.append((code, None, f"fewer than {suppress_below}"))
-        else:
-            out.append((code, int(n), str(n)))
-    return out
+    how = disclosure.as_method(suppress_below)
+    offer = flt.offer[0] if len(flt.offer) == 1 and flt.offer[0] in disclosure.offer_groups() else None
+    cells = disclosure.individual_table(engine, by, districts=flt.district, offer=offer, how=how, flt=flt)
+    return [(c.code, c.value, c.label) for c in cells]
 
 
 def ensure_register(conn, name, *, source_file=None, mapping=None):

@@ -2,7 +2,7 @@
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
-from asset_map import gaps
+from asset_map import disclosure, gaps
 from asset_map.maps import page
 from asset_map.errors import NotFound
 from asset_map.maps.queries import need_options
@@ -17,7 +17,7 @@ _DOWNLOADS = {"csv": ("text/csv; charset=utf-8", "csv"), "geojson": ("applicatio
 
 def _run(req):
     settings = current_app.config["ASSET_MAP"]
-    return gaps.run(extensions.engine(), req, role=current_role(), suppress_below=settings["SUPPRESS_BELOW"])
+    return gaps.run(extensions.engine(), req, role=current_role(), suppress_below=disclosure.method(settings))
 
 
 def _request():

@@ -159,7 +159,7 @@
     individualsLayer = L.layerGroup();
     var group = cfg.tiers.individual + " (counts per area)";
     groups[group] = {};
-    groups[group][controlLabel({color: "#ffffff", icon: "users"}, "Individuals per area (fewer than " +
+    groups[group][controlLabel({color: "#ffffff", icon: "users"}, "Individuals per area (rounded to 5; fewer than " +
       cfg.suppress_below + " not shown)", "asset-count-badge")] = individualsLayer;
     individualsLayer.on("add", loadIndividuals);
   }
@@ -239,8 +239,11 @@
     fetch(cfg.urls.individuals + "?" + params.toString()).then(function (r) { return r.json(); }).then(function (fc) {
       fc.features.forEach(function (f) {
         var p = f.properties;
+        // Every area comes back, suppressed ones ("fewer than 5", none included) as null: only shown counts are
+        // drawn, so the map is not covered in badges and nobody and a few look the same (asset_map.disclosure).
+        if (p.count === null) { return; }
         var c = f.geometry.coordinates;
-        var box = el("span", "asset-count", p.count === null ? "<" + cfg.suppress_below : p.count);
+        var box = el("span", "asset-count", p.count);
         var title = "Individuals in " + (p.area_name || p.area_code) + ": " + p.label;
         box.setAttribute("aria-label", title);
         L.marker([c[1], c[0]], {icon: L.divIcon({html: box, className: "asset-count-marker", iconSize: [30, 22]}),
