@@ -4,6 +4,7 @@ An AssetMapError ends the command with its one-line message and exit status 1; a
 traceback.
 """
 
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -267,7 +268,7 @@ class _progress:
 
         self.bar = tqdm(total=len(STEPS), desc="import", unit="step", leave=False, disable=None)
 
-        def step(name):
+        def step(name, **_counts):
             self.bar.set_postfix_str(name)
             self.bar.update(1)
         return step
@@ -437,21 +438,42 @@ def export(layer, fmt, output, role, csv_sidecar, **filters):
 @click.option("--host")
 @click.option("--port", type=int)
 @click.option("--dev", is_flag=True, help="Flask's development server with reload, instead of gunicorn.")
-def serve(host, port, dev):
-    """Serve the web app (gunicorn, workers and threads from settings)."""
+@click.option("--no-worker", is_flag=True, help="Do not start the background import worker beside the server "
+                                                "(run `asset-map worker` elsewhere).")
+def serve(host, port, dev, no_worker):
+    """Serve the web app (gunicorn, workers and threads from settings), with a background import worker."""
+    from asset_map import jobs
+
     settings = load_settings()
     host = host or settings["HOST"]
     port = port or settings["PORT"]
+    # Flask's reloader runs this command again in a child process: one worker, started by the parent, is enough.
+    reloaded = os.environ.get("WERKZEUG_RUN_MAIN") == "true"
+    worker = None if no_worker or reloaded else jobs.spawn_worker()
     click.echo(f"asset-map serving on http://{host}:{port}")
-    if dev:
-        from asset_map.web import create_app
+    try:
+        if dev:
+            from asset_map.web import create_app
 
-        create_app().run(host=host, port=port, debug=True)
-        return
-    from asset_map.web.server import run
+            create_app().run(host=host, port=port, debug=True)
+            return
+        from asset_map.web.server import run
 
-    run(host=host, port=port, workers=settings["WORKERS"], threads=settings["THREADS"],
-        max_requests=settings["MAX_REQUESTS"])
+        run(host=host, port=port, workers=settings["WORKERS"], threads=settings["THREADS"],
+            max_requests=settings["MAX_REQUESTS"])
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+
+@cli.command("worker")
+def worker():
+    """Run imports queued from the browser (a procrastinate worker on the 'imports' queue) until stopped."""
+    from asset_map import jobs
+
+    click.echo("asset-map worker: waiting for imports")
+    jobs.work(load_settings())
 
 
 # -- gap report ------------------------------------------------------------------------------------------------

@@ -136,3 +136,25 @@ def check_may_edit(role, tier=None, visibility=None):
         msg = f"Signed in as {role}, you cannot change {what}: organisers change associations and organisations, " \
                "officers change every asset."
         raise Forbidden(msg)
+
+
+# What the history of an asset shows below officer: values of these fields (public anyway on the asset's page);
+# other fields are listed as changed, without values; who made a change and why is shown to officers only (actors
+# are staff e-mails, reasons free text).
+PUBLIC_HISTORY_FIELDS = ("name", "category", "tier", "status", "address", "postcode", "url", "description",
+                         "offers", "last_verified", "withdrawn_at", "geom")
+CONTACT_HISTORY_FIELDS = ("email", "phone")
+
+
+def history_for(role, versions):
+    """An asset's versions as ``role`` may read them (a new list; the input is not changed)."""
+    from asset_map.store.assets import role_rank
+
+    if role_rank(role) >= role_rank("officer"):
+        return versions
+    shown = PUBLIC_HISTORY_FIELDS + (CONTACT_HISTORY_FIELDS if role_rank(role) >= role_rank("organiser") else ())
+    out = []
+    for v in versions:
+        changes = {f: (pair if f in shown else None) for f, pair in (v.get("changes") or {}).items()}
+        out.append({**v, "changes": changes, "actor": None, "reason": None})
+    return out

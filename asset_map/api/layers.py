@@ -143,6 +143,7 @@ def _asset_columns(role):
         Column("lsoa21_code", "g.lsoa21_code", queryable=True),
         Column("register", "g.register", queryable=True, description="The register the asset came from"),
         Column("updated_at", "g.updated_at", "datetime"),
+        Column("page", "'/assets/' || g.id", description="The asset's page on this site (details, history)"),
     ]
     if role_rank(role) >= role_rank("organiser"):
         cols[8:8] = [Column("email", "g.email"), Column("phone", "g.phone")]

@@ -231,13 +231,18 @@ def _order_by(order):
     return ", ".join(terms)
 
 
+def visible_columns(columns, role):
+    """The columns ``role`` may read: below organiser, no e-mail or phone (a web address is public)."""
+    if role_rank(role) < role_rank("organiser"):
+        return [c for c in columns if c not in CONTACT_COLUMNS or c == "url"]
+    return list(columns)
+
+
 def select(engine, flt=None, *, role="public", columns=None, limit=None, offset=0, order="id"):
     """Assets matching the filter that ``role`` may see, as a GeoDataFrame in EPSG:4326."""
     flt = flt or AssetFilter()
     order = _order_by(order)
-    cols = [c for c in (columns or ASSET_COLUMNS) if c in ASSET_COLUMNS]
-    if role_rank(role) < role_rank("organiser"):
-        cols = [c for c in cols if c not in CONTACT_COLUMNS or c == "url"]
+    cols = visible_columns([c for c in (columns or ASSET_COLUMNS) if c in ASSET_COLUMNS], role)
     where, params = flt.where(role=role)
     sql = (f"SELECT {', '.join('a.' + c for c in cols)}, a.geom AS geometry FROM assets a WHERE {where} "
            f"ORDER BY {order}")

@@ -249,7 +249,7 @@ def _npm_pack(specs, tmp, npm):
 def _check_integrity(tarball, spec, integrity):
     digest = base64.b64encode(hashlib.sha512(tarball.read_bytes()).digest()).decode("ascii")
     if f"sha512-{digest}" != integrity:
-        msg = f"{spec} from the npm registry does not match the sha512 pinned in asset_map/web/vendor.py"
+        msg = f"{spec} from the npm registry does not match the sha512 pinned in asset_map/tools/vendor.py"
         raise ConfigError(msg)
 
 
@@ -269,7 +269,7 @@ def _copy_package_files(tarball, package, dest_dir):
                 prefix = src.rstrip("/") + "/"
                 found = {path[len(prefix):]: m for path, m in members.items() if path.startswith(prefix)}
                 if not found:
-                    msg = f"{package}: folder {src} is not in the npm package; fix FILES in asset_map/web/vendor.py"
+                    msg = f"{package}: folder {src} is not in the npm package; fix FILES in asset_map/tools/vendor.py"
                     raise ConfigError(msg)
                 target_dir = _safe_join(dest_dir, dest)
                 if target_dir.exists():
@@ -278,7 +278,7 @@ def _copy_package_files(tarball, package, dest_dir):
                     _write_member(tar, member, _safe_join(target_dir, rel))
             else:
                 if src not in members:
-                    msg = f"{package}: file {src} is not in the npm package; fix FILES in asset_map/web/vendor.py"
+                    msg = f"{package}: file {src} is not in the npm package; fix FILES in asset_map/tools/vendor.py"
                     raise ConfigError(msg)
                 _write_member(tar, members[src], _safe_join(dest_dir, dest))
 
@@ -412,7 +412,7 @@ def check_offline(html):
     urls = external_urls(html)
     if urls:
         msg = ("the map page loads files from other servers: " + ", ".join(urls)
-               + ". Vendor them in asset_map/web/vendor.py (PACKAGES, FILES, CDN_URLS) or drop the plugin.")
+               + ". Vendor them in asset_map/tools/vendor.py (PACKAGES, FILES, CDN_URLS) or drop the plugin.")
         raise ConfigError(msg)
 
 

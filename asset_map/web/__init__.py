@@ -34,8 +34,8 @@ def create_app(test_config=None):
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_MB"] * 1024 * 1024
     app.config["TESTING"] = bool(settings.get("TESTING"))
 
-    from asset_map.web import (admin, auth, errors, explorer, exports, extensions, gaps, health, maps, ogc,
-                               registers, security, serving, tables)
+    from asset_map.web import (admin, asset_pages, auth, errors, explorer, exports, extensions, gaps, health, maps,
+                               ogc, registers, security, serving, tables)
 
     extensions.init_app(app)
     errors.init_app(app)
@@ -48,6 +48,7 @@ def create_app(test_config=None):
     app.register_blueprint(registers.bp)
     app.register_blueprint(explorer.bp)
     app.register_blueprint(tables.bp)
+    app.register_blueprint(asset_pages.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(ogc.bp)
     app.register_blueprint(gaps.bp)

@@ -74,9 +74,15 @@
     dl.appendChild(dd);
   }
 
-  function popup(p) {
+  function popup(p, id) {
     var box = el("div", "asset-popup");
     box.appendChild(el("h2", "asset-popup-title", p.name));
+    if (id !== undefined && id !== null) {
+      // The asset's own page: details, history, nearby assets (and, for those who may, edit and verify).
+      var more = el("a", "asset-popup-link", "Details and history");
+      more.href = "/assets/" + encodeURIComponent(id);
+      box.appendChild(more);
+    }
     var dl = el("dl");
     row(dl, "Tier", cfg.tiers[p.tier] || p.tier);
     row(dl, "Category", styleOf(p.category).label);
@@ -115,7 +121,7 @@
                           iconSize: [28, 28], iconAnchor: [14, 14], popupAnchor: [0, -14]});
     var marker = L.marker([c[1], c[0]], {icon: icon, title: p.name + (p.stale ? " (stale)" : ""),
                                          keyboard: true, count: 1, category: p.category});
-    marker.bindPopup(function () { return popup(p); }, {maxWidth: 320});
+    marker.bindPopup(function () { return popup(p, f.id); }, {maxWidth: 320});
     return marker;
   }
 
