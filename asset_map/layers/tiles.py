@@ -101,13 +101,13 @@ class TileQuery:
             options = queries.need_options(engine)
             raw = args.get("need") or next((f"{i}:{v}" for i, v, _ in options if i == "imd"), "imd:2025")
             indicator, vintage = queries.parse_need(raw, options)
-            return cls(spec, (("need", f"{indicator}:{vintage}"),))
+            return cls(spec, (*_districts(args), ("need", f"{indicator}:{vintage}")))
         if spec.id == "areas":
             vintage = args.get("vintage") or "2021"
             if vintage not in ("2011", "2021"):
                 msg = f"Parameter 'vintage' has value {vintage!r}: expected 2011 or 2021."
                 raise InputError(msg)
-            return cls(spec, (("vintage", vintage),))
+            return cls(spec, (*_districts(args), ("vintage", vintage)))
         if spec.id == "assets":
             if args.get("bbox"):
                 msg = "Parameter 'bbox' does not apply to tiles: the tile is the box."
@@ -122,6 +122,20 @@ class TileQuery:
     def cache_key(self, role):
         raw = "|".join([self.layer.id, role, *(f"{k}={v}" for k, v in self.params)])
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:24]
+
+
+def _districts(args):
+    """An optional ``district`` list (ONS codes, checked by the shared filter) limiting the area layers."""
+    codes = AssetFilter.from_args({"district": args.get("district") or ""}).district
+    return (("district", ",".join(sorted(codes))),) if codes else ()
+
+
+def _district_sql(q, params, alias="a"):
+    codes = q.as_args().get("district")
+    if not codes:
+        return ""
+    params["districts"] = codes.split(",")
+    return f" AND {alias}.district_code = ANY(:districts)"
 
 
 def _pixel_m(z):
@@ -152,7 +166,8 @@ def _polygon_sql(q, z, params):
     if q.layer.id == "areas":
         params["av"] = int(q.as_args()["vintage"])
         return (_ENV + f"SELECT ST_AsMVT(t, 'areas', :extent, 'geom') FROM (SELECT a.code, a.name, a.district_code, "
-                f"{_mvt_geom('a.geom', tol)} AS geom FROM areas a, env WHERE a.vintage = :av AND a.geom && env.g) t "
+                f"{_mvt_geom('a.geom', tol)} AS geom FROM areas a, env WHERE a.vintage = :av AND a.geom && env.g"
+                f"{_district_sql(q, params)}) t "
                 "WHERE t.geom IS NOT NULL")
     indicator, vintage = q.as_args()["need"].split(":")
     params.update(av=queries.area_vintage(vintage), ind=indicator, nv=int(vintage))
@@ -160,7 +175,7 @@ def _polygon_sql(q, z, params):
     return (_ENV + f"SELECT ST_AsMVT(t, 'need', :extent, 'geom') FROM (SELECT {detail}n.decile, "
             f"{_mvt_geom('a.geom', tol)} AS geom FROM areas a CROSS JOIN env LEFT JOIN need_indicators n "
             "ON n.area_code = a.code AND n.indicator = :ind AND n.vintage = :nv "
-            "WHERE a.vintage = :av AND a.geom && env.g) t WHERE t.geom IS NOT NULL")
+            f"WHERE a.vintage = :av AND a.geom && env.g{_district_sql(q, params)}) t WHERE t.geom IS NOT NULL")
 
 
 def _asset_sql(role, where, mode):
