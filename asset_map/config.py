@@ -62,6 +62,15 @@ SETTINGS = [
             "fields cleared; the row keeps id, register, tier, district, when and why).", int),
     Setting("MAP_POINTS_LIMIT", 4000, "Most assets the map receives as single points for the visible area; above "
             "this it receives them grouped per grid cell and category (and the browser clusters the groups).", int),
+    Setting("MAP_INLINE_AREAS", 5000, "Up to this many small areas, the map page carries the need and boundary "
+            "layers in the page itself (one request, works with no tile requests); above it, the map draws them "
+            "from vector tiles (/tiles/...), so the page stays small at England scale.", int),
+    Setting("TILE_SLOTS", 4, "Tiles one server process renders at once; more requests wait TILE_WAIT_S, then get "
+            "a 503 with Retry-After (cached tiles are served without a slot).", int),
+    Setting("TILE_WAIT_S", 10, "How long a tile request waits for a rendering slot.", int),
+    Setting("EXPORT_SLOTS", 1, "Downloads (exports, the table's CSV) one server process streams at once; one more "
+            "gets a 503 with Retry-After, so map requests keep their threads.", int),
+    Setting("EXPORT_WAIT_S", 1, "How long a download waits for a free export slot.", int),
     Setting("STALE_MONTHS", 12, "Assets not verified for longer than this are drawn as stale.", int),
     Setting("HOST", "127.0.0.1", "Address `asset-map serve` listens on."),
     Setting("PORT", 5000, "Port `asset-map serve` listens on.", int),

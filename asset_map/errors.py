@@ -59,3 +59,13 @@ class TooManyRequests(AssetMapError):
     def __init__(self, user_message, *, retry_after=60):
         super().__init__(user_message)
         self.retry_after = int(retry_after)
+
+
+class Busy(AssetMapError):
+    """Every slot for this kind of work is taken (exports, tile rendering): try again in ``retry_after`` seconds."""
+
+    status = 503
+
+    def __init__(self, user_message, *, retry_after=5):
+        super().__init__(user_message)
+        self.retry_after = int(retry_after)

@@ -29,16 +29,16 @@ _CACHE = OrderedDict()
 _LOCK = threading.Lock()
 
 
-def _stale_sql(p="a."):
+def stale_sql(p="a."):
     return (f"({p}last_verified IS NULL OR "
             f"{p}last_verified < (CAST(:today AS date) - make_interval(months => :stale_months)))")
 
 
-def _properties_sql(role, p="a."):
+def properties_sql(role, p="a."):
     """Popup fields; contact details only for the roles the store's privacy rule allows (url for everybody)."""
     fields = [("name", f"{p}name"), ("tier", f"{p}tier"), ("category", f"{p}category"), ("offers", f"{p}offers"),
               ("address", f"{p}address"), ("postcode", f"{p}postcode"), ("url", f"{p}url"),
-              ("status", f"{p}status"), ("last_verified", f"{p}last_verified"), ("stale", _stale_sql(p))]
+              ("status", f"{p}status"), ("last_verified", f"{p}last_verified"), ("stale", stale_sql(p))]
     if role_rank(role) >= role_rank("organiser"):
         fields += [("email", f"{p}email"), ("phone", f"{p}phone")]
     return "json_build_object(" + ", ".join(f"'{k}', {v}" for k, v in fields) + ")"
@@ -104,7 +104,7 @@ def _build(engine, flt, where, params, *, role, zoom, points_limit):
 def _points_sql(role, where):
     return ("SELECT CAST(coalesce(json_agg(json_build_object('type', 'Feature', 'id', a.id, "
             "'geometry', CAST(ST_AsGeoJSON(a.geom, 6) AS json), "
-            f"'properties', {_properties_sql(role)}) ORDER BY a.id), '[]') AS text) "
+            f"'properties', {properties_sql(role)}) ORDER BY a.id), '[]') AS text) "
             f"FROM assets a WHERE {where} AND a.geom IS NOT NULL")
 
 
@@ -112,10 +112,10 @@ def _clusters_sql(role, where):
     # Cells are integer grid indices (cheap to hash) and a cell's marker sits at the mean of its points. A cell
     # holding one asset is drawn as that asset: its popup fields are fetched by primary key for those cells only.
     return ("WITH cells AS MATERIALIZED (SELECT a.tier, a.category, count(*) AS n, min(a.id) AS first_id, "
-            f"count(*) FILTER (WHERE {_stale_sql()}) AS stale_n, avg(ST_X(a.geom)) AS x, avg(ST_Y(a.geom)) AS y "
+            f"count(*) FILTER (WHERE {stale_sql()}) AS stale_n, avg(ST_X(a.geom)) AS x, avg(ST_Y(a.geom)) AS y "
             f"FROM assets a WHERE {where} AND a.geom IS NOT NULL "
             "GROUP BY a.tier, a.category, floor(ST_X(a.geom) / :dx), floor(ST_Y(a.geom) / :dy)), "
-            f"singles AS MATERIALIZED (SELECT a.id, a.geom, {_properties_sql(role)} AS props FROM assets a "
+            f"singles AS MATERIALIZED (SELECT a.id, a.geom, {properties_sql(role)} AS props FROM assets a "
             "WHERE a.id = ANY(ARRAY(SELECT first_id FROM cells WHERE n = 1))) "
             "SELECT CAST(coalesce(json_agg(json_build_object('type', 'Feature', "
             "'id', s.id, "

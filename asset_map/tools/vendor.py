@@ -62,6 +62,9 @@ PACKAGES = [
      "sha512-xkGeH6ygcryFQI0FUWn6Bz93zlwrOSpeXgJQ3jLRoUQJ5h/Qgrz+GqR9nhBFfikjUKtC1sCKL3eDR9wNTWhLlA=="),
     ("leaflet-minimap", "3.6.1",
      "sha512-6px8f6cfv1rKB6ACpL6bbUFGxipZOq4KsntJgBj9nOcW1RYa5+xFp8emOZwks9X+VtVVsQEwWwfgT1kTTL/LzA=="),
+    # Draws the need and boundary layers from our vector tiles (/tiles/...) at England scale.
+    ("leaflet.vectorgrid", "1.3.0",
+     "sha512-kWmj1pKM+MVdo/7Mg5zsB3YrGZvo/uIuiANV9MvWUFOG+Y2xAJzrteDhoIcCgTjHSSRJ36xdeGdIQVhuWjnCZw=="),
     # GOV.UK Design System, for the pages that are not the map. Its CSS asks for fonts and images at /assets/.
     ("govuk-frontend", "6.6.0",
      "sha512-xctkWrQvLnvQt7fyjQ3MGX9S0wz0x0RQuLxCeoXF+s8EjGICG81/DYQGKN5qgO+0KVT12UAaRwUsGY6fulRcRg=="),
@@ -128,6 +131,9 @@ FILES = [
     ("leaflet-minimap", "dist/Control.MiniMap.min.css", "leaflet-minimap/dist/Control.MiniMap.min.css"),
     ("leaflet-minimap", "dist/images/", "leaflet-minimap/dist/images/"),
     ("leaflet-minimap", "LICENSE.txt", "leaflet-minimap/LICENSE.txt"),
+    ("leaflet.vectorgrid", "dist/Leaflet.VectorGrid.bundled.min.js",
+     "leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js"),
+    ("leaflet.vectorgrid", "package.json", "leaflet.vectorgrid/package.json"),
     ("govuk-frontend", "dist/govuk/govuk-frontend.min.css", "govuk-frontend/dist/govuk/govuk-frontend.min.css"),
     ("govuk-frontend", "dist/govuk/govuk-frontend.min.js", "govuk-frontend/dist/govuk/govuk-frontend.min.js"),
     ("govuk-frontend", "dist/govuk/assets/", "govuk-frontend/dist/govuk/assets/"),

@@ -150,6 +150,9 @@
     var layer = window[o.var];
     if (layer) { groups[contextGroup][el("span", null, o.title).outerHTML] = layer; }
   });
+  // At England scale the need and boundary layers come as vector tiles (explorer-tiles.js), not in the page.
+  var tileLayers = window.assetMapTiles ? window.assetMapTiles.add(map, cfg, {el: el, row: row}) : [];
+  tileLayers.forEach(function (t) { groups[contextGroup][el("span", null, t.title).outerHTML] = t.layer; });
   // Categories switched off in a shared link (#...&off=school,park) start switched off.
   var off = /[#&]off=([^&]*)/.exec(location.hash);
   var hidden = off ? decodeURIComponent(off[1]).split(",") : [];
@@ -359,5 +362,5 @@
     legends.forEach(function (node) { key.appendChild(node); });
   }
   refresh();
-  window.assetMap = {map: map, cluster: cluster, layers: categoryLayers, refresh: refresh};
+  window.assetMap = {map: map, cluster: cluster, layers: categoryLayers, refresh: refresh, tiles: tileLayers};
 }());
