@@ -175,6 +175,21 @@ def load_pack(directory):
     run(_engine(), directory, progress=_print_result)
 
 
+@load.command("network")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--mode", type=click.Choice(["walk", "drive", "cycle"]), default="walk", show_default=True,
+              help="Which network to keep: streets and paths open to walkers, roads open to drivers, or cyclists.")
+@click.option("--buffer", "buffer_m", type=float, default=5000, show_default=True,
+              help="Metres around the loaded districts to keep, so a route may leave a district and come back.")
+def load_network(file, mode, buffer_m):
+    """A street network from an OpenStreetMap extract (.osm.pbf), for gap reports by walking or driving distance."""
+    from asset_map.store import network
+
+    s = network.load(_engine(), file, mode=mode, buffer_m=buffer_m)
+    click.echo(f"{mode} network: {s['nodes']:,} nodes, {s['edges']:,} edges from {s['source']} "
+               f"(dated {s['source_date']}), for {len(s['districts'].split(','))} districts plus {s['buffer_m']:,.0f} m")
+
+
 # -- layers ----------------------------------------------------------------------------------------------------
 @cli.group()
 def layers():
@@ -337,7 +352,10 @@ def demo():
 @click.option("--assets", default=2000, show_default=True, help="Number of register rows (all tiers).")
 @click.option("--seed", default=1, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for the files (default var/synth-SEED).")
-def demo_synth(areas, assets, seed, out):
+@click.option("--network-edges", default=50_000, show_default=True,
+              help="Street segments of the synthetic street grid (network.osm.pbf) loaded as the walk and drive "
+                   "networks; 0: none.")
+def demo_synth(areas, assets, seed, out, network_edges):
     """Generate a deterministic synthetic county and load it through the same loaders as real data."""
     from asset_map import synth
     from asset_map.reference.pack import load_pack as run
@@ -348,6 +366,25 @@ def demo_synth(areas, assets, seed, out):
     county.write(out)
     click.echo(f"synthetic county written to {out}")
     run(_engine(), out, progress=_print_result)
+    if network_edges:
+        _load_synthetic_network(_engine(), out / "network.osm.pbf", network_edges)
+
+
+def _load_synthetic_network(engine, path, edges):
+    """A synthetic street grid over the loaded districts (with a river and a bridge every 3 km), loaded as the walk
+    and drive networks: network reports then work without a real extract, and say "synthetic" in their inputs."""
+    from asset_map import synth
+    from asset_map.store import network
+
+    bounds = network.district_bbox(engine, 0)[0]
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs(4326, 27700, always_xy=True).transform([bounds[0], bounds[2]], [bounds[1], bounds[3]])
+    synth.write_street_grid(synth.StreetGrid.covering((x[0], y[0], x[1], y[1]), edges), path)
+    for mode in ("walk", "drive"):
+        s = network.load(engine, path, mode=mode, buffer_m=1_000, actor="bootstrap",
+                         source=f"synthetic street grid ({path.name})")
+        click.echo(f"{mode} network: {s['edges']:,} edges from {s['source']}")
 
 
 @cli.command("bootstrap")
@@ -377,6 +414,23 @@ def bootstrap():
         synth.generate(areas=700, assets=2000, seed=1, as_of=date.today()).write(out)
         run(engine, out, progress=_print_result)
     _bootstrap_registers(engine, settings, pack or Path(settings["VAR_DIR"]) / "synth-1")
+    _bootstrap_network(engine, settings)
+
+
+def _bootstrap_network(engine, settings):
+    """The walk and drive networks: from NETWORK_FILE when set, else a synthetic street grid (said so)."""
+    from asset_map.store import network
+
+    if network.info(engine, "walk") is not None:
+        return
+    if settings["NETWORK_FILE"]:
+        for mode in ("walk", "drive"):
+            s = network.load(engine, settings["NETWORK_FILE"], mode=mode, actor="bootstrap")
+            click.echo(f"{mode} network: {s['edges']:,} edges from {s['source']}")
+        return
+    click.echo("no street network given (ASSET_MAP_NETWORK_FILE): loading a synthetic street grid, so reports by "
+               "walking distance work; load a real OpenStreetMap extract with `asset-map load network FILE`")
+    _load_synthetic_network(engine, Path(settings["VAR_DIR"]) / "synthetic-network.osm.pbf", 50_000)
 
 
 def _bootstrap_registers(engine, settings, folder):
