@@ -522,7 +522,12 @@ def serve(host, port, dev):
               help="With --need-classes quantiles: do higher or lower scores mean more need?")
 @click.option("--supply", type=click.Choice(["access", "per_1000", "distance"]), default="access",
               show_default=True, help="Supply measure the supply classes come from.")
-@click.option("--catchment", type=float, default=1600, show_default=True, help="2SFCA catchment, metres.")
+@click.option("--distance", type=click.Choice(["straight", "walk", "drive", "cycle"]), default="straight",
+              show_default=True, help="Measure distances in a straight line or along the loaded street network.")
+@click.option("--catchment", default="1600", show_default=True,
+              help="Catchment: metres (1600) or minutes (15min) at --speed.")
+@click.option("--speed", type=float, help="km/h that turns a catchment in minutes into metres (default: walk 4.8, "
+                                          "cycle 16, drive 30).")
 @click.option("--decay", type=click.Choice(["none", "linear", "gaussian"]), default="none", show_default=True)
 @click.option("--role", type=click.Choice(["public", "organiser", "officer", "admin"]), default="public",
               show_default=True, help="Whose view of the assets the report shows.")
@@ -533,7 +538,7 @@ def serve(host, port, dev):
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Results as CSV, one row per area.")
 @click.option("--geojson", "geojson_path", type=click.Path(dir_okay=False), help="Results as GeoJSON.")
 def gap_report(district, category, offer, tier, status, need, need_classes, need_breaks, need_direction, supply,
-               catchment, decay, role, population_points, output, csv_path, geojson_path):
+               distance, catchment, speed, decay, role, population_points, output, csv_path, geojson_path):
     """Where need is high and assets are few: a gap report as HTML (opens offline), CSV and GeoJSON."""
     from asset_map import gaps
 
@@ -543,7 +548,8 @@ def gap_report(district, category, offer, tier, status, need, need_classes, need
     args = {"district": list(district), "category": list(category), "offer": list(offer), "tier": list(tier),
             "status": list(status), "need": need, "need_classes": need_classes, "need_breaks": need_breaks,
             "need_direction": need_direction,
-            "supply": supply, "catchment": str(catchment), "decay": decay}
+            "supply": supply, "catchment": str(catchment), "decay": decay, "distance": distance,
+            "speed": None if speed is None else str(speed)}
     args = {k: v for k, v in args.items() if v not in (None, [], "")}
     request = gaps.GapRequest.from_args(args, default_need=settings["DEFAULT_NEED"])
     points = None
@@ -554,7 +560,7 @@ def gap_report(district, category, offer, tier, status, need, need_classes, need
         if "population" not in points.columns:
             raise AssetMapError(f"{population_points} has no 'population' column.")
     result = gaps.run(_engine(), request, role=role, population_points=points,
-                      suppress_below=settings["SUPPRESS_BELOW"])
+                      suppress_below=settings["SUPPRESS_BELOW"], settings=settings)
     for path, make in ((csv_path, gaps.csv_text), (geojson_path, gaps.geojson_text)):
         if path:
             Path(path).write_text(make(result), encoding="utf-8")

@@ -4,6 +4,7 @@ CSV and the GeoJSON are made from. The web page (/gaps) and the CLI (`asset-map 
 Data flows one way: store (areas, need, assets) -> analysis.gap (measures, classes) -> analysis.report (files).
 """
 
+import re
 import subprocess
 from dataclasses import dataclass, field, replace
 
@@ -18,6 +19,7 @@ from asset_map.errors import InputError
 from asset_map.layers.queries import area_vintage, need_options, parse_need
 from asset_map.store import assets as store_assets
 from asset_map.store import gap_inputs
+from asset_map.store import network as store_network
 
 MAX_MAP_ASSETS = 5_000
 
@@ -40,7 +42,8 @@ class GapRequest:
             raise InputError("A gap report takes district, tier, category, offer, status and verified_within; "
                              "bbox, q and updated_since are for the map and exports.")
         need = _one(args, "need") or default_need
-        catchment = _number(_one(args, "catchment") or "1600", "catchment")
+        distance = (_one(args, "distance") or "straight").lower()
+        catchment, minutes, speed = _catchment(args, distance)
         breaks = _one(args, "need_breaks") or "2,5"
         try:
             breaks = tuple(int(v) for v in breaks.split(","))
@@ -55,7 +58,8 @@ class GapRequest:
         params = gap.GapParams(catchment_m=catchment, decay=(_one(args, "decay") or "none").lower(),
                                need_method=(_one(args, "need_classes") or "deciles").lower(), need_breaks=breaks,
                                higher_score_is_more_need=direction == "higher",
-                               supply_measure=(_one(args, "supply") or "access").lower(), groups=tuple(groups))
+                               supply_measure=(_one(args, "supply") or "access").lower(), groups=tuple(groups),
+                               distance=distance, catchment_minutes=minutes, speed_kmh=speed)
         params.check()
         return cls(filter=flt, need=need, params=params)
 
@@ -63,7 +67,12 @@ class GapRequest:
         out = self.filter.as_args()
         out["status"] = ",".join(self.filter.status)
         p = self.params
-        out.update({"need": self.need, "catchment": f"{p.catchment_m:g}", "decay": p.decay,
+        catchment = f"{p.catchment_minutes:g}min" if p.catchment_minutes is not None else f"{p.catchment_m:g}"
+        if p.distance != "straight":
+            out["distance"] = p.distance
+        if p.catchment_minutes is not None:
+            out["speed"] = f"{p.speed_kmh:g}"
+        out.update({"need": self.need, "catchment": catchment, "decay": p.decay,
                     "need_classes": p.need_method, "need_breaks": ",".join(str(b) for b in p.need_breaks),
                     "need_direction": "higher" if p.higher_score_is_more_need else "lower",
                     "supply": p.supply_measure})
@@ -77,11 +86,36 @@ def _one(args, name):
     return str(value).strip() if value is not None and str(value).strip() else None
 
 
-def _number(value, name):
+_CATCHMENT = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(m|metres|meters|min|mins|minutes)?\s*$", re.IGNORECASE)
+
+
+def _catchment(args, distance):
+    """(metres, minutes or None, speed km/h or None) of the catchment: "1600" or "1600m" are metres, "15min" (or
+    catchment_unit=minutes) minutes at ``speed`` km/h (default: the mode's planning speed, walking for straight
+    lines)."""
+    text = _one(args, "catchment") or "1600"
+    match = _CATCHMENT.match(text)
+    if not match:
+        msg = (f"Parameter 'catchment' has value {text!r}: expected metres (1600) or minutes (15min, with a speed in "
+               "km/h).")
+        raise InputError(msg)
+    value, unit = float(match.group(1)), (match.group(2) or _one(args, "catchment_unit") or "m").lower()
+    if not unit.startswith("min"):
+        return value, None, None
+    from asset_map.analysis.network import DEFAULT_SPEED_KMH, minutes_to_metres
+
+    default = DEFAULT_SPEED_KMH.get(distance, DEFAULT_SPEED_KMH["walk"])
+    speed = _number(_one(args, "speed") or str(default), "speed", "km/h")
+    if not 0.5 <= speed <= 130:
+        raise InputError(f"Parameter 'speed' has value {speed:g}: expected km/h between 0.5 and 130.")
+    return minutes_to_metres(value, speed), value, speed
+
+
+def _number(value, name, unit="metres"):
     try:
         return float(value)
     except ValueError as err:
-        raise InputError(f"Parameter '{name}' has value {value!r}: expected a number of metres.") from err
+        raise InputError(f"Parameter '{name}' has value {value!r}: expected a number of {unit}.") from err
 
 
 @dataclass
@@ -94,9 +128,15 @@ class GapResult:
     districts: dict                  # code -> name
 
 
-def run(engine, request, *, role="public", population_points=None, timings=None, suppress_below=5):
+def run(engine, request, *, role="public", population_points=None, timings=None, suppress_below=5, settings=None,
+        map_fn=None):
     """The gap analysis for ``request`` as ``role`` sees the assets (public: no individuals, no restricted ones).
-    ``timings`` (a dict) receives the seconds each stage took."""
+    ``timings`` (a dict) receives the seconds each stage took. ``settings`` (default: the environment's) give the
+    network snap and search distances and where network partitions run (``map_fn`` overrides that)."""
+    from asset_map import compute
+    from asset_map.config import load_settings
+
+    settings = settings or load_settings()
     clock = _Clock(timings)
     options = need_options(engine)
     indicator, vintage = parse_need(request.need, options)
@@ -128,7 +168,20 @@ def run(engine, request, *, role="public", population_points=None, timings=None,
     points = points.rename(columns={f"group_{i}": f"group_{gap.slug(g)}" for i, g in enumerate(labels)})
     asset_gdf = gpd.GeoDataFrame(points, geometry=gpd.points_from_xy(points["lon"], points["lat"]), crs=4326)
     clock("read assets")
-    frame = gap.analyse(areas, asset_gdf, params, report=report, population_points=population_points)
+    net, net_info = None, None
+    if params.distance != "straight":
+        params = replace(params, max_snap_m=float(settings["NETWORK_SNAP_M"]),
+                         search_m=float(settings["NETWORK_SEARCH_M"]))
+        request = replace(request, params=params)
+        net_info = store_network.info(engine, params.distance)
+        if net_info is None:
+            msg = (f"No {params.distance} network is loaded: load an OpenStreetMap extract with `asset-map load "
+                   f"network FILE.osm.pbf --mode {params.distance}`, or choose straight-line distances.")
+            raise InputError(msg)
+        net, _ = store_network.read(engine, params.distance)
+        clock("read network")
+    frame = gap.analyse(areas, asset_gdf, params, report=report, population_points=population_points, network=net,
+                        map_fn=map_fn or compute.runner(settings))
     clock("measures and classes")
 
     near_cols = [f"nearest_{gap.slug(g)}_id" for g in params.groups]
@@ -140,6 +193,10 @@ def run(engine, request, *, role="public", population_points=None, timings=None,
         frame["individuals"] = _individuals(engine, flt, frame, av, suppress_below)
     inputs = _inputs(engine, request, indicator, vintage, av, supply_filter, len(points), districts, len(frame),
                      role)
+    if net_info is not None:
+        inputs["network"] = {**{k: net_info[k] for k in ("mode", "source", "source_date", "sha256", "nodes", "edges",
+                                                         "buffer_m", "loaded_at")},
+                             **frame.attrs.get("network", {})}
     clock("asset names and provenance")
     return GapResult(request=request, frame=frame, assets=points, map_assets=details, inputs=inputs,
                      districts=names)

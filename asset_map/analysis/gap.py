@@ -380,6 +380,7 @@ def analyse(areas, assets, params, *, report=None, population_points=None, netwo
             ratio = out["nearest_mean_m"].to_numpy(float) / np.maximum(out["straight_mean_m"].to_numpy(float), 1.0)
         out["network_ratio"] = ratio
         out["network_status"] = _status_text(out, params.groups)
+        out.attrs["network"] = measured.attrs["network"]
 
     need_cls, band = need_classes(out, params)
     out["need_class"] = need_cls
@@ -392,9 +393,12 @@ def analyse(areas, assets, params, *, report=None, population_points=None, netwo
                         for n, s in zip(out["need_class"], out["supply_class"])]
     out["priority"] = (out["need_class"] == "high") & (out["supply_class"] == "low")
     out["priority_rank"] = _priority_ranks(out, key)
+    attrs = dict(out.attrs)
     out = out.sort_values("code", kind="mergesort")
     geom = areas.geometry.loc[out.index]
-    return gpd.GeoDataFrame(out.reset_index(drop=True), geometry=geom.reset_index(drop=True).values, crs=areas.crs)
+    result = gpd.GeoDataFrame(out.reset_index(drop=True), geometry=geom.reset_index(drop=True).values, crs=areas.crs)
+    result.attrs.update(attrs)
+    return result
 
 
 def _network_measures(network, areas, origins, population, mask, assets, asset_xy, params, map_fn):
@@ -405,11 +409,21 @@ def _network_measures(network, areas, origins, population, mask, assets, asset_x
                       .to_numpy(bool)) for label in params.groups}
     district = areas["district_code"].astype(str).to_numpy(object) if "district_code" in areas.columns \
         else np.full(len(areas), "all", dtype=object)
-    parts, o_snap, _a_snap, _o_node, _a_node = network_gap.plan(
+    parts, o_snap, a_snap, o_node, a_node = network_gap.plan(
         network, origins, population, district, mask, asset_xy, groups, catchment_m=float(params.catchment_m),
         decay=params.decay, max_snap_m=float(params.max_snap_m), search_m=float(params.search_m))
     measured = network_gap.measure(parts, map_fn).reindex(np.flatnonzero(mask))
     measured["origin_snap_m"] = o_snap[mask]
+    off = a_node < 0
+    ids = assets["id"].to_numpy()[off] if len(assets) else np.empty(0)
+    measured.attrs["network"] = {
+        "partitions": len(parts), "nodes": int(network.n_nodes), "edges": int(network.n_edges),
+        "assets_snapped": int((~off).sum()), "assets_off_network": int(off.sum()),
+        "assets_off_network_ids": [int(i) for i in ids[:50]],
+        "asset_snap_median_m": round(float(np.median(a_snap[~off])), 1) if (~off).any() else None,
+        "asset_snap_max_m": round(float(a_snap[~off].max()), 1) if (~off).any() else None,
+        "origins_off_network": int((o_node[mask] < 0).sum()),
+    }
     return measured
 
 

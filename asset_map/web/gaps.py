@@ -17,7 +17,8 @@ _DOWNLOADS = {"csv": ("text/csv; charset=utf-8", "csv"), "geojson": ("applicatio
 
 def _run(req):
     settings = current_app.config["ASSET_MAP"]
-    return gaps.run(extensions.engine(), req, role=current_role(), suppress_below=settings["SUPPRESS_BELOW"])
+    return gaps.run(extensions.engine(), req, role=current_role(), suppress_below=settings["SUPPRESS_BELOW"],
+                    settings=settings)
 
 
 def _request():
