@@ -79,6 +79,17 @@ class GapRequest:
         return out
 
 
+def distance_choices(engine):
+    """(value, (label, available)) of each way to measure distance, for the form: a network mode is available
+    when its network is loaded."""
+    out = [("straight", ("straight line", True))]
+    for mode, words in (("walk", "walking"), ("cycle", "cycling"), ("drive", "driving")):
+        info = store_network.info(engine, mode)
+        label = f"{words} along the streets" + (f" ({info['source']})" if info else " (no network loaded)")
+        out.append((mode, (label, info is not None)))
+    return out
+
+
 def _one(args, name):
     value = args.get(name) if hasattr(args, "get") else None
     if isinstance(value, (list, tuple)):

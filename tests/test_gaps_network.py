@@ -2,7 +2,6 @@
 Tamworth (no real OpenStreetMap extract is available offline) with a river crossed by a bridge every 3 km."""
 
 import json
-import uuid
 
 import networkx as nx
 import numpy as np
@@ -11,45 +10,14 @@ import pytest
 from click.testing import CliRunner
 from pyproj import Transformer
 
-from asset_map import gaps, synth
+from asset_map import gaps
 from asset_map.cli import cli
 from asset_map.config import load_settings
 from asset_map.errors import InputError
 from asset_map.store import network
 from asset_map.store.db import make_engine
-from tests.gap_libraries import read_libraries, store_libraries
 
-TAMWORTH = "E07000199"
-
-
-def tamworth_grid(engine, path, edges=12_000):
-    from sqlalchemy import text
-
-    with engine.connect() as conn:
-        box = conn.execute(text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
-                                "ST_Extent(ST_Transform(geom, 27700)) AS e FROM districts WHERE code = :c) s"),
-                           {"c": TAMWORTH}).one()
-    grid = synth.StreetGrid.covering(tuple(box), edges)
-    return synth.write_street_grid(grid, path), grid
-
-
-@pytest.fixture(scope="module")
-def walk_db(pg_server, template_db, pack, tmp_path_factory):
-    from asset_map.reference.pack import load_pack
-
-    name = f"am_gapnet_{uuid.uuid4().hex[:8]}"
-    url = pg_server.create(name, template=template_db)
-    eng = make_engine(url, load_settings())
-    load_pack(eng, pack)
-    store_libraries(eng, read_libraries(pack, eng))
-    path, grid = tamworth_grid(eng, tmp_path_factory.mktemp("net") / "tamworth-grid.osm.pbf")
-    network.load(eng, path, mode="walk", buffer_m=1_000, source="synthetic street grid (tamworth-grid.osm.pbf)")
-    eng.dispose()
-    yield url, grid
-    from asset_map.store.db import dispose_engines
-
-    dispose_engines()
-    pg_server.drop(name)
+from tests.network_data import TAMWORTH, walk_db  # noqa: F401 - a module-scoped fixture
 
 
 @pytest.fixture(scope="module")

@@ -185,7 +185,7 @@ def reach(net, node, limit):
     return csgraph.dijkstra(graph(net), directed=True, indices=int(node), limit=limit)
 
 
-def isochrone(net, node, start_snap, limits_m, *, width_m=40.0):
+def isochrone(net, node, start_snap, limits_m, *, width_m=50.0):
     """A polygon per limit (EPSG:27700) covering the streets reachable within it from ``node`` (after
     ``start_snap`` metres to reach the node): every edge walked to its end, or part of the way where the limit
     falls on it, widened by ``width_m`` either side (the street and its frontages). Empty where nothing is

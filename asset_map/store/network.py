@@ -100,3 +100,21 @@ def read(engine, mode):
                   edges["v"].to_numpy(np.int64), edges["length_m"].to_numpy(float), edges["oneway"].to_numpy(bool),
                   mode)
     return net, nodes[["lon", "lat"]].to_numpy(float)
+
+
+_CACHE = {}
+_CACHE_SIZE = 4
+
+
+def read_cached(engine, mode):
+    """(network, load info) like :func:`read`, kept in memory per database and load (a new load is read afresh):
+    isochrones are asked one asset at a time, and reading a county network takes longer than drawing one."""
+    got = info(engine, mode)
+    if got is None:
+        return None, None
+    key = (engine.url.render_as_string(hide_password=True), mode, got["sha256"], got["loaded_at"])
+    if key not in _CACHE:
+        while len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = read(engine, mode)[0]
+    return _CACHE[key], got

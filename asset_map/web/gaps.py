@@ -30,6 +30,7 @@ def _form(engine, req):
     return {"districts": sorted(gap_inputs.district_names(engine).items()),
             "categories": gap_inputs.categories(engine, role=role), "offers": gap_inputs.offers(engine, role=role),
             "needs": [(f"{i}:{v}", f"{page.need_label(i, v)} ({n} areas)") for i, v, n in need_options(engine)],
+            "distances": gaps.distance_choices(engine),
             "selected": {"district": req.filter.district, "category": req.filter.category,
                          "offer": req.filter.offer, **req.as_args()}}
 
