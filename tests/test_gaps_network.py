@@ -128,3 +128,40 @@ def test_dask_local_cluster_report_is_byte_identical(walk_db):
     assert gaps.geojson_text(remote) == gaps.geojson_text(local)
     assert local.inputs["network"]["partitions"] == 2
     eng.dispose()
+
+
+def test_web_form_offers_walking_and_makes_the_report(walk_db, tmp_path):
+    from tests.conftest import make_app
+
+    client = make_app(walk_db[0], tmp_path).test_client()
+    form = client.get("/gaps").get_data(as_text=True)
+    assert "walking along the streets (synthetic street grid (tamworth-grid.osm.pbf))" in form
+    assert '<option value="drive"  disabled>' in form  # no drive network loaded
+    query = f"district={TAMWORTH}&category=library&distance=walk&catchment=15min"
+    page = client.get(f"/gaps?{query}&run=1")
+    assert page.status_code == 200, page.data[:400]
+    text = page.get_data(as_text=True)
+    assert "walking distance along the street network" in text and "15 minutes at 4.8 km/h" in text
+    assert "Where the network and the straight line disagree" in text
+    csv = client.get(f"/gaps/report.csv?{query}")
+    assert csv.status_code == 200 and b"network_ratio" in csv.data.splitlines()[0]
+    assert client.get(f"/gaps/report.csv?{query}").data == csv.data
+
+
+@pytest.mark.browser
+def test_web_walk_report_shows_the_detour_layer(walk_db, tmp_path, live_server, artifacts):
+    from tests.browser import open_page, require_browser
+    from tests.conftest import make_app
+
+    require_browser()
+    url = live_server(make_app(walk_db[0], tmp_path, TILES="none"))
+    query = f"district={TAMWORTH}&category=library&distance=walk&catchment=15min"
+    with open_page(f"{url}/gaps?{query}&run=1", height=1600) as view:
+        view.page.wait_for_selector("path.leaflet-interactive")
+        view.page.check("text=Network / straight line")
+        view.page.uncheck("text=Need and supply (areas)")
+        view.page.locator(".gap-map").scroll_into_view_if_needed()
+        legends = view.page.inner_text(".gap-map")
+        view.screenshot(artifacts / "gap_report_tamworth_walk_ratio.png")
+        assert view.console_errors == [] and view.external_requests == []
+    assert "2 or more (a barrier)" in legends

@@ -328,7 +328,7 @@ def _map(frame, map_assets, attribution, *, tiles, tiles_attribution, static_url
     folium_.Legend("Need / supply", rows).add_to(m)
     if "network_ratio" in frame.columns:
         folium_.Legend("Network / straight line", [(c, label) for _, c, label in RATIO_CLASSES]
-                       + [(UNREACHED_COLOR, "off network or unreachable")], position="bottomleft").add_to(m)
+                       + [(UNREACHED_COLOR, "off network or unreachable")], position="topleft").add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     folium_.Attribution(attribution).add_to(m)
     root = m.get_root()
