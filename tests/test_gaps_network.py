@@ -158,8 +158,8 @@ def test_web_walk_report_shows_the_detour_layer(walk_db, tmp_path, live_server, 
     query = f"district={TAMWORTH}&category=library&distance=walk&catchment=15min"
     with open_page(f"{url}/gaps?{query}&run=1", height=1600) as view:
         view.page.wait_for_selector("path.leaflet-interactive")
-        view.page.check("text=Network / straight line")
-        view.page.uncheck("text=Need and supply (areas)")
+        view.page.check('.leaflet-control-layers label:has-text("Network / straight line") input')
+        view.page.uncheck('.leaflet-control-layers label:has-text("Need and supply (areas)") input')
         view.page.locator(".gap-map").scroll_into_view_if_needed()
         legends = view.page.inner_text(".gap-map")
         view.screenshot(artifacts / "gap_report_tamworth_walk_ratio.png")
