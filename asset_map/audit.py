@@ -13,7 +13,9 @@ ACTIONS = ("sign-in", "sign-in-failed", "sign-out", "import", "export", "role-ch
            # Issue 13: assets one at a time, registers managed in the browser.
            "asset-create", "asset-edit", "asset-verify", "asset-close", "asset-reopen", "asset-withdraw",
            "asset-restore", "upload", "mapping-save", "preview", "import-queued", "import-failed", "rollback",
-           "quarantine-fix", "quarantine-dismiss", "override-clear")
+           "quarantine-fix", "quarantine-dismiss", "override-clear",
+           # Issue 18: street networks.
+           "network-load")
 
 
 def record(conn, *, actor, action, target=None, details=None, rows=None):

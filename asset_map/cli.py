@@ -178,6 +178,21 @@ def load_pack(directory):
     run(_engine(), directory, progress=_print_result)
 
 
+@load.command("network")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--mode", type=click.Choice(["walk", "drive", "cycle"]), default="walk", show_default=True,
+              help="Which network to keep: streets and paths open to walkers, roads open to drivers, or cyclists.")
+@click.option("--buffer", "buffer_m", type=float, default=5000, show_default=True,
+              help="Metres around the loaded districts to keep, so a route may leave a district and come back.")
+def load_network(file, mode, buffer_m):
+    """A street network from an OpenStreetMap extract (.osm.pbf), for gap reports by walking or driving distance."""
+    from asset_map.store import network
+
+    s = network.load(_engine(), file, mode=mode, buffer_m=buffer_m)
+    click.echo(f"{mode} network: {s['nodes']:,} nodes, {s['edges']:,} edges from {s['source']} "
+               f"(dated {s['source_date']}), for {len(s['districts'].split(','))} districts plus {s['buffer_m']:,.0f} m")
+
+
 # -- layers ----------------------------------------------------------------------------------------------------
 @cli.group()
 def layers():
@@ -338,7 +353,10 @@ def demo():
 @click.option("--assets", default=2000, show_default=True, help="Number of register rows (all tiers).")
 @click.option("--seed", default=1, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for the files (default var/synth-SEED).")
-def demo_synth(areas, assets, seed, out):
+@click.option("--network-edges", default=50_000, show_default=True,
+              help="Street segments of the synthetic street grid (network.osm.pbf) loaded as the walk and drive "
+                   "networks; 0: none.")
+def demo_synth(areas, assets, seed, out, network_edges):
     """Generate a deterministic synthetic county and load it through the same loaders as real data."""
     from asset_map import synth
     from asset_map.reference.pack import load_pack as run
@@ -349,6 +367,25 @@ def demo_synth(areas, assets, seed, out):
     county.write(out)
     click.echo(f"synthetic county written to {out}")
     run(_engine(), out, progress=_print_result)
+    if network_edges:
+        _load_synthetic_network(_engine(), out / "network.osm.pbf", network_edges)
+
+
+def _load_synthetic_network(engine, path, edges):
+    """A synthetic street grid over the loaded districts (with a river and a bridge every 3 km), loaded as the walk
+    and drive networks: network reports then work without a real extract, and say "synthetic" in their inputs."""
+    from asset_map import synth
+    from asset_map.store import network
+
+    bounds = network.district_bbox(engine, 0)[0]
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs(4326, 27700, always_xy=True).transform([bounds[0], bounds[2]], [bounds[1], bounds[3]])
+    synth.write_street_grid(synth.StreetGrid.covering((x[0], y[0], x[1], y[1]), edges), path)
+    for mode in ("walk", "drive"):
+        s = network.load(engine, path, mode=mode, buffer_m=1_000, actor="bootstrap",
+                         source=f"synthetic street grid ({path.name})")
+        click.echo(f"{mode} network: {s['edges']:,} edges from {s['source']}")
 
 
 @cli.command("bootstrap")
@@ -378,6 +415,23 @@ def bootstrap():
         synth.generate(areas=700, assets=2000, seed=1, as_of=date.today()).write(out)
         run(engine, out, progress=_print_result)
     _bootstrap_registers(engine, settings, pack or Path(settings["VAR_DIR"]) / "synth-1")
+    _bootstrap_network(engine, settings)
+
+
+def _bootstrap_network(engine, settings):
+    """The walk and drive networks: from NETWORK_FILE when set, else a synthetic street grid (said so)."""
+    from asset_map.store import network
+
+    if network.info(engine, "walk") is not None:
+        return
+    if settings["NETWORK_FILE"]:
+        for mode in ("walk", "drive"):
+            s = network.load(engine, settings["NETWORK_FILE"], mode=mode, actor="bootstrap")
+            click.echo(f"{mode} network: {s['edges']:,} edges from {s['source']}")
+        return
+    click.echo("no street network given (ASSET_MAP_NETWORK_FILE): loading a synthetic street grid, so reports by "
+               "walking distance work; load a real OpenStreetMap extract with `asset-map load network FILE`")
+    _load_synthetic_network(engine, Path(settings["VAR_DIR"]) / "synthetic-network.osm.pbf", 50_000)
 
 
 def _bootstrap_registers(engine, settings, folder):
@@ -492,8 +546,12 @@ def worker():
               show_default=True, help="With --need-classes quantiles: do higher or lower scores mean more need?")
 @click.option("--supply", type=click.Choice(gap_defaults.SUPPLY_MEASURES), default=gap_defaults.SUPPLY_MEASURE,
               show_default=True, help="Supply measure the supply classes come from.")
-@click.option("--catchment", type=float, default=gap_defaults.CATCHMENT_M, show_default=True,
-              help="2SFCA catchment, metres.")
+@click.option("--distance", type=click.Choice(gap_defaults.DISTANCES), default=gap_defaults.DISTANCE,
+              show_default=True, help="Measure distances in a straight line or along the loaded street network.")
+@click.option("--catchment", default=f"{gap_defaults.CATCHMENT_M:g}", show_default=True,
+              help="Catchment: metres (1600) or minutes (15min) at --speed.")
+@click.option("--speed", type=float, help="km/h that turns a catchment in minutes into metres (default: walk 4.8, "
+                                          "cycle 16, drive 30).")
 @click.option("--decay", type=click.Choice(gap_defaults.DECAYS), default=gap_defaults.DECAY, show_default=True)
 @click.option("--role", type=click.Choice(vocabulary.ROLES), default="public",
               show_default=True, help="Whose view of the assets the report shows.")
@@ -504,7 +562,7 @@ def worker():
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Results as CSV, one row per area.")
 @click.option("--geojson", "geojson_path", type=click.Path(dir_okay=False), help="Results as GeoJSON.")
 def gap_report(district, category, offer, tier, status, need, need_classes, need_breaks, need_direction, supply,
-               catchment, decay, role, population_points, output, csv_path, geojson_path):
+               distance, catchment, speed, decay, role, population_points, output, csv_path, geojson_path):
     """Where need is high and assets are few: a gap report as HTML (opens offline), CSV and GeoJSON."""
     from asset_map import gaps
 
@@ -514,7 +572,8 @@ def gap_report(district, category, offer, tier, status, need, need_classes, need
     args = {"district": list(district), "category": list(category), "offer": list(offer), "tier": list(tier),
             "status": list(status), "need": need, "need_classes": need_classes, "need_breaks": need_breaks,
             "need_direction": need_direction,
-            "supply": supply, "catchment": str(catchment), "decay": decay}
+            "supply": supply, "catchment": str(catchment), "decay": decay, "distance": distance,
+            "speed": None if speed is None else str(speed)}
     args = {k: v for k, v in args.items() if v not in (None, [], "")}
     request = gaps.GapRequest.from_args(args, default_need=settings["DEFAULT_NEED"])
     points = None
@@ -527,7 +586,7 @@ def gap_report(district, category, offer, tier, status, need, need_classes, need
     from asset_map import disclosure
 
     result = gaps.run(_engine(), request, role=role, population_points=points,
-                      suppress_below=disclosure.method(settings))
+                      suppress_below=disclosure.method(settings), settings=settings)
     for path, make in ((csv_path, gaps.csv_text), (geojson_path, gaps.geojson_text)):
         if path:
             Path(path).write_text(make(result), encoding="utf-8")

@@ -104,6 +104,14 @@ SETTINGS = [
     Setting("TOKEN_DAYS", 90, "Default lifetime of a new API token (`asset-map token create`); 0: no expiry.", int),
     Setting("REQUIRE_POSTGIS", 0, "1: tests fail instead of skipping when PostGIS cannot be reached (CI sets it).",
             int),
+    Setting("DASK_SCHEDULER", "", "Address of a dask.distributed scheduler (tcp://host:8786) that runs a network "
+            "gap report's districts; empty: they run in this process. Results are the same either way."),
+    Setting("NETWORK_FILE", "", "OpenStreetMap extract (.osm.pbf) `make run` loads as the walk and drive networks. "
+            "Empty: a synthetic street grid over the loaded districts, so network reports work without one."),
+    Setting("NETWORK_SNAP_M", 500, "A point farther than this (metres) from every network node is off the network: "
+            "it gets no network distance rather than a straight-line one.", float),
+    Setting("NETWORK_SEARCH_M", 20000, "How far along the network (metres) a report looks for an area's nearest "
+            "asset; beyond it the area is marked 'beyond search'.", float),
 ]
 
 _BY_NAME = {s.name: s for s in SETTINGS}

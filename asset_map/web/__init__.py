@@ -35,7 +35,7 @@ def create_app(test_config=None):
     app.config["TESTING"] = bool(settings.get("TESTING"))
 
     from asset_map.web import (admin, asset_pages, auth, errors, explorer, exports, extensions, gaps, health, maps,
-                               ogc, registers, security, serving, tables, tiles)
+                               ogc, reach, registers, security, serving, tables, tiles)
 
     extensions.init_app(app)
     errors.init_app(app)
@@ -53,4 +53,5 @@ def create_app(test_config=None):
     app.register_blueprint(ogc.bp)
     app.register_blueprint(gaps.bp)
     app.register_blueprint(tiles.bp)
+    app.register_blueprint(reach.bp)
     return app

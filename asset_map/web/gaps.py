@@ -17,7 +17,8 @@ _DOWNLOADS = {"csv": ("text/csv; charset=utf-8", "csv"), "geojson": ("applicatio
 
 def _run(req):
     settings = current_app.config["ASSET_MAP"]
-    return gaps.run(extensions.engine(), req, role=current_role(), suppress_below=disclosure.method(settings))
+    return gaps.run(extensions.engine(), req, role=current_role(), suppress_below=disclosure.method(settings),
+                    settings=settings)
 
 
 def _request():
@@ -29,6 +30,7 @@ def _form(engine, req):
     return {"districts": sorted(gap_inputs.district_names(engine).items()),
             "categories": gap_inputs.categories(engine, role=role), "offers": gap_inputs.offers(engine, role=role),
             "needs": [(f"{i}:{v}", f"{page.need_label(i, v)} ({n} areas)") for i, v, n in need_options(engine)],
+            "distances": gaps.distance_choices(engine),
             "selected": {"district": req.filter.district, "category": req.filter.category,
                          "offer": req.filter.offer, **req.as_args()}}
 

@@ -120,7 +120,7 @@
     var icon = L.divIcon({html: badge(style, p.stale ? "asset-stale" : ""), className: "asset-marker",
                           iconSize: [28, 28], iconAnchor: [14, 14], popupAnchor: [0, -14]});
     var marker = L.marker([c[1], c[0]], {icon: icon, title: p.name + (p.stale ? " (stale)" : ""),
-                                         keyboard: true, count: 1, category: p.category});
+                                         keyboard: true, count: 1, category: p.category, assetId: f.id});
     marker.bindPopup(function () { return popup(p, f.id); }, {maxWidth: 320});
     return marker;
   }
