@@ -7,7 +7,8 @@ from datetime import timezone
 from sqlalchemy import text
 
 ACTIONS = ("sign-in", "sign-in-failed", "sign-out", "import", "export", "role-change", "user-add", "user-remove",
-           "token-create", "token-revoke", "password-change")
+           "token-create", "token-revoke", "password-change", "geography-load", "geography-draw", "councillor-attach",
+           "briefing-send")
 
 
 def record(conn, *, actor, action, target=None, details=None, rows=None):

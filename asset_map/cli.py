@@ -127,6 +127,27 @@ def load_districts(file, code_field, name_field, replace):
     _print_result(run(_engine(), file, code_field=code_field, name_field=name_field, replace=replace))
 
 
+@load.command("geography")
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--code-field", help="Field holding each area's code (detected: CED23CD, WD24CD, code, id ...).")
+@click.option("--name-field", help="Field holding each area's name (detected: CED23NM, WD24NM, name ...).")
+@click.option("--label", help="How pages name the geography, e.g. 'Electoral divisions' (default from NAME).")
+@click.option("--crs", help="The file's CRS when it does not say, e.g. EPSG:27700 (any other is reprojected).")
+def load_geography(name, file, code_field, name_field, label, crs):
+    """Any set of areas (electoral divisions, wards, parishes, pilot neighbourhoods) from GeoJSON, GeoPackage or
+    Shapefile, in any CRS; every asset is assigned to its areas. Loading NAME again replaces its areas."""
+    from asset_map.store.geographies import load as run
+
+    done = run(_engine(), name, file, label=label, code_field=code_field, name_field=name_field, crs=crs,
+               actor=_cli_actor())
+    click.echo(f"geography {done['geography']}: {done['areas']:,} areas from {done['source']} ({done['crs']}), "
+               f"{done['assets_linked']:,} asset links" + (f", {done['removed']:,} areas removed"
+                                                           if done["removed"] else ""))
+    for note in done["notes"]:
+        click.echo(f"  note: {note}")
+
+
 @load.command("areas")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--vintage", type=click.Choice(["2011", "2021"]), required=True, help="LSOA vintage.")

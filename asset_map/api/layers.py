@@ -103,8 +103,8 @@ def _assets_source(layer, flt, role):
 def _counts_source(flt, suppress_below):
     """Consenting individuals per LSOA 2021; the count is null (and the label says 'fewer than N') when small, so
     no surface can print it."""
-    base = AssetFilter(district=flt.district, category=flt.category, offer=flt.offer, status=flt.status,
-                       verified_within=flt.verified_within, tier=("individual",))
+    base = AssetFilter(district=flt.district, area=flt.area, category=flt.category, offer=flt.offer,
+                       status=flt.status, verified_within=flt.verified_within, tier=("individual",))
     where, params = base.where(role="officer", alias="a")
     params["f_suppress"] = int(suppress_below)
     sql = (f"FROM areas g JOIN (SELECT a.lsoa21_code AS code, count(*) AS n FROM assets a WHERE {where} "

@@ -30,6 +30,7 @@ from asset_map.registers.report import ImportReport
 from asset_map.registers.schema import FIELDS
 from asset_map.registers.validate import PROBLEM_COLUMNS, Problems, validate
 from asset_map.store import assets, writes
+from asset_map.store import geographies as store_geographies
 
 log = logging.getLogger(__name__)
 STEPS = ("read", "validate", "geocode", "areas", "save")
@@ -261,6 +262,9 @@ def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None):
     writes.copy_rows(conn, "quarantine", ["register", "source_row", "row", "problems"], records)
     if timer:
         timer.mark("quarantine")
+    # Districts and LSOAs are columns of the asset; the areas of loaded geographies (divisions, wards, drawn
+    # neighbourhoods) are links, made here for the assets just written.
+    store_geographies.assign_register(conn, register)
     return counts, len(records)
 
 
