@@ -426,6 +426,7 @@ def _bootstrap_registers(engine, settings, folder):
               help="Output format (default: from the file's extension).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write.")
 @click.option("--district", multiple=True, help="ONS district code(s), e.g. E07000197.")
+@click.option("--area", multiple=True, help="An area of a loaded geography as GEOGRAPHY:CODE, e.g. divisions:D001.")
 @click.option("--tier", multiple=True, help="individual, association, organisation.")
 @click.option("--category", multiple=True, help="Category, e.g. community_run_library.")
 @click.option("--offer", multiple=True, help="What an asset offers, e.g. buildings/space.")

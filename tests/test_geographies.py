@@ -165,3 +165,31 @@ def test_reload_removes_missing_areas(engine, tmp_path):
     done = geographies.load(engine, "wards", _features(tmp_path, [("A", "One again", SQUARE)], name="v2.geojson"))
     assert done["removed"] == 1
     assert [(a["code"], a["name"]) for a in geographies.areas(engine, "wards")] == [("A", "One again")]
+
+
+def test_gap_report_for_a_drawn_neighbourhood(geo_engine):
+    from asset_map import gaps
+    from asset_map.config import load_settings
+
+    geographies.save_drawn(geo_engine, "pilot-neighbourhoods", "PN-01", "Tamworth town centre", PILOT,
+                           actor="officer@example.org")
+    req = gaps.GapRequest.from_args({"area": "pilot-neighbourhoods:PN-01", "need": "imd:2025"})
+    result = gaps.run(geo_engine, req)
+    area = result.inputs["area"]
+    # Only LSOAs the neighbourhood overlaps are reported, all in Tamworth, with shares between 0 and 1.
+    assert set(result.frame["district_code"]) == {TAMWORTH}
+    assert len(result.frame) == area["lsoas"] >= 3
+    shares = [r["share"] for r in area["lsoa_shares"]]
+    assert all(0 < s <= 1 for s in shares) and min(shares) < 1
+    # Residents inside are the LSOAs' populations weighted by their shares (2021 LSOAs carry population_2022).
+    expected = sum(r["population_inside"] for r in area["lsoa_shares"])
+    assert area["weighted_by"] == "residents" and abs(area["population_inside"] - expected) < 1e-6
+    assert 1 <= min(area["deciles"]) and abs(sum(area["deciles"].values()) - 1) < 1e-9
+    assert "areal weighting" in area["method"]
+    html = gaps.standalone_html(result, load_settings())
+    assert "Tamworth town centre (Pilot neighbourhoods)" in html and "areal weighting" in html
+    with pytest.raises(InputError, match="overlaps no LSOA"):
+        geographies.save_drawn(geo_engine, "pilot-neighbourhoods", "FAR", "Far away",
+                               {"type": "Polygon", "coordinates": [[[0, 51], [0.1, 51], [0.1, 51.1], [0, 51]]]},
+                               actor="x")
+        gaps.run(geo_engine, gaps.GapRequest.from_args({"area": "pilot-neighbourhoods:FAR", "need": "imd:2025"}))

@@ -3,6 +3,7 @@
 from flask import current_app, request
 
 from asset_map.layers import choices, styles
+from asset_map.store import geographies
 from asset_map.store.assets import DEFAULT_STATUSES, STATUSES, AssetFilter
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
@@ -27,6 +28,7 @@ def form_choices(flt):
     visible_tiers = [t for t in styles.TIER_LABELS if t != "individual" or role in ("officer", "admin")]
     return {
         "districts": choices.districts(engine),
+        "areas": geographies.choices(engine),
         "tiers": [(t, styles.TIER_LABELS[t]) for t in visible_tiers],
         "categories": [(t, c, styles.label_for(c, table), n) for t, c, n in choices.categories(engine, role=role)],
         "offers": choices.offers(engine, role=role),
