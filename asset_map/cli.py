@@ -217,7 +217,7 @@ def layers_check():
 
 @layers.command("list")
 @click.option("--by-category", is_flag=True, help="One layer per tier x district x category.")
-@click.option("--role", type=click.Choice(["public", "organiser", "officer", "admin"]), default="officer",
+@click.option("--role", type=click.Choice(["public", "organiser", "councillor", "officer", "admin"]), default="officer",
               show_default=True, help="Count what this role may see.")
 def layers_list(by_category, role):
     """The asset layers (tier x district, optionally x category) with their feature counts."""
@@ -435,7 +435,7 @@ def _bootstrap_registers(engine, settings, folder):
 @click.option("--updated-since", help="ISO date or date-time.")
 @click.option("--verified-within", help="Months since last verified.")
 @click.option("--q", help="Text in the name.")
-@click.option("--role", type=click.Choice(["public", "organiser", "officer", "admin"]), default="public",
+@click.option("--role", type=click.Choice(["public", "organiser", "councillor", "officer", "admin"]), default="public",
               show_default=True, help="Whose view to export; below officer, individuals are counts only.")
 @click.option("--csv-sidecar", is_flag=True, help="CSV: attribution in FILE.txt instead of leading # lines.")
 def export(layer, fmt, output, role, csv_sidecar, **filters):
@@ -492,7 +492,7 @@ def serve(host, port, dev):
               show_default=True, help="Supply measure the supply classes come from.")
 @click.option("--catchment", type=float, default=1600, show_default=True, help="2SFCA catchment, metres.")
 @click.option("--decay", type=click.Choice(["none", "linear", "gaussian"]), default="none", show_default=True)
-@click.option("--role", type=click.Choice(["public", "organiser", "officer", "admin"]), default="public",
+@click.option("--role", type=click.Choice(["public", "organiser", "councillor", "officer", "admin"]), default="public",
               show_default=True, help="Whose view of the assets the report shows.")
 @click.option("--population-points", type=click.Path(exists=True, dir_okay=False),
               help="Points with a 'population' column (e.g. OA population-weighted centroids) for "
@@ -556,12 +556,13 @@ def _read_password(password_stdin):
 
 @cli.group()
 def users():
-    """Accounts: organisers, officers and admins. The first admin is created here; there is no default one."""
+    """Accounts: organisers, councillors, officers and admins. The first admin is created here; there is no default
+    one."""
 
 
 @users.command("add")
 @click.argument("email")
-@click.option("--role", type=click.Choice(["organiser", "officer", "admin"]), required=True)
+@click.option("--role", type=click.Choice(["organiser", "councillor", "officer", "admin"]), required=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
 def users_add(email, role, password_stdin):
     """Add a user; the password is asked for twice (or read from stdin)."""
@@ -597,7 +598,7 @@ def users_remove(email):
 
 @users.command("set-role")
 @click.argument("email")
-@click.argument("role", type=click.Choice(["organiser", "officer", "admin"]))
+@click.argument("role", type=click.Choice(["organiser", "councillor", "officer", "admin"]))
 def users_set_role(email, role):
     """Change a user's role (takes effect on their next request)."""
     from asset_map import users as core

@@ -17,7 +17,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from asset_map import audit
 from asset_map.errors import Forbidden, InputError, NotFound, TooManyRequests, Unauthorized
 
-ROLES = ("public", "organiser", "officer", "admin")
+# A councillor sees what an organiser does (no individuals' records) plus the briefings of the areas attached to
+# them (asset_map.briefing.councillors); officers and admins see everything a councillor does.
+ROLES = ("public", "organiser", "councillor", "officer", "admin")
 # Accounts exist for the roles above the public; "public" is what everybody without one is.
 ACCOUNT_ROLES = ROLES[1:]
 SCOPES = ("read", "export")

@@ -14,7 +14,9 @@ from asset_map.config import PROJECT_DIR
 from asset_map.errors import ConfigError
 
 LAYERS_DIR = PROJECT_DIR / "layers"
-ROLES = ("public", "organiser", "officer", "admin")
+# A councillor sees what an organiser does (no individuals' records) plus the briefings of the areas attached to
+# them (asset_map.briefing.councillors); officers and admins see everything a councillor does.
+ROLES = ("public", "organiser", "councillor", "officer", "admin")
 SOURCES = ("districts", "areas", "assets")
 KINDS = {"outline": "districts", "choropleth": "areas", "points": "assets", "counts": "assets"}
 TIERS = ("individual", "association", "organisation")

@@ -20,7 +20,9 @@ from asset_map.store.models import Asset
 
 TIERS = ("individual", "association", "organisation")
 STATUSES = ("open", "temporarily closed", "closed", "withdrawn")
-ROLES = ("public", "organiser", "officer", "admin")
+# A councillor sees what an organiser does (no individuals' records) plus the briefings of the areas attached to
+# them (asset_map.briefing.councillors); officers and admins see everything a councillor does.
+ROLES = ("public", "organiser", "councillor", "officer", "admin")
 # Closed assets are hidden unless asked for; withdrawn ones (gone from their register) too.
 DEFAULT_STATUSES = ("open", "temporarily closed")
 FILTER_PARAMS = ("district", "area", "tier", "category", "offer", "status", "verified_within", "q", "bbox",

@@ -62,6 +62,9 @@ PACKAGES = [
      "sha512-xkGeH6ygcryFQI0FUWn6Bz93zlwrOSpeXgJQ3jLRoUQJ5h/Qgrz+GqR9nhBFfikjUKtC1sCKL3eDR9wNTWhLlA=="),
     ("leaflet-minimap", "3.6.1",
      "sha512-6px8f6cfv1rKB6ACpL6bbUFGxipZOq4KsntJgBj9nOcW1RYa5+xFp8emOZwks9X+VtVVsQEwWwfgT1kTTL/LzA=="),
+    # Polygon drawing for officers' neighbourhoods (/geographies/draw).
+    ("leaflet-draw", "1.0.4",
+     "sha512-rsQ6saQO5ST5Aj6XRFylr5zvarWgzWnrg46zQ1MEOEIHsppdC/8hnN8qMoFvACsPvTioAuysya/TVtog15tyAQ=="),
     # GOV.UK Design System, for the pages that are not the map. Its CSS asks for fonts and images at /assets/.
     ("govuk-frontend", "6.6.0",
      "sha512-xctkWrQvLnvQt7fyjQ3MGX9S0wz0x0RQuLxCeoXF+s8EjGICG81/DYQGKN5qgO+0KVT12UAaRwUsGY6fulRcRg=="),
@@ -128,6 +131,10 @@ FILES = [
     ("leaflet-minimap", "dist/Control.MiniMap.min.css", "leaflet-minimap/dist/Control.MiniMap.min.css"),
     ("leaflet-minimap", "dist/images/", "leaflet-minimap/dist/images/"),
     ("leaflet-minimap", "LICENSE.txt", "leaflet-minimap/LICENSE.txt"),
+    ("leaflet-draw", "dist/leaflet.draw.js", "leaflet-draw/dist/leaflet.draw.js"),
+    ("leaflet-draw", "dist/leaflet.draw.css", "leaflet-draw/dist/leaflet.draw.css"),
+    ("leaflet-draw", "dist/images/", "leaflet-draw/dist/images/"),
+    ("leaflet-draw", "package.json", "leaflet-draw/package.json"),  # its licence (MIT) is stated there only
     ("govuk-frontend", "dist/govuk/govuk-frontend.min.css", "govuk-frontend/dist/govuk/govuk-frontend.min.css"),
     ("govuk-frontend", "dist/govuk/govuk-frontend.min.js", "govuk-frontend/dist/govuk/govuk-frontend.min.js"),
     ("govuk-frontend", "dist/govuk/assets/", "govuk-frontend/dist/govuk/assets/"),
