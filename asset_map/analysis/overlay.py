@@ -39,6 +39,14 @@ def shares(lsoas, area):
     return out.sort_values("code", kind="mergesort").reset_index(drop=True)
 
 
+def whole(lsoas):
+    """:func:`shares` for LSOAs taken whole (a county's profile): every share is 1."""
+    areas = lsoas.to_crs(MEASURE_CRS).geometry.area.to_numpy() / 10_000
+    population = pd.to_numeric(lsoas["population"], errors="coerce").astype(float).to_numpy()
+    return pd.DataFrame({"code": lsoas["code"].to_numpy(), "share": 1.0, "area_inside_ha": areas,
+                         "population": population, "population_inside": population})
+
+
 def weighted_need(overlap, need):
     """Summary of an area's need from ``overlap`` (from :func:`shares`) and ``need`` (code -> score, decile):
     {lsoas, population_inside, score, deciles: {decile: share of residents}, missing_population: [codes],
