@@ -23,6 +23,8 @@ from asset_map.errors import InputError
 from asset_map.reference.boundaries import _looks_like_bng, _polygonal_parts, _safe
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+# Codes go into URLs and the shared filter's area=geography:code, so they keep to these characters.
+CODE = re.compile(r"^[A-Za-z0-9 _.-]{1,64}$")
 # Tried in order against the whole field name, case-insensitively: ONS/OS fields (CED23CD, WD24CD, PAR23CD), then
 # the plain words.
 CODE_FIELDS = [r"[A-Z]{2,5}\d\dCD", r"code", r"area_?code", r"gss_?code", r"id"]
@@ -63,8 +65,9 @@ def read_geography(path, *, code_field=None, name_field=None, crs=None):
     errors, notes = [], []
     first = {}
     for i, code in enumerate(codes):
-        if code is None:
-            errors.append(f"feature {i + 1}, field {code_field!r}: value {gdf[code_field].iloc[i]!r} is not a code")
+        if code is None or not CODE.match(code):
+            errors.append(f"feature {i + 1}, field {code_field!r}: value {gdf[code_field].iloc[i]!r} is not a code "
+                          "(1 to 64 letters, digits, spaces, '.', '_' or '-')")
         elif code in first:
             errors.append(f"feature {i + 1}, field {code_field!r}: code {code!r} repeats feature {first[code]}")
         else:

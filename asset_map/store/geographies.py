@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from asset_map import audit
 from asset_map.errors import InputError, NotFound
-from asset_map.reference.geographies import check_name, polygon_from_geojson, read_geography
+from asset_map.reference.geographies import CODE, check_name, polygon_from_geojson, read_geography
 from asset_map.store import writes
 
 
@@ -47,8 +47,8 @@ def save_drawn(engine, geography, code, area_name, geometry, *, actor, label=Non
     geography = check_name(geography)
     code = str(code or "").strip()
     area_name = str(area_name or "").strip() or code
-    if not code or len(code) > 64:
-        raise InputError("Give the area a code of 1 to 64 characters, e.g. PN-01.")
+    if not CODE.match(code):
+        raise InputError("Give the area a code of 1 to 64 letters, digits, spaces, '.', '_' or '-', e.g. PN-01.")
     shape, note = polygon_from_geojson(geometry)
     if shapely.area(shape) <= 0:
         raise InputError("The drawn area has no area: draw an outline around the neighbourhood.")
