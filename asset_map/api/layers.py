@@ -263,6 +263,6 @@ def get(engine, layer_id, role="public"):
             if layer.id == layer_id:
                 return layer
     known = ", ".join(layer.id for layer in static_layers(role))
-    msg = f"There is no layer {layer_id!r}. Layers include: {known}, need-imd-<vintage>, assets-<district code>, "
-           "geography-<name>."
+    msg = (f"There is no layer {layer_id!r}. Layers include: {known}, need-imd-<vintage>, assets-<district code>, "
+           "geography-<name>.")
     raise NotFound(msg)

@@ -34,7 +34,7 @@ def create_app(test_config=None):
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_MB"] * 1024 * 1024
     app.config["TESTING"] = bool(settings.get("TESTING"))
 
-    from asset_map.web import (admin, auth, errors, explorer, exports, extensions, gaps, health, maps, ogc,
+    from asset_map.web import (admin, auth, briefings, errors, explorer, exports, extensions, gaps, health, maps, ogc,
                                registers, security, serving, tables)
 
     extensions.init_app(app)
@@ -51,4 +51,5 @@ def create_app(test_config=None):
     app.register_blueprint(exports.bp)
     app.register_blueprint(ogc.bp)
     app.register_blueprint(gaps.bp)
+    app.register_blueprint(briefings.bp)
     return app
