@@ -2,6 +2,7 @@
 asset to its areas (in the import and in bulk), drawing an area, and the shared filter's ``area`` parameter."""
 
 import json
+from pathlib import Path
 
 import geopandas as gpd
 import pytest
@@ -12,34 +13,9 @@ from asset_map.errors import InputError
 from asset_map.registers import importer
 from asset_map.store import assets as store_assets
 from asset_map.store import geographies
-from tests.conftest import copied_database, engine_over
 from tests.geography_data import PILOT, TAMWORTH, divisions
 
-COMMUNITY = "tests/data/tamworth_community.csv"
-
-
-@pytest.fixture(scope="module")
-def geo_db(pg_server, pack_db, pack, tmp_path_factory):
-    """The pack, its two council library registers and the Tamworth community register, then ~60 divisions
-    loaded from a GeoPackage in British National Grid."""
-    from asset_map.store.db import dispose_engines
-
-    dispose_engines()
-    folder = tmp_path_factory.mktemp("geo")
-    path = folder / "divisions.gpkg"
-    divisions(pack).to_file(path, driver="GPKG")
-    with copied_database(pg_server, "am_pack") as url, engine_over(url) as eng:
-        for name in ("libraries_staffordshire", "libraries_stoke"):
-            importer.import_register(eng, pack / "registers" / f"{name}.csv", register=name)
-        importer.import_register(eng, COMMUNITY, register="tamworth_community")
-        done = geographies.load(eng, "divisions", path, label="Electoral divisions", actor="test")
-        yield url, done, path
-
-
-@pytest.fixture
-def geo_engine(geo_db):
-    with engine_over(geo_db[0]) as eng:
-        yield eng
+COMMUNITY = Path(__file__).parent / "data" / "tamworth_community.csv"
 
 
 def test_divisions_load_reprojected_and_every_asset_is_in_one(geo_db, geo_engine):
@@ -66,14 +42,19 @@ def test_divisions_load_reprojected_and_every_asset_is_in_one(geo_db, geo_engine
 def test_import_after_load_links_new_assets(geo_engine):
     with geo_engine.connect() as conn:
         n = conn.execute(text("SELECT count(*) FROM asset_areas x JOIN assets a ON a.id = x.asset_id "
-                              "WHERE a.register = 'tamworth_community'")).scalar()
+                              "WHERE a.register = 'tamworth_community' AND x.geography = 'divisions'")).scalar()
     # The community register was imported BEFORE the divisions were loaded: the bulk assignment linked it.
     assert n == 11
     importer.import_register(geo_engine, COMMUNITY, register="tamworth_again")
     with geo_engine.connect() as conn:
         n = conn.execute(text("SELECT count(*) FROM asset_areas x JOIN assets a ON a.id = x.asset_id "
-                              "WHERE a.register = 'tamworth_again'")).scalar()
+                              "WHERE a.register = 'tamworth_again' AND x.geography = 'divisions'")).scalar()
     assert n == 11  # imported AFTER: linked by the import itself
+    with geo_engine.begin() as conn:  # the database is shared: leave it as found
+        conn.execute(text("DELETE FROM asset_areas x USING assets a WHERE a.id = x.asset_id "
+                          "AND a.register = 'tamworth_again'"))
+        conn.execute(text("DELETE FROM assets WHERE register = 'tamworth_again'"))
+        conn.execute(text("DELETE FROM registers WHERE name = 'tamworth_again'"))
 
 
 def test_area_filter_selects_the_assets_inside(geo_engine):
@@ -90,6 +71,7 @@ def test_area_filter_selects_the_assets_inside(geo_engine):
 
 
 def test_drawn_pilot_neighbourhood(geo_engine):
+    # Redrawn (the fixture drew it first): same code, replaced outline and links.
     done = geographies.save_drawn(geo_engine, "pilot-neighbourhoods", "PN-01", "Tamworth town centre", PILOT,
                                   actor="officer@example.org")
     assert done["assets_linked"] >= 8  # the community register's town-centre assets and Tamworth Library
@@ -171,8 +153,6 @@ def test_gap_report_for_a_drawn_neighbourhood(geo_engine):
     from asset_map import gaps
     from asset_map.config import load_settings
 
-    geographies.save_drawn(geo_engine, "pilot-neighbourhoods", "PN-01", "Tamworth town centre", PILOT,
-                           actor="officer@example.org")
     req = gaps.GapRequest.from_args({"area": "pilot-neighbourhoods:PN-01", "need": "imd:2025"})
     result = gaps.run(geo_engine, req)
     area = result.inputs["area"]
@@ -193,3 +173,5 @@ def test_gap_report_for_a_drawn_neighbourhood(geo_engine):
                                {"type": "Polygon", "coordinates": [[[0, 51], [0.1, 51], [0.1, 51.1], [0, 51]]]},
                                actor="x")
         gaps.run(geo_engine, gaps.GapRequest.from_args({"area": "pilot-neighbourhoods:FAR", "need": "imd:2025"}))
+    with geo_engine.begin() as conn:
+        conn.execute(text("DELETE FROM geography_areas WHERE geography = 'pilot-neighbourhoods' AND code = 'FAR'"))
