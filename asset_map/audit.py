@@ -15,7 +15,9 @@ ACTIONS = ("sign-in", "sign-in-failed", "sign-out", "import", "export", "role-ch
            "asset-restore", "upload", "mapping-save", "preview", "import-queued", "import-failed", "rollback",
            "quarantine-fix", "quarantine-dismiss", "override-clear",
            # Issue 18: street networks.
-           "network-load")
+           "network-load",
+           # Issue 19: geographies, briefings and councillors.
+           "geography-load", "geography-draw", "councillor-attach", "briefing-send")
 
 
 def record(conn, *, actor, action, target=None, details=None, rows=None):

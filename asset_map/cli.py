@@ -130,6 +130,27 @@ def load_districts(file, code_field, name_field, replace):
     _print_result(run(_engine(), file, code_field=code_field, name_field=name_field, replace=replace))
 
 
+@load.command("geography")
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--code-field", help="Field holding each area's code (detected: CED23CD, WD24CD, code, id ...).")
+@click.option("--name-field", help="Field holding each area's name (detected: CED23NM, WD24NM, name ...).")
+@click.option("--label", help="How pages name the geography, e.g. 'Electoral divisions' (default from NAME).")
+@click.option("--crs", help="The file's CRS when it does not say, e.g. EPSG:27700 (any other is reprojected).")
+def load_geography(name, file, code_field, name_field, label, crs):
+    """Any set of areas (electoral divisions, wards, parishes, pilot neighbourhoods) from GeoJSON, GeoPackage or
+    Shapefile, in any CRS; every asset is assigned to its areas. Loading NAME again replaces its areas."""
+    from asset_map.store.geographies import load as run
+
+    done = run(_engine(), name, file, label=label, code_field=code_field, name_field=name_field, crs=crs,
+               actor=_cli_actor())
+    click.echo(f"geography {done['geography']}: {done['areas']:,} areas from {done['source']} ({done['crs']}), "
+               f"{done['assets_linked']:,} asset links" + (f", {done['removed']:,} areas removed"
+                                                           if done["removed"] else ""))
+    for note in done["notes"]:
+        click.echo(f"  note: {note}")
+
+
 @load.command("areas")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--vintage", type=click.Choice(["2011", "2021"]), required=True, help="LSOA vintage.")
@@ -460,6 +481,7 @@ def _bootstrap_registers(engine, settings, folder):
               help="Output format (default: from the file's extension).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write.")
 @click.option("--district", multiple=True, help="ONS district code(s), e.g. E07000197.")
+@click.option("--area", multiple=True, help="An area of a loaded geography as GEOGRAPHY:CODE, e.g. divisions:D001.")
 @click.option("--tier", multiple=True, type=click.Choice(vocabulary.TIERS))
 @click.option("--category", multiple=True, help="Category, e.g. community_run_library.")
 @click.option("--offer", multiple=True, help="What an asset offers, e.g. buildings/space.")
@@ -486,6 +508,162 @@ def export(layer, fmt, output, role, csv_sidecar, **filters):
     for layer_id, n in counts.items():
         click.echo(f"{layer_id}: {n:,} features")
     click.echo(f"written {output}")
+
+
+# -- briefings, councillors, mail, directories ------------------------------------------------------------------
+def _date_option(value, name):
+    from asset_map.errors import InputError
+
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as err:
+        raise InputError(f"--{name} must be a date such as 2026-11-01, got {value!r}.") from err
+
+
+@cli.command("briefing")
+@click.option("--geography", help="The geography, e.g. divisions (see asset-map geographies).")
+@click.option("--area", "codes", multiple=True, help="An area code of the geography (repeat for several).")
+@click.option("--all", "all_areas", is_flag=True, help="Every area of the geography.")
+@click.option("-o", "--output", type=click.Path(file_okay=False), help="Folder for the files (and index.csv).")
+@click.option("--format", "formats", multiple=True, type=click.Choice(["pdf", "html"]), help="pdf (default), html.")
+@click.option("--since", help="Changes since this date (default: 31 days before --as-of).")
+@click.option("--as-of", "as_of", help="The briefing's date (default today); the same date and data give the same "
+              "files.")
+@click.option("--role", type=click.Choice(["public", "organiser", "councillor", "officer", "admin"]),
+              default="councillor", show_default=True, help="Whose view: the stale list needs a signed-in role.")
+@click.option("--send-monthly", is_flag=True, help="E-mail every councillor their areas' briefings (for cron).")
+@click.option("--force", is_flag=True, help="With --send-monthly: send even if already sent this month.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def briefing(geography, codes, all_areas, output, formats, since, as_of, role, send_monthly, force, quiet):
+    """Briefings of areas as A4 PDFs (and printable HTML): --geography divisions --all -o DIR makes one per area;
+    --send-monthly e-mails each councillor theirs (run it from cron on the 1st of the month, see the README)."""
+    from tqdm import tqdm
+
+    from asset_map.briefing import batch, councillors, data
+    from asset_map.errors import InputError
+
+    settings, engine = load_settings(), _engine()
+    today = _date_option(as_of, "as-of") or date.today()
+    if send_monthly:
+        results = councillors.send_monthly(engine, settings, today=today, force=force)
+        for email, status in results:
+            click.echo(f"{email}: {status}")
+        click.echo(f"{len(results)} councillor e-mails")
+        return
+    if not geography or not output or not (codes or all_areas):
+        raise InputError("Give --geography, -o DIR and --area CODE (or --all); or --send-monthly.")
+    shared = data.county(engine, settings, role=role, today=today, since=_date_option(since, "since"))
+    from asset_map.store.geographies import areas
+
+    total = len(codes) if codes else len(areas(engine, geography))
+    with tqdm(total=total, desc="briefings", unit="area", disable=True if quiet else None) as bar:
+        rows = batch.write_all(engine, shared, geography, output, codes=codes or None,
+                               formats=tuple(formats) or ("pdf",), progress=lambda code: bar.update(1))
+    click.echo(f"{len(rows)} briefings written to {output} (index.csv lists them)")
+
+
+@cli.command("geographies")
+@click.argument("name", required=False)
+def geographies_(name):
+    """The loaded geographies, or the areas of geography NAME with their asset counts."""
+    from asset_map.store import geographies as store
+
+    engine = _engine()
+    if name:
+        for a in store.areas(engine, name):
+            click.echo(f"{a['code']}\t{a['name']}\t{a['assets']} assets" + (f"\tdrawn by {a['drawn_by']}"
+                                                                              if a["drawn_by"] else ""))
+        return
+    for g in store.list_geographies(engine):
+        click.echo(f"{g['name']}\t{g['label']}\t{g['areas']} areas\tfrom {g['source']}")
+
+
+@cli.group()
+def councillors():
+    """Councillors (or anyone with an account) attached to areas: they see those briefings on sign-in and are sent
+    them monthly."""
+
+
+@councillors.command("attach")
+@click.argument("email")
+@click.argument("geography")
+@click.argument("codes", nargs=-1, required=True)
+def councillors_attach(email, geography, codes):
+    from asset_map.briefing.councillors import attach
+
+    n = attach(_engine(), email, geography, list(codes), actor=_cli_actor())
+    click.echo(f"{email}: {n} area(s) attached")
+
+
+@councillors.command("detach")
+@click.argument("email")
+@click.argument("geography")
+@click.argument("codes", nargs=-1, required=True)
+def councillors_detach(email, geography, codes):
+    from asset_map.briefing.councillors import detach
+
+    n = detach(_engine(), email, geography, list(codes), actor=_cli_actor())
+    click.echo(f"{email}: {n} area(s) detached")
+
+
+@councillors.command("list")
+def councillors_list():
+    from asset_map.briefing.councillors import attachments
+
+    for email, role, areas in attachments(_engine()):
+        click.echo(f"{email} ({role}): " + ", ".join(f"{a.name} ({a.geography}:{a.code})" for a in areas))
+
+
+@cli.group()
+def mail():
+    """E-mail waiting in the outbox (written there when ASSET_MAP_SMTP_URL is not set, or delivery failed)."""
+
+
+@mail.command("outbox")
+def mail_outbox():
+    """List the messages waiting in the outbox."""
+    from asset_map import mail as mail_
+
+    items = mail_.outbox(load_settings())
+    for item in items:
+        click.echo(f"{item.path.name}\t{item.date}\t{item.to}\t{item.subject}\t{item.size:,} bytes")
+    click.echo(f"{len(items)} message(s) in {mail_.outbox_dir(load_settings())}")
+
+
+@mail.command("send")
+@click.argument("files", nargs=-1)
+def mail_send(files):
+    """Send the outbox's messages (or only FILES, by name) through ASSET_MAP_SMTP_URL."""
+    from asset_map import mail as mail_
+
+    for name, status in mail_.send_outbox(load_settings(), names=set(files) or None):
+        click.echo(f"{name}: {status}")
+
+
+@cli.command("directory")
+@click.option("--postcode", help="Centre on a postcode, e.g. 'B79 7DN'.")
+@click.option("--asset", "asset_id", type=int, help="Centre on an asset by id, e.g. a library.")
+@click.option("--area", help="Every asset inside an area instead: GEOGRAPHY:CODE.")
+@click.option("--miles", type=float, default=1.0, show_default=True, help="Radius around the centre.")
+@click.option("--title", help="Heading, e.g. 'What's on near Tamworth Library'.")
+@click.option("--role", type=click.Choice(["public", "organiser", "councillor", "officer", "admin"]),
+              default="public", show_default=True, help="Whose view: phone and e-mail need organiser or above.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PDF or HTML file.")
+def directory(postcode, asset_id, area, miles, title, role, output):
+    """A printable large-type local directory of associations and organisations near a point or in an area, by
+    category, with what they offer, when verified and how to contact them (never individuals)."""
+    from asset_map.briefing import directory as directory_
+
+    settings = load_settings()
+    where = directory_.Where.parse(postcode=postcode, asset=asset_id, area=area, miles=miles)
+    doc = directory_.document(_engine(), settings, where, role=role, title=title)
+    if output.lower().endswith(".html"):
+        Path(output).write_text(doc.html, encoding="utf-8")
+    else:
+        Path(output).write_bytes(doc.pdf)
+    click.echo(f"{doc.listed} listed ({doc.total} found) near {doc.place}: written {output}")
 
 
 @cli.command("serve")
@@ -620,7 +798,8 @@ def _read_password(password_stdin):
 
 @cli.group()
 def users():
-    """Accounts: organisers, officers and admins. The first admin is created here; there is no default one."""
+    """Accounts: organisers, councillors, officers and admins. The first admin is created here; there is no default
+    one."""
 
 
 @users.command("add")

@@ -244,3 +244,18 @@ def table_sql(geography, how, *, districts=(), offer=None, bbox=None, flt=None):
     source = f"FROM ({universe}) g LEFT JOIN ({counted}) c ON c.code = g.code WHERE "
     source += "TRUE" if how.enabled else "c.n > 0"
     return source, {**params, **sql_params(how)}
+
+
+def area_total(engine, area, how=None):
+    """One protected count of the consenting individuals inside an area of a loaded geography
+    (``"divisions:E05001234"``), as a briefing shows it: the exact count is protected like every cell of the
+    tables (small counts, zero included, suppressed; the rest rounded), so two overlapping areas cannot be
+    differenced into a person."""
+    from asset_map.store.assets import AssetFilter
+
+    how = how or Method()
+    where, params = AssetFilter(area=(area,), tier=("individual",)).where(role="officer", alias="a")
+    sql = f"SELECT count(*) FROM assets a WHERE {where} AND a.consent IS TRUE AND a.erased_at IS NULL"
+    with engine.connect() as conn:
+        n = conn.execute(text(sql), params).scalar()
+    return protect(int(n), how)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 import asset_map
 from asset_map.analysis import gap
@@ -41,7 +42,7 @@ class GapRequest:
             # Supply is what people can use today: open assets only, unless the question says otherwise.
             flt = replace(flt, status=defaults.STATUS)
         if flt.bbox or flt.updated_since or flt.q:
-            raise InputError("A gap report takes district, tier, category, offer, status and verified_within; "
+            raise InputError("A gap report takes district, area, tier, category, offer, status and verified_within; "
                              "bbox, q and updated_since are for the map and exports.")
         need = _one(args, "need") or default_need
         distance = (_one(args, "distance") or defaults.DISTANCE).lower()
@@ -167,6 +168,12 @@ def run(engine, request, *, role="public", population_points=None, timings=None,
         raise InputError(msg)
     clock("read areas and need")
     report = areas["district_code"].isin(districts).to_numpy()
+    overlap = None
+    if flt.area:
+        # An area of any geography: report the LSOAs it overlaps (within the districts, when also given).
+        overlap = _area_overlap(engine, flt.area, areas, av)
+        report = report & areas["code"].isin(overlap["code"]).to_numpy()
+        districts = sorted(areas.loc[report, "district_code"].dropna().unique())
     if not areas.loc[report, "need_decile"].notna().any() and request.params.need_method == "deciles":
         msg = (f"No {indicator}:{vintage} deciles are loaded for the chosen areas; choose another indicator or "
                "need_classes=quantiles.")
@@ -214,9 +221,45 @@ def run(engine, request, *, role="public", population_points=None, timings=None,
         inputs["network"] = {**{k: net_info[k] for k in ("mode", "source", "source_date", "sha256", "nodes", "edges",
                                                          "buffer_m", "loaded_at")},
                              **frame.attrs.get("network", {})}
+    if overlap is not None:
+        inputs["area"] = _area_summary(engine, flt, overlap, areas, role, suppress_below)
     clock("asset names and provenance")
     return GapResult(request=request, frame=frame, assets=points, map_assets=details, inputs=inputs,
                      districts=names)
+
+
+def _area_overlap(engine, values, areas, av):
+    """The LSOAs (of vintage ``av``) that the areas ('geography:code' values) overlap, with each one's share inside
+    and estimated residents inside (analysis.overlay)."""
+    from asset_map.analysis import overlay
+    from asset_map.store import geographies
+
+    shapes = [geographies.area(engine, *value.split(":", 1))["geometry"] for value in values]
+    union = shapes[0] if len(shapes) == 1 else shapely.union_all(shapes)
+    found = overlay.shares(areas[["code", "population", "geometry"]], union)
+    if not len(found):
+        msg = (f"Area {', '.join(values)} overlaps no LSOA {av} that is loaded: it lies outside the loaded areas, "
+               "so it has no need data.")
+        raise InputError(msg)
+    return found
+
+
+def _area_summary(engine, flt, overlap, areas, role, suppress_below):
+    """What the report says about the area itself: names, its need weighted by residents inside, its assets."""
+    from asset_map.analysis import overlay
+    from asset_map.store import geographies
+
+    need = areas[["code", "need_score", "need_decile"]]
+    summary = overlay.weighted_need(overlap, need)
+    summary["areas"] = [{"value": v, "label": geographies.area_label(engine, v)} for v in flt.area]
+    summary["lsoa_shares"] = [
+        {"code": r.code, "share": float(r.share),
+         "population_inside": None if np.isnan(r.population_inside) else float(r.population_inside)}
+        for r in overlap.itertuples()]
+    inside = store_assets.AssetFilter(area=flt.area, tier=flt.tier, category=flt.category, offer=flt.offer,
+                                      status=flt.status, verified_within=flt.verified_within)
+    summary["assets_inside"] = int(store_assets.count(engine, inside, role=role))
+    return summary
 
 
 def _individuals(engine, flt, frame, av, suppress_below):

@@ -12,7 +12,7 @@ or the database; the importer, the store, the web and the CLI call these rules r
   reports and logs never keep.
 """
 
-ROLES = ("public", "organiser", "officer", "admin")
+from asset_map.vocabulary import ROLES  # noqa: E402 - the roles and their order are the vocabulary's
 
 # Consent wording, case, spacing and punctuation aside. A tick is what a spreadsheet's check box exports.
 CONSENT_YES = ("yes", "y", "true", "t", "1", "consented", "consent given", "given", "agreed", "agree", "opted in",

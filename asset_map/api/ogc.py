@@ -89,7 +89,9 @@ def parse_items(layer, args):
     """Validate an items request; bad values and unknown parameters are InputErrors (400)."""
     args = {k: args.get(k) for k in args}
     queryables = {c.name: c for c in layer.columns if c.queryable}
-    unknown = [k for k in args if k not in ITEM_PARAMS and k not in queryables]
+    # Asset layers also take the shared filter's area=<geography>:<code> (an area of any loaded geography).
+    extra = {"area"} if layer.kind == "assets" else set()
+    unknown = [k for k in args if k not in ITEM_PARAMS and k not in queryables and k not in extra]
     if unknown:
         msg = (f"Unknown parameter {unknown[0]!r} for collection '{layer.id}'. Allowed: "
                f"{', '.join(sorted(ITEM_PARAMS | set(queryables)))}.")
@@ -107,6 +109,8 @@ def parse_items(layer, args):
         if len(parts) == 6:  # a 3D box: the heights do not matter here
             bbox = ",".join([parts[0], parts[1], parts[3], parts[4]])
     filter_args = {"bbox": bbox} if bbox else {}
+    if extra and args.get("area"):
+        filter_args["area"] = args["area"]
     for name, value in args.items():
         if name not in queryables or value in (None, ""):
             continue

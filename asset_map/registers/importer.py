@@ -30,6 +30,7 @@ from asset_map.registers.import_report import ImportReport
 from asset_map.registers.schema import FIELDS
 from asset_map.registers.validate import PROBLEM_COLUMNS, Problems, validate
 from asset_map.store import assets, history, writes
+from asset_map.store import geographies as store_geographies
 from asset_map.timer import StepTimer
 
 log = logging.getLogger(__name__)
@@ -291,6 +292,9 @@ def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None, st
     writes.copy_rows(conn, "quarantine", ["register", "source_row", "row", "problems"], records)
     if timer:
         timer.mark("quarantine")
+    # Districts and LSOAs are columns of the asset; the areas of loaded geographies (divisions, wards, drawn
+    # neighbourhoods) are links, made here for the assets just written.
+    store_geographies.assign_register(conn, register)
     return counts, len(records)
 
 

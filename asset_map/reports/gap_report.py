@@ -59,6 +59,8 @@ def build(frame, inputs, *, districts, group_counts, attribution, tiles=None, ti
     band_label = "IMD decile (1 = most deprived)" if deciles else "need tenth (1 = most need)"
     frame = frame.sort_values("code", kind="mergesort")
     names = [districts.get(d, d) for d in inputs["districts"]]
+    if inputs.get("area"):
+        names = [a["label"] for a in inputs["area"]["areas"]]
     group_text = ", ".join(g.replace("_", " ") for g in groups) if groups != ["any"] else "all selected assets"
     pop = pd.to_numeric(frame["population"], errors="coerce")
 

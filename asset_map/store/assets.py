@@ -21,7 +21,8 @@ from asset_map.vocabulary import DEFAULT_STATUSES, ROLES, STORED_STATUSES, TIERS
 
 # The statuses a filter may ask for include the store's own "withdrawn" (gone from its register).
 STATUSES = STORED_STATUSES
-FILTER_PARAMS = ("district", "tier", "category", "offer", "status", "verified_within", "q", "bbox", "updated_since")
+FILTER_PARAMS = ("district", "area", "tier", "category", "offer", "status", "verified_within", "q", "bbox",
+                 "updated_since")
 
 ASSET_COLUMNS = ["id", "register", "source_row", "source_key", "tier", "category", "name", "description", "offers",
                  "address", "postcode", "uprn", "email", "phone", "url", "status", "last_verified", "visibility",
@@ -30,6 +31,8 @@ ASSET_COLUMNS = ["id", "register", "source_row", "source_key", "tier", "category
 CONTACT_COLUMNS = ["email", "phone", "url"]
 _CODE = re.compile(r"^[A-Z][0-9]{8}$")
 _WORD = re.compile(r"^[a-z0-9_/ -]{1,64}$")
+# An area of any loaded geography: "geography:code", e.g. divisions:E58001234 or pilot-neighbourhoods:PN-01.
+_AREA = re.compile(r"^[a-z][a-z0-9_-]{0,63}:[A-Za-z0-9 _.-]{1,64}$")
 
 
 def _values(args, name):
@@ -51,6 +54,7 @@ def _bad(name, value, expected):
 @dataclass(frozen=True)
 class AssetFilter:
     district: tuple = ()
+    area: tuple = ()
     tier: tuple = ()
     category: tuple = ()
     offer: tuple = ()
@@ -68,6 +72,10 @@ class AssetFilter:
         for code in district:
             if not _CODE.match(code):
                 raise _bad("district", code, "expected an ONS code such as E07000199")
+        area = _values(args, "area")
+        for value in area:
+            if not _AREA.match(value):
+                raise _bad("area", value, "expected geography:code, e.g. divisions:E58000123")
         tier = _values(args, "tier")
         for t in tier:
             if t not in TIERS:
@@ -94,14 +102,14 @@ class AssetFilter:
                 raise _bad("verified_within", verified, "expected between 1 and 1200 months")
         q = _one(args, "q")
         q = q.strip()[:200] if q and q.strip() else None
-        return cls(district=district, tier=tier, category=category, offer=offer, status=status or DEFAULT_STATUSES,
+        return cls(district=district, area=area, tier=tier, category=category, offer=offer, status=status or DEFAULT_STATUSES,
                    verified_within=verified, q=q, bbox=parse_bbox(_one(args, "bbox")),
                    updated_since=parse_datetime(_one(args, "updated_since"), "updated_since"))
 
     def as_args(self):
         """The filter as query parameters (for links that keep the view)."""
         out = {}
-        for name in ("district", "tier", "category", "offer"):
+        for name in ("district", "area", "tier", "category", "offer"):
             if getattr(self, name):
                 out[name] = ",".join(getattr(self, name))
         if self.status != DEFAULT_STATUSES:
@@ -132,6 +140,8 @@ class AssetFilter:
                 column = "district_code" if name == "district" else name
                 conds.append(f"{p}{column} = ANY(:f_{name})")
                 params[f"f_{name}"] = list(values)
+        if self.area:
+            conds.append(area_condition(self.area, f"{p}id", params))
         if self.offer:
             conds.append(f"{p}offers && CAST(:f_offer AS text[])")
             params["f_offer"] = list(self.offer)
@@ -152,6 +162,20 @@ class AssetFilter:
         conds.append(privacy)
         params.update(privacy_params)
         return " AND ".join(conds), params
+
+
+def area_condition(values, id_column, params):
+    """SQL true for assets in any of the areas ('geography:code' values) of any loaded geography; binds its
+    parameters into ``params``."""
+    by_geography = {}
+    for value in values:
+        geography, _, code = value.partition(":")
+        by_geography.setdefault(geography, []).append(code)
+    terms = []
+    for i, (geography, codes) in enumerate(sorted(by_geography.items())):
+        params[f"f_geo_{i}"], params[f"f_geo_codes_{i}"] = geography, codes
+        terms.append(f"(x.geography = :f_geo_{i} AND x.area_code = ANY(:f_geo_codes_{i}))")
+    return f"EXISTS (SELECT 1 FROM asset_areas x WHERE x.asset_id = {id_column} AND ({' OR '.join(terms)}))"
 
 
 def _one(args, name):

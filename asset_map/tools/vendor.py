@@ -65,6 +65,9 @@ PACKAGES = [
     # Draws the need and boundary layers from our vector tiles (/tiles/...) at England scale.
     ("leaflet.vectorgrid", "1.3.0",
      "sha512-kWmj1pKM+MVdo/7Mg5zsB3YrGZvo/uIuiANV9MvWUFOG+Y2xAJzrteDhoIcCgTjHSSRJ36xdeGdIQVhuWjnCZw=="),
+    # Polygon drawing for officers' neighbourhoods (/geographies/draw).
+    ("leaflet-draw", "1.0.4",
+     "sha512-rsQ6saQO5ST5Aj6XRFylr5zvarWgzWnrg46zQ1MEOEIHsppdC/8hnN8qMoFvACsPvTioAuysya/TVtog15tyAQ=="),
     # GOV.UK Design System, for the pages that are not the map. Its CSS asks for fonts and images at /assets/.
     ("govuk-frontend", "6.6.0",
      "sha512-xctkWrQvLnvQt7fyjQ3MGX9S0wz0x0RQuLxCeoXF+s8EjGICG81/DYQGKN5qgO+0KVT12UAaRwUsGY6fulRcRg=="),
@@ -134,6 +137,10 @@ FILES = [
     ("leaflet.vectorgrid", "dist/Leaflet.VectorGrid.bundled.min.js",
      "leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js"),
     ("leaflet.vectorgrid", "package.json", "leaflet.vectorgrid/package.json"),
+    ("leaflet-draw", "dist/leaflet.draw.js", "leaflet-draw/dist/leaflet.draw.js"),
+    ("leaflet-draw", "dist/leaflet.draw.css", "leaflet-draw/dist/leaflet.draw.css"),
+    ("leaflet-draw", "dist/images/", "leaflet-draw/dist/images/"),
+    ("leaflet-draw", "package.json", "leaflet-draw/package.json"),  # its licence (MIT) is stated there only
     ("govuk-frontend", "dist/govuk/govuk-frontend.min.css", "govuk-frontend/dist/govuk/govuk-frontend.min.css"),
     ("govuk-frontend", "dist/govuk/govuk-frontend.min.js", "govuk-frontend/dist/govuk/govuk-frontend.min.js"),
     ("govuk-frontend", "dist/govuk/assets/", "govuk-frontend/dist/govuk/assets/"),

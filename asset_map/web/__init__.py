@@ -34,8 +34,8 @@ def create_app(test_config=None):
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_MB"] * 1024 * 1024
     app.config["TESTING"] = bool(settings.get("TESTING"))
 
-    from asset_map.web import (admin, asset_pages, auth, errors, explorer, exports, extensions, gaps, health, maps,
-                               ogc, reach, registers, security, serving, tables, tiles)
+    from asset_map.web import (admin, asset_pages, auth, briefings, errors, explorer, exports, extensions, gaps,
+                               health, maps, ogc, reach, registers, security, serving, tables, tiles)
 
     extensions.init_app(app)
     errors.init_app(app)
@@ -54,4 +54,5 @@ def create_app(test_config=None):
     app.register_blueprint(gaps.bp)
     app.register_blueprint(tiles.bp)
     app.register_blueprint(reach.bp)
+    app.register_blueprint(briefings.bp)
     return app
