@@ -38,6 +38,11 @@ def role_rank(role):
     return ROLES.index(role)
 
 
+def sees_contacts(role):
+    """Contact details (e-mail, phone) of associations and organisations: organisers and above."""
+    return role_rank(role) >= role_rank("organiser")
+
+
 def _values(args, name):
     """Repeated parameters and comma lists both work: ?tier=a&tier=b and ?tier=a,b."""
     raw = args.getlist(name) if hasattr(args, "getlist") else ([args[name]] if name in args else [])

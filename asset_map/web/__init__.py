@@ -35,7 +35,7 @@ def create_app(test_config=None):
     app.config["TESTING"] = bool(settings.get("TESTING"))
 
     from asset_map.web import (admin, auth, errors, explorer, exports, extensions, gaps, health, maps, ogc,
-                               registers, security, serving, tables)
+                               oruk, registers, security, serving, tables)
 
     extensions.init_app(app)
     errors.init_app(app)
@@ -50,5 +50,6 @@ def create_app(test_config=None):
     app.register_blueprint(tables.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(ogc.bp)
+    app.register_blueprint(oruk.bp)
     app.register_blueprint(gaps.bp)
     return app
