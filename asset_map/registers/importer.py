@@ -35,11 +35,13 @@ log = logging.getLogger(__name__)
 STEPS = ("read", "validate", "geocode", "areas", "save")
 
 
-def import_register(engine, path, *, register, mapping=None, settings=None, progress=None, actor="cli"):
+def import_register(engine, path, *, register, mapping=None, settings=None, progress=None, actor="cli",
+                    source_name=None):
     """Import the file at ``path`` as ``register``; returns the ImportReport (also saved on the register).
 
     ``mapping`` is a Mapping, a path to a mapping YAML, or None (the shipped mapping for a known file name, else
-    columns named like the fields)."""
+    columns named like the fields). ``source_name`` names the source in the report when the file was made from
+    something else (an ORUK feed's address)."""
     settings = settings or load_settings()
     path = Path(path)
     _check_register_name(register)
@@ -52,19 +54,20 @@ def import_register(engine, path, *, register, mapping=None, settings=None, prog
     raw = read_register(path, max_columns=int(settings.get("IMPORT_MAX_COLUMNS", 1000)))
     mapped = mapping.apply(raw, file_name=path.name)
     timer.step("read")
-    report = ImportReport(register=register, source=path.name, kind="import", rows_read=len(raw),
+    source = source_name or path.name
+    report = ImportReport(register=register, source=source, kind="import", rows_read=len(raw),
                           mapping=mapping.as_dict(), auto_columns=mapped.attrs.get("auto", {}))
     extra = _uncalculated(raw)
     placed, problems = _prepare(engine, mapped, settings, timer, extra)
     with engine.begin() as conn:
         _lock(conn, register)
-        assets.ensure_register(conn, register, source_file=path.name, mapping=mapping.as_dict())
+        assets.ensure_register(conn, register, source_file=source, mapping=mapping.as_dict())
         counts, quarantined = _store(conn, register, placed, problems, mapped, withdraw=True, timer=timer)
         report.finish(placed, problems, counts, quarantined, _district_names(conn))
         report.add_duplicates(duplicates.cross_register_duplicates(conn, register))
         timer.mark("duplicates")
         report.timings = timer.timings
-        _save(conn, register, report, path.name, mapping, actor)
+        _save(conn, register, report, source, mapping, actor)
         timer.step("save")
     return report
 
