@@ -288,6 +288,21 @@ def import_(file, register, mapping_file, maps, sets, retry_register, quiet):
         click.echo(format_text(report))
 
 
+@cli.command("import-oruk")
+@click.argument("source")
+@click.option("--register", help="Register name (default: oruk-<host> for an address, oruk-<file name> for a file).")
+@click.option("--quiet", is_flag=True, help="No progress bar; print only the summary line and problems count.")
+def import_oruk(source, register, quiet):
+    """Import an Open Referral UK feed: an API address (paged through) or a JSON file of services. Services are
+    grouped into assets by organisation; re-importing updates them, never duplicates."""
+    from asset_map.oruk.feed import import_feed
+    from asset_map.registers.report import format_text
+
+    with _progress(quiet) as progress:
+        report = import_feed(_engine(), source, register=register, settings=load_settings(), progress=progress)
+    click.echo(report.summary() + f"; {len(report.problems):,} problems" if quiet else format_text(report))
+
+
 class _progress:
     """A tqdm bar over the import steps, on the terminal's stderr; nothing when quiet."""
 

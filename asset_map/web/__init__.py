@@ -35,7 +35,7 @@ def create_app(test_config=None):
     app.config["TESTING"] = bool(settings.get("TESTING"))
 
     from asset_map.web import (admin, asset_pages, auth, briefings, errors, explorer, exports, extensions, gaps,
-                               health, maps, ogc, reach, registers, security, serving, tables, tiles)
+                               health, maps, ogc, oruk, reach, registers, security, serving, tables, tiles)
 
     extensions.init_app(app)
     errors.init_app(app)
@@ -51,6 +51,7 @@ def create_app(test_config=None):
     app.register_blueprint(asset_pages.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(ogc.bp)
+    app.register_blueprint(oruk.bp)
     app.register_blueprint(gaps.bp)
     app.register_blueprint(tiles.bp)
     app.register_blueprint(reach.bp)

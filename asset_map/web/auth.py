@@ -28,7 +28,7 @@ PATH_ROLES = (("/admin", "admin"), ("/registers", "officer"), ("/geographies/dra
 # Paths whose responses are exports: an API token needs the "export" scope for them.
 EXPORT_PREFIXES = ("/export",)
 # Paths answered as an API (401 rather than a redirect to the sign-in page).
-API_PREFIXES = ("/api", "/ogc", "/export", "/healthz")
+API_PREFIXES = ("/api", "/ogc", "/oruk", "/export", "/healthz")
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
 
 bp = Blueprint("auth", __name__)
