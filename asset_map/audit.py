@@ -8,6 +8,8 @@ from sqlalchemy import text
 
 ACTIONS = ("sign-in", "sign-in-failed", "sign-out", "import", "export", "role-change", "user-add", "user-remove",
            "token-create", "token-revoke", "password-change")
+# Issue 14: the community's own writes (suggestions, moderation decisions, individuals' offers, confirm links).
+ACTIONS += ("suggestion", "moderation", "offer", "offer-change", "offer-withdraw", "confirm-send", "confirm")
 
 
 def record(conn, *, actor, action, target=None, details=None, rows=None):

@@ -81,6 +81,11 @@ SETTINGS = [
             "before sign-in is refused with 429.", int),
     Setting("LOGIN_WINDOW_MINUTES", 15, "The window over which failed sign-ins are counted.", int),
     Setting("TOKEN_DAYS", 90, "Default lifetime of a new API token (`asset-map token create`); 0: no expiry.", int),
+    Setting("PUBLIC_WRITE_LIMIT", "10 per minute;60 per hour;300 per day", "Most suggestions, offers and "
+            "corrections one address may send (Flask-Limiter notation, limits separated by ';'); beyond it, a polite "
+            "429.", str),
+    Setting("RATE_LIMIT_STORAGE", "memory://", "Where rate-limit counts live (a Flask-Limiter storage URI). "
+            "memory:// keeps them in each server process."),
     Setting("REQUIRE_POSTGIS", 0, "1: tests fail instead of skipping when PostGIS cannot be reached (CI sets it).",
             int),
 ]

@@ -34,8 +34,8 @@ def create_app(test_config=None):
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_MB"] * 1024 * 1024
     app.config["TESTING"] = bool(settings.get("TESTING"))
 
-    from asset_map.web import (admin, auth, errors, explorer, exports, extensions, gaps, health, maps, ogc,
-                               registers, security, serving, tables)
+    from asset_map.web import (admin, auth, community, errors, explorer, exports, extensions, gaps, health, limits,
+                               maps, ogc, registers, security, serving, tables)
 
     extensions.init_app(app)
     errors.init_app(app)
@@ -51,4 +51,6 @@ def create_app(test_config=None):
     app.register_blueprint(exports.bp)
     app.register_blueprint(ogc.bp)
     app.register_blueprint(gaps.bp)
+    app.register_blueprint(community.bp)
+    limits.init_app(app)
     return app

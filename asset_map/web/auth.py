@@ -186,9 +186,12 @@ def _safe_next(value):
     return value
 
 
-def _client_ip():
+def client_ip():
     # Behind a proxy, configure werkzeug's ProxyFix so remote_addr is the client's address.
     return request.remote_addr or "unknown"
+
+
+_client_ip = client_ip
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])

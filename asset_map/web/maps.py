@@ -13,7 +13,7 @@ POSTCODE_ZOOM = 15
 
 def api_urls():
     return {"assets": url_for("explorer.assets_geojson"), "individuals": url_for("explorer.individuals_geojson"),
-            "postcode": url_for("explorer.postcode")}
+            "postcode": url_for("explorer.postcode"), "suggest": url_for("community.suggest")}
 
 
 @bp.get("/")

@@ -74,7 +74,7 @@
     dl.appendChild(dd);
   }
 
-  function popup(p) {
+  function popup(p, id) {
     var box = el("div", "asset-popup");
     box.appendChild(el("h2", "asset-popup-title", p.name));
     var dl = el("dl");
@@ -98,6 +98,11 @@
     if (p.stale) { verified += " (stale: not verified for over " + cfg.stale_months + " months)"; }
     row(dl, "Last verified", verified);
     box.appendChild(dl);
+    if (cfg.urls.suggest && id && p.tier !== "individual") {
+      var change = el("a", "asset-popup-suggest", "Suggest a change");
+      change.href = cfg.urls.suggest + "?asset=" + encodeURIComponent(id);
+      box.appendChild(change);
+    }
     return box;
   }
 
@@ -115,7 +120,7 @@
                           iconSize: [28, 28], iconAnchor: [14, 14], popupAnchor: [0, -14]});
     var marker = L.marker([c[1], c[0]], {icon: icon, title: p.name + (p.stale ? " (stale)" : ""),
                                          keyboard: true, count: 1, category: p.category});
-    marker.bindPopup(function () { return popup(p); }, {maxWidth: 320});
+    marker.bindPopup(function () { return popup(p, f.id); }, {maxWidth: 320});
     return marker;
   }
 
@@ -256,6 +261,11 @@
     var offNow = Object.keys(categoryLayers).filter(function (k) { return !map.hasLayer(categoryLayers[k]); });
     if (offNow.length) { hash += "&off=" + encodeURIComponent(offNow.join(",")); }
     history.replaceState(null, "", location.pathname + location.search + hash);
+    // "Suggest an asset here" opens the suggest form on the middle of this view.
+    var suggest = document.getElementById("suggest-here");
+    if (suggest && cfg.urls.suggest) {
+      suggest.href = cfg.urls.suggest + "?lat=" + c.lat.toFixed(6) + "&lon=" + c.lng.toFixed(6) + "&zoom=" + map.getZoom();
+    }
   }
 
   map.on("overlayadd overlayremove", function () { setTimeout(remember, 0); });
