@@ -264,8 +264,11 @@ def checks(engine, suggestion, *, role):
                     "SELECT a.id, a.name, a.category, a.address, a.postcode, a.status, a.district_code "
                     f"FROM assets a WHERE a.postcode = :p AND a.withdrawn_at IS NULL AND {privacy} "
                     "ORDER BY a.name LIMIT 20"), {"p": suggestion["postcode"]}).mappings():
-                if row["id"] != suggestion.get("asset_id") and row["id"] not in duplicates:
-                    duplicates[row["id"]] = {**dict(row), "why": f"the same postcode, {row['postcode']}"}
+                why = f"the same postcode, {row['postcode']}"
+                if row["id"] in duplicates:
+                    duplicates[row["id"]]["why"] += f"; {why}"
+                elif row["id"] != suggestion.get("asset_id"):
+                    duplicates[row["id"]] = {**dict(row), "why": why}
     current, diff = None, []
     if suggestion.get("asset_id"):
         current = current_asset(engine, suggestion["asset_id"], role=role)

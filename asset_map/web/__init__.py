@@ -35,7 +35,7 @@ def create_app(test_config=None):
     app.config["TESTING"] = bool(settings.get("TESTING"))
 
     from asset_map.web import (admin, auth, community, errors, explorer, exports, extensions, gaps, health, limits,
-                               maps, ogc, registers, security, serving, tables)
+                               maps, moderation, ogc, registers, security, serving, tables)
 
     extensions.init_app(app)
     errors.init_app(app)
@@ -52,5 +52,6 @@ def create_app(test_config=None):
     app.register_blueprint(ogc.bp)
     app.register_blueprint(gaps.bp)
     app.register_blueprint(community.bp)
+    app.register_blueprint(moderation.bp)
     limits.init_app(app)
     return app

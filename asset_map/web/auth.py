@@ -24,7 +24,7 @@ ROLES = users.ROLES
 # The least role each part of the site needs, by path prefix, checked before any view runs, so a page added
 # under one of these prefixes is protected even if its view forgets to say so. Views can ask for more with
 # ``@require_role``.
-PATH_ROLES = (("/admin", "admin"), ("/registers", "officer"))
+PATH_ROLES = (("/admin", "admin"), ("/registers", "officer"), ("/moderation", "organiser"))
 # Paths whose responses are exports: an API token needs the "export" scope for them.
 EXPORT_PREFIXES = ("/export",)
 # Paths answered as an API (401 rather than a redirect to the sign-in page).
