@@ -71,7 +71,7 @@ def db_stop():
 @db.command("status")
 def db_status():
     """Where the database is and what it holds."""
-    from asset_map.layers.queries import counts
+    from asset_map.maps.queries import counts
     from asset_map.store.db import database_url, health, local_cluster
 
     settings = load_settings()
@@ -184,7 +184,7 @@ def layers():
 @layers.command("check")
 def layers_check():
     """Validate every layer file; exit 1 listing every problem."""
-    from asset_map.layers.spec import LAYERS_DIR, check_layers
+    from asset_map.maps.spec import LAYERS_DIR, check_layers
 
     problems = check_layers(LAYERS_DIR)
     for p in problems:
@@ -200,7 +200,7 @@ def layers_check():
               show_default=True, help="Count what this role may see.")
 def layers_list(by_category, role):
     """The asset layers (tier x district, optionally x category) with their feature counts."""
-    from asset_map.layers.catalogue import asset_layers
+    from asset_map.maps.catalogue import asset_layers
     from asset_map.store.assets import count
 
     engine = _engine()
@@ -225,7 +225,7 @@ def import_(file, register, mapping_file, maps, sets, retry_register, quiet):
     from asset_map.errors import InputError
     from asset_map.registers import importer
     from asset_map.registers.mapping import Mapping, load_mapping, shipped_mapping
-    from asset_map.registers.report import format_text
+    from asset_map.registers.import_report import format_text
 
     settings = load_settings()
     with _progress(quiet) as progress:
@@ -308,7 +308,7 @@ def duplicates(register, output):
 
     from asset_map.api.csv_ import BOM
     from asset_map.registers.duplicates import cross_register_duplicates
-    from asset_map.registers.report import write_duplicates_csv
+    from asset_map.registers.import_report import write_duplicates_csv
     from asset_map.registers.store import get_register
 
     engine = _engine()
@@ -354,7 +354,7 @@ def demo_synth(areas, assets, seed, out):
 def bootstrap():
     """What `make run` does before serving: start the database, migrate, load the reference pack (or a synthetic
     county) unless already loaded."""
-    from asset_map.layers.queries import counts
+    from asset_map.maps.queries import counts
     from asset_map.reference.pack import load_pack as run
     from asset_map.store.db import upgrade
 
@@ -421,7 +421,7 @@ def export(layer, fmt, output, role, csv_sidecar, **filters):
     assets-<district code>, or all for a GeoPackage of every layer) as GeoJSON, GeoPackage or CSV."""
     import getpass
 
-    from asset_map.api.exports import Export
+    from asset_map.api.exporter import Export
 
     fmt = fmt or Path(output).suffix.lstrip(".").lower()
     args = {k: list(v) if isinstance(v, tuple) else v for k, v in filters.items() if v}

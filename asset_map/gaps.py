@@ -15,7 +15,7 @@ import asset_map
 from asset_map.analysis import gap
 from asset_map.config import PROJECT_DIR
 from asset_map.errors import InputError
-from asset_map.layers.queries import area_vintage, need_options, parse_need
+from asset_map.maps.queries import area_vintage, need_options, parse_need
 from asset_map.store import assets as store_assets
 from asset_map.store import gap_inputs
 
@@ -228,7 +228,7 @@ def asset_count_by_group(result):
 # -- outputs -------------------------------------------------------------------------------------------------------
 
 def report_context(result, settings, *, static_url=None):
-    from asset_map.analysis import report
+    from asset_map.reports import gap_report as report
     from asset_map.config import attribution_lines
 
     return report.build(result.frame, result.inputs, districts=result.districts,
@@ -238,18 +238,18 @@ def report_context(result, settings, *, static_url=None):
 
 
 def csv_text(result):
-    from asset_map.analysis import gap_files
+    from asset_map.reports import gap_files
 
     return gap_files.to_csv(result.frame, result.request.params.groups)
 
 
 def geojson_text(result):
-    from asset_map.analysis import gap_files
+    from asset_map.reports import gap_files
 
     return gap_files.to_geojson(result.frame, result.request.params.groups, result.inputs)
 
 
 def standalone_html(result, settings):
-    from asset_map.analysis import report
+    from asset_map.reports import gap_report as report
 
     return report.render_standalone(report_context(result, settings))

@@ -245,7 +245,7 @@ def checks(engine, suggestion, *, role):
     """What a moderator needs to decide: the nearest assets (straight line, metres in EPSG:27700), the likely
     duplicates among them and by postcode, and for a change or correction the asset as it is now with the fields
     that differ. Individuals are never among them below officer (the store's visibility rule)."""
-    from asset_map.layers import near as near_
+    from asset_map.maps import near as near_
     from asset_map.store.assets import AssetFilter, visibility_condition
 
     flt = AssetFilter(status=("open", "temporarily closed", "closed"))

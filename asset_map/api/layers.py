@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import text
 
 from asset_map.errors import NotFound
-from asset_map.layers.queries import area_vintage
+from asset_map.maps.queries import area_vintage
 from asset_map.store.assets import AssetFilter, role_rank
 
 _SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")

@@ -217,7 +217,7 @@ def visibility_condition(role, alias="a"):
     if role_rank(role) >= role_rank("officer"):
         # An individual without recorded consent should never have been stored (privacy.consent_problem); if one
         # was, nobody sees it.
-        return f"({p}tier <> 'individual' OR {p}consent IS TRUE)", {}
+        return f"({p}tier <> 'individual' OR ({p}consent IS TRUE AND {p}erased_at IS NULL))", {}
     return f"{p}tier <> 'individual' AND {p}visibility = 'public'", {}
 
 
@@ -302,6 +302,10 @@ WRITE_COLUMNS = ["register", "source_row", "source_key", "match_key", "tier", "c
                  "offers", "address", "postcode", "uprn", "email", "phone", "url", "status", "last_verified",
                  "visibility", "consent", "geocode_method", "geocode_quality", "district_code", "lsoa11_code",
                  "lsoa21_code", "area_flag", "properties"]
+# The consent record of an individual (migration 0011): when, from which register row or form, which wording.
+# Optional in a frame: a frame without them writes nulls.
+CONSENT_COLUMNS = ["consent_at", "consent_source", "consent_wording"]
+_STORED = WRITE_COLUMNS + CONSENT_COLUMNS
 
 
 def upsert(conn, frame):
@@ -336,14 +340,24 @@ def sync(conn, frame, *, register, keep_keys=()):
         "SELECT match_key FROM assets WHERE register = :r AND withdrawn_at IS NULL AND created_at < now()"),
         {"r": register})}
     missing = sorted(before - set(frame["match_key"]) - set(keep))
-    withdrawn = 0
+    withdrawn, individuals = 0, []
     if missing:
+        # Associations and organisations gone from the register are marked withdrawn and kept; individuals are
+        # returned to the caller, which erases them (asset_map.people): a person no longer in the register has
+        # not consented to be kept.
         withdrawn = conn.execute(text("UPDATE assets SET withdrawn_at = now(), updated_at = now() "
-                                      "WHERE register = :r AND match_key = ANY(:m)"),
+                                      "WHERE register = :r AND match_key = ANY(:m) AND tier <> 'individual'"),
                                  {"r": register, "m": missing}).rowcount
+        individuals = [tuple(r) for r in conn.execute(text(
+            "SELECT id, match_key FROM assets WHERE register = :r AND match_key = ANY(:m) AND tier = 'individual' "
+            "AND erased_at IS NULL"), {"r": register, "m": missing})]
     writes.drop(conn, staged)
-    return {"inserted": counts["inserted"], "updated": counts["updated"],
-            "unchanged": counts["total"] - counts["inserted"] - counts["updated"], "withdrawn": withdrawn}
+    out = {"inserted": counts["inserted"], "updated": counts["updated"],
+           "unchanged": counts["total"] - counts["inserted"] - counts["updated"],
+           "withdrawn": withdrawn + len(individuals)}
+    if individuals:
+        out["missing_individuals"] = individuals
+    return out
 
 
 def _load_new(conn, register, frame):
@@ -360,7 +374,7 @@ def stage_assets(conn, frame):
 
     name = f"_stage_{uuid.uuid4().hex[:12]}"
     types = {c.name: c.type.compile(dialect=conn.dialect) for c in Asset.__table__.columns}
-    cols = ", ".join(f"{c} {'text' if c == 'offers' else types[c]}" for c in WRITE_COLUMNS)
+    cols = ", ".join(f"{c} {'text' if c == 'offers' else types[c]}" for c in _STORED)
     conn.execute(text(f'CREATE TEMP TABLE "{name}" ({cols}, geom geometry(Point, 4326)) ON COMMIT DROP'))
     bulk.copy_columns(conn, name, _columns(frame, offers_as_array=False))
     return name
@@ -373,6 +387,8 @@ def _columns(frame, *, offers_as_array):
     if geoms.crs is not None and geoms.crs.to_epsg() != 4326:
         geoms = geoms.to_crs(4326)
     out = {c: frame[c] for c in WRITE_COLUMNS}
+    for c in CONSENT_COLUMNS:
+        out[c] = frame[c] if c in frame else np.full(len(frame), None, dtype=object)
     out["uprn"] = bulk.integers(out["uprn"])
     if offers_as_array:
         out["offers"] = _pg_arrays(out["offers"])
@@ -393,15 +409,15 @@ def _pg_arrays(offers):
 
 
 def _merge(conn, staged):
-    cols = ", ".join(WRITE_COLUMNS)
+    cols = ", ".join(_STORED)
     select_cols = ", ".join(
         r"COALESCE(array_remove(regexp_split_to_array(NULLIF(btrim(offers), ''), '\s*;\s*'), ''), '{}')"
         if c == "offers" else c
-        for c in WRITE_COLUMNS)
-    changed = " OR ".join(f"assets.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in WRITE_COLUMNS
+        for c in _STORED)
+    changed = " OR ".join(f"assets.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in _STORED
                           if c not in ("register", "match_key")) + \
         " OR assets.geom IS DISTINCT FROM EXCLUDED.geom OR assets.withdrawn_at IS NOT NULL"
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in WRITE_COLUMNS if c not in ("register", "match_key"))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _STORED if c not in ("register", "match_key"))
     # Unchanged rows are left alone (no new row version, updated_at kept); RETURNING counts only what was written.
     sql = (f"WITH w AS (INSERT INTO assets ({cols}, geom) SELECT {select_cols}, geom FROM \"{staged}\" "
            f"ON CONFLICT (register, match_key) DO UPDATE SET {updates}, geom = EXCLUDED.geom, withdrawn_at = NULL, "

@@ -138,6 +138,13 @@ class Asset(Base):
     area_flag = Column(String(32))
     properties = Column(JSONB, nullable=False, server_default="{}")
     withdrawn_at = Column(DateTime(timezone=True))
+    # The consent record (migration 0011): date given, where from (register and row, or a form), wording version.
+    consent_at = Column(Date)
+    consent_source = Column(Text)
+    consent_wording = Column(Text)
+    # An erased individual keeps only id, register, tier, district and when and why (asset_map.people).
+    erased_at = Column(DateTime(timezone=True))
+    erased_reason = Column(Text)
     created_at = _created()
     updated_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
     __table_args__ = (
@@ -168,6 +175,8 @@ class User(Base):
     role = Column(String(16), nullable=False)
     created_at = _created()
     last_sign_in_at = Column(DateTime(timezone=True))
+    # Moved by a sign-out or a password change: sessions carry the version they were signed in with (0011).
+    session_version = Column(Integer, nullable=False, server_default="0")
 
 
 class ApiToken(Base):
@@ -183,6 +192,16 @@ class ApiToken(Base):
     prefix = Column(String(16), index=True)
     label = Column(Text)
     last_used_at = Column(DateTime(timezone=True))
+
+
+class AccessCount(Base):
+    """Anonymous downloads and refused sign-ins counted per hour (migration 0011): bounded, unlike one row each."""
+
+    __tablename__ = "access_counts"
+    hour = Column(DateTime(timezone=True), primary_key=True)
+    kind = Column(String(32), primary_key=True)
+    target = Column(Text, primary_key=True)
+    n = Column(BigInteger, nullable=False, server_default="0")
 
 
 class AuditEvent(Base):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, request, send_file
 
-from asset_map.api.exports import Export
+from asset_map.api.exporter import Export
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, current_role
 

@@ -2,7 +2,7 @@
 
 from flask import current_app, request
 
-from asset_map.layers import choices, styles
+from asset_map.maps import choices, styles
 from asset_map.store.assets import DEFAULT_STATUSES, STATUSES, AssetFilter
 from asset_map.web import extensions
 from asset_map.web.auth import current_role

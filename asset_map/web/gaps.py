@@ -3,9 +3,9 @@
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
 from asset_map import gaps
-from asset_map.layers import page
+from asset_map.maps import page
 from asset_map.errors import NotFound
-from asset_map.layers.queries import need_options
+from asset_map.maps.queries import need_options
 from asset_map.store import gap_inputs
 from asset_map.web import extensions
 from asset_map.web.auth import current_role

@@ -2,7 +2,7 @@
 
 from flask import Blueprint, current_app, render_template, request, url_for
 
-from asset_map.layers import near, page
+from asset_map.maps import near, page
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
 from asset_map.web.filters import form_choices, request_filter

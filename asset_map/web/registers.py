@@ -7,7 +7,7 @@ from flask import Blueprint, Response, render_template
 from asset_map.api.csv_ import BOM, MEDIA_TYPE
 from asset_map.filenames import safe_filename
 from asset_map.registers.duplicates import cross_register_duplicates
-from asset_map.registers.report import redacted, write_duplicates_csv
+from asset_map.registers.import_report import redacted, write_duplicates_csv
 from asset_map.registers.store import get_register, list_registers
 from asset_map.store.assets import role_rank
 from asset_map.web import extensions

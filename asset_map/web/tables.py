@@ -8,11 +8,11 @@ from flask import Blueprint, Response, current_app, render_template, request, se
 from asset_map.config import attribution_lines
 
 from asset_map.errors import NotFound
-from asset_map.layers import styles, table
+from asset_map.maps import styles, table
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
 from asset_map.web.filters import form_choices, request_filter
-from asset_map.web.vendor import DEFAULT_DIR
+from asset_map.tools.vendor import DEFAULT_DIR
 
 bp = Blueprint("tables", __name__)
 # The category styles are checked when the app starts, like the layer files: a broken file names every problem.

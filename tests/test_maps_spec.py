@@ -1,7 +1,7 @@
 import pytest
 
 from asset_map.errors import ConfigError
-from asset_map.layers.spec import LAYERS_DIR, check_layers, load_layers
+from asset_map.maps.spec import LAYERS_DIR, check_layers, load_layers
 
 
 def test_shipped_layers_are_valid():

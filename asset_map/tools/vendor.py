@@ -2,7 +2,7 @@
 
 folium loads Leaflet, jQuery, Bootstrap, Font Awesome and its plugins from CDNs, which the map's users (and our CI
 machines) cannot always reach. ``install()`` fetches pinned npm packages with ``npm pack`` and copies the files we
-need into ``static/vendor/`` (gitignored; ``python -m asset_map.web.vendor`` is what the Makefile runs).
+need into ``static/vendor/`` (gitignored; ``python -m asset_map.tools.vendor`` is what the Makefile runs).
 ``use_local_assets()`` then points folium's ``default_js`` / ``default_css`` lists at those copies, and
 ``external_urls()`` lists what a rendered page would still fetch from elsewhere (a test asserts there is nothing).
 
@@ -27,7 +27,7 @@ from asset_map.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DIR = Path(__file__).parent / "static" / "vendor"
+DEFAULT_DIR = Path(__file__).parent.parent / "web" / "static" / "vendor"
 STAMP_NAME = ".installed.json"
 # Where DEFAULT_DIR sits under the static dir: use_local_assets() builds URLs as VENDOR_PREFIX + destination.
 VENDOR_PREFIX = "vendor/"
@@ -225,7 +225,7 @@ def _npm_pack(specs, tmp, npm):
     except FileNotFoundError as err:
         msg = (f"npm was not found ({npm!r}); it fetches the map's JavaScript and CSS. Install Node.js and npm "
                f"(Debian: apt-get install -y nodejs npm) and check that this works: {retry}; then run "
-               f"python -m asset_map.web.vendor")
+               f"python -m asset_map.tools.vendor")
         raise ConfigError(msg) from err
     except subprocess.TimeoutExpired as err:
         msg = f"npm pack timed out after 600 s; check access to the npm registry and try: {retry}"
@@ -417,7 +417,7 @@ def check_offline(html):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m asset_map.web.vendor",
+    parser = argparse.ArgumentParser(prog="python -m asset_map.tools.vendor",
                                      description="Fetch the map's JavaScript, CSS and fonts from the npm registry.")
     parser.add_argument("--dest", type=Path, default=DEFAULT_DIR, help="vendor folder (default: %(default)s)")
     parser.add_argument("--npm", default="npm", help="npm executable (default: %(default)s)")

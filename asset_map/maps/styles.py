@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from asset_map.errors import ConfigError
-from asset_map.layers.spec import LAYERS_DIR
+from asset_map.maps.spec import LAYERS_DIR
 
 STYLES_FILE = LAYERS_DIR / "styles" / "categories.yaml"
 ICON_PREFIX = "fa"

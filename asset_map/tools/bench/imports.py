@@ -3,7 +3,7 @@ spacing and case, some out of area, some invented) through the whole path (read,
 district and LSOAs, write), against two references measured in the same run: one query per row (a sample,
 extrapolated) and a bare pandas normalise + merge.
 
-Run alone: ``python -m asset_map.bench --only import``.
+Run alone: ``python -m asset_map.tools.bench --only import``.
 """
 
 import glob
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
-from asset_map.bench.core import BenchContext, Figure
+from asset_map.tools.bench.core import BenchContext, Figure
 from asset_map.config import PROJECT_DIR, load_settings
 from asset_map.geocode import GeocodeContext, geocode
 from asset_map.geocode import base as geocode_base

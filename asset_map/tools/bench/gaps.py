@@ -6,7 +6,7 @@ same run on the same data in memory:
 - geopandas ``sjoin`` of the asset points to the areas (the core of "assets inside").
 
 Targets (issue #6): county under 1 s, England under 15 s end to end. Run alone with
-``python -m asset_map.bench --scale england --only gap``.
+``python -m asset_map.tools.bench --scale england --only gap``.
 """
 
 import io
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
-from asset_map.bench.core import BenchContext, Figure
+from asset_map.tools.bench.core import BenchContext, Figure
 
 TARGETS = {700: 1.0, 33_755: 15.0}
 

@@ -7,7 +7,7 @@
   clients for ``load_seconds`` with wrk on loopback (target: >= 800 requests/s, p95 < 40 ms, no errors), vs a minimal
   WSGI endpoint running the same SQL without Flask under the same gunicorn settings.
 
-Run alone: ``python -m asset_map.bench --only export``.
+Run alone: ``python -m asset_map.tools.bench --only export``.
 ``ASSET_MAP_BENCH_WORKERS`` / ``ASSET_MAP_BENCH_THREADS`` change the gunicorn layout of both servers (default 4 x 1: one request per process at a time, no GIL contention).
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from asset_map.bench.core import Figure
+from asset_map.tools.bench.core import Figure
 
 WORKERS = int(os.environ.get("ASSET_MAP_BENCH_WORKERS", 4))
 THREADS = int(os.environ.get("ASSET_MAP_BENCH_THREADS", 1))
@@ -257,7 +257,7 @@ def run(ctx):
     paths = bbox_paths(extent)
     ours_port, ref_port = _free_port(), _free_port()
     ours_proc = _serve("asset_map.web:create_app()", ctx.database_url, workdir, ours_port)
-    ref_proc = _serve("asset_map.bench.exports:minimal_app", ctx.database_url, workdir, ref_port)
+    ref_proc = _serve("asset_map.tools.bench.exports:minimal_app", ctx.database_url, workdir, ref_port)
     try:
         for port in (ours_port, ref_port):  # every worker connected, statements prepared
             _wrk(port, paths, 2, clients, workdir)

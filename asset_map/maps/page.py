@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 
 from asset_map.config import attribution_lines
-from asset_map.layers import choices, folium_, queries, styles
+from asset_map.maps import choices, folium_, queries, styles
 from asset_map.reference.need import INDICATOR_LABELS
 from asset_map.store.assets import AssetFilter, role_rank
 

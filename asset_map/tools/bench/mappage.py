@@ -3,7 +3,7 @@ until the asset markers are drawn in headless Chromium; against Folium pages tha
 (FastMarkerCluster at full size; MarkerCluster at a capped size, its build time extrapolated), measured in the
 same run on the same data.
 
-Run alone: ``python -m asset_map.bench --only map``.
+Run alone: ``python -m asset_map.tools.bench --only map``.
 """
 
 import statistics
@@ -18,9 +18,9 @@ from folium.plugins import FastMarkerCluster, MarkerCluster
 from sqlalchemy import text
 
 from asset_map import synth
-from asset_map.bench.core import BenchContext, Figure
+from asset_map.tools.bench.core import BenchContext, Figure
 from asset_map.config import load_settings
-from asset_map.layers import features, page
+from asset_map.maps import features, page
 from asset_map.reference.pack import load_pack
 from asset_map.store import assets as store
 from asset_map.store.db import make_engine
@@ -139,7 +139,7 @@ def _explorer_figures(engine, url, n, browser, workdir):
 
 
 def _folium_reference(gdf, plugin, workdir, static_url):
-    from asset_map.web import vendor
+    from asset_map.tools import vendor
 
     vendor.use_local_assets(lambda rel: f"{static_url}/{rel}")
     xy = list(zip(gdf.geometry.y.round(6), gdf.geometry.x.round(6)))  # Leaflet order: lat, lon

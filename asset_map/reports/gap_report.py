@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from asset_map.analysis import charts
+from asset_map.reports import charts
 from asset_map.analysis.gap import NEED_CLASSES, NO_DATA, SUPPLY_CLASSES, SUPPLY_LABELS, slug
 from asset_map.config import PROJECT_DIR
-from asset_map.layers import folium_
+from asset_map.maps import folium_
 
 # Bivariate palette after Joshua Stevens: need grows to the red, supply to the blue; high need and low supply
 # (the gaps) is the strongest red.
@@ -238,7 +238,7 @@ def _environment():
 def _vendor_text(rel):
     path = VENDOR_DIR / Path(rel).relative_to("vendor")
     if not path.exists():
-        msg = f"{path} is missing: run `make install` (python -m asset_map.web.vendor) to fetch Leaflet."
+        msg = f"{path} is missing: run `make install` (python -m asset_map.tools.vendor) to fetch Leaflet."
         from asset_map.errors import ConfigError
 
         raise ConfigError(msg)

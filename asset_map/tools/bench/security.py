@@ -12,7 +12,7 @@ import time
 
 from flask import Flask, jsonify
 
-from asset_map.bench.core import Figure
+from asset_map.tools.bench.core import Figure
 
 _N = 300
 _PASSWORD = "benchmark password 1"

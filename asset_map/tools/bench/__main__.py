@@ -1,5 +1,5 @@
-"""`python -m asset_map.bench --scale small|county|england [--only AREA]` (what `make bench` runs), and
-`python -m asset_map.bench compare OLD.json NEW.json`."""
+"""`python -m asset_map.tools.bench --scale small|county|england [--only AREA]` (what `make bench` runs), and
+`python -m asset_map.tools.bench compare OLD.json NEW.json`."""
 
 import argparse
 import json
@@ -8,13 +8,14 @@ import shlex
 import sys
 from datetime import datetime, timezone
 
-from asset_map.bench import harness, report
-from asset_map.bench.core import SCALES
+from asset_map.tools.bench import harness
+from asset_map.tools.bench import results as report
+from asset_map.tools.bench.core import SCALES
 from asset_map.config import PROJECT_DIR
 
 
 def _compare(argv):
-    parser = argparse.ArgumentParser(prog="python -m asset_map.bench compare",
+    parser = argparse.ArgumentParser(prog="python -m asset_map.tools.bench compare",
                                      description="Compare two runs' benchmarks.json, figure by figure.")
     parser.add_argument("old")
     parser.add_argument("new")
@@ -28,7 +29,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["compare"]:
         return _compare(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m asset_map.bench",
+    parser = argparse.ArgumentParser(prog="python -m asset_map.tools.bench",
                                      description="Run every benchmark module at a scale; write BENCHMARKS.md and "
                                                  "benchmarks.json.")
     parser.add_argument("--scale", default=os.environ.get("BENCH_SCALE", "small"), choices=list(SCALES))
@@ -49,7 +50,7 @@ def main(argv=None):
     started = datetime.now(timezone.utc)
     results, versions, seconds = harness.run_all(args.scale, names, server_url=args.server_url,
                                                  workdir=args.workdir)
-    command = "python -m asset_map.bench " + shlex.join(argv or ["--scale", args.scale])
+    command = "python -m asset_map.tools.bench " + shlex.join(argv or ["--scale", args.scale])
     data = report.as_json(args.scale, results, versions, seconds, command, started=started)
     md, js = report.write(data, args.out)
     failed = [r.name for r in results if r.status != "ok"]

@@ -5,8 +5,8 @@ import pytest
 
 from asset_map import synth
 from asset_map.errors import ConfigError
-from asset_map.layers import styles
-from asset_map.web.vendor import DEFAULT_DIR
+from asset_map.maps import styles
+from asset_map.tools.vendor import DEFAULT_DIR
 
 NAMED = ["library", "community_run_library", "school", "gp_practice", "childrens_centre", "community_centre", "park",
          "business", "voluntary_organisation", "faith_group", "sports_club", "youth_club", "self_help_group",

@@ -17,8 +17,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from asset_map.bench import MODULES
-from asset_map.bench.core import SCALES, BenchContext, Figure
+from asset_map.tools.bench import MODULES
+from asset_map.tools.bench.core import SCALES, BenchContext, Figure
 
 # Areas the issues name, and the module that measures each, so `--only export` finds `exports`.
 AREA_MODULES = {"import": "imports", "geocode": "imports", "map": "mappage", "export": "exports", "ogc": "exports",
@@ -51,13 +51,13 @@ def _short(name):
 
 
 def load_module(name):
-    """A module of asset_map.bench by short name, a dotted module path, or a .py file."""
+    """A module of asset_map.tools.bench by short name, a dotted module path, or a .py file."""
     if name.endswith(".py"):
         spec = importlib.util.spec_from_file_location(f"bench_{_short(name)}", name)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module
-    return importlib.import_module(name if "." in name else f"asset_map.bench.{name}")
+    return importlib.import_module(name if "." in name else f"asset_map.tools.bench.{name}")
 
 
 class Databases:

@@ -4,7 +4,7 @@ category (as ``role`` may see them; individuals as a suppressed count for everyb
 from sqlalchemy import text
 
 from asset_map.errors import NotFound
-from asset_map.layers.queries import area_vintage
+from asset_map.maps.queries import area_vintage
 from asset_map.store.assets import AssetFilter, individual_counts, role_rank
 
 

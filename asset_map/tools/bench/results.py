@@ -8,7 +8,7 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
-from asset_map.bench.harness import format_value, ratio
+from asset_map.tools.bench.harness import format_value, ratio
 from asset_map.config import PROJECT_DIR
 
 SCHEMA = 1
@@ -88,8 +88,8 @@ def markdown(data):
         "## Commands", "",
         "```sh",
         f"make bench BENCH_SCALE={data['scale']}        # = {data['command']}",
-        f"python -m asset_map.bench --scale {data['scale']} --only load   # one area",
-        "python -m asset_map.bench compare OLD.json NEW.json     # compare two runs' benchmarks.json",
+        f"python -m asset_map.tools.bench --scale {data['scale']} --only load   # one area",
+        "python -m asset_map.tools.bench compare OLD.json NEW.json     # compare two runs' benchmarks.json",
         "```", "",
         "## Machine", "",
         "| | |", "|---|---|",

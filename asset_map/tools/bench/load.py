@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 import numpy as np
 from sqlalchemy import text
 
-from asset_map.bench import loadgen
-from asset_map.bench.core import Figure
-from asset_map.bench.data import load_county
-from asset_map.bench.serve import Server, get
+from asset_map.tools.bench import loadgen
+from asset_map.tools.bench.core import Figure
+from asset_map.tools.bench.data import load_county
+from asset_map.tools.bench.serve import Server, get
 from asset_map.config import load_settings
 from asset_map.store.db import make_engine
 
