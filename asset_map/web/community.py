@@ -2,9 +2,9 @@
 skills (and their private links), and answers to confirm-your-listing links. Thin routes: the work is in
 asset_map.suggestions, asset_map.offers and asset_map.confirmations. POSTs are rate-limited (web/limits.py)."""
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
-from asset_map import suggestions
+from asset_map import offers, suggestions
 from asset_map.errors import FormInvalid, InputError
 from asset_map.web import extensions, limits
 from asset_map.web.auth import client_ip
@@ -70,3 +70,82 @@ def suggest():
 @bp.get("/suggest/thanks")
 def thanks():
     return render_template("community/thanks.html", kind=request.args.get("kind", "suggestion"))
+
+
+def _secret():
+    return current_app.config["SECRET_KEY"]
+
+
+def external_url(endpoint, **values):
+    """An absolute link for e-mails: the configured SITE_URL when there is one, else this request's host."""
+    site = (current_app.config["ASSET_MAP"].get("SITE_URL") or "").rstrip("/")
+    path = url_for(endpoint, **values)
+    return site + path if site else url_for(endpoint, _external=True, **values)
+
+
+def _mail_private_link(email, link):
+    """Send the person their private link when mail is configured (asset_map.mail: SMTP or the outbox); the
+    outcome, or None when the mail module is not there."""
+    try:
+        from asset_map import mail
+    except ImportError:
+        return None
+    message = mail.Message(to=[email], subject="Your entry on asset-map: your private link", text=(
+        "Thank you for offering your help.\n\n"
+        "With this private link you can see, change or withdraw your entry at any time:\n\n"
+        f"{link}\n\n"
+        "Keep it to yourself: anybody with the link can change or withdraw your entry. Your details are never shown "
+        "to the public; organisers in your district will contact you as you asked.\n"))
+    return mail.send(message, current_app.config["ASSET_MAP"])
+
+
+@bp.route("/offer", methods=["GET", "POST"])
+def offer():
+    values, problems = {"contact_by": "email", "category": "skill_share"}, {}
+    if request.method == "POST":
+        values = dict(request.form.items())
+        try:
+            with limits.public_write():
+                if _robot():
+                    return render_template("community/offer_done.html", link=None, emailed=None)
+                asset_id, token = offers.offer(extensions.engine(), request.form, secret=_secret(), ip=client_ip(),
+                                               tolerance_m=current_app.config["ASSET_MAP"]["AREA_TOLERANCE_M"])
+        except FormInvalid as err:
+            problems = err.problems
+        else:
+            link = external_url("community.offer_manage", token=token)
+            emailed = _mail_private_link(values["email"], link) if values.get("email") else None
+            return render_template("community/offer_done.html", link=link, emailed=emailed)
+    return render_template("community/offer.html", values=values, problems=problems, honeypot=HONEYPOT,
+                           choices=offers.category_choices(), contacts=offers.CONTACT_CHOICES,
+                           wording=offers.WORDINGS[offers.CURRENT_WORDING], version=offers.CURRENT_WORDING,
+                           action=url_for("community.offer"), manage=False), 400 if problems else 200
+
+
+@bp.route("/offer/manage/<token>", methods=["GET", "POST"])
+def offer_manage(token):
+    engine, problems = extensions.engine(), {}
+    if request.method == "POST":
+        try:
+            with limits.public_write():
+                offers.change(engine, token, request.form, secret=_secret(), ip=client_ip(),
+                              tolerance_m=current_app.config["ASSET_MAP"]["AREA_TOLERANCE_M"])
+            flash("Your entry has been changed.")
+            return redirect(url_for("community.offer_manage", token=token))
+        except FormInvalid as err:
+            problems = err.problems
+    entry = offers.view(engine, token, secret=_secret())
+    values = {**entry, "offers": ", ".join(entry["offers"] or []), "consent": ""}
+    if problems:
+        values.update(request.form.items())
+    return render_template("community/offer.html", values=values, problems=problems, honeypot=None, entry=entry,
+                           choices=offers.category_choices(), contacts=offers.CONTACT_CHOICES,
+                           wording=offers.WORDINGS[offers.CURRENT_WORDING], version=offers.CURRENT_WORDING,
+                           action=url_for("community.offer_manage", token=token), token=token,
+                           manage=True), 400 if problems else 200
+
+
+@bp.post("/offer/manage/<token>/withdraw")
+def offer_withdraw(token):
+    offers.withdraw(extensions.engine(), token, secret=_secret(), ip=client_ip())
+    return render_template("community/offer_withdrawn.html")
