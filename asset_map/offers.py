@@ -134,7 +134,8 @@ def offer(engine, form, *, secret, ip=None, tolerance_m=200):
     key = secrets.token_urlsafe(24)
     with engine.begin() as conn:
         lon, lat, district, lsoa11, lsoa21 = _place(conn, values["postcode"], tolerance_m)
-        conn.execute(text("INSERT INTO registers (name, source_file) VALUES (:n, :f) ON CONFLICT (name) DO NOTHING"),
+        conn.execute(text("INSERT INTO registers (name, source_file, kind) VALUES (:n, :f, 'manual') "
+                          "ON CONFLICT (name) DO NOTHING"),
                      {"n": REGISTER, "f": "offered by the people themselves on asset-map"})
         partitions.ensure(conn, REGISTER)
         source_key = f"offer-{uuid.uuid4().hex[:16]}"

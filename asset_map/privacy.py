@@ -111,3 +111,28 @@ def sees_contacts(role):
 def may_manage_people(role):
     """Find, export (subject access) and erase a person: admins."""
     return role_rank(role) >= role_rank("admin")
+
+
+# Who may change assets (issue 13): officers and admins any asset; organisers associations and organisations that
+# the public may see (never individuals, never restricted records); nobody else.
+EDIT_ROLES = {"officer": None, "admin": None, "organiser": ("association", "organisation")}
+
+
+def may_edit(role, tier=None, visibility=None):
+    """Whether ``role`` may add or change an asset of ``tier`` (None: some tier) and ``visibility``."""
+    if role not in EDIT_ROLES:
+        return False
+    tiers = EDIT_ROLES[role]
+    if tiers is None:
+        return True
+    return (tier is None or tier in tiers) and visibility in (None, "public")
+
+
+def check_may_edit(role, tier=None, visibility=None):
+    if not may_edit(role, tier, visibility):
+        from asset_map.errors import Forbidden
+
+        what = f"{tier} assets" if tier else "assets"
+        msg = f"Signed in as {role}, you cannot change {what}: organisers change associations and organisations, " \
+               "officers change every asset."
+        raise Forbidden(msg)

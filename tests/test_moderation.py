@@ -97,3 +97,73 @@ def test_decisions_need_csrf(community_app, community_engine):
     organiser = signed_in_client(community_app, community_engine, "organiser")
     assert organiser.post(f"/moderation/{sid}/reject", data={"reason": "spam"}).status_code == 400
     assert suggestions.get(community_engine, sid)["status"] == "waiting"
+
+
+def _history(engine, asset_id):
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT version, action, actor, changes, reason FROM asset_versions "
+                                 "WHERE asset_id = :i ORDER BY version"), {"i": asset_id}).mappings().all()
+
+
+def test_accepting_a_new_asset_puts_it_in_the_district_manual_register_with_history(community_app,
+                                                                                  community_engine):
+    sid = _suggest(community_engine, postcode="", lat="52.6339", lon="-1.6958", description="Fridays 6-8pm")
+    organiser = signed_in_client(community_app, community_engine, "organiser")
+    token = _token(organiser, f"/moderation/{sid}")
+    res = organiser.post(f"/moderation/{sid}/accept", data={"csrf_token": token})
+    assert res.status_code == 302
+    with community_engine.connect() as conn:
+        asset = conn.execute(text("SELECT id, register, name, tier, category, district_code, status FROM assets "
+                                  "WHERE name = 'Glascote Youth Club'")).mappings().one()
+        status, result = conn.execute(text("SELECT status, result_asset_id FROM suggestions")).one()
+    assert asset["register"] == "manual-E07000199" and asset["tier"] == "association"
+    assert (status, result) == ("accepted", asset["id"])
+    [created] = _history(community_engine, asset["id"])
+    assert created["action"] == "create" and created["actor"] == "organiser@example.org"
+    # Now on the public map.
+    public = community_app.test_client().get("/api/assets.geojson?q=Glascote%20Youth").get_data(as_text=True)
+    assert "Glascote Youth Club" in public
+
+
+def test_edit_then_accept_uses_the_moderators_values(community_app, community_engine):
+    sid = _suggest(community_engine, category="not_sure", name="glascote yth club")
+    organiser = signed_in_client(community_app, community_engine, "organiser")
+    token = _token(organiser, f"/moderation/{sid}")
+    res = organiser.post(f"/moderation/{sid}/accept", data={"csrf_token": token, "name": "glascote yth club"})
+    assert res.status_code == 400 and "Choose what kind of asset" in res.get_data(as_text=True)
+    res = organiser.post(f"/moderation/{sid}/accept", data={"csrf_token": token, "name": "Glascote Youth Club",
+                                                              "category": "youth_club", "phone": "01827 000111"})
+    assert res.status_code == 302
+    with community_engine.connect() as conn:
+        row = conn.execute(text("SELECT name, category, phone FROM assets WHERE register LIKE 'manual-%'")).one()
+    assert tuple(row) == ("Glascote Youth Club", "youth_club", "01827 000111")
+
+
+def test_accepting_a_change_overrides_the_imported_asset_and_keeps_the_old_value(community_app, community_engine):
+    asset_id = _asset(community_engine, "Glascote Library")
+    sid = suggestions.submit(community_engine, {"name": "Glascote Library", "category": "community_run_library",
+                                                "phone": "01827 475645"}, kind="change", asset_id=asset_id)
+    moderation.accept(community_engine, sid, actor="officer@example.org", role="officer")
+    with community_engine.connect() as conn:
+        phone = conn.execute(text("SELECT phone FROM assets WHERE id = :i"), {"i": asset_id}).scalar_one()
+        override = conn.execute(text("SELECT field, value FROM asset_overrides WHERE asset_id = :i AND "
+                                     "revoked_at IS NULL"), {"i": asset_id}).all()
+    assert phone == "01827 475645" and ("phone", "01827 475645") in [tuple(o) for o in override]
+    last = _history(community_engine, asset_id)[-1]
+    assert last["action"] == "edit" and last["changes"]["phone"][1] == "01827 475645"
+    assert "suggestion" in last["reason"]
+
+
+def test_merging_fills_what_the_asset_lacks_and_nothing_else(community_app, community_engine):
+    asset_id = _asset(community_engine, "Glascote Library")
+    sid = _suggest(community_engine, name="Glascote library", category="community_run_library",
+                   phone="01827 475645", address="Somewhere else")
+    organiser = signed_in_client(community_app, community_engine, "organiser")
+    token = _token(organiser, f"/moderation/{sid}")
+    res = organiser.post(f"/moderation/{sid}/merge", data={"csrf_token": token, "asset_id": asset_id})
+    assert res.status_code == 302
+    with community_engine.connect() as conn:
+        phone, address = conn.execute(text("SELECT phone, address FROM assets WHERE id = :i"), {"i": asset_id}).one()
+        status = conn.execute(text("SELECT status FROM suggestions")).scalar_one()
+        n = conn.execute(text("SELECT count(*) FROM assets WHERE name ILIKE 'glascote library'")).scalar_one()
+    assert phone == "01827 475645" and address != "Somewhere else" and status == "merged" and n == 1

@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import text
 
 from asset_map.errors import InputError
-from asset_map.store import bulk, partitions, writes
+from asset_map.store import bulk, history, partitions, writes
 from asset_map.store.models import Asset
 
 TIERS = ("individual", "association", "organisation")
@@ -308,30 +308,34 @@ CONSENT_COLUMNS = ["consent_at", "consent_source", "consent_wording"]
 _STORED = WRITE_COLUMNS + CONSENT_COLUMNS
 
 
-def upsert(conn, frame):
+def upsert(conn, frame, *, stamp=None):
     """Write placed assets (a GeoDataFrame of WRITE_COLUMNS + geometry, EPSG:4326) by (register, match_key):
     new ones are inserted, known ones updated (``updated_at`` moves only when something changed), none duplicated.
-    ``offers`` is a ';'-joined string and ``properties`` a JSON string in the frame. Returns rows written."""
+    ``offers`` is a ';'-joined string and ``properties`` a JSON string in the frame. Every insert and update is a
+    version in the history, stamped with ``stamp`` (history.Stamp; default: an import by nobody named). Returns rows
+    written."""
+    stamp = stamp or history.Stamp()
     written = 0
     known = partitions.existing(conn, frame["register"].unique().tolist())
     for register, part in frame.groupby("register", sort=True):
         if register in known:
             staged = stage_assets(conn, part)
-            written += _merge(conn, staged)["total"]
+            written += _merge(conn, staged, stamp)["total"]
             writes.drop(conn, staged)
         else:
-            written += _load_new(conn, register, part)
+            written += _load_new(conn, register, part, stamp)
     return written
 
 
-def sync(conn, frame, *, register, keep_keys=()):
+def sync(conn, frame, *, register, keep_keys=(), stamp=None):
     """Upsert one register's assets and mark those of the register missing from ``frame`` withdrawn (not deleted),
     except ``keep_keys`` (rows still in the register but quarantined this time). Returns counts
-    ``inserted, updated, unchanged, withdrawn``."""
+    ``inserted, updated, unchanged, withdrawn``. Each change is a version in the history, stamped with ``stamp``."""
+    stamp = stamp or history.Stamp()
     if not partitions.existing(conn, [register]):
-        return {"inserted": _load_new(conn, register, frame), "updated": 0, "unchanged": 0, "withdrawn": 0}
+        return {"inserted": _load_new(conn, register, frame, stamp), "updated": 0, "unchanged": 0, "withdrawn": 0}
     staged = stage_assets(conn, frame)
-    counts = _merge(conn, staged)
+    counts = _merge(conn, staged, stamp)
     keep = list(keep_keys)
     # Only assets stored before this transaction can be missing from the new version (now() is the transaction's
     # start, so rows inserted just now have created_at = now()). The set difference is done here, in memory: the
@@ -342,12 +346,18 @@ def sync(conn, frame, *, register, keep_keys=()):
     missing = sorted(before - set(frame["match_key"]) - set(keep))
     withdrawn, individuals = 0, []
     if missing:
-        # Associations and organisations gone from the register are marked withdrawn and kept; individuals are
-        # returned to the caller, which erases them (asset_map.people): a person no longer in the register has
-        # not consented to be kept.
-        withdrawn = conn.execute(text("UPDATE assets SET withdrawn_at = now(), updated_at = now() "
-                                      "WHERE register = :r AND match_key = ANY(:m) AND tier <> 'individual'"),
-                                 {"r": register, "m": missing}).rowcount
+        # Associations and organisations gone from the register are marked withdrawn and kept, as a version in
+        # their history; individuals are returned to the caller, which erases them (asset_map.people): a person no
+        # longer in the register has not consented to be kept.
+        withdrawn = conn.execute(text(
+            "WITH w AS (UPDATE assets SET withdrawn_at = now(), updated_at = now(), version = version + 1 "
+            "WHERE register = :r AND match_key = ANY(:m) AND tier <> 'individual' "
+            "RETURNING id, version, register, withdrawn_at) "
+            "INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id, changes) "
+            "SELECT w.id, w.version, w.register, h.*, jsonb_build_object('withdrawn_at', "
+            "jsonb_build_array(NULL, w.withdrawn_at)) "
+            f"FROM w, (VALUES {history.VALUES}) AS h"),
+            {"r": register, "m": missing, **stamp.params()}).rowcount
         individuals = [tuple(r) for r in conn.execute(text(
             "SELECT id, match_key FROM assets WHERE register = :r AND match_key = ANY(:m) AND tier = 'individual' "
             "AND erased_at IS NULL"), {"r": register, "m": missing})]
@@ -360,11 +370,12 @@ def sync(conn, frame, *, register, keep_keys=()):
     return out
 
 
-def _load_new(conn, register, frame):
+def _load_new(conn, register, frame, stamp):
     """A register's first assets: COPY straight into its own new partition, then index and attach it."""
     name = partitions.create_detached(conn, register)
     bulk.copy_columns(conn, name, _columns(frame, offers_as_array=True))
     partitions.attach(conn, register)
+    history.created_from_table(conn, name, stamp)
     return len(frame)
 
 
@@ -408,21 +419,36 @@ def _pg_arrays(offers):
     return np.array(literals + ["{}"], dtype=object)[codes]
 
 
-def _merge(conn, staged):
+def _merge(conn, staged, stamp):
     cols = ", ".join(_STORED)
     select_cols = ", ".join(
         r"COALESCE(array_remove(regexp_split_to_array(NULLIF(btrim(offers), ''), '\s*;\s*'), ''), '{}')"
         if c == "offers" else c
         for c in _STORED)
-    changed = " OR ".join(f"assets.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in _STORED
-                          if c not in ("register", "match_key")) + \
+    compared = [c for c in _STORED if c not in ("register", "match_key")]
+    changed = " OR ".join(f"assets.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in compared) + \
         " OR assets.geom IS DISTINCT FROM EXCLUDED.geom OR assets.withdrawn_at IS NOT NULL"
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _STORED if c not in ("register", "match_key"))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in compared)
+    # The history of the updates is written first, from the rows as they are before the merge: the old values are
+    # gone once it has run (PostgreSQL 15's RETURNING sees only the new row).
+    new_cols = select_cols.replace("'{}')", "'{}') AS offers")
+    new = f'(SELECT {new_cols}, geom FROM "{staged}")'
+    diff = history.diff_sql("a", "s", compared + ["geom"])
+    conn.execute(text(
+        f"INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id, changes) "
+        f"SELECT a.id, a.version + 1, a.register, h.*, {diff} || CASE WHEN a.withdrawn_at IS NOT NULL THEN "
+        f"jsonb_build_object('withdrawn_at', jsonb_build_array(a.withdrawn_at, NULL)) ELSE '{{}}' END "
+        f"FROM {new} s JOIN assets a ON a.register = s.register AND a.match_key = s.match_key, "
+        f"(VALUES {history.VALUES}) AS h "
+        f"WHERE {changed.replace('assets.', 'a.').replace('EXCLUDED.', 's.')}"), stamp.params())
     # Unchanged rows are left alone (no new row version, updated_at kept); RETURNING counts only what was written.
     sql = (f"WITH w AS (INSERT INTO assets ({cols}, geom) SELECT {select_cols}, geom FROM \"{staged}\" "
            f"ON CONFLICT (register, match_key) DO UPDATE SET {updates}, geom = EXCLUDED.geom, withdrawn_at = NULL, "
-           f"updated_at = now() WHERE {changed} RETURNING (created_at = now()) AS inserted) "
+           f"updated_at = now(), version = assets.version + 1 WHERE {changed} "
+           f"RETURNING id, register, (created_at = now()) AS inserted), "
+           f"h AS (INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id) "
+           f"SELECT w.id, 1, w.register, v.* FROM w, (VALUES {history.VALUES}) AS v WHERE w.inserted) "
            f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), "
            f"(SELECT count(*) FROM \"{staged}\") FROM w")
-    inserted, updated, total = conn.execute(text(sql)).one()
+    inserted, updated, total = conn.execute(text(sql), stamp.params()).one()
     return {"inserted": int(inserted), "updated": int(updated), "total": int(total)}

@@ -1,7 +1,7 @@
 """community: suggestions waiting for moderation, confirm-your-listing links, individuals' private links
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 
 ``suggestions`` holds what the public sends (a new asset, a change to one, a correction from a confirm link) until an
 organiser or officer decides; nothing in it is shown on the map. ``confirmations`` records each confirm-your-listing
@@ -14,7 +14,7 @@ from geoalchemy2 import Geometry
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
