@@ -81,6 +81,13 @@ SETTINGS = [
             "before sign-in is refused with 429.", int),
     Setting("LOGIN_WINDOW_MINUTES", 15, "The window over which failed sign-ins are counted.", int),
     Setting("TOKEN_DAYS", 90, "Default lifetime of a new API token (`asset-map token create`); 0: no expiry.", int),
+    Setting("SMTP_URL", "", "Where e-mail goes: smtp://user:password@host:587 (STARTTLS when the server offers "
+            "it), smtps://host:465 (TLS), or smtp://localhost:25. Empty: messages are written to the outbox folder "
+            "var/outbox/ for an officer to list and send (`asset-map mail outbox`, `asset-map mail send`)."),
+    Setting("MAIL_FROM", "asset-map <asset-map@localhost>", "The From address of the e-mails the app sends."),
+    Setting("SITE_URL", "http://127.0.0.1:5000", "The site's public address, for links in e-mails and printed "
+            "documents."),
+    Setting("CONFIRM_LINK_DAYS", 30, "A confirm-your-listing link works once, for this many days.", int),
     Setting("PUBLIC_WRITE_LIMIT", "10 per minute;60 per hour;300 per day", "Most suggestions, offers and "
             "corrections one address may send (Flask-Limiter notation, limits separated by ';'); beyond it, a polite "
             "429.", str),

@@ -3,7 +3,7 @@ about, kept in the asset's history), edit then accept, merge into an existing as
 decision is audited; a suggestion is decided once (a second decision gets a clear answer).
 
 Assets are only ever written through the asset edit core (issue 13, ``asset_map.registers.edits``): the three small
-functions ``_create``, ``_change`` and ``_verify`` below are the only places that call it. Nothing imports Flask.
+functions ``_create``, ``_change`` and ``verify`` below are the only places that call it. Nothing imports Flask.
 """
 
 from sqlalchemy import text
@@ -51,7 +51,7 @@ def _change(engine, asset_id, changes, *, actor, role, reason, action="edit"):
     return new_version
 
 
-def _verify(engine, asset_id, *, actor, role, reason):
+def verify(engine, asset_id, *, actor, role, reason):
     """Mark the asset checked today through the edit core (kept in its history); returns the version."""
     edits = _edits()
     with engine.connect() as conn:
@@ -117,12 +117,13 @@ def accept(engine, suggestion_id, form=None, *, actor, role, ip=None):
             if current is None:
                 raise NotFound("The asset this suggestion is about is no longer on the map; reject it instead.")
             changes = {name: _text_fields({name: new})[name]
-                       for name, _old, new in suggestions.differences(current, values) if name in EDITABLE}
+                       for name, _old, new in suggestions.differences(current, values)
+                       if name in EDITABLE or name == "tier"}
             if changes:
                 _change(engine, asset_id, changes, actor=actor, role=role, reason=reason)
             if suggestion["kind"] == "correction":
                 # The contact answered the confirm link: the corrected listing is checked as of today.
-                _verify(engine, asset_id, actor=actor, role=role, reason=reason)
+                verify(engine, asset_id, actor=actor, role=role, reason=reason)
             fields = sorted(changes)
         _decided(conn, suggestion_id, "accepted", actor=actor, asset_id=asset_id, ip=ip,
                  details={"kind": suggestion["kind"], "fields": fields})

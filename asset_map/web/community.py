@@ -4,7 +4,7 @@ asset_map.suggestions, asset_map.offers and asset_map.confirmations. POSTs are r
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
-from asset_map import offers, suggestions
+from asset_map import confirmations, offers, suggestions
 from asset_map.errors import FormInvalid, InputError
 from asset_map.web import extensions, limits
 from asset_map.web.auth import client_ip
@@ -84,12 +84,9 @@ def external_url(endpoint, **values):
 
 
 def _mail_private_link(email, link):
-    """Send the person their private link when mail is configured (asset_map.mail: SMTP or the outbox); the
-    outcome, or None when the mail module is not there."""
-    try:
-        from asset_map import mail
-    except ImportError:
-        return None
+    """Send the person their private link (asset_map.mail: SMTP, or the outbox when none is set)."""
+    from asset_map import mail
+
     message = mail.Message(to=[email], subject="Your entry on asset-map: your private link", text=(
         "Thank you for offering your help.\n\n"
         "With this private link you can see, change or withdraw your entry at any time:\n\n"
@@ -113,9 +110,11 @@ def offer():
         except FormInvalid as err:
             problems = err.problems
         else:
-            link = external_url("community.offer_manage", token=token)
-            emailed = _mail_private_link(values["email"], link) if values.get("email") else None
-            return render_template("community/offer_done.html", link=link, emailed=emailed)
+            emailed = None
+            if values.get("email"):
+                emailed = _mail_private_link(values["email"], external_url("community.offer_manage", token=token))
+            return render_template("community/offer_done.html", emailed=emailed,
+                                   link=url_for("community.offer_manage", token=token, _external=True))
     return render_template("community/offer.html", values=values, problems=problems, honeypot=HONEYPOT,
                            choices=offers.category_choices(), contacts=offers.CONTACT_CHOICES,
                            wording=offers.WORDINGS[offers.CURRENT_WORDING], version=offers.CURRENT_WORDING,
@@ -149,3 +148,35 @@ def offer_manage(token):
 def offer_withdraw(token):
     offers.withdraw(extensions.engine(), token, secret=_secret(), ip=client_ip())
     return render_template("community/offer_withdrawn.html")
+
+
+def _confirm_age():
+    return current_app.config["ASSET_MAP"]["CONFIRM_LINK_DAYS"]
+
+
+@bp.get("/confirm/<token>")
+def confirm_listing(token, problems=None, values=None):
+    row, asset = confirmations.listing(extensions.engine(), token, secret=_secret(), max_age_days=_confirm_age())
+    if values is None:
+        values = {k: (", ".join(v) if isinstance(v, list) else v) for k, v in asset.items() if v is not None}
+    return render_template("community/confirm.html", asset=asset, row=row, token=token, values=values,
+                           problems=problems or {}, choices=suggestions.category_choices(),
+                           label=suggestions.category_label), 400 if problems else 200
+
+
+@bp.post("/confirm/<token>")
+def confirm_yes(token):
+    confirmations.confirm(extensions.engine(), token, secret=_secret(), max_age_days=_confirm_age(), ip=client_ip())
+    return render_template("community/confirmed.html", outcome="confirmed")
+
+
+@bp.post("/confirm/<token>/correct")
+def confirm_correct(token):
+    try:
+        with limits.public_write():
+            confirmations.correct(extensions.engine(), token, request.form, secret=_secret(),
+                                  max_age_days=_confirm_age(), ip=client_ip(),
+                                  tolerance_m=current_app.config["ASSET_MAP"]["AREA_TOLERANCE_M"])
+    except FormInvalid as err:
+        return confirm_listing(token, problems=err.problems, values=dict(request.form.items()))
+    return render_template("community/confirmed.html", outcome="corrected")

@@ -2,7 +2,7 @@
 routes over asset_map.suggestions (what to show) and asset_map.moderation (what to do). The path is protected
 for organisers and above in asset_map.web.auth.PATH_ROLES."""
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
 from asset_map import moderation, suggestions
 from asset_map.errors import FormInvalid, InputError
@@ -72,6 +72,11 @@ def accept(suggestion_id):
                                      role=current_role(), ip=client_ip())
     except FormInvalid as err:
         return show(suggestion_id, problems=err.problems, status=400)
+    except InputError as err:
+        if err.status not in (400, 422):
+            raise
+        # The edit core refused the values (an unknown kind, a place out of area): say so beside the form.
+        return show(suggestion_id, problems={"name": err.user_message}, status=err.status)
     flash(f"Suggestion {suggestion_id} accepted: it is on the map as asset {asset_id}.")
     return redirect(url_for("moderation.queue", district=request.form.get("back_district") or None))
 
@@ -99,3 +104,24 @@ def reject(suggestion_id):
         return show(suggestion_id, problems={"reason": err.user_message}, status=400)
     flash(f"Suggestion {suggestion_id} rejected.")
     return redirect(url_for("moderation.queue", district=request.form.get("back_district") or None))
+
+
+@bp.post("/confirmations")
+@require_role("organiser")
+def send_confirmations():
+    """Send confirm-your-listing links: to the assets ticked (``asset_id``), or to every stale association and
+    organisation of a district with an e-mail (``district`` and ``stale``)."""
+    from asset_map import confirmations
+    from asset_map.web.community import external_url
+
+    engine, settings = extensions.engine(), current_app.config["ASSET_MAP"]
+    district = request.form.get("district") or None
+    ids = request.form.getlist("asset_id", type=int)
+    if request.form.get("stale") and district:
+        ids = confirmations.stale_with_contact(engine, district, months=settings["STALE_MONTHS"])
+    if not ids:
+        raise InputError("Choose at least one asset to send a confirm link to.")
+    results = confirmations.send(engine, ids, secret=current_app.config["SECRET_KEY"], settings=settings,
+                                 link_for=lambda token: external_url("community.confirm_listing", token=token),
+                                 actor=current_actor(), role=current_role())
+    return render_template("moderation/sent.html", results=results, district=district)
