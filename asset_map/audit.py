@@ -18,6 +18,8 @@ ACTIONS = ("sign-in", "sign-in-failed", "sign-out", "import", "export", "role-ch
            "network-load",
            # Issue 19: geographies, briefings and councillors.
            "geography-load", "geography-draw", "councillor-attach", "briefing-send")
+# Issue 14: the community's own writes (suggestions, moderation decisions, individuals' offers, confirm links).
+ACTIONS += ("suggestion", "moderation", "offer", "offer-change", "offer-withdraw", "confirm-send", "confirm")
 
 
 def record(conn, *, actor, action, target=None, details=None, rows=None):

@@ -296,7 +296,7 @@ def import_oruk(source, register, quiet):
     """Import an Open Referral UK feed: an API address (paged through) or a JSON file of services. Services are
     grouped into assets by organisation; re-importing updates them, never duplicates."""
     from asset_map.oruk.feed import import_feed
-    from asset_map.registers.report import format_text
+    from asset_map.registers.import_report import format_text
 
     with _progress(quiet) as progress:
         report = import_feed(_engine(), source, register=register, settings=load_settings(), progress=progress)

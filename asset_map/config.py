@@ -108,6 +108,12 @@ SETTINGS = [
     Setting("MAIL_FROM", "asset-map <asset-map@localhost>", "The From address of the e-mails the app sends."),
     Setting("SITE_URL", "http://127.0.0.1:5000", "The site's public address, for links in e-mails and printed "
             "documents."),
+    Setting("CONFIRM_LINK_DAYS", 30, "A confirm-your-listing link works once, for this many days.", int),
+    Setting("PUBLIC_WRITE_LIMIT", "10 per minute;60 per hour;300 per day", "Most suggestions, offers and "
+            "corrections one address may send (Flask-Limiter notation, limits separated by ';'); beyond it, a polite "
+            "429.", str),
+    Setting("RATE_LIMIT_STORAGE", "memory://", "Where rate-limit counts live (a Flask-Limiter storage URI). "
+            "memory:// keeps them in each server process."),
     Setting("REQUIRE_POSTGIS", 0, "1: tests fail instead of skipping when PostGIS cannot be reached (CI sets it).",
             int),
     Setting("DASK_SCHEDULER", "", "Address of a dask.distributed scheduler (tcp://host:8786) that runs a network "

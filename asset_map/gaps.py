@@ -326,8 +326,16 @@ def _inputs(engine, request, indicator, vintage, av, supply_filter, n_assets, di
         "role": role,
         "registers": registers,
         "reference_loads": gap_inputs.reference_loads(engine, indicator=indicator, vintages=(vintage, av)),
+        # How fresh the assets behind the report were: shares verified within 3, 6 and 12 months.
+        "freshness": freshness_summary(engine, supply_filter, role=role),
         "code": code_version(),
     }
+
+
+def freshness_summary(engine, flt, *, role):
+    from asset_map.maps import freshness
+
+    return freshness.summary(engine, flt, role=role)
 
 
 def asset_count_by_group(result):

@@ -148,7 +148,7 @@ CONTACT_HISTORY_FIELDS = ("email", "phone")
 
 def history_for(role, versions):
     """An asset's versions as ``role`` may read them (a new list; the input is not changed)."""
-    from asset_map.store.assets import role_rank
+    from asset_map.vocabulary import role_rank
 
     if role_rank(role) >= role_rank("officer"):
         return versions

@@ -24,7 +24,8 @@ ROLES = vocabulary.ROLES
 # The least role each part of the site needs, by path prefix, checked before any view runs, so a page added
 # under one of these prefixes is protected even if its view forgets to say so. Views can ask for more with
 # ``@require_role``.
-PATH_ROLES = (("/admin", "admin"), ("/registers", "officer"), ("/geographies/draw", "officer"))
+PATH_ROLES = (("/admin", "admin"), ("/registers", "officer"), ("/geographies/draw", "officer"),
+              ("/moderation", "organiser"))
 # Paths whose responses are exports: an API token needs the "export" scope for them.
 EXPORT_PREFIXES = ("/export",)
 # Paths answered as an API (401 rather than a redirect to the sign-in page).
@@ -196,9 +197,12 @@ def _safe_next(value):
     return value
 
 
-def _client_ip():
+def client_ip():
     # Behind a proxy, configure werkzeug's ProxyFix so remote_addr is the client's address.
     return request.remote_addr or "unknown"
+
+
+_client_ip = client_ip
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])

@@ -104,6 +104,11 @@
     if (p.stale) { verified += " (stale: not verified for over " + cfg.stale_months + " months)"; }
     row(dl, "Last verified", verified);
     box.appendChild(dl);
+    if (cfg.urls.suggest && id && p.tier !== "individual") {
+      var change = el("a", "asset-popup-suggest", "Suggest a change");
+      change.href = cfg.urls.suggest + "?asset=" + encodeURIComponent(id);
+      box.appendChild(change);
+    }
     return box;
   }
 
@@ -268,6 +273,11 @@
     var offNow = Object.keys(categoryLayers).filter(function (k) { return !map.hasLayer(categoryLayers[k]); });
     if (offNow.length) { hash += "&off=" + encodeURIComponent(offNow.join(",")); }
     history.replaceState(null, "", location.pathname + location.search + hash);
+    // "Suggest an asset here" opens the suggest form on the middle of this view.
+    var suggest = document.getElementById("suggest-here");
+    if (suggest && cfg.urls.suggest) {
+      suggest.href = cfg.urls.suggest + "?lat=" + c.lat.toFixed(6) + "&lon=" + c.lng.toFixed(6) + "&zoom=" + map.getZoom();
+    }
   }
 
   map.on("overlayadd overlayremove", function () { setTimeout(remember, 0); });
