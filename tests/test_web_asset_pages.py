@@ -69,7 +69,7 @@ def test_individuals_are_404_below_officer_and_shown_to_officers(app, engine, im
 
 def test_the_rule_is_what_hides_individuals(app, engine, imported, monkeypatch):
     """Without the visibility rule the page would show the individual: the test can fail."""
-    from asset_map.layers import asset_page
+    from asset_map.maps import asset_page
 
     asset_id = _individual(engine, "Sam Example (cooking)")
     monkeypatch.setattr(asset_page, "visibility_condition", lambda role, alias: ("TRUE", {}))

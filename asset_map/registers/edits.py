@@ -268,12 +268,13 @@ def _refuse(conn, current, version):
 
 def _placed(engine, row, settings):
     """The importer's validation, geocoding and area assignment on one row: (placed frame, warnings)."""
-    from asset_map.registers.importer import _prepare, _Timer
+    from asset_map.registers.importer import _prepare
+    from asset_map.timer import StepTimer
 
     mapped = pd.DataFrame([{f: row.get(f, "") for f in FIELDS}])
     mapped["properties"] = "{}"
     mapped[ROW] = 1
-    placed, problems = _prepare(engine, mapped, settings or load_settings(), _Timer(None), None)
+    placed, problems = _prepare(engine, mapped, settings or load_settings(), StepTimer(None, decimals=3), None)
     errors = problems[problems["severity"] == "error"]
     if len(errors):
         listed = [(p.field, p.value, p.reason) for p in errors.itertuples()]

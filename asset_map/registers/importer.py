@@ -8,7 +8,6 @@ to the store.
 
 import json
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,13 +22,16 @@ from asset_map.errors import InputError, NotFound
 from asset_map.geocode import INPUTS as GEOCODE_INPUTS
 from asset_map.geocode import GeocodeContext, geocode, order_from_settings
 from asset_map.geocode.base import reference_cached
+from asset_map.privacy import PERSONAL_FIELDS
 from asset_map.registers import areas, duplicates, matching, overrides, quarantine
 from asset_map.registers.mapping import Mapping, load_mapping, shipped_mapping
 from asset_map.registers.readers import ROW, read_register
-from asset_map.registers.report import ImportReport
+from asset_map.registers.import_report import ImportReport
 from asset_map.registers.schema import FIELDS
 from asset_map.registers.validate import PROBLEM_COLUMNS, Problems, validate
 from asset_map.store import assets, history, writes
+from asset_map.store import geographies as store_geographies
+from asset_map.timer import StepTimer
 
 log = logging.getLogger(__name__)
 STEPS = ("read", "validate", "geocode", "areas", "save")
@@ -51,7 +53,7 @@ def import_register(engine, path, *, register, mapping=None, settings=None, prog
     _check_register_name(register)
     with engine.connect() as conn:
         _check_kind(conn, register)
-    timer = _Timer(progress)
+    timer = StepTimer(progress, decimals=3)
     if mapping is None:
         shipped = shipped_mapping(source_name)
         mapping = load_mapping(shipped) if shipped else Mapping()
@@ -73,7 +75,7 @@ def import_register(engine, path, *, register, mapping=None, settings=None, prog
                                          upload_id=upload_id)
         stamp = history.Stamp(actor=actor, action="import", import_id=import_id)
         counts, quarantined = _store(conn, register, placed, problems, mapped, withdraw=True, timer=timer,
-                                     stamp=stamp)
+                                     stamp=stamp, actor=actor)
         overrides.save_conflicts(conn, conflicts)
         report.finish(placed, problems, counts, quarantined, _district_names(conn))
         report.add_duplicates(duplicates.cross_register_duplicates(conn, register))
@@ -93,7 +95,7 @@ def retry(engine, register, *, settings=None, progress=None, actor="cli", action
     fix made in the browser, kept as an override): rows that now pass are imported, the rest stay quarantined with
     their new reasons. Nothing is withdrawn. ``action``: how the history names the placed rows' creation."""
     settings = settings or load_settings()
-    timer = _Timer(progress)
+    timer = StepTimer(progress, decimals=3)
     with engine.connect() as conn:
         known = conn.execute(text("SELECT 1 FROM registers WHERE name = :r"), {"r": register}).scalar()
         rows = conn.execute(text("SELECT source_row, row FROM quarantine WHERE register = :r ORDER BY source_row"),
@@ -119,7 +121,8 @@ def retry(engine, register, *, settings=None, progress=None, actor="cli", action
         if rows:
             conn.execute(text("DELETE FROM quarantine WHERE register = :r"), {"r": register})
             counts, quarantined = _store(conn, register, placed, problems, mapped, withdraw=False,
-                                         stamp=history.Stamp(actor=actor, action=action, import_id=import_id))
+                                         stamp=history.Stamp(actor=actor, action=action, import_id=import_id),
+                                         actor=actor)
         else:
             counts, quarantined = {"inserted": 0, "updated": 0, "unchanged": 0, "withdrawn": 0}, 0
         report.finish(placed, problems, counts, quarantined, _district_names(conn))
@@ -142,25 +145,6 @@ def _lock(conn, register):
     conn.execute(text("SET LOCAL statement_timeout = 0"))
     # JIT compiling the import's few big statements costs seconds and saves nothing.
     conn.execute(text("SET LOCAL jit = off"))
-
-
-class _Timer:
-    def __init__(self, progress):
-        self.progress = progress
-        self.timings = {}
-        self._last = time.perf_counter()
-
-    def step(self, name, *, report=True, **counts):
-        """End a step; ``counts`` (rows_read, geocoded, written, ...) go to the progress callback with its name."""
-        now = time.perf_counter()
-        self.timings[name] = round(now - self._last, 3)
-        self._last = now
-        if self.progress and report:
-            self.progress(name, **counts)
-
-    def mark(self, name):
-        """A part of a step, timed for the report but not a step of the progress bar."""
-        self.step(name, report=False)
 
 
 def _uncalculated(raw):
@@ -216,10 +200,23 @@ def _prepare(engine, mapped, settings, timer, extra):
     problems = pd.concat([problems, more], ignore_index=True) if len(more) else problems
     clean["error"] |= np.isin(clean[ROW].to_numpy(), more.loc[more["severity"] == "error", "row"].to_numpy())
     timer.step("areas")
-    problems = problems.sort_values(["row", "severity"], kind="stable").reset_index(drop=True)
+    problems = _scrub_personal(clean, problems.sort_values(["row", "severity"], kind="stable").reset_index(drop=True))
     clean["geometry"] = gpd.array.from_shapely(points.geometry(), crs=4326)
     # clean is this function's own frame: the GeoDataFrame may take its columns without copying them.
     return gpd.GeoDataFrame(clean, geometry="geometry", crs=4326, copy=False), problems
+
+
+def _scrub_personal(clean, problems):
+    """An individual's problem rows keep their reasons, not the personal values (name, contact, postcode, point):
+    the report is saved, shown and printed, and the person may never be stored."""
+    person_rows = clean.loc[(clean["tier"] == "individual").to_numpy(), ROW].to_numpy()
+    if not len(person_rows) or not len(problems):
+        return problems
+    personal = problems["row"].isin(person_rows) & problems["field"].isin(list(PERSONAL_FIELDS) + ["lon/lat"])
+    if personal.any():
+        problems = problems.copy()
+        problems["value"] = problems["value"].astype(object).where(~personal, "(personal: not kept)")
+    return problems
 
 
 def _on_all_rows(column, todo):
@@ -256,25 +253,34 @@ def _on_rows(mask, values, describe):
     return out
 
 
-def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None, stamp=None):
+def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None, stamp=None, actor="cli"):
     error = placed["error"].to_numpy()
     # Only the columns stored or matched on: splitting every column of a million rows costs most of a second.
-    keys = ["natural_key", "source_key", "name_key", "postcode", ROW]
-    stored = [c for c in dict.fromkeys(assets.WRITE_COLUMNS + keys) if c in placed] + [placed.geometry.name]
+    keys = ["natural_key", "source_key", "name_key", "postcode", "tier", "consent_state", ROW]
+    stored = [c for c in dict.fromkeys(assets.WRITE_COLUMNS + keys + ["consent_date", "consent_wording"])
+              if c in placed] + [placed.geometry.name]
     good = placed.loc[~error, stored]
-    bad = placed.loc[error, keys]
-    good["match_key"], bad_keys = matching.match_keys(conn, register, good, bad)
+    bad = placed.loc[error, [k for k in keys if k in placed]]
+    good["match_key"], bad_keys, bad_at = matching.match_keys(conn, register, good, bad)
     if timer:
         timer.mark("match keys")
     good["register"] = register
     good["source_row"] = good[ROW].astype("int64")
     good["geocode_quality"] = good["geocode_quality"].astype(float)
+    _consent_record(good, register)
+    # A quarantined individual's earlier entry is not kept for them: only a clear yes keeps a person stored
+    # (asset_map.privacy), so their key is not among those spared from withdrawal, and the sync erases them.
+    bad_person = (bad["tier"] == "individual").to_numpy()[bad_at]
+    keep_keys = [k for k, person in zip(bad_keys, bad_person) if not person]
+    bad_states = dict(zip(bad_keys, bad["consent_state"].to_numpy(dtype=object)[bad_at]))
     with ThreadPoolExecutor(max_workers=1) as pool:
         # The quarantine's JSON is built here while the database copies and indexes the assets (a second core's
         # worth of work that would otherwise wait for it).
         records = pool.submit(quarantine.records, register, bad, problems, mapped)
         if withdraw:
-            counts = assets.sync(conn, good, register=register, keep_keys=bad_keys, stamp=stamp)
+            counts = assets.sync(conn, good, register=register, keep_keys=keep_keys, stamp=stamp)
+            counts["erased"] = _erase_missing(conn, register, counts.pop("missing_individuals", []), bad_states,
+                                              actor)
         else:
             assets.upsert(conn, good, stamp=stamp)
             counts = {"inserted": len(good), "updated": 0, "unchanged": 0, "withdrawn": 0}
@@ -286,7 +292,47 @@ def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None, st
     writes.copy_rows(conn, "quarantine", ["register", "source_row", "row", "problems"], records)
     if timer:
         timer.mark("quarantine")
+    # Districts and LSOAs are columns of the asset; the areas of loaded geographies (divisions, wards, drawn
+    # neighbourhoods) are links, made here for the assets just written.
+    store_geographies.assign_register(conn, register)
     return counts, len(records)
+
+
+def _consent_record(good, register):
+    """Each stored individual's consent record: the date the register gives (else today's, when we learned of
+    it), the source (register and row) and the wording's version."""
+    person = (good["tier"] == "individual").to_numpy()
+    today = pd.Timestamp.now(tz="UTC").date().isoformat()
+    dates = good["consent_date"].to_numpy(dtype=object) if "consent_date" in good else np.full(len(good), None)
+    good["consent_at"] = np.where(person, np.where(pd.isna(dates), today, dates), None).astype(object)
+    good["consent_source"] = np.where(person, "register " + register + " row " + good[ROW].astype(str), None)
+    wording = good["consent_wording"].to_numpy(dtype=object) if "consent_wording" in good \
+        else np.full(len(good), None)
+    good["consent_wording"] = np.where(person, wording, None).astype(object)
+
+
+_ERASE_REASONS = {"refused": "consent refused in the register's new version",
+                  "withdrawn": "consent withdrawn in the register's new version",
+                  "missing": "consent missing in the register's new version",
+                  "unknown": "consent not recognised in the register's new version"}
+
+
+def _erase_missing(conn, register, missing, states, actor):
+    """Individuals stored before but not consenting in this version (or absent from it): their personal fields are
+    erased in this transaction (asset_map.people). Returns how many."""
+    from asset_map import people
+
+    if not missing:
+        return 0
+    by_reason = {}
+    for asset_id, key in missing:
+        reason = _ERASE_REASONS.get(states.get(key), "absent from the register's new version")
+        by_reason.setdefault(reason, []).append(asset_id)
+    erased = 0
+    for reason, ids in sorted(by_reason.items()):
+        erased += len(people.erase_assets(conn, ids, reason=f"{register}: {reason}", actor=actor,
+                                          action="consent-erase")["erased"])
+    return erased
 
 
 def _district_names(conn):

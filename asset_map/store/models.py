@@ -140,6 +140,13 @@ class Asset(Base):
     area_flag = Column(String(32))
     properties = Column(JSONB, nullable=False, server_default="{}")
     withdrawn_at = Column(DateTime(timezone=True))
+    # The consent record (migration 0011): date given, where from (register and row, or a form), wording version.
+    consent_at = Column(Date)
+    consent_source = Column(Text)
+    consent_wording = Column(Text)
+    # An erased individual keeps only id, register, tier, district and when and why (asset_map.people).
+    erased_at = Column(DateTime(timezone=True))
+    erased_reason = Column(Text)
     created_at = _created()
     updated_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
     # Moves by one with every change (import, edit, verification, ...): an editor sends the version it read.
@@ -236,6 +243,8 @@ class User(Base):
     role = Column(String(16), nullable=False)
     created_at = _created()
     last_sign_in_at = Column(DateTime(timezone=True))
+    # Moved by a sign-out or a password change: sessions carry the version they were signed in with (0011).
+    session_version = Column(Integer, nullable=False, server_default="0")
 
 
 class ApiToken(Base):
@@ -253,6 +262,16 @@ class ApiToken(Base):
     last_used_at = Column(DateTime(timezone=True))
 
 
+class AccessCount(Base):
+    """Anonymous downloads and refused sign-ins counted per hour (migration 0011): bounded, unlike one row each."""
+
+    __tablename__ = "access_counts"
+    hour = Column(DateTime(timezone=True), primary_key=True)
+    kind = Column(String(32), primary_key=True)
+    target = Column(Text, primary_key=True)
+    n = Column(BigInteger, nullable=False, server_default="0")
+
+
 class AuditEvent(Base):
     """Append-only: migration 0007 adds triggers that refuse UPDATE, DELETE and TRUNCATE."""
 
@@ -265,3 +284,46 @@ class AuditEvent(Base):
     details = Column(JSONB, nullable=False, server_default="{}")
     rows = Column(Integer)
     __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_action_target_at", "action", "target", "at"))
+
+
+class Geography(Base):
+    """A set of areas loaded from a boundary file or drawn on the map: electoral divisions, wards, parishes, pilot
+    neighbourhoods (migration 0018)."""
+
+    __tablename__ = "geographies"
+    name = Column(String(64), primary_key=True)
+    label = Column(Text, nullable=False)
+    source = Column(Text)
+    areas = Column(Integer, nullable=False, server_default="0")
+    loaded_at = _created()
+    updated_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class GeographyArea(Base):
+    __tablename__ = "geography_areas"
+    geography = Column(String(64), ForeignKey("geographies.name", ondelete="CASCADE"), primary_key=True)
+    code = Column(String(64), primary_key=True)
+    name = Column(Text, nullable=False)
+    geom = Column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=False), nullable=False)
+    drawn_by = Column(Text)
+    loaded_at = _created()
+    __table_args__ = (Index("ix_geography_areas_geom", "geom", postgresql_using="gist"),)
+
+
+class AssetArea(Base):
+    """Each asset's area in each geography (an asset may lie in two overlapping areas of one geography)."""
+
+    __tablename__ = "asset_areas"
+    geography = Column(String(64), ForeignKey("geographies.name", ondelete="CASCADE"), primary_key=True)
+    area_code = Column(String(64), primary_key=True)
+    asset_id = Column(BigInteger, primary_key=True, index=True)
+
+
+class CouncillorArea(Base):
+    """A user (usually a councillor) attached to the areas whose briefings they see on sign-in and by e-mail."""
+
+    __tablename__ = "councillor_areas"
+    user_id = Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    geography = Column(String(64), primary_key=True)
+    area_code = Column(String(64), primary_key=True)
+    created_at = _created()

@@ -6,9 +6,10 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 
 from asset_map import privacy
 from asset_map.errors import Forbidden, InputError
-from asset_map.layers import asset_page, styles
+from asset_map.maps import asset_page, styles
 from asset_map.registers import edits
-from asset_map.registers.schema import STATUSES, TIERS, VISIBILITIES, taxonomy
+from asset_map.registers.schema import taxonomy
+from asset_map.vocabulary import STATUSES, TIERS, VISIBILITIES
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, current_role, require_role
 

@@ -3,21 +3,20 @@ registers, each register's management page (source, mapping, imports over time, 
 next steps, rollback, CSV downloads), and the browser workflow: upload -> map columns -> preview -> import in the
 background; the quarantine with its fixes. Routes are thin: the work is in asset_map.registers and asset_map.jobs."""
 
-import csv
 import io
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 
 from asset_map import jobs
-from asset_map.api.csv_ import BOM, MEDIA_TYPE, neutralise
+from asset_map.csv_writer import MEDIA_TYPE, CsvWriter
 from asset_map.errors import InputError, NotFound
 from asset_map.filenames import safe_filename
 from asset_map.registers import edits, manage, preview as preview_, quarantine, uploads
 from asset_map.registers.duplicates import cross_register_duplicates
-from asset_map.registers.report import redacted, write_duplicates_csv
+from asset_map.registers.import_report import redacted, write_duplicates_csv
 from asset_map.registers.schema import FIELDS
 from asset_map.registers.store import get_register, list_registers
-from asset_map.store.assets import role_rank
+from asset_map.vocabulary import role_rank
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, current_role, require_role
 
@@ -64,8 +63,7 @@ def duplicates_csv(name):
     with engine.connect() as conn:
         pairs = cross_register_duplicates(conn, name)
     out = io.StringIO()
-    out.write(BOM)
-    write_duplicates_csv(pairs, out, hidden=hidden)
+    write_duplicates_csv(pairs, out, hidden=hidden, bom=True)
     return _csv(out.getvalue(), f"{name}-duplicates.csv")
 
 
@@ -116,13 +114,11 @@ def quarantine_csv(name):
 
 
 def _csv_table(header, rows, filename):
-    """Rows as a spreadsheet-safe CSV download (UTF-8 with BOM, formula-like cells neutralised)."""
+    """Rows as a spreadsheet-safe CSV download (the project's one CSV writer: BOM, formula-like cells neutralised)."""
     out = io.StringIO()
-    out.write(BOM)
-    writer = csv.writer(out)
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([neutralise(v) for v in row])
+    writer = CsvWriter(out)
+    writer.header(header)
+    writer.rows(rows)
     return _csv(out.getvalue(), filename)
 
 
