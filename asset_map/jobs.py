@@ -186,6 +186,8 @@ def work(settings=None, *, wait=True, concurrency=1, retry_after_s=5):
     rolled back by PostgreSQL; its page says it was interrupted)."""
     import time
 
+    settings = settings or load_settings()
+    _warm(settings)
     while True:
         try:
             make_app(settings).run_worker(queues=[QUEUE], wait=wait, concurrency=concurrency,
@@ -196,6 +198,19 @@ def work(settings=None, *, wait=True, concurrency=1, retry_after_s=5):
                 raise
             log.warning("import worker stopped (%s); starting again in %s s", err, retry_after_s)
             time.sleep(retry_after_s)
+
+
+def _warm(settings):
+    """Read the reference data an import needs (gazetteer, boundaries) into this process's caches before the first
+    job: a worker lives long, so its imports need not pay for it (the caches notice a newer reference load)."""
+    from asset_map.registers import edits
+    from asset_map.store.db import get_engine
+
+    try:
+        edits._placed(get_engine(settings), {"name": "warm-up", "category": "library", "postcode": "ST16 2LP"},
+                      settings)
+    except Exception as err:  # noqa: BLE001 - an empty or unreachable database: the first job reads it instead
+        log.info("import worker: reference data not read ahead (%s)", err)
 
 
 def spawn_worker():
