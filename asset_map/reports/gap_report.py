@@ -36,6 +36,25 @@ def color(need_class, supply_class):
     return PALETTE.get((need_class, supply_class), folium_.NO_DATA_COLOR)
 
 
+def _luminance(hex_color):
+    """WCAG relative luminance of #rrggbb."""
+    def channel(c):
+        c = c / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def contrast(a, b):
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def text_color(background):
+    """Near-black or white, whichever reads better on ``background`` (the legend's counts must be readable)."""
+    return max(("#0b0c0c", "#ffffff"), key=lambda fg: contrast(fg, background))
+
+
 def _f(v, decimals=0):
     if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
         return "–"
@@ -67,7 +86,8 @@ def build(frame, inputs, *, districts, group_counts, attribution, tiles=None, ti
         row = []
         for s in SUPPLY_CLASSES:
             count = int(((frame["need_class"] == n) & (frame["supply_class"] == s)).sum())
-            row.append({"color": color(n, s), "count": count, "label": f"{n} need / {s} supply"})
+            row.append({"color": color(n, s), "text": text_color(color(n, s)), "count": count,
+                        "label": f"{n} need / {s} supply"})
         grid.append({"need": n, "cells": row})
 
     by_band = []

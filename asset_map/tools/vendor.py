@@ -62,6 +62,9 @@ PACKAGES = [
      "sha512-xkGeH6ygcryFQI0FUWn6Bz93zlwrOSpeXgJQ3jLRoUQJ5h/Qgrz+GqR9nhBFfikjUKtC1sCKL3eDR9wNTWhLlA=="),
     ("leaflet-minimap", "3.6.1",
      "sha512-6px8f6cfv1rKB6ACpL6bbUFGxipZOq4KsntJgBj9nOcW1RYa5+xFp8emOZwks9X+VtVVsQEwWwfgT1kTTL/LzA=="),
+    # axe-core: the accessibility rules the browser tests run on every page (not loaded by any page).
+    ("axe-core", "4.11.0",
+     "sha512-ilYanEU8vxxBexpJd8cWM4ElSQq4QctCLKih0TSfjIfCQTeyH/6zVrmIJfLPrKTKJRbiG+cfnZbQIjAlJmF1jQ=="),
     # GOV.UK Design System, for the pages that are not the map. Its CSS asks for fonts and images at /assets/.
     ("govuk-frontend", "6.6.0",
      "sha512-xctkWrQvLnvQt7fyjQ3MGX9S0wz0x0RQuLxCeoXF+s8EjGICG81/DYQGKN5qgO+0KVT12UAaRwUsGY6fulRcRg=="),
@@ -128,6 +131,8 @@ FILES = [
     ("leaflet-minimap", "dist/Control.MiniMap.min.css", "leaflet-minimap/dist/Control.MiniMap.min.css"),
     ("leaflet-minimap", "dist/images/", "leaflet-minimap/dist/images/"),
     ("leaflet-minimap", "LICENSE.txt", "leaflet-minimap/LICENSE.txt"),
+    ("axe-core", "axe.min.js", "axe-core/axe.min.js"),
+    ("axe-core", "LICENSE", "axe-core/LICENSE"),
     ("govuk-frontend", "dist/govuk/govuk-frontend.min.css", "govuk-frontend/dist/govuk/govuk-frontend.min.css"),
     ("govuk-frontend", "dist/govuk/govuk-frontend.min.js", "govuk-frontend/dist/govuk/govuk-frontend.min.js"),
     ("govuk-frontend", "dist/govuk/assets/", "govuk-frontend/dist/govuk/assets/"),

@@ -34,14 +34,15 @@ def create_app(test_config=None):
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_MB"] * 1024 * 1024
     app.config["TESTING"] = bool(settings.get("TESTING"))
 
-    from asset_map.web import (admin, auth, errors, explorer, exports, extensions, gaps, health, maps, ogc,
-                               registers, security, serving, tables)
+    from asset_map.web import (admin, auth, errors, explorer, exports, extensions, gaps, health, layout, maps, ogc,
+                               pages, registers, security, serving, tables)
 
     extensions.init_app(app)
     errors.init_app(app)
     serving.init_app(app)
     security.init_app(app)
     auth.init_app(app)
+    layout.init_app(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(maps.bp)
@@ -51,4 +52,5 @@ def create_app(test_config=None):
     app.register_blueprint(exports.bp)
     app.register_blueprint(ogc.bp)
     app.register_blueprint(gaps.bp)
+    app.register_blueprint(pages.bp)
     return app

@@ -56,6 +56,12 @@ def near():
                            rows=rows, page=built, need_label=page.need_label)
 
 
+@bp.get("/districts")
+def districts():
+    engine = extensions.engine()
+    return render_template("explorer/districts.html", districts=summary.districts(engine, role=current_role()))
+
+
 @bp.get("/districts/<code>")
 def district(code):
     from asset_map.web.maps import api_urls
