@@ -41,6 +41,21 @@ def _engine():
     return get_engine(load_settings())
 
 
+@cli.command("settings")
+@click.option("--markdown", is_flag=True, help="The README's settings tables, in Markdown.")
+def settings_command(markdown):
+    """Every setting with its value here (environment over instance file over default), or the README's tables."""
+    from asset_map.config import markdown_table
+
+    if markdown:
+        click.echo(markdown_table(), nl=False)
+        return
+    values = load_settings()
+    for s in SETTINGS:
+        shown = "(set)" if s.name == "SECRET_KEY" and values[s.name] else values[s.name]
+        click.echo(f"{s.env}={shown}")
+
+
 # -- database --------------------------------------------------------------------------------------------------
 @cli.group()
 def db():
