@@ -132,6 +132,10 @@ def _areas_source(layer):
 
 
 # -- the layers ------------------------------------------------------------------------------------------------
+# People read names; codes stay beside them for joins (one primary-key lookup per row).
+_DISTRICT_NAME = "(SELECT d.name FROM districts d WHERE d.code = g.district_code)"
+
+
 def _asset_columns(role):
     cols = [
         Column("name", "g.name", queryable=True, description="Name of the asset"),
@@ -145,8 +149,11 @@ def _asset_columns(role):
         Column("status", "g.status", queryable=True, description="open, temporarily closed, closed, withdrawn"),
         Column("last_verified", "g.last_verified", "date", description="When the record was last checked"),
         Column("district_code", "g.district_code", queryable=True, description="ONS district code"),
+        Column("district_name", _DISTRICT_NAME, description="District name"),
         Column("lsoa11_code", "g.lsoa11_code", queryable=True),
         Column("lsoa21_code", "g.lsoa21_code", queryable=True),
+        Column("lsoa21_name", "(SELECT r.name FROM areas r WHERE r.code = g.lsoa21_code AND r.vintage = 2021)",
+               description="LSOA 2021 name"),
         Column("register", "g.register", queryable=True, description="The register the asset came from"),
         Column("updated_at", "g.updated_at", "datetime"),
     ]
@@ -161,6 +168,7 @@ COUNT_COLUMNS = (
     Column("code", "g.code", queryable=True, description="LSOA 2021 code"),
     Column("name", "g.name"),
     Column("district_code", "g.district_code", queryable=True),
+    Column("district_name", _DISTRICT_NAME),
     Column("individuals", "CASE WHEN c.n >= :f_suppress THEN c.n END", "integer",
            description="Consenting individuals recorded in the area; empty when too few to show"),
     Column("label", "CASE WHEN c.n >= :f_suppress THEN c.n::text ELSE 'fewer than ' || :f_suppress END"),

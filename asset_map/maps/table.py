@@ -6,6 +6,8 @@ CSV is written for spreadsheets by the one CSV writer (``asset_map.csv_writer``:
 import io
 from decimal import Decimal
 
+from sqlalchemy import text
+
 from asset_map.csv_writer import CsvWriter
 
 from asset_map.errors import InputError
@@ -62,16 +64,28 @@ def _plain(row):
     return out
 
 
+def district_names(engine):
+    """{ONS code: name} of the loaded districts."""
+    with engine.connect() as conn:
+        return dict(conn.execute(text("SELECT code, name FROM districts")).all())
+
+
 def to_csv(engine, flt, *, role="public"):
     """All matching assets as CSV text (with BOM), lon/lat in EPSG:4326 for organisations and associations."""
     cols = columns_for(role)
     frame = store.select(engine, flt, role=role, columns=["id"] + [c for c, _ in cols], order="name, id")
+    names = district_names(engine)
     out = io.StringIO()
     writer = CsvWriter(out)
-    writer.header([label for _, label in cols] + ["Longitude", "Latitude"])
+    # People read the district's name; the ONS code stays beside it for joining to other data.
+    labels = ["District code" if c == "district_code" else label for c, label in cols]
+    at = [c for c, _ in cols].index("district_code") + 1
+    writer.header(labels[:at] + ["District name"] + labels[at:] + ["Longitude", "Latitude"])
     for row, geom in zip(frame.drop(columns="geometry").to_dict("records"), frame.geometry):
         plain = _plain(row)
+        values = [plain[c] for c, _ in cols]
+        values.insert(at, names.get(plain["district_code"], ""))
         # Decimal keeps the fixed 6 decimals (about 0.1 m) and is written as a number, minus sign and all.
         xy = [None, None] if geom is None or geom.is_empty else [Decimal(f"{geom.x:.6f}"), Decimal(f"{geom.y:.6f}")]
-        writer.row([plain[c] for c, _ in cols] + xy)
+        writer.row(values + xy)
     return out.getvalue()

@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from asset_map.reports import charts
 from asset_map.analysis.gap import NEED_CLASSES, NO_DATA, SUPPLY_CLASSES, SUPPLY_LABELS, slug
 from asset_map.config import PROJECT_DIR
-from asset_map.maps import folium_
+from asset_map.maps import folium_, styles
 
 # Bivariate palette after Joshua Stevens: need grows to the red, supply to the blue; high need and low supply
 # (the gaps) is the strongest red.
@@ -78,7 +78,9 @@ def build(frame, inputs, *, districts, group_counts, attribution, tiles=None, ti
     band_label = "IMD decile (1 = most deprived)" if deciles else "need tenth (1 = most need)"
     frame = frame.sort_values("code", kind="mergesort")
     names = [districts.get(d, d) for d in inputs["districts"]]
-    group_text = ", ".join(g.replace("_", " ") for g in groups) if groups != ["any"] else "all selected assets"
+    # Categories by their label ("Community-run library"); offers are words already ("buildings/space").
+    group_labels = [styles.label_for(g) if g in styles.load() else g.replace("_", " ") for g in groups]
+    group_text = ", ".join(group_labels) if groups != ["any"] else "all selected assets"
     pop = pd.to_numeric(frame["population"], errors="coerce")
 
     grid = []
@@ -147,7 +149,7 @@ def build(frame, inputs, *, districts, group_counts, attribution, tiles=None, ti
     origin = sorted(frame["origin_method"].unique())
     ctx = {
         "title": f"Gap report: {group_text} in {', '.join(names)}",
-        "districts": names, "groups": groups, "group_text": group_text, "group_counts": group_counts,
+        "districts": names, "groups": groups, "group_labels": group_labels, "group_text": group_text, "group_counts": group_counts,
         "need_label": _need_label(inputs), "band_label": band_label,
         "summary": {"areas": len(frame), "population": _f(pop.sum()), "assets_used": inputs["assets_used"],
                     "inside": int(frame["assets_inside"].sum()), "priority": int(frame["priority"].sum()),
