@@ -9,7 +9,7 @@ import pytest
 
 from asset_map.config import load_settings
 from asset_map.store.db import make_engine
-from asset_map.tools.vendor import DEFAULT_DIR
+from asset_map.web.vendored import DEFAULT_DIR
 from tests.accounts import PASSWORD, email_for, make_user
 from tests.browser import open_page, require_browser
 from tests.conftest import make_app

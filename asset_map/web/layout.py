@@ -49,10 +49,21 @@ def _on(path, prefix):
     return path == prefix or path.startswith(prefix + "/") or path.startswith(prefix + ".")
 
 
-def _least_role(section):
+def _endpoint(section):
+    """The section's endpoint, or whichever view answers GET on its first path (a part another change builds may
+    name its view differently); None while the part does not exist."""
+    if section.endpoint in current_app.view_functions:
+        return section.endpoint
+    for rule in current_app.url_map.iter_rules():
+        if rule.rule == section.paths[0] and "GET" in rule.methods and not rule.arguments:
+            return rule.endpoint
+    return None
+
+
+def _least_role(section, endpoint):
     """The least role that may open the section: the most any rule asks (the section, the path rules, the view)."""
     roles = [section.least_role, required_role(section.paths[0]) or "public",
-             getattr(current_app.view_functions.get(section.endpoint), "asset_map_min_role", None) or "public"]
+             getattr(current_app.view_functions.get(endpoint), "asset_map_min_role", None) or "public"]
     return max(roles, key=role_rank)
 
 
@@ -60,11 +71,10 @@ def sections(path, role):
     """[(label, url, current)] of the sections ``role`` may open, in order."""
     out = []
     for section in SECTIONS:
-        if section.endpoint not in current_app.view_functions:
+        endpoint = _endpoint(section)
+        if endpoint is None or role_rank(role) < role_rank(_least_role(section, endpoint)):
             continue
-        if role_rank(role) < role_rank(_least_role(section)):
-            continue
-        out.append((section.label, url_for(section.endpoint), any(_on(path, p) for p in section.paths)))
+        out.append((section.label, url_for(endpoint), any(_on(path, p) for p in section.paths)))
     return out
 
 
