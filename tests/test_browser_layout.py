@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from asset_map.config import load_settings
+from asset_map.config import find_reference_pack, load_settings
 from asset_map.store.db import make_engine
 from asset_map.web.vendored import DEFAULT_DIR
 from tests.accounts import PASSWORD, email_for, make_user
@@ -22,7 +22,7 @@ WIDTHS = (1400, 375)
 SECTIONS = ["Map", "Assets", "Districts", "Gap reports", "Downloads and API"]
 PUBLIC_PAGES = {
     "map": "/",
-    "assets": "/assets",
+    "assets": f"/assets?district={TAMWORTH}",
     "near": "/near?postcode=B79+7DN",
     "districts": "/districts",
     "district": f"/districts/{TAMWORTH}",
@@ -31,7 +31,7 @@ PUBLIC_PAGES = {
     "downloads": "/downloads",
     "ogc": "/ogc?f=html",
     "ogc-collections": "/ogc/collections?f=html",
-    "ogc-items": "/ogc/collections/organisations/items?f=html&limit=20",
+    "ogc-items": "/ogc/collections/organisations/items?f=html&limit=5",
     "licence": "/about/data",
     "privacy": "/privacy",
     "accessibility": "/accessibility",
@@ -43,9 +43,10 @@ SIGNED_IN_PAGES = {"officer": {"registers": "/registers", "register": "/register
 TEXT_PAGES = ("assets", "districts", "gaps", "downloads", "licence", "privacy", "accessibility", "sign-in",
               "ogc-collections", "gap-report")
 
-# axe-core's findings of impact serious or critical, with the first elements each one names.
+# axe-core's findings of impact serious or critical, with the first elements each one names. The map's drawing
+# (hundreds of area paths, no text) is left out; its controls, legend and key are checked.
 AXE_RUN = """async () => {
-  const r = await axe.run(document, {resultTypes: ['violations']});
+  const r = await axe.run({exclude: [['.leaflet-map-pane']]}, {resultTypes: ['violations']});
   return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
     .map(v => v.id + ' (' + v.impact + '): ' + v.help + ' @ ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '));
 }"""
@@ -60,16 +61,24 @@ CHROME = """() => ({
 
 
 @pytest.fixture(scope="module")
-def site(pg_server, template_db, pack, tmp_path_factory, live_server_module):
-    """The pack with its two council library registers imported by the app's own importer, served live."""
-    from asset_map.reference.pack import load_pack
+def site(pg_server, pack_db, tmp_path_factory, live_server_module):
+    """A copy of the pack's database with its two council library registers imported by the app's own importer,
+    served live."""
+    from sqlalchemy import text
+
     from asset_map.registers.importer import import_register
+    from asset_map.store.db import dispose_engines
 
     require_browser()
+    pack = find_reference_pack()
+    source = pack_db.rsplit("/", 1)[1]
+    dispose_engines()
+    with pg_server.admin().connect() as conn:  # a template database must have no other sessions
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d "
+                          "AND pid <> pg_backend_pid()"), {"d": source})
     name = f"am_layout_{uuid.uuid4().hex[:8]}"
-    url = pg_server.create(name, template=template_db)
+    url = pg_server.create(name, template=source)
     eng = make_engine(url, load_settings())
-    load_pack(eng, pack)
     for file in ("libraries_staffordshire.csv", "libraries_stoke.csv"):
         import_register(eng, pack / "registers" / file, register=file.removesuffix(".csv"))
     make_user(eng, "officer")
@@ -77,8 +86,6 @@ def site(pg_server, template_db, pack, tmp_path_factory, live_server_module):
     eng.dispose()
     app = make_app(url, tmp_path_factory.mktemp("layout"), COOKIE_SECURE=0)
     yield live_server_module(app)
-    from asset_map.store.db import dispose_engines
-
     dispose_engines()
     pg_server.drop(name)
 
@@ -128,17 +135,17 @@ def _check_pages(view, base, pages, width, artifacts, found):
     return found
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-def test_every_page_has_the_layout_and_no_serious_accessibility_problem(site, width, artifacts):
+def test_every_page_has_the_layout_and_no_serious_accessibility_problem(site, artifacts):
     found = {}
-    with open_page(site + "/sign-in", width=width) as view:
+    with open_page(site + "/sign-in") as view:
         view.page.add_init_script(path=str(AXE))
-        _check_pages(view, site, PUBLIC_PAGES, width, artifacts, found)
-        for role, pages in SIGNED_IN_PAGES.items():
-            _sign_in(view, site, role)
-            _check_pages(view, site, pages, width, artifacts, found)
-            view.page.click("form[action='/sign-out'] button")
-            view.page.wait_for_load_state("load")
+        for width in WIDTHS:
+            _check_pages(view, site, PUBLIC_PAGES, width, artifacts, found)
+            for role, pages in SIGNED_IN_PAGES.items():
+                _sign_in(view, site, role)
+                _check_pages(view, site, pages, width, artifacts, found)
+                view.page.click("form[action='/sign-out'] button")
+                view.page.wait_for_load_state("load")
         # The one error a browser reports is the 404 status of the page that is not found, which is the point.
         assert [e for e in view.console_errors if "/no-such-page" not in e] == []
         assert view.external_requests == []
@@ -158,11 +165,12 @@ def test_the_axe_check_can_fail(site):
 def test_every_part_is_reached_from_the_map_and_marked_current(site):
     with open_page(site + "/") as view:
         view.page.wait_for_selector("body[data-assets-loaded='1']")
-        for label in SECTIONS:
-            view.page.click(f".govuk-service-navigation__list >> text='{label}'")
-            view.page.wait_for_load_state("load")
+        links = view.page.evaluate("() => [...document.querySelectorAll('.govuk-service-navigation__item a')]"
+                                   ".map(a => [a.textContent.trim(), a.href])")
+        assert [label for label, _ in links] == SECTIONS
+        for label, href in links[1:]:
+            view.page.goto(href)
             assert view.page.evaluate(CHROME)["current"] == [label], label
-            view.page.goto(site + "/")
         # Signed in, the officer's and the admin's sections appear too.
         _sign_in(view, site, "admin")
         sections = view.page.evaluate(CHROME)["sections"]
