@@ -7,7 +7,19 @@ from datetime import timezone
 from sqlalchemy import text
 
 ACTIONS = ("sign-in", "sign-in-failed", "sign-out", "import", "export", "role-change", "user-add", "user-remove",
-           "token-create", "token-revoke", "password-change")
+           "token-create", "token-revoke", "password-change",
+           # Individuals' rights and the data's lifecycle (asset_map.people, asset_map.retention): ids and counts only.
+           "person-find", "person-export", "person-erase", "consent-erase", "retention",
+           # Issue 13: assets one at a time, registers managed in the browser.
+           "asset-create", "asset-edit", "asset-verify", "asset-close", "asset-reopen", "asset-withdraw",
+           "asset-restore", "upload", "mapping-save", "preview", "import-queued", "import-failed", "rollback",
+           "quarantine-fix", "quarantine-dismiss", "override-clear",
+           # Issue 18: street networks.
+           "network-load",
+           # Issue 19: geographies, briefings and councillors.
+           "geography-load", "geography-draw", "councillor-attach", "briefing-send")
+# Issue 14: the community's own writes (suggestions, moderation decisions, individuals' offers, confirm links).
+ACTIONS += ("suggestion", "moderation", "offer", "offer-change", "offer-withdraw", "confirm-send", "confirm")
 
 
 def record(conn, *, actor, action, target=None, details=None, rows=None):

@@ -7,10 +7,11 @@ may give (the importer's consent rule). Nothing here imports Flask or the databa
 """
 
 # Roles, lowest first: a role may do everything the roles before it may. "public" is everybody without an account.
-ROLES = ("public", "organiser", "officer", "admin")
+ROLES = ("public", "organiser", "councillor", "officer", "admin")
 # Accounts exist for the roles above the public.
 ACCOUNT_ROLES = ROLES[1:]
-ROLE_LABELS = {"public": "Public", "organiser": "Organiser", "officer": "Officer", "admin": "Admin"}
+ROLE_LABELS = {"public": "Public", "organiser": "Organiser", "councillor": "Councillor", "officer": "Officer",
+               "admin": "Admin"}
 
 
 def role_rank(role):

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 AXE = DEFAULT_DIR / "axe-core" / "axe.min.js"
 TAMWORTH = "E07000199"
 WIDTHS = (1400, 375)
-SECTIONS = ["Map", "Assets", "Districts", "Gap reports", "Downloads and API"]
+SECTIONS = ["Map", "Assets", "Districts", "Gap reports", "Briefings", "Downloads and API"]
 PUBLIC_PAGES = {
     "map": "/",
     "assets": f"/assets?district={TAMWORTH}",
@@ -126,7 +126,7 @@ def _check_pages(view, base, pages, width, artifacts, found):
     for key, path in pages.items():
         chrome = _visit(view, base, path)
         assert chrome["header"] == 1 and chrome["footer"] == 1, (key, chrome)
-        assert chrome["sections"][:5] == SECTIONS, (key, chrome["sections"])
+        assert chrome["sections"][:6] == SECTIONS, (key, chrome["sections"])
         assert {"Data sources and licence", "Privacy notice", "Accessibility statement"} <= set(chrome["footerLinks"])
         view.screenshot(artifacts / "layout" / f"{key}-{width}.png")
         problems = view.page.evaluate(AXE_RUN)
@@ -174,7 +174,7 @@ def test_every_part_is_reached_from_the_map_and_marked_current(site):
         # Signed in, the officer's and the admin's sections appear too.
         _sign_in(view, site, "admin")
         sections = view.page.evaluate(CHROME)["sections"]
-        assert sections[:5] == SECTIONS and "Registers" in sections and "Admin" in sections
+        assert sections[:6] == SECTIONS and "Registers" in sections and "Admin" in sections
         view.page.click(".govuk-service-navigation__list >> text='Registers'")
         view.page.wait_for_url("**/registers")
         assert "libraries_staffordshire" in view.page.inner_text("main")
@@ -206,8 +206,8 @@ def test_the_keyboard_reaches_the_header_then_the_filters_then_the_map(site):
             order.append(view.page.evaluate("() => { const e = document.activeElement;"
                                             " return (e.textContent || e.id || e.name || '').trim().slice(0, 30); }"))
         assert order[0] == "Skip to main content" and order[1] == "asset-map"
-        assert order[2:7] == SECTIONS and order[7] == "Sign in"
-        assert order[8] == "Search and filters" and order[9] == "postcode"
+        assert order[2:8] == SECTIONS and order[8] == "Sign in"
+        assert order[9] == "Search and filters" and order[10] == "postcode"
 
 
 def test_on_a_phone_the_filters_fold_away_above_the_map(site, artifacts):

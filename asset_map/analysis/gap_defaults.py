@@ -7,8 +7,13 @@ DECAYS = ("none", "linear", "gaussian")
 NEED_METHODS = ("deciles", "quantiles")
 SUPPLY_MEASURES = ("access", "per_1000", "distance")
 NEED_DIRECTIONS = ("higher", "lower")
+# Straight lines, or along the loaded street network of that mode (asset_map.analysis.network).
+DISTANCES = ("straight", "walk", "drive", "cycle")
 
 CATCHMENT_M = 1600.0
+# A catchment beyond this is a mistake (1,000 km), not a question about access.
+MAX_CATCHMENT_M = 50_000
+DISTANCE = "straight"
 DECAY = "none"
 NEED_METHOD = "deciles"
 # With deciles: 1..2 high need, 3..5 medium, 6..10 low.

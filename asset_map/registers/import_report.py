@@ -28,6 +28,7 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     withdrawn: int = 0
+    erased: int = 0                      # individuals erased: consent refused or withdrawn, or absent
     quarantined: int = 0
     by_status: dict = field(default_factory=dict)
     by_tier: dict = field(default_factory=dict)
@@ -51,6 +52,7 @@ class ImportReport:
         self.imported = len(good)
         self.inserted, self.updated = counts["inserted"], counts["updated"]
         self.unchanged, self.withdrawn = counts["unchanged"], counts["withdrawn"]
+        self.erased = int(counts.get("erased", 0))
         self.quarantined = int(quarantined)
         if len(good):
             self.by_status = _counts(good["status"])
@@ -101,7 +103,7 @@ class ImportReport:
         """One line: what happened."""
         return (f"{self.register}: {self.rows_read:,} rows read, {self.imported:,} imported ({self.inserted:,} new, "
                 f"{self.updated:,} updated, {self.unchanged:,} unchanged), {self.quarantined:,} quarantined, "
-                f"{self.withdrawn:,} withdrawn")
+                f"{self.withdrawn:,} withdrawn" + (f" ({self.erased:,} individuals erased)" if self.erased else ""))
 
 
 def redacted(report):

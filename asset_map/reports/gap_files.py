@@ -20,7 +20,8 @@ from asset_map.csv_writer import CsvWriter
 _BASE = [("code", None), ("name", None), ("district_code", None), ("population", 0), ("need_score", 3),
          ("need_rank", 0), ("need_decile", 0), ("need_class", None), ("origin_method", None), ("origin_x", 1),
          ("origin_y", 1), ("assets_inside", 0), ("assets_per_1000", 4)]
-_TAIL = [("individuals", None), ("nearest_mean_m", 1), ("access_per_1000", 4), ("supply_score", 4),
+_TAIL = [("individuals", None), ("nearest_mean_m", 1), ("straight_mean_m", 1), ("network_ratio", 3),
+         ("network_status", None), ("origin_snap_m", 1), ("assets_within", 0), ("access_per_1000", 4), ("supply_score", 4),
          ("supply_class", None), ("bivariate", None), ("priority", None), ("priority_rank", 0), ("lacks", None)]
 
 
@@ -28,7 +29,8 @@ def columns(groups):
     cols = list(_BASE)
     for g in groups:
         s = slug(g)
-        cols += [(f"nearest_{s}_m", 1), (f"nearest_{s}_id", 0), (f"nearest_{s}_name", None)]
+        cols += [(f"nearest_{s}_m", 1), (f"nearest_{s}_id", 0), (f"nearest_{s}_name", None),
+                 (f"nearest_{s}_status", None)]
     return cols + _TAIL
 
 

@@ -62,6 +62,12 @@ PACKAGES = [
     # axe-core: the accessibility rules the browser tests run on every page (not loaded by any page).
     ("axe-core", "4.11.0",
      "sha512-ilYanEU8vxxBexpJd8cWM4ElSQq4QctCLKih0TSfjIfCQTeyH/6zVrmIJfLPrKTKJRbiG+cfnZbQIjAlJmF1jQ=="),
+    # Draws the need and boundary layers from our vector tiles (/tiles/...) at England scale.
+    ("leaflet.vectorgrid", "1.3.0",
+     "sha512-kWmj1pKM+MVdo/7Mg5zsB3YrGZvo/uIuiANV9MvWUFOG+Y2xAJzrteDhoIcCgTjHSSRJ36xdeGdIQVhuWjnCZw=="),
+    # Polygon drawing for officers' neighbourhoods (/geographies/draw).
+    ("leaflet-draw", "1.0.4",
+     "sha512-rsQ6saQO5ST5Aj6XRFylr5zvarWgzWnrg46zQ1MEOEIHsppdC/8hnN8qMoFvACsPvTioAuysya/TVtog15tyAQ=="),
     # GOV.UK Design System, for the pages that are not the map. Its CSS asks for fonts and images at /assets/.
     ("govuk-frontend", "6.6.0",
      "sha512-xctkWrQvLnvQt7fyjQ3MGX9S0wz0x0RQuLxCeoXF+s8EjGICG81/DYQGKN5qgO+0KVT12UAaRwUsGY6fulRcRg=="),
@@ -130,6 +136,13 @@ FILES = [
     ("leaflet-minimap", "LICENSE.txt", "leaflet-minimap/LICENSE.txt"),
     ("axe-core", "axe.min.js", "axe-core/axe.min.js"),
     ("axe-core", "LICENSE", "axe-core/LICENSE"),
+    ("leaflet.vectorgrid", "dist/Leaflet.VectorGrid.bundled.min.js",
+     "leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js"),
+    ("leaflet.vectorgrid", "package.json", "leaflet.vectorgrid/package.json"),
+    ("leaflet-draw", "dist/leaflet.draw.js", "leaflet-draw/dist/leaflet.draw.js"),
+    ("leaflet-draw", "dist/leaflet.draw.css", "leaflet-draw/dist/leaflet.draw.css"),
+    ("leaflet-draw", "dist/images/", "leaflet-draw/dist/images/"),
+    ("leaflet-draw", "package.json", "leaflet-draw/package.json"),  # its licence (MIT) is stated there only
     ("govuk-frontend", "dist/govuk/govuk-frontend.min.css", "govuk-frontend/dist/govuk/govuk-frontend.min.css"),
     ("govuk-frontend", "dist/govuk/govuk-frontend.min.js", "govuk-frontend/dist/govuk/govuk-frontend.min.js"),
     ("govuk-frontend", "dist/govuk/assets/", "govuk-frontend/dist/govuk/assets/"),
@@ -197,7 +210,7 @@ def _npm_pack(specs, tmp, npm):
 def _check_integrity(tarball, spec, integrity):
     digest = base64.b64encode(hashlib.sha512(tarball.read_bytes()).digest()).decode("ascii")
     if f"sha512-{digest}" != integrity:
-        msg = f"{spec} from the npm registry does not match the sha512 pinned in asset_map/web/vendor.py"
+        msg = f"{spec} from the npm registry does not match the sha512 pinned in asset_map/tools/vendor.py"
         raise ConfigError(msg)
 
 
@@ -217,7 +230,7 @@ def _copy_package_files(tarball, package, dest_dir):
                 prefix = src.rstrip("/") + "/"
                 found = {path[len(prefix):]: m for path, m in members.items() if path.startswith(prefix)}
                 if not found:
-                    msg = f"{package}: folder {src} is not in the npm package; fix FILES in asset_map/web/vendor.py"
+                    msg = f"{package}: folder {src} is not in the npm package; fix FILES in asset_map/tools/vendor.py"
                     raise ConfigError(msg)
                 target_dir = _safe_join(dest_dir, dest)
                 if target_dir.exists():
@@ -226,7 +239,7 @@ def _copy_package_files(tarball, package, dest_dir):
                     _write_member(tar, member, _safe_join(target_dir, rel))
             else:
                 if src not in members:
-                    msg = f"{package}: file {src} is not in the npm package; fix FILES in asset_map/web/vendor.py"
+                    msg = f"{package}: file {src} is not in the npm package; fix FILES in asset_map/tools/vendor.py"
                     raise ConfigError(msg)
                 _write_member(tar, members[src], _safe_join(dest_dir, dest))
 

@@ -3,6 +3,7 @@
 from flask import current_app, request
 
 from asset_map.maps import choices, styles
+from asset_map.store import geographies
 from asset_map.store.assets import AssetFilter
 from asset_map.vocabulary import DEFAULT_STATUSES, STATUS_LABELS, STATUSES, STORED_STATUSES, TIER_LABELS, role_rank
 from asset_map.web import extensions
@@ -28,6 +29,7 @@ def form_choices(flt):
     visible_tiers = [t for t in TIER_LABELS if t != "individual" or role_rank(role) >= role_rank("officer")]
     return {
         "districts": choices.districts(engine),
+        "areas": geographies.choices(engine),
         "tiers": [(t, TIER_LABELS[t]) for t in visible_tiers],
         "categories": [(t, c, styles.label_for(c, table), n) for t, c, n in choices.categories(engine, role=role)],
         "offers": choices.offers(engine, role=role),

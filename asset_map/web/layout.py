@@ -32,6 +32,7 @@ SECTIONS = (
     Section("Assets", "tables.assets", ("/assets",)),
     Section("Districts", "explorer.districts", ("/districts",)),
     Section("Gap reports", "gaps.index", ("/gaps",)),
+    Section("Briefings", "briefings.index", ("/briefings", "/geographies")),
     Section("Downloads and API", "pages.downloads", ("/downloads", "/ogc", "/export")),
     Section("Registers", "registers.index", ("/registers",), "organiser"),
     # Built by a later issue: shown once its endpoint exists.
