@@ -446,25 +446,13 @@ def _merge(conn, staged, stamp):
     changed = " OR ".join(f"assets.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in compared) + \
         " OR assets.geom IS DISTINCT FROM EXCLUDED.geom OR assets.withdrawn_at IS NOT NULL"
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in compared)
-    # The history of the updates is written first, from the rows as they are before the merge: the old values are
-    # gone once it has run (PostgreSQL 15's RETURNING sees only the new row).
-    new_cols = select_cols.replace("'{}')", "'{}') AS offers")
-    new = f'(SELECT {new_cols}, geom FROM "{staged}")'
-    diff = history.diff_sql("a", "s", compared + ["geom"])
-    conn.execute(text(
-        f"INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id, changes) "
-        f"SELECT a.id, a.version + 1, a.register, h.*, {diff} || CASE WHEN a.withdrawn_at IS NOT NULL THEN "
-        f"jsonb_build_object('withdrawn_at', jsonb_build_array(a.withdrawn_at, NULL)) ELSE '{{}}' END "
-        f"FROM {new} s JOIN assets a ON a.register = s.register AND a.match_key = s.match_key, "
-        f"(VALUES {history.VALUES}) AS h "
-        f"WHERE {changed.replace('assets.', 'a.').replace('EXCLUDED.', 's.')}"), stamp.params())
-    # Unchanged rows are left alone (no new row version, updated_at kept); RETURNING counts only what was written.
+    # Unchanged rows are left alone (no new row version, updated_at kept); RETURNING counts only what was written,
+    # and the history CTE gives each written row its version (see history.merged_cte).
     sql = (f"WITH w AS (INSERT INTO assets ({cols}, geom) SELECT {select_cols}, geom FROM \"{staged}\" "
            f"ON CONFLICT (register, match_key) DO UPDATE SET {updates}, geom = EXCLUDED.geom, withdrawn_at = NULL, "
            f"updated_at = now(), version = assets.version + 1 WHERE {changed} "
-           f"RETURNING id, register, (created_at = now()) AS inserted), "
-           f"h AS (INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id) "
-           f"SELECT w.id, 1, w.register, v.* FROM w, (VALUES {history.VALUES}) AS v WHERE w.inserted) "
+           f"RETURNING assets.*, (created_at = now()) AS inserted)"
+           f"{history.merged_cte('w', compared + ['geom', 'withdrawn_at'])} "
            f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), "
            f"(SELECT count(*) FROM \"{staged}\") FROM w")
     inserted, updated, total = conn.execute(text(sql), stamp.params()).one()
