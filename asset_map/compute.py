@@ -47,7 +47,9 @@ class DaskRunner:
         if not items:
             return []
         client = self.client()
-        futures = client.map(function, items, pure=False)
+        # The partitions go to the workers as data (scatter), not inside the task graph, where the scheduler would
+        # hold and forward every array.
+        futures = client.map(function, client.scatter(items), pure=False)
         return client.gather(futures)
 
 
