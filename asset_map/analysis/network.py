@@ -85,10 +85,13 @@ def graph(net, *, reverse=False, extra=None):
         er, ec, ew, n = extra
         rows, cols, w = np.concatenate([rows, er]), np.concatenate([cols, ec]), np.concatenate([w, ew])
     w = np.maximum(w, _EPS)
-    # Parallel edges: keep the shortest (a CSR matrix built from duplicates would add them up).
+    g = sparse.csr_matrix((w, (rows, cols)), shape=(n, n))
+    if g.nnz == len(w):
+        return g
+    # Parallel edges (rare): keep the shortest, where the CSR constructor would have added them up.
     order = np.lexsort((w, cols, rows))
     rows, cols, w = rows[order], cols[order], w[order]
-    first = np.r_[True, (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])] if len(rows) else np.empty(0, bool)
+    first = np.r_[True, (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])]
     return sparse.csr_matrix((w[first], (rows[first], cols[first])), shape=(n, n))
 
 
