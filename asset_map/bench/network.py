@@ -98,7 +98,9 @@ def _county_extract_load(ctx, county):
     b = county.districts.to_crs(27700).total_bounds
     path = write_county_extract(tuple(b), ctx.workdir / "county-extract.osm.pbf")
     done = subprocess.run([sys.executable, "-c", _LOAD_SCRIPT, ctx.database_url, str(path)], capture_output=True,
-                          text=True, check=True)
+                          text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"loading {path.name} failed: {done.stderr[-1500:]}")
     got = json.loads(done.stdout.strip().splitlines()[-1])
     return got, path.stat().st_size
 

@@ -55,6 +55,8 @@ def load(engine, path, *, mode="walk", buffer_m=DEFAULT_BUFFER_M, actor="cli", s
                "nodes": int(net.n_nodes), "edges": int(net.n_edges), "districts": ",".join(codes),
                "buffer_m": float(buffer_m), "bbox": ",".join(f"{v:.6f}" for v in bbox)}
     with engine.begin() as conn:
+        # A county network is millions of rows: the web's per-statement limit is not for this batch job.
+        conn.execute(text("SET LOCAL statement_timeout = 0"))
         conn.execute(text("DELETE FROM network_loads WHERE mode = :m"), {"m": mode})
         conn.execute(text("INSERT INTO network_loads (mode, source, source_date, sha256, nodes, edges, districts, "
                           "buffer_m, bbox) VALUES (:mode, :source, :source_date, :sha256, :nodes, :edges, "
@@ -96,6 +98,7 @@ def _copy_out(engine, sql, mode):
     raw = engine.raw_connection()
     try:
         with raw.cursor() as cur:
+            cur.execute("SET LOCAL statement_timeout = 0")  # a national network takes longer than a web request
             if mode not in MODES:  # the one value put in the SQL text: checked against the known modes
                 raise InputError(f"Mode {mode!r} is not known; expected one of {', '.join(MODES)}.")
             query = sql.replace("%s", f"'{mode}'")
