@@ -11,15 +11,18 @@ from dataclasses import dataclass, field, replace
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 import asset_map
 from asset_map.analysis import gap
+from asset_map.analysis import gap_defaults as defaults
 from asset_map.config import PROJECT_DIR
 from asset_map.errors import InputError
-from asset_map.layers.queries import area_vintage, need_options, parse_need
+from asset_map.maps.queries import area_vintage, need_options, parse_need
 from asset_map.store import assets as store_assets
 from asset_map.store import gap_inputs
 from asset_map.store import network as store_network
+from asset_map.timer import StepTimer
 
 MAX_MAP_ASSETS = 5_000
 
@@ -37,29 +40,30 @@ class GapRequest:
         flt = store_assets.AssetFilter.from_args(args)
         if not _one(args, "status"):
             # Supply is what people can use today: open assets only, unless the question says otherwise.
-            flt = replace(flt, status=("open",))
+            flt = replace(flt, status=defaults.STATUS)
         if flt.bbox or flt.updated_since or flt.q:
-            raise InputError("A gap report takes district, tier, category, offer, status and verified_within; "
+            raise InputError("A gap report takes district, area, tier, category, offer, status and verified_within; "
                              "bbox, q and updated_since are for the map and exports.")
         need = _one(args, "need") or default_need
-        distance = (_one(args, "distance") or "straight").lower()
+        distance = (_one(args, "distance") or defaults.DISTANCE).lower()
         catchment, minutes, speed = _catchment(args, distance)
-        breaks = _one(args, "need_breaks") or "2,5"
+        breaks = _one(args, "need_breaks") or ",".join(str(b) for b in defaults.NEED_BREAKS)
         try:
             breaks = tuple(int(v) for v in breaks.split(","))
         except ValueError as err:
             raise InputError(f"Parameter 'need_breaks' has value {breaks!r}: expected two deciles such as 2,5.") \
                 from err
-        direction = (_one(args, "need_direction") or "higher").lower()
-        if direction not in ("higher", "lower"):
+        direction = (_one(args, "need_direction") or defaults.NEED_DIRECTION).lower()
+        if direction not in defaults.NEED_DIRECTIONS:
             raise InputError(f"Parameter 'need_direction' has value {direction!r}: expected higher or lower "
                              "(which scores mean more need).")
         groups = flt.category or flt.offer or ("any",)
-        params = gap.GapParams(catchment_m=catchment, decay=(_one(args, "decay") or "none").lower(),
-                               need_method=(_one(args, "need_classes") or "deciles").lower(), need_breaks=breaks,
-                               higher_score_is_more_need=direction == "higher",
-                               supply_measure=(_one(args, "supply") or "access").lower(), groups=tuple(groups),
-                               distance=distance, catchment_minutes=minutes, speed_kmh=speed)
+        params = gap.GapParams(catchment_m=catchment, decay=(_one(args, "decay") or defaults.DECAY).lower(),
+                               need_method=(_one(args, "need_classes") or defaults.NEED_METHOD).lower(),
+                               need_breaks=breaks, higher_score_is_more_need=direction == "higher",
+                               supply_measure=(_one(args, "supply") or defaults.SUPPLY_MEASURE).lower(),
+                               groups=tuple(groups), distance=distance, catchment_minutes=minutes,
+                               speed_kmh=speed)
         params.check()
         return cls(filter=flt, need=need, params=params)
 
@@ -104,7 +108,7 @@ def _catchment(args, distance):
     """(metres, minutes or None, speed km/h or None) of the catchment: "1600" or "1600m" are metres, "15min" (or
     catchment_unit=minutes) minutes at ``speed`` km/h (default: the mode's planning speed, walking for straight
     lines)."""
-    text = _one(args, "catchment") or "1600"
+    text = _one(args, "catchment") or f"{defaults.CATCHMENT_M:g}"
     match = _CATCHMENT.match(text)
     if not match:
         msg = (f"Parameter 'catchment' has value {text!r}: expected metres (1600) or minutes (15min, with a speed in "
@@ -148,7 +152,7 @@ def run(engine, request, *, role="public", population_points=None, timings=None,
     from asset_map.config import load_settings
 
     settings = settings or load_settings()
-    clock = _Clock(timings)
+    clock = StepTimer(timings=timings).mark
     options = need_options(engine)
     indicator, vintage = parse_need(request.need, options)
     av = area_vintage(vintage)
@@ -164,13 +168,22 @@ def run(engine, request, *, role="public", population_points=None, timings=None,
         raise InputError(msg)
     clock("read areas and need")
     report = areas["district_code"].isin(districts).to_numpy()
+    overlap = None
+    if flt.area:
+        # An area of any geography: report the LSOAs it overlaps (within the districts, when also given).
+        overlap = _area_overlap(engine, flt.area, areas, av)
+        report = report & areas["code"].isin(overlap["code"]).to_numpy()
+        districts = sorted(areas.loc[report, "district_code"].dropna().unique())
     if not areas.loc[report, "need_decile"].notna().any() and request.params.need_method == "deciles":
         msg = (f"No {indicator}:{vintage} deciles are loaded for the chosen areas; choose another indicator or "
                "need_classes=quantiles.")
         raise InputError(msg)
 
     # Supply comes from every district: the nearest library may be over the border.
-    supply_filter = store_assets.AssetFilter(tier=flt.tier, category=flt.category, offer=flt.offer,
+    # A gap report is made to be shared: whatever the role, individuals are never among its points (names, places),
+    # only in its protected counts per area (asset_map.privacy, asset_map.disclosure).
+    supply_tiers = tuple(t for t in (flt.tier or store_assets.TIERS) if t != "individual") or ("none",)
+    supply_filter = store_assets.AssetFilter(tier=supply_tiers, category=flt.category, offer=flt.offer,
                                              status=flt.status, verified_within=flt.verified_within)
     params = request.params
     kind = "category" if flt.category else "offer"
@@ -208,32 +221,65 @@ def run(engine, request, *, role="public", population_points=None, timings=None,
         inputs["network"] = {**{k: net_info[k] for k in ("mode", "source", "source_date", "sha256", "nodes", "edges",
                                                          "buffer_m", "loaded_at")},
                              **frame.attrs.get("network", {})}
+    if overlap is not None:
+        inputs["area"] = _area_summary(engine, flt, overlap, areas, role, suppress_below)
     clock("asset names and provenance")
     return GapResult(request=request, frame=frame, assets=points, map_assets=details, inputs=inputs,
                      districts=names)
 
 
+def _area_overlap(engine, values, areas, av):
+    """The LSOAs (of vintage ``av``) that the areas ('geography:code' values) overlap, with each one's share inside
+    and estimated residents inside (analysis.overlay)."""
+    from asset_map.analysis import overlay
+    from asset_map.store import geographies
+
+    shapes = [geographies.area(engine, *value.split(":", 1))["geometry"] for value in values]
+    union = shapes[0] if len(shapes) == 1 else shapely.union_all(shapes)
+    found = overlay.shares(areas[["code", "population", "geometry"]], union)
+    if not len(found):
+        msg = (f"Area {', '.join(values)} overlaps no LSOA {av} that is loaded: it lies outside the loaded areas, "
+               "so it has no need data.")
+        raise InputError(msg)
+    return found
+
+
+def _area_summary(engine, flt, overlap, areas, role, suppress_below):
+    """What the report says about the area itself: names, its need weighted by residents inside, its assets."""
+    from asset_map.analysis import overlay
+    from asset_map.store import geographies
+
+    need = areas[["code", "need_score", "need_decile"]]
+    summary = overlay.weighted_need(overlap, need)
+    summary["areas"] = [{"value": v, "label": geographies.area_label(engine, v)} for v in flt.area]
+    summary["lsoa_shares"] = [
+        {"code": r.code, "share": float(r.share),
+         "population_inside": None if np.isnan(r.population_inside) else float(r.population_inside)}
+        for r in overlap.itertuples()]
+    inside = store_assets.AssetFilter(area=flt.area, tier=flt.tier, category=flt.category, offer=flt.offer,
+                                      status=flt.status, verified_within=flt.verified_within)
+    summary["assets_inside"] = int(store_assets.count(engine, inside, role=role))
+    return summary
+
+
 def _individuals(engine, flt, frame, av, suppress_below):
-    """Consenting individuals per area, as counts only with small numbers suppressed (the shared privacy rule):
-    the public never sees them as points, but a gap report may show where people offer help."""
-    rows = store_assets.individual_counts(engine, flt, by="lsoa21_code" if av == 2021 else "lsoa11_code",
+    """Consenting individuals per area: the protected table of asset_map.disclosure (small counts, zero included,
+    suppressed; the rest rounded), the same for every role, since the report is shared."""
+    from asset_map import disclosure
+
+    how = disclosure.as_method(suppress_below)
+    rows = store_assets.individual_counts(engine, store_assets.AssetFilter(offer=flt.offer) if how.enabled else flt,
+                                          by="lsoa21_code" if av == 2021 else "lsoa11_code",
                                           suppress_below=suppress_below)
     labels = {code: label for code, _, label in rows}
-    return frame["code"].map(labels).astype(object).fillna("0").astype(str)
+    return frame["code"].map(labels).astype(object).fillna(labels_below(suppress_below)).astype(str)
 
 
-class _Clock:
-    def __init__(self, timings):
-        import time
+def labels_below(suppress_below):
+    from asset_map import disclosure
 
-        self._now = time.perf_counter
-        self.timings, self.last = timings, self._now()
+    return disclosure.as_method(suppress_below).label_below()
 
-    def __call__(self, stage):
-        now = self._now()
-        if self.timings is not None:
-            self.timings[stage] = now - self.last
-        self.last = now
 
 
 def _map_assets(engine, frame, points, near_cols, catchment, role):
@@ -280,8 +326,16 @@ def _inputs(engine, request, indicator, vintage, av, supply_filter, n_assets, di
         "role": role,
         "registers": registers,
         "reference_loads": gap_inputs.reference_loads(engine, indicator=indicator, vintages=(vintage, av)),
+        # How fresh the assets behind the report were: shares verified within 3, 6 and 12 months.
+        "freshness": freshness_summary(engine, supply_filter, role=role),
         "code": code_version(),
     }
+
+
+def freshness_summary(engine, flt, *, role):
+    from asset_map.maps import freshness
+
+    return freshness.summary(engine, flt, role=role)
 
 
 def asset_count_by_group(result):
@@ -296,7 +350,7 @@ def asset_count_by_group(result):
 # -- outputs -------------------------------------------------------------------------------------------------------
 
 def report_context(result, settings, *, static_url=None):
-    from asset_map.analysis import report
+    from asset_map.reports import gap_report as report
     from asset_map.config import attribution_lines
 
     return report.build(result.frame, result.inputs, districts=result.districts,
@@ -306,18 +360,18 @@ def report_context(result, settings, *, static_url=None):
 
 
 def csv_text(result):
-    from asset_map.analysis import gap_files
+    from asset_map.reports import gap_files
 
     return gap_files.to_csv(result.frame, result.request.params.groups)
 
 
 def geojson_text(result):
-    from asset_map.analysis import gap_files
+    from asset_map.reports import gap_files
 
     return gap_files.to_geojson(result.frame, result.request.params.groups, result.inputs)
 
 
 def standalone_html(result, settings):
-    from asset_map.analysis import report
+    from asset_map.reports import gap_report as report
 
     return report.render_standalone(report_context(result, settings))

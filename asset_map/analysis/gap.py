@@ -27,14 +27,11 @@ from access import fca
 from pyproj import Transformer
 from scipy.spatial import cKDTree
 
+from asset_map.analysis import gap_defaults as defaults
+from asset_map.analysis.gap_defaults import DECAYS, DISTANCES, MAX_CATCHMENT_M, NEED_METHODS, SUPPLY_MEASURES
 from asset_map.errors import InputError
 
 MEASURE_CRS = 27700
-DECAYS = ("none", "linear", "gaussian")
-NEED_METHODS = ("deciles", "quantiles")
-SUPPLY_MEASURES = ("access", "per_1000", "distance")
-DISTANCES = ("straight", "walk", "drive", "cycle")
-MAX_CATCHMENT_M = 50_000
 NEED_CLASSES = ("high", "medium", "low")
 SUPPLY_CLASSES = ("low", "medium", "high")
 NO_DATA = "no data"
@@ -50,12 +47,12 @@ class GapParams:
     """What a gap analysis is asked. ``groups`` are labels of the asset groups nearest distances are measured to
     (the selected categories, else the selected offers, else one group "any")."""
 
-    catchment_m: float = 1600.0
-    decay: str = "none"
-    need_method: str = "deciles"
-    need_breaks: tuple = (2, 5)
-    higher_score_is_more_need: bool = True
-    supply_measure: str = "access"
+    catchment_m: float = defaults.CATCHMENT_M
+    decay: str = defaults.DECAY
+    need_method: str = defaults.NEED_METHOD
+    need_breaks: tuple = defaults.NEED_BREAKS
+    higher_score_is_more_need: bool = defaults.NEED_DIRECTION == "higher"
+    supply_measure: str = defaults.SUPPLY_MEASURE
     groups: tuple = ("any",)
     # How distance is measured: a straight line, or along the street network of a mode (walk, drive, cycle).
     distance: str = "straight"
