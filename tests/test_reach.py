@@ -11,7 +11,7 @@ from asset_map.config import load_settings
 from asset_map.store.db import make_engine
 from tests.accounts import signed_in_client
 from tests.conftest import make_app
-from tests.network_data import add_asset, walk_db  # noqa: F401 - a module-scoped fixture
+from tests.network_data import add_asset
 
 
 @pytest.fixture(scope="module")
