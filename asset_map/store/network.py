@@ -57,7 +57,8 @@ def load(engine, path, *, mode="walk", buffer_m=DEFAULT_BUFFER_M, actor="cli", s
     with engine.begin() as conn:
         # A county network is millions of rows: the web's per-statement limit is not for this batch job.
         conn.execute(text("SET LOCAL statement_timeout = 0"))
-        conn.execute(text("DELETE FROM network_loads WHERE mode = :m"), {"m": mode})
+        for table in ("network_edges", "network_nodes", "network_loads"):
+            conn.execute(text(f"DELETE FROM {table} WHERE mode = :m"), {"m": mode})
         conn.execute(text("INSERT INTO network_loads (mode, source, source_date, sha256, nodes, edges, districts, "
                           "buffer_m, bbox) VALUES (:mode, :source, :source_date, :sha256, :nodes, :edges, "
                           ":districts, :buffer_m, :bbox)"), summary)
