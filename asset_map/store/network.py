@@ -9,7 +9,6 @@ import datetime as dt
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from sqlalchemy import text
 
 from asset_map import audit

@@ -106,20 +106,17 @@ def _county_extract_load(ctx, county):
 
 
 def _network(engine, county, edges, workdir):
-    from pyproj import Transformer
+    import psutil
 
     from asset_map import synth
     from asset_map.store import network
 
     b = county.districts.to_crs(27700).total_bounds
     path = synth.write_street_grid(synth.StreetGrid.covering(tuple(b), edges), workdir / f"grid-{edges}.osm.pbf")
-    import psutil
-
     proc = psutil.Process()
     t = time.perf_counter()
     summary = network.load(engine, path, mode="walk", buffer_m=1_000, source="synthetic street grid")
     seconds = time.perf_counter() - t
-    del Transformer
     return summary, seconds, proc.memory_info().rss, path
 
 
