@@ -262,3 +262,7 @@ def geo_db(pg_server, pack_db, pack, tmp_path_factory):
 def geo_engine(geo_db):
     with engine_over(geo_db[0]) as eng:
         yield eng
+
+
+# The pack with its libraries and a walk network over Tamworth, shared by the network report and isochrone tests.
+from tests.network_data import walk_db  # noqa: E402,F401
