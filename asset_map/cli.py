@@ -517,7 +517,7 @@ def geographies_(name):
 
     engine = _engine()
     if name:
-        for a in store.areas(engine, name):
+        for a in store.areas(engine, name, role="officer"):
             click.echo(f"{a['code']}\t{a['name']}\t{a['assets']} assets" + (f"\tdrawn by {a['drawn_by']}"
                                                                               if a["drawn_by"] else ""))
         return

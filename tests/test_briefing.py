@@ -118,3 +118,12 @@ def test_web_pages(geo_db, geo_engine, tmp_path):
     assert "Tamworth Food Bank" in html and "Not verified for over 12 months" in html
     listing = client.get("/geographies/divisions").get_data(as_text=True)
     assert "D057" in listing and "area=divisions:D057" in listing
+    # Area lists count what the reader may see: 8 for the public, 11 with the 3 individuals for an officer, so
+    # the public count cannot reveal how many individuals live in a small drawn area.
+    from asset_map.store import geographies
+
+    assert [a["assets"] for a in geographies.areas(geo_engine, "pilot-neighbourhoods", role="officer")
+            if a["code"] == "PN-01"] == [11]
+    public = client.get("/geographies/pilot-neighbourhoods").get_data(as_text=True)
+    row = public.split(">PN-01<")[1].split("</tr>")[0]
+    assert ">8<" in row and ">11<" not in row

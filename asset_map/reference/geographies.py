@@ -94,7 +94,7 @@ def read_geography(path, *, code_field=None, name_field=None, crs=None):
     return GeographyFile(frame, path.name, gdf.crs.to_string(), notes)
 
 
-def polygon_from_geojson(geometry, *, label="the drawn area"):
+def polygon_from_geojson(geometry, *, label="The drawn area"):
     """A valid MultiPolygon (EPSG:4326) from a GeoJSON geometry drawn on the map; InputError with a plain message
     for lines, two-point shapes and shapes that collapse to nothing."""
     if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):

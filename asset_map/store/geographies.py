@@ -17,6 +17,7 @@ from asset_map import audit
 from asset_map.errors import InputError, NotFound
 from asset_map.reference.geographies import CODE, check_name, polygon_from_geojson, read_geography
 from asset_map.store import writes
+from asset_map.store.assets import AssetFilter
 
 
 def load(engine, name, path, *, label=None, code_field=None, name_field=None, crs=None, actor="cli"):
@@ -175,16 +176,20 @@ def list_geographies(engine):
             "SELECT name, label, source, areas, loaded_at, updated_at FROM geographies ORDER BY name"))]
 
 
-def areas(engine, geography):
-    """[{code, name, assets}] of a geography, by code; NotFound for an unknown geography."""
+def areas(engine, geography, *, role="public"):
+    """[{code, name, drawn_by, assets}] of a geography, by code; ``assets`` counts what ``role`` may see as points
+    (open and temporarily closed; below officer no individuals, so a count never reveals how many live there).
+    NotFound for an unknown geography."""
+    where, params = AssetFilter().where(role=role)
     with engine.connect() as conn:
         label = conn.execute(text("SELECT label FROM geographies WHERE name = :g"), {"g": geography}).scalar()
         if label is None:
             raise NotFound(f"No geography named {str(geography)[:64]!r} is loaded.")
         return [dict(r._mapping) for r in conn.execute(text(
-            "SELECT g.code, g.name, g.drawn_by, (SELECT count(*) FROM asset_areas x WHERE x.geography = g.geography "
-            "AND x.area_code = g.code) AS assets FROM geography_areas g WHERE g.geography = :g ORDER BY g.code"),
-            {"g": geography})]
+            f"SELECT g.code, g.name, g.drawn_by, coalesce(n.assets, 0) AS assets FROM geography_areas g "
+            f"LEFT JOIN (SELECT x.area_code, count(*) AS assets FROM asset_areas x JOIN assets a ON a.id = x.asset_id "
+            f"WHERE x.geography = :g AND {where} GROUP BY x.area_code) n ON n.area_code = g.code "
+            f"WHERE g.geography = :g ORDER BY g.code"), {"g": geography, **params})]
 
 
 def area(engine, geography, code):
