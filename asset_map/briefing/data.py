@@ -27,8 +27,9 @@ from asset_map.store import gap_inputs, geographies
 from asset_map.store.assets import AssetFilter, role_rank
 
 LISTED_TIERS = ("association", "organisation")
-CHANGES_SHOWN = 40
-STALE_SHOWN = 40
+# What a briefing lists in full before saying "and N more": it is read on paper.
+CHANGES_SHOWN = 16
+STALE_SHOWN = 25
 SINCE_DAYS = 31
 
 
@@ -44,6 +45,8 @@ class County:
     gap_inputs: dict
     profile: dict                   # the county's need profile (residents by decile, weighted score)
     districts: gpd.GeoDataFrame     # code, name, geometry (for the map's context)
+    lsoas_bng: gpd.GeoDataFrame     # the LSOAs in EPSG:27700, projected once for every map of the run
+    districts_bng: gpd.GeoDataFrame
     district_names: dict
     settings: dict
     suppress_below: int = 5
@@ -66,6 +69,8 @@ def county(engine, settings, *, role="public", today=None, since=None):
                                      geom_col="geom", crs=4326)
     return County(role=role, today=today, since=since, need=(indicator, vintage), lsoas=lsoas, gap=result.frame,
                   gap_inputs=result.inputs, profile=profile, districts=districts,
+                  lsoas_bng=lsoas[["code", "need_decile", "geometry"]].to_crs(27700),
+                  districts_bng=districts.to_crs(27700),
                   district_names=dict(zip(districts["code"], districts["name"])), settings=settings,
                   suppress_below=int(settings["SUPPRESS_BELOW"]),
                   reference_loads=gap_inputs.reference_loads(engine, indicator=indicator, vintages=(vintage, av)))
