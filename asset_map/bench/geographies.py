@@ -12,6 +12,7 @@
 Run alone: ``python -m asset_map.bench --scale county --only geographies``.
 """
 
+import os
 import time
 from pathlib import Path
 
@@ -114,8 +115,9 @@ def _wards_figures(engine, ctx, districts):
         Figure(area="geography", name=f"asset-map load geography end to end (GeoPackage in EPSG:27700 -> checked "
                f"-> stored -> every asset linked), {label}", value=round(whole, 3), unit="s",
                reference="the importer's district assignment of the same points", reference_value=round(reference, 3),
-               notes=f"x{whole / reference:.2f} the reference; {done['assets_linked']:,} links written; "
-                     f"{len(done['notes'])} notes"),
+               notes=f"x{whole / reference:.2f} the reference; {done['assets_linked']:,} links written; stages: "
+                     + ", ".join(f"{k} {v:.1f} s" for k, v in done["timings"].items())
+                     + f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"),
     ]
 
 
@@ -167,19 +169,19 @@ def _briefing_figures(engine, ctx, county):
     shared_all = data.county(engine, settings, role="councillor")
     batch.write_all(engine, shared_all, "divisions", out, codes=codes[:n])
     every = time.perf_counter() - t
-    pages = doc.pdf.count(b"/Type /Page\n") or doc.pdf.count(b"/Type /Page")
     return [
         Figure(area="briefing", name="one briefing: build, map image, A4 HTML and PDF (warm process)",
                value=round(warm, 3), unit="s", reference="the county's gap analysis (gaps.run)",
                reference_value=round(reference, 3), target="< 3 s", met=warm < 3,
                notes=f"first in a process {cold:.2f} s (WeasyPrint and matplotlib set-up); shared county inputs "
                      f"{shared_s:.2f} s, read once per run; {len(doc.pdf):,} bytes; x{warm / reference:.2f} the "
-                     f"reference"),
+                     f"reference; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"),
         Figure(area="briefing", name=f"every briefing of {n} divisions to a folder (asset-map briefing --all)",
                value=round(every, 3), unit="s", reference="the county's gap analysis (gaps.run)",
                reference_value=round(reference, 3), target="< 180 s for 60" if n == DIVISIONS else None,
                met=(every < 180) if n == DIVISIONS else None,
-               notes=f"{every / n:.2f} s per briefing; x{every / reference:.1f} the reference"
+               notes=f"{every / n:.2f} s per briefing, one process; x{every / reference:.1f} the reference; load "
+                     f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
                      + ("" if n == DIVISIONS else f"; {n} of {len(codes)} at this scale (--scale county for all)")),
     ]
 

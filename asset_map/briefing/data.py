@@ -28,8 +28,8 @@ from asset_map.store.assets import AssetFilter, role_rank
 
 LISTED_TIERS = ("association", "organisation")
 # What a briefing lists in full before saying "and N more": it is read on paper.
-CHANGES_SHOWN = 16
-STALE_SHOWN = 25
+CHANGES_SHOWN = 12
+STALE_SHOWN = 20
 SINCE_DAYS = 31
 
 

@@ -11,7 +11,6 @@ from datetime import date
 
 import geopandas as gpd
 import pandas as pd
-import shapely
 from sqlalchemy import text
 
 from asset_map.briefing import mapimage, render

@@ -25,7 +25,7 @@ matplotlib.rcParams.update({"font.family": "DejaVu Sans", "svg.hashsalt": "asset
 
 
 def area_map(shape, *, lsoas=None, context=None, districts=None, assets=None, centre=None, size=(7.0, 4.6),
-             dpi=150, title=None):
+             dpi=130, title=None):
     """PNG bytes. ``shape`` (EPSG:4326 shapely geometry) is the area outlined; ``lsoas`` (GeoDataFrame with
     ``need_decile``), ``context`` (polygons drawn faintly around, e.g. every LSOA), ``districts`` and ``assets``
     (with ``tier``) are drawn when given; ``centre`` (lon, lat) marks a point (a directory's "here")."""
@@ -57,7 +57,8 @@ def area_map(shape, *, lsoas=None, context=None, districts=None, assets=None, ce
         handles += [Patch(facecolor=DECILE_COLOURS[0], label="Need decile 1 (most deprived)"),
                     Patch(facecolor=DECILE_COLOURS[9], edgecolor="#b1b4b6", label="Need decile 10")]
     if districts is not None and len(districts):
-        _measured(districts).cx[cx - w / 2:cx + w / 2, cy - h / 2:cy + h / 2].boundary.plot(ax=ax, color="#505a5f", linewidth=0.8, linestyle="--")
+        near = _measured(districts).cx[cx - w / 2:cx + w / 2, cy - h / 2:cy + h / 2]
+        near.boundary.plot(ax=ax, color="#505a5f", linewidth=0.8, linestyle="--")
     outline.boundary.plot(ax=ax, color="#0b0c0c", linewidth=2.2)
     handles.append(Line2D([0], [0], color="#0b0c0c", linewidth=2.2, label=title or "The area"))
     if assets is not None and len(assets):

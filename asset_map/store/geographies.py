@@ -7,6 +7,7 @@ it has just written (``assign_register``). Every write is one transaction and au
 """
 
 import io
+import time
 
 import numpy as np
 import pandas as pd
@@ -25,21 +26,33 @@ def load(engine, name, path, *, label=None, code_field=None, name_field=None, cr
     from a reloaded file are removed (with their assets' links and councillors' attachments). Returns a summary
     dict with the notes of the read."""
     name = check_name(name)
+    clock = [time.perf_counter()]
+    timings = {}
+
+    def lap(stage):
+        now = time.perf_counter()
+        timings[stage] = round(now - clock[0], 3)
+        clock[0] = now
+
     read = read_geography(path, code_field=code_field, name_field=name_field, crs=crs)
     frame = read.frame
+    lap("read and check")
     with engine.begin() as conn:
         _ensure(conn, name, label or name.replace("-", " ").replace("_", " ").capitalize(), read.source)
         removed = conn.execute(text("DELETE FROM geography_areas WHERE geography = :g AND NOT code = ANY(:c)"),
                                {"g": name, "c": frame["code"].tolist()}).rowcount
         writes.upsert(conn, frame.assign(geography=name), "geography_areas", keys=["geography", "code"],
                       columns=["geography", "code", "name"], geometry_sql="ST_Multi(geometry)")
-        links = assign_geography(conn, name)
+        lap("store areas")
+        links = assign_geography(conn, name, timings=timings)
+        lap("link assets")
         _touch(conn, name)
         audit.record(conn, actor=actor, action="geography-load", target=name, rows=len(frame),
                      details={"source": read.source, "crs": read.crs, "removed": removed, "assets_linked": links,
                               "notes": len(read.notes)})
+    lap("commit")
     return {"geography": name, "areas": len(frame), "removed": removed, "assets_linked": links,
-            "source": read.source, "crs": read.crs, "notes": read.notes}
+            "source": read.source, "crs": read.crs, "notes": read.notes, "timings": timings}
 
 
 def save_drawn(engine, geography, code, area_name, geometry, *, actor, label=None):
@@ -85,7 +98,7 @@ def _touch(conn, name):
                       "WHERE geography = :n) WHERE name = :n"), {"n": name})
 
 
-def assign_geography(conn, name):
+def assign_geography(conn, name, *, timings=None):
     """Replace the asset links of one geography: every asset with a point, in every area it lies in. Points and
     polygons are read in binary and tested in memory with a prepared STRtree (as districts are in the import),
     then the links are COPYed back. Returns the number of links."""
@@ -99,14 +112,20 @@ def assign_geography(conn, name):
         return 0
     codes = np.array([r[0] for r in rows], dtype=object)
     polys = shapely.from_wkb([r[1] for r in rows])
+    started = time.perf_counter()
     ids, lon, lat = _asset_points(raw)
     if not len(ids):
         return 0
+    read = time.perf_counter()
     pt, poly = _inside(lon, lat, polys)
+    tested = time.perf_counter()
     with raw.cursor() as cur, cur.copy("COPY asset_areas (geography, area_code, asset_id) FROM STDIN") as copy:
         buf = io.StringIO()
         pd.DataFrame({"g": name, "c": codes[poly], "i": ids[pt]}).to_csv(buf, sep="\t", header=False, index=False)
         copy.write(buf.getvalue())
+    if timings is not None:
+        timings.update({"read points": round(read - started, 3), "point in polygon": round(tested - read, 3),
+                        "write links": round(time.perf_counter() - tested, 3)})
     return len(pt)
 
 
