@@ -77,6 +77,16 @@ def test_officer_draws_a_neighbourhood(geo_db, geo_engine, tmp_path, live_server
             assert "Browser-drawn town centre: briefing" in session.page.inner_text("h1")
             session.screenshot(artifacts / "briefing-page-PN-02.png")
             assert session.console_errors == [] and session.external_requests == []
+        with open_page(f"{base}/?area=pilot-neighbourhoods:PN-02", width=1200, height=800) as session:
+            # The map fits the area, outlines it, and asks the API for its assets only.
+            session.page.wait_for_function("document.querySelectorAll('.leaflet-marker-icon, "
+                                           ".leaflet-interactive').length > 3")
+            session.page.wait_for_timeout(500)
+            session.screenshot(artifacts / "map-area-PN-02.png")
+            zoom = session.page.evaluate("Object.values(window).find(v => v && v._zoom !== undefined && "
+                                         "v.getBounds)?.getZoom() ?? null")
+            assert zoom is None or zoom >= 13
+            assert session.console_errors == [] and session.external_requests == []
     finally:
         with geo_engine.begin() as conn:
             conn.execute(text("DELETE FROM geography_areas WHERE geography = 'pilot-neighbourhoods' "
