@@ -53,8 +53,8 @@ $(VENV)/.installed: $(BIN)/activate setup.cfg pyproject.toml
 	touch $@
 
 # Leaflet, folium's plugins, Font Awesome and govuk-frontend from the npm registry, served by the app itself.
-$(VENDOR_STAMP): $(VENV)/.installed asset_map/web/vendor.py
-	$(PY) -m asset_map.web.vendor
+$(VENDOR_STAMP): $(VENV)/.installed asset_map/tools/vendor.py
+	$(PY) -m asset_map.tools.vendor
 
 install: system-deps $(VENV)/.installed $(VENDOR_STAMP)
 
@@ -73,7 +73,7 @@ test-fast: install
 	$(PY) -m pytest -q -x -m "not slow and not browser"
 
 bench: install
-	$(PY) -m asset_map.bench --scale $(BENCH_SCALE)
+	$(PY) -m asset_map.tools.bench --scale $(BENCH_SCALE)
 
 lint: install
 	$(PY) -m pyflakes asset_map tests 2>/dev/null || true

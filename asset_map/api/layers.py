@@ -12,9 +12,11 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import text
 
+from asset_map import disclosure
 from asset_map.errors import NotFound
-from asset_map.layers.queries import area_vintage
-from asset_map.store.assets import AssetFilter, role_rank
+from asset_map.maps.queries import area_vintage
+from asset_map.store.assets import AssetFilter
+from asset_map.vocabulary import role_rank
 
 _SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 _DISTRICT_LAYER = re.compile(r"^assets-([EWSN][0-9]{8})$")
@@ -106,19 +108,12 @@ def _assets_source(layer, flt, role):
 
 
 def _counts_source(flt, suppress_below):
-    """Consenting individuals per LSOA 2021; the count is null (and the label says 'fewer than N') when small, so
-    no surface can print it."""
-    base = AssetFilter(district=flt.district, area=flt.area, category=flt.category, offer=flt.offer,
-                       status=flt.status, verified_within=flt.verified_within, tier=("individual",))
-    where, params = base.where(role="officer", alias="a")
-    params["f_suppress"] = int(suppress_below)
-    sql = (f"FROM areas g JOIN (SELECT a.lsoa21_code AS code, count(*) AS n FROM assets a WHERE {where} "
-           f"AND a.consent IS TRUE AND a.lsoa21_code IS NOT NULL GROUP BY a.lsoa21_code) c "
-           f"ON c.code = g.code WHERE g.vintage = 2021")
-    if flt.bbox:
-        sql += " AND g.geom && ST_MakeEnvelope(:f_minx, :f_miny, :f_maxx, :f_maxy, 4326)"
-        params.update(zip(("f_minx", "f_miny", "f_maxx", "f_maxy"), flt.bbox))
-    return sql, params
+    """The protected table of individuals per LSOA 2021 (asset_map.disclosure): every area listed, small counts
+    (zero included) suppressed, the rest rounded. Only ``district`` and ``bbox`` (which rows) and one offer group
+    apply; the other filters cannot change a count."""
+    how = disclosure.as_method(suppress_below)
+    offer = flt.offer[0] if len(flt.offer) == 1 and flt.offer[0] in disclosure.offer_groups() else None
+    return disclosure.table_sql("lsoa21", how, districts=flt.district, offer=offer, bbox=flt.bbox, flt=flt)
 
 
 def _areas_source(layer):
@@ -153,6 +148,7 @@ def _asset_columns(role):
         Column("lsoa21_code", "g.lsoa21_code", queryable=True),
         Column("register", "g.register", queryable=True, description="The register the asset came from"),
         Column("updated_at", "g.updated_at", "datetime"),
+        Column("page", "'/assets/' || g.id", description="The asset's page on this site (details, history)"),
     ]
     if role_rank(role) >= role_rank("organiser"):
         cols[8:8] = [Column("email", "g.email"), Column("phone", "g.phone")]
@@ -167,9 +163,10 @@ COUNT_COLUMNS = (
     Column("code", "g.code", queryable=True, description="LSOA 2021 code"),
     Column("name", "g.name"),
     Column("district_code", "g.district_code", queryable=True),
-    Column("individuals", "CASE WHEN c.n >= :f_suppress THEN c.n END", "integer",
-           description="Consenting individuals recorded in the area; empty when too few to show"),
-    Column("label", "CASE WHEN c.n >= :f_suppress THEN c.n::text ELSE 'fewer than ' || :f_suppress END"),
+    Column("individuals", disclosure.sql_value("COALESCE(c.n, 0)"), "integer",
+           description="Consenting individuals in the area, rounded to the nearest 5; empty when fewer than 5 "
+                       "(none included): asset_map.disclosure"),
+    Column("label", disclosure.sql_label("COALESCE(c.n, 0)")),
 )
 _TIER_LAYERS = {
     "organisations": ("organisation", "Organisations",

@@ -16,15 +16,16 @@ import geopandas as gpd
 import pandas as pd
 from sqlalchemy import text
 
-from asset_map import freshness, gaps
+from asset_map import disclosure, freshness, gaps
 from asset_map.analysis import overlay
 from asset_map.config import attribution_lines
-from asset_map.layers import styles
-from asset_map.layers.queries import area_vintage, need_options, parse_need
+from asset_map.maps import styles
+from asset_map.maps.queries import area_vintage, need_options, parse_need
 from asset_map.reference.need import INDICATOR_LABELS
 from asset_map.store import assets as store_assets
 from asset_map.store import gap_inputs, geographies
-from asset_map.store.assets import AssetFilter, role_rank
+from asset_map.store.assets import AssetFilter
+from asset_map.vocabulary import role_rank
 
 LISTED_TIERS = ("association", "organisation")
 # What a briefing lists in full before saying "and N more": it is read on paper.
@@ -103,8 +104,7 @@ def build(engine, shared, geography, code):
     table = styles.load()
     by_category = (assets.groupby(["tier", "category"], sort=True).size().reset_index(name="n")
                    if len(assets) else pd.DataFrame(columns=["tier", "category", "n"]))
-    individuals = store_assets.individual_counts(engine, AssetFilter(area=(value,)), by=None,
-                                                 suppress_below=shared.suppress_below)
+    individuals = disclosure.area_total(engine, value, disclosure.as_method(shared.suppress_below))
     overlap = overlay.shares(shared.lsoas[["code", "population", "geometry"]], shape)
     need = overlay.weighted_need(overlap, shared.lsoas[["code", "need_score", "need_decile"]]) if len(overlap) \
         else None
@@ -121,7 +121,7 @@ def build(engine, shared, geography, code):
         "tiers": [(t, styles.TIER_LABELS.get(t, t), int(by_category.loc[by_category["tier"] == t, "n"].sum()))
                   for t in LISTED_TIERS],
         "categories": [(t, styles.label_for(c, table), int(n)) for t, c, n in by_category.itertuples(index=False)],
-        "individuals": individuals[0][2] if individuals else "0",
+        "individuals": individuals.label,
         "suppress_below": shared.suppress_below,
         "need_label": f"{INDICATOR_LABELS.get(shared.need[0], shared.need[0])} {shared.need[1]}",
         "need": need, "county_need": shared.profile, "need_rows": _need_rows(need, shared.profile),

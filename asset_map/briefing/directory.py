@@ -16,7 +16,7 @@ from sqlalchemy import text
 from asset_map.briefing import mapimage, render
 from asset_map.config import attribution_lines
 from asset_map.errors import InputError, NotFound
-from asset_map.layers import near, styles
+from asset_map.maps import near, styles
 from asset_map.store import assets as store_assets
 from asset_map.store import geographies
 from asset_map.store.assets import AssetFilter, visibility_condition

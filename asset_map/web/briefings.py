@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, flash, redirect, render_temp
 
 from asset_map.briefing import batch, councillors, data, directory, render
 from asset_map.errors import InputError
-from asset_map.layers import queries
+from asset_map.maps import queries
 from asset_map.store import geographies
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, current_role, current_user_id, require_role, role_at_least

@@ -2,10 +2,10 @@
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
-from asset_map import gaps
-from asset_map.layers import page
+from asset_map import disclosure, gaps
+from asset_map.maps import page
 from asset_map.errors import NotFound
-from asset_map.layers.queries import need_options
+from asset_map.maps.queries import need_options
 from asset_map.store import gap_inputs, geographies
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
@@ -17,7 +17,8 @@ _DOWNLOADS = {"csv": ("text/csv; charset=utf-8", "csv"), "geojson": ("applicatio
 
 def _run(req):
     settings = current_app.config["ASSET_MAP"]
-    return gaps.run(extensions.engine(), req, role=current_role(), suppress_below=settings["SUPPRESS_BELOW"])
+    return gaps.run(extensions.engine(), req, role=current_role(), suppress_below=disclosure.method(settings),
+                    settings=settings)
 
 
 def _request():
@@ -30,7 +31,9 @@ def _form(engine, req):
             "areas": geographies.choices(engine),
             "categories": gap_inputs.categories(engine, role=role), "offers": gap_inputs.offers(engine, role=role),
             "needs": [(f"{i}:{v}", f"{page.need_label(i, v)} ({n} areas)") for i, v, n in need_options(engine)],
-            "selected": {"district": req.filter.district, "area": req.filter.area, "category": req.filter.category,
+            "distances": gaps.distance_choices(engine),
+            "selected": {"district": req.filter.district, "area": req.filter.area,
+                         "category": req.filter.category,
                          "offer": req.filter.offer, **req.as_args()}}
 
 

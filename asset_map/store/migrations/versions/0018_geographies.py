@@ -15,7 +15,7 @@ from alembic import op
 from geoalchemy2 import Geometry
 
 revision = "0018"
-down_revision = "0010"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
