@@ -25,7 +25,7 @@ from asset_map.reference.need import INDICATOR_LABELS
 from asset_map.store import assets as store_assets
 from asset_map.store import gap_inputs, geographies
 from asset_map.store.assets import AssetFilter
-from asset_map.vocabulary import role_rank
+from asset_map.vocabulary import STORED_STATUSES, TIER_LABELS, role_rank
 
 LISTED_TIERS = ("association", "organisation")
 # What a briefing lists in full before saying "and N more": it is read on paper.
@@ -118,7 +118,7 @@ def build(engine, shared, geography, code):
         "districts": _districts(shared, overlap),
         "today": shared.today, "since": shared.since, "role": shared.role, "signed_in": signed_in,
         "assets_total": int(len(assets)),
-        "tiers": [(t, styles.TIER_LABELS.get(t, t), int(by_category.loc[by_category["tier"] == t, "n"].sum()))
+        "tiers": [(t, TIER_LABELS.get(t, t), int(by_category.loc[by_category["tier"] == t, "n"].sum()))
                   for t in LISTED_TIERS],
         "categories": [(t, styles.label_for(c, table), int(n)) for t, c, n in by_category.itertuples(index=False)],
         "individuals": individuals.label,
@@ -178,7 +178,7 @@ def _records(frame, table):
 
 def _changes(engine, listed, role, since, table):
     """New, updated and withdrawn assets of the area since ``since``, from the assets' own timestamps."""
-    flt = replace(listed, status=store_assets.STATUSES)
+    flt = replace(listed, status=STORED_STATUSES)
     where, params = flt.where(role=role)
     params["since"] = datetime.combine(since, time.min, tzinfo=timezone.utc)
     sql = (f"SELECT a.name, a.category, a.created_at, a.updated_at, a.withdrawn_at, a.status FROM assets a "
