@@ -119,9 +119,12 @@ def assign_geography(conn, name, *, timings=None):
     read = time.perf_counter()
     pt, poly = _inside(lon, lat, polys)
     tested = time.perf_counter()
+    # In primary-key order: the index then grows at its right edge instead of splitting pages all over.
+    order = np.lexsort((ids[pt], poly))
+    links = pd.DataFrame({"g": name, "c": codes[poly[order]], "i": ids[pt[order]]})
     with raw.cursor() as cur, cur.copy("COPY asset_areas (geography, area_code, asset_id) FROM STDIN") as copy:
         buf = io.StringIO()
-        pd.DataFrame({"g": name, "c": codes[poly], "i": ids[pt]}).to_csv(buf, sep="\t", header=False, index=False)
+        links.to_csv(buf, sep="\t", header=False, index=False)
         copy.write(buf.getvalue())
     if timings is not None:
         timings.update({"read points": round(read - started, 3), "point in polygon": round(tested - read, 3),

@@ -176,13 +176,14 @@ def _briefing_figures(engine, ctx, county):
                notes=f"first in a process {cold:.2f} s (WeasyPrint and matplotlib set-up); shared county inputs "
                      f"{shared_s:.2f} s, read once per run; {len(doc.pdf):,} bytes; x{warm / reference:.2f} the "
                      f"reference; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"),
+        # The target is 3 minutes for 60 divisions, i.e. 3 s a briefing; the dissolve makes about 60.
         Figure(area="briefing", name=f"every briefing of {n} divisions to a folder (asset-map briefing --all)",
                value=round(every, 3), unit="s", reference="the county's gap analysis (gaps.run)",
-               reference_value=round(reference, 3), target="< 180 s for 60" if n == DIVISIONS else None,
-               met=(every < 180) if n == DIVISIONS else None,
+               reference_value=round(reference, 3), target="< 3 s per briefing (180 s for 60)",
+               met=every / n < 3,
                notes=f"{every / n:.2f} s per briefing, one process; x{every / reference:.1f} the reference; load "
                      f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
-                     + ("" if n == DIVISIONS else f"; {n} of {len(codes)} at this scale (--scale county for all)")),
+                     + ("" if n == len(codes) else f"; {n} of {len(codes)} at this scale (--scale county for all)")),
     ]
 
 
