@@ -107,8 +107,9 @@ class AssetFilter:
                 raise _bad("verified_within", verified, "expected between 1 and 1200 months")
         q = _one(args, "q")
         q = q.strip()[:200] if q and q.strip() else None
-        return cls(district=district, area=area, tier=tier, category=category, offer=offer, status=status or DEFAULT_STATUSES,
-                   verified_within=verified, q=q, bbox=parse_bbox(_one(args, "bbox")),
+        return cls(district=district, area=area, tier=tier, category=category, offer=offer,
+                   status=status or DEFAULT_STATUSES, verified_within=verified, q=q,
+                   bbox=parse_bbox(_one(args, "bbox")),
                    updated_since=parse_datetime(_one(args, "updated_since"), "updated_since"))
 
     def as_args(self):
