@@ -1,26 +1,87 @@
-"""The OpenAPI 3.0 definition of the OGC API (``/ogc/api``): one items path per collection, so each collection's
-queryable properties are listed with their types."""
+"""The OpenAPI 3.0 definition of the OGC API (``/ogc/api``): one set of paths per collection, so each collection's
+queryable properties and feature properties are listed with their types.
+
+It is meant to be exact (a schema fuzzer checks it in the tests): every parameter with the values the server
+accepts, every status code with its body, every content type (JSON, GeoJSON, HTML, JSON Schema), and ``nullable``
+wherever a null can come back.
+"""
 
 from asset_map.api import layers as layer_defs
-from asset_map.api.ogc import CRS84, DEFAULT_LIMIT, GEOJSON, JSON, MAX_LIMIT, SCHEMA_TYPES
+from asset_map.api.ogc import CRS84, DEFAULT_LIMIT, GEOJSON, HTML, JSON, MAX_LIMIT, OPENAPI, SCHEMA, SCHEMA_TYPES
+from asset_map.store.assets import STATUSES, TIERS
+
+# What the server accepts for the asset filters it parses itself (asset_map.store.assets.AssetFilter).
+_ASSET_PARAM_SCHEMAS = {
+    "tier": {"type": "string", "enum": list(TIERS)},
+    "status": {"type": "string", "enum": [*STATUSES, "all"]},
+    "district_code": {"type": "string", "pattern": "^[EWSN][0-9]{8}$"},
+    "category": {"type": "string", "pattern": "^[A-Za-z0-9_/ -]{1,64}$"},
+}
+_DATE = r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+_INSTANT = rf"{_DATE}(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z)?"
+_DATETIME_PATTERN = rf"^({_INSTANT}|{_INSTANT}/(\.\.|{_INSTANT})|\.\./{_INSTANT})$"
+_TEXT = {"type": "string"}
 
 
-def document(engine, *, role, base):
-    """The OpenAPI 3.0 definition, with one items path per collection so its queryables are listed."""
-    param = {
+def _ref(kind, name):
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _content(*pairs):
+    return {media: {"schema": schema} for media, schema in pairs}
+
+
+def _errors(*codes):
+    described = {"400": "A parameter has a value the server cannot use; the description names it.",
+                 "404": "No such collection or feature.",
+                 "503": "The database is not available; try again shortly (Retry-After).",
+                 "504": "The request took too long and was stopped."}
+    return {code: {"description": described[code], "content": _content((JSON, _ref("schemas", "exception")))}
+            for code in codes}
+
+
+def _nullable(schema):
+    return {**schema, "nullable": True}
+
+
+def _feature_schema(layer):
+    properties = {c.name: _nullable(SCHEMA_TYPES[c.type]) for c in layer.columns}
+    return {"type": "object", "required": ["type", "id", "geometry", "properties"],
+            "properties": {"type": {"type": "string", "enum": ["Feature"]},
+                           "id": {"type": "integer" if layer.id_type == "integer" else "string"},
+                           "geometry": _nullable(_ref("schemas", "geometry")),
+                           "properties": {"type": "object", "properties": properties},
+                           "links": {"type": "array", "items": _ref("schemas", "link")}}}
+
+
+def _query_param(layer, column):
+    schema = SCHEMA_TYPES[column.type]
+    if layer.kind == "assets" and column.name in _ASSET_PARAM_SCHEMAS:
+        schema = _ASSET_PARAM_SCHEMAS[column.name]
+    return {"name": column.name, "in": "query", "required": False, "description": column.description or column.name,
+            "schema": schema}
+
+
+def _parameters():
+    return {
         "bbox": {"name": "bbox", "in": "query", "required": False, "style": "form", "explode": False,
-                 "description": "minLon,minLat,maxLon,maxLat in CRS84",
-                 "schema": {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}},
+                 "description": "minLon,minLat,maxLon,maxLat in CRS84 (a 3D box of six numbers is also read)",
+                 "schema": {"type": "array", "minItems": 4, "maxItems": 4,
+                            "items": {"type": "number", "minimum": -90, "maximum": 90}}},
+        "bbox-crs": {"name": "bbox-crs", "in": "query", "required": False, "schema": {"type": "string",
+                                                                                      "enum": [CRS84]}},
         "limit": {"name": "limit", "in": "query", "required": False, "style": "form", "explode": False,
+                  "description": f"Features per page; more than {MAX_LIMIT:,} is read as {MAX_LIMIT:,}",
                   "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
         "offset": {"name": "offset", "in": "query", "required": False,
-                   "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                   "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000_000, "default": 0}},
         "datetime": {"name": "datetime", "in": "query", "required": False,
                      "description": "Instant or interval (RFC 3339) on the date last verified",
-                     "schema": {"type": "string"}},
+                     "schema": {"type": "string", "pattern": _DATETIME_PATTERN}},
         "f": {"name": "f", "in": "query", "required": False, "schema": {"type": "string", "enum": ["json", "html"]}},
         "filter": {"name": "filter", "in": "query", "required": False,
-                   "description": "A CQL2 filter on the collection's queryables (OGC API - Features Part 3)",
+                   "description": "A CQL2 filter on the collection's queryables (OGC API - Features Part 3); a "
+                                  "malformed filter or an unknown property is a 400 saying where",
                    "schema": {"type": "string"}},
         "filter-lang": {"name": "filter-lang", "in": "query", "required": False,
                         "description": "The filter's encoding; cql-text is read as cql2-text",
@@ -29,43 +90,97 @@ def document(engine, *, role, base):
         "filter-crs": {"name": "filter-crs", "in": "query", "required": False,
                        "schema": {"type": "string", "enum": [CRS84, "http://www.opengis.net/def/crs/EPSG/0/4326"]}},
     }
-    ok = {"description": "OK"}
-    errors = {"400": {"description": "Bad parameter",
-                      "content": {JSON: {"schema": {"$ref": "#/components/schemas/exception"}}}},
-              "404": {"description": "Not found",
-                      "content": {JSON: {"schema": {"$ref": "#/components/schemas/exception"}}}}}
-    paths = {
-        "/": {"get": {"summary": "Landing page", "operationId": "getLandingPage",
-                      "parameters": [{"$ref": "#/components/parameters/f"}], "responses": {"200": ok}}},
-        "/conformance": {"get": {"summary": "Conformance classes", "operationId": "getConformanceDeclaration",
-                                 "responses": {"200": ok}}},
-        "/collections": {"get": {"summary": "Collections", "operationId": "getCollections",
-                                 "responses": {"200": ok}}},
+
+
+def _schemas():
+    link = {"type": "object", "required": ["href", "rel"],
+            "properties": {"href": _TEXT, "rel": _TEXT, "type": _TEXT, "title": _TEXT}}
+    geometry = {"type": "object", "required": ["type"],
+                "properties": {"type": {"type": "string", "enum": ["Point", "MultiPoint", "LineString",
+                                                                   "MultiLineString", "Polygon", "MultiPolygon"]},
+                               "coordinates": {"type": "array"}}}
+    collection = {"type": "object", "required": ["id", "links"],
+                  "properties": {"id": _TEXT, "title": _TEXT, "description": _TEXT, "itemType": _TEXT,
+                                 "crs": {"type": "array", "items": _TEXT},
+                                 "extent": {"type": "object"},
+                                 "links": {"type": "array", "items": _ref("schemas", "link")}}}
+    return {
+        "exception": {"type": "object", "required": ["code", "description"],
+                      "properties": {"code": {"type": "integer"}, "error": _TEXT, "description": _TEXT}},
+        "link": link, "geometry": geometry, "collection": collection,
+        "landing": {"type": "object", "required": ["links"],
+                    "properties": {"title": _TEXT, "description": _TEXT,
+                                   "links": {"type": "array", "items": _ref("schemas", "link")}}},
+        "conformance": {"type": "object", "required": ["conformsTo"],
+                        "properties": {"conformsTo": {"type": "array", "items": _TEXT}}},
+        "collections": {"type": "object", "required": ["links", "collections"],
+                        "properties": {"links": {"type": "array", "items": _ref("schemas", "link")},
+                                       "collections": {"type": "array", "items": _ref("schemas", "collection")}}},
+        "jsonSchema": {"type": "object", "required": ["type", "properties"],
+                       "properties": {"$schema": _TEXT, "$id": _TEXT, "type": _TEXT, "title": _TEXT,
+                                      "properties": {"type": "object"}}},
     }
+
+
+def _get(summary, op, responses, parameters=(), tags=None, description=None):
+    out = {"summary": summary, "operationId": op, "parameters": list(parameters), "responses": responses}
+    if tags:
+        out["tags"] = tags
+    if description:
+        out["description"] = description
+    return {"get": out}
+
+
+def document(engine, *, role, base):
+    """The OpenAPI 3.0 definition, with one items path per collection so its queryables are listed."""
+    html = (HTML, _TEXT)
+    f = _ref("parameters", "f")
+    meta_errors = _errors("400", "503")
+
+    def ok(description, *content):
+        return {"200": {"description": description, "content": _content(*content)}}
+
+    paths = {
+        "/": _get("Landing page", "getLandingPage",
+                  {**ok("The landing page", (JSON, _ref("schemas", "landing")), html), **meta_errors}, [f]),
+        "/conformance": _get("Conformance classes", "getConformanceDeclaration",
+                             {**ok("The conformance classes", (JSON, _ref("schemas", "conformance")), html),
+                              **meta_errors}, [f]),
+        "/api": _get("This document", "getAPI", {**ok("The OpenAPI definition", (OPENAPI, {"type": "object"}), html),
+                                                  **meta_errors}, [f]),
+        "/collections": _get("Collections", "getCollections",
+                             {**ok("The collections", (JSON, _ref("schemas", "collections")), html),
+                              **meta_errors}, [f]),
+    }
+    common = [_ref("parameters", p) for p in ("bbox", "bbox-crs", "limit", "offset", "datetime", "filter",
+                                              "filter-lang", "filter-crs", "f")]
     for layer in layer_defs.available(engine, role):
-        props = [{"name": c.name, "in": "query", "required": False, "description": c.description or c.name,
-                  "schema": SCHEMA_TYPES[c.type]} for c in layer.columns if c.queryable]
-        schema = {"type": "object", "properties": {c.name: SCHEMA_TYPES[c.type] for c in layer.columns}}
-        paths[f"/collections/{layer.id}"] = {"get": {
-            "summary": f"{layer.title}: metadata", "operationId": f"describe-{layer.id}", "tags": [layer.id],
-            "responses": {"200": ok, "404": errors["404"]}}}
-        paths[f"/collections/{layer.id}/items"] = {"get": {
-            "summary": f"{layer.title}: features", "description": layer.description,
-            "operationId": f"getFeatures-{layer.id}", "tags": [layer.id],
-            "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in ("bbox", "limit", "offset", "datetime",
-                                                                               "filter", "filter-lang", "filter-crs",
-                                                                               "f")] + props,
-            "responses": {"200": {"description": "The features",
-                                  "content": {GEOJSON: {"schema": {"type": "object", "properties": {
-                                      "type": {"type": "string", "enum": ["FeatureCollection"]},
-                                      "features": {"type": "array", "items": {"type": "object", "properties": {
-                                          "properties": schema}}}}}}}}, **errors}}}
-        paths[f"/collections/{layer.id}/items/{{featureId}}"] = {"get": {
-            "summary": f"{layer.title}: one feature", "operationId": f"getFeature-{layer.id}", "tags": [layer.id],
-            "parameters": [{"name": "featureId", "in": "path", "required": True, "schema": {"type": "string"}},
-                           {"$ref": "#/components/parameters/f"}],
-            "responses": {"200": {"description": "The feature", "content": {GEOJSON: {"schema": {"type": "object"}}}},
-                          **errors}}}
+        tags = [layer.id]
+        feature = _feature_schema(layer)
+        page = {"type": "object", "required": ["type", "features", "numberMatched", "numberReturned", "links"],
+                "properties": {"type": {"type": "string", "enum": ["FeatureCollection"]},
+                               "numberMatched": {"type": "integer", "minimum": 0},
+                               "numberReturned": {"type": "integer", "minimum": 0},
+                               "timeStamp": {"type": "string", "format": "date-time"},
+                               "links": {"type": "array", "items": _ref("schemas", "link")},
+                               "features": {"type": "array", "items": feature}}}
+        root = f"/collections/{layer.id}"
+        paths[root] = _get(f"{layer.title}: metadata", f"describe-{layer.id}",
+                           {**ok("The collection", (JSON, _ref("schemas", "collection")), html), **meta_errors},
+                           [f], tags)
+        for part, op, title in (("schema", "getSchema", "JSON Schema of the features"),
+                                ("queryables", "getQueryables", "What a filter may name")):
+            paths[f"{root}/{part}"] = _get(f"{layer.title}: {title}", f"{op}-{layer.id}",
+                                           {**ok(title, (SCHEMA, _ref("schemas", "jsonSchema"))),
+                                            **_errors("503")}, [], tags)
+        params = common + [_query_param(layer, c) for c in layer.columns if c.queryable]
+        paths[f"{root}/items"] = _get(f"{layer.title}: features", f"getFeatures-{layer.id}",
+                                      {**ok("A page of features", (GEOJSON, page), html),
+                                       **_errors("400", "503", "504")}, params, tags, layer.description)
+        paths[f"{root}/items/{{featureId}}"] = _get(
+            f"{layer.title}: one feature", f"getFeature-{layer.id}",
+            {**ok("The feature", (GEOJSON, feature), html), **_errors("400", "404", "503")},
+            [{"name": "featureId", "in": "path", "required": True, "schema": _TEXT}, f], tags)
     return {"openapi": "3.0.3",
             "info": {"title": "asset-map OGC API - Features", "version": "1.0.0",
                      "description": "Community assets, need and districts. Individuals appear only as counts per "
@@ -74,8 +189,4 @@ def document(engine, *, role, base):
                                  "url": "https://www.nationalarchives.gov.uk/doc/open-government-licence/version/3/"}},
             "servers": [{"url": base}],
             "paths": paths,
-            "components": {"parameters": param, "schemas": {"exception": {
-                "type": "object", "required": ["code"],
-                "properties": {"code": {"type": "integer"}, "error": {"type": "string"},
-                               "description": {"type": "string"}}}}}}
-
+            "components": {"parameters": _parameters(), "schemas": _schemas()}}
