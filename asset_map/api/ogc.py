@@ -21,6 +21,7 @@ from asset_map.api import layers as layer_defs
 from asset_map.api.geojson import feature_sql
 from asset_map.errors import DatabaseUnavailable, InputError, NotFound
 from asset_map.store.assets import AssetFilter, parse_bbox, parse_int
+from asset_map.vocabulary import DEFAULT_STATUSES, STATUSES
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -92,7 +93,9 @@ def parse_items(layer, args):
     """Validate an items request; bad values and unknown parameters are InputErrors (400)."""
     args = {k: args.get(k) for k in args}
     queryables = {c.name: c for c in layer.columns if c.queryable}
-    unknown = [k for k in args if k not in ITEM_PARAMS and k not in queryables]
+    # Asset layers also take the shared filter's area=<geography>:<code> (an area of any loaded geography).
+    extra = {"area"} if layer.kind == "assets" else set()
+    unknown = [k for k in args if k not in ITEM_PARAMS and k not in queryables and k not in extra]
     if unknown:
         msg = (f"Unknown parameter {unknown[0]!r} for collection '{layer.id}'. Allowed: "
                f"{', '.join(sorted(ITEM_PARAMS | set(queryables)))}.")
@@ -110,6 +113,8 @@ def parse_items(layer, args):
         if len(parts) == 6:  # a 3D box: the heights do not matter here
             bbox = ",".join([parts[0], parts[1], parts[3], parts[4]])
     filter_args = {"bbox": bbox} if bbox else {}
+    if extra and args.get("area"):
+        filter_args["area"] = args["area"]
     for name, value in args.items():
         if name not in queryables or value in (None, ""):
             continue
@@ -128,9 +133,9 @@ def parse_items(layer, args):
         raise InputError("Parameters 'filter-lang' and 'filter-crs' need a 'filter'.")
     # A filter that names the status decides it; otherwise closed assets are hidden as everywhere.
     if layer.kind == "assets" and "status" in mentioned and "status" not in filter_args:
-        q.flt = replace(q.flt, status=("open", "temporarily closed", "closed"))
+        q.flt = replace(q.flt, status=STATUSES)
     elif layer.kind == "assets" and "status" not in filter_args:
-        q.flt = replace(q.flt, status=("open", "temporarily closed"))
+        q.flt = replace(q.flt, status=DEFAULT_STATUSES)
     if layer.kind != "assets" and bbox:
         q.flt = replace(AssetFilter(), bbox=parse_bbox(bbox))
     return q
@@ -250,7 +255,7 @@ def item(engine, layer, feature_id, *, role, base, suppress_below=5):
     if not _ID.match(feature_id) or (layer.id_type == "integer" and not (feature_id.isdigit() and len(feature_id) < 19)):
         raise NotFound(missing)
     value = int(feature_id) if layer.id_type == "integer" else feature_id
-    flt = AssetFilter(status=("open", "temporarily closed", "closed")) if layer.kind == "assets" else AssetFilter()
+    flt = AssetFilter(status=STATUSES) if layer.kind == "assets" else AssetFilter()
     source, params = layer.source(flt, role=role, suppress_below=suppress_below,
                                   conditions=[f"{layer.id_sql} = :fid"], params={"fid": value})
     with engine.connect() as conn:

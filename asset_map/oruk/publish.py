@@ -16,7 +16,7 @@ from datetime import timezone
 from sqlalchemy import text
 
 from asset_map.errors import InputError, NotFound
-from asset_map.layers.near import lookup_postcode
+from asset_map.maps.near import lookup_postcode
 from asset_map.oruk import ids, vocabulary
 from asset_map.store.assets import DEFAULT_STATUSES, AssetFilter, sees_contacts
 

@@ -1,10 +1,11 @@
 """Possible duplicates across registers: the same source key or UPRN, or the same normalised name within 50 m.
-Reported on the import and listed on demand, never merged.
+Reported on the import and listed on demand, never merged. Individuals are left out: a pair of people's names is
+personal data in a report meant to be shared among officers (asset_map.privacy).
 """
 
 from sqlalchemy import text
 
-from asset_map.registers.report import DUPLICATE_COLUMNS
+from asset_map.registers.import_report import DUPLICATE_COLUMNS
 from asset_map.store import partitions
 
 
@@ -54,8 +55,8 @@ def _duplicates_sql(within_m):
     parts = [f"""SELECT a.source_row, a.name, b.register AS other_register, b.source_row AS other_row,
                         b.name AS other_name, '{reason}' AS reason, {strength} AS strength
                  FROM assets a JOIN assets b ON {condition}
-                 WHERE a.register = %(r)s AND a.withdrawn_at IS NULL
-                   AND b.register <> %(r)s AND b.withdrawn_at IS NULL"""
+                 WHERE a.register = %(r)s AND a.withdrawn_at IS NULL AND a.tier <> 'individual'
+                   AND b.register <> %(r)s AND b.withdrawn_at IS NULL AND b.tier <> 'individual'"""
              for strength, (reason, condition) in enumerate(tests.items())]
     # One line per pair: the strongest reason.
     return (f"SELECT DISTINCT ON (source_row, other_register, other_row) {', '.join(DUPLICATE_COLUMNS)} "

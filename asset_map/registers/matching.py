@@ -12,7 +12,8 @@ from asset_map.registers.validate import _name_keys
 def match_keys(conn, register, good, bad):
     """The key each row is stored under: an existing asset's when its source key (else its normalised name and
     postcode) matches one, else a new key made the same way. Also the keys of quarantined rows that match existing
-    assets, so those are not withdrawn while their row waits in the quarantine."""
+    assets, so those are not withdrawn while their row waits in the quarantine, with the rows of ``bad`` they
+    belong to (positions), so the importer can tell an individual's row from others'."""
     existing = _fetch(conn, "SELECT match_key, source_key, name, postcode FROM assets WHERE register = %s",
                       (register,), ["match_key", "source_key", "name", "postcode"])
     keys = _both(good, bad, "natural_key")
@@ -24,7 +25,7 @@ def match_keys(conn, register, good, bad):
         keys[taken] = keys[taken] + "#" + _both(good, bad, ROW)[taken].astype(str).astype(object)
     quarantined = keys[len(good):]
     known = _objects(quarantined).isin(_objects(existing["match_key"])).to_numpy()
-    return keys[:len(good)], quarantined[known].tolist()
+    return keys[:len(good)], quarantined[known].tolist(), np.flatnonzero(known)
 
 
 def _objects(values, index=None):

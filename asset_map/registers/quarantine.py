@@ -4,20 +4,29 @@ columns) and every problem with it, as JSON, so a fixed file or a retry can plac
 
 import json
 
+from asset_map.privacy import PERSONAL_FIELDS
 from asset_map.registers.readers import ROW
 from asset_map.registers.schema import FIELDS
 
 
 def records(register, bad, problems, mapped):
-    """Rows for the quarantine table: (register, source row, the row as JSON, its problems as JSON)."""
+    """Rows for the quarantine table: (register, source row, the row as JSON, its problems as JSON). An
+    individual's row keeps only its non-personal cells (asset_map.privacy.PERSONAL_FIELDS blanked, no unmapped
+    columns): the row number and the reasons say what to fix in the register."""
     if not len(bad):
         return []
     rows = mapped.set_index(ROW).loc[bad[ROW].to_numpy()]
     reasons = _problems_json(problems, rows.index)
+    person = (bad["tier"] == "individual").to_numpy() if "tier" in bad else [False] * len(bad)
     # Columns as plain object arrays, zipped into rows: pandas' to_dict boxes every Arrow string one at a time.
-    fields = zip(*(rows[f].to_numpy(dtype=object) for f in FIELDS))
-    return [(register, row, _row_json(values, prop), reasons.get(row, "[]"))
-            for row, values, prop in zip(rows.index.tolist(), fields, rows["properties"].to_numpy(dtype=object))]
+    columns = [rows[f].to_numpy(dtype=object) for f in FIELDS]
+    props = rows["properties"].to_numpy(dtype=object)
+    out = []
+    for i, (row, values) in enumerate(zip(rows.index.tolist(), zip(*columns))):
+        if person[i]:
+            values = tuple("" if f in PERSONAL_FIELDS else v for f, v in zip(FIELDS, values))
+        out.append((register, row, _row_json(values, "{}" if person[i] else props[i]), reasons.get(row, "[]")))
+    return out
 
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode
@@ -38,3 +47,55 @@ def _problems_json(problems, rows):
             index=False, name=None):
         grouped.setdefault(r, []).append({"field": fld, "value": value, "reason": reason, "severity": severity})
     return {r: _ENCODE(items) for r, items in grouped.items()}
+
+
+# -- the quarantine in the browser: listing, one row, dismissal (fixes are overrides: registers.overrides) ------
+def _filter(register, field, q):
+    conds, params = ["q.register = :r"], {"r": register}
+    if field:
+        conds.append("EXISTS (SELECT 1 FROM jsonb_array_elements(q.problems) p WHERE p->>'field' = :field "
+                     "AND p->>'severity' = 'error')")
+        params["field"] = field
+    if q:
+        conds.append("q.problems::text ILIKE :q")
+        params["q"] = "%" + q[:100].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return " AND ".join(conds), params
+
+
+def page(conn, register, *, field=None, q=None, limit=50, offset=0):
+    """(total, rows) of the register's quarantined rows matching the filters, by source row."""
+    from sqlalchemy import text
+
+    where, params = _filter(register, field, q)
+    total = conn.execute(text(f"SELECT count(*) FROM quarantine q WHERE {where}"), params).scalar()
+    rows = conn.execute(text(f"SELECT q.id, q.source_row, q.row, q.problems, q.created_at FROM quarantine q "
+                             f"WHERE {where} ORDER BY q.source_row, q.id LIMIT :n OFFSET :o"),
+                        {**params, "n": int(limit), "o": int(offset)}).mappings().all()
+    return total, [dict(r) for r in rows]
+
+
+def reasons(conn, register):
+    """[(field, rows)] of the errors that keep the register's rows out, most rows first (the filter's choices)."""
+    from sqlalchemy import text
+
+    return [tuple(r) for r in conn.execute(text(
+        "SELECT p->>'field' AS field, count(DISTINCT q.id) FROM quarantine q, jsonb_array_elements(q.problems) p "
+        "WHERE q.register = :r AND p->>'severity' = 'error' GROUP BY 1 ORDER BY 2 DESC, 1"), {"r": register})]
+
+
+def one(conn, register, quarantine_id):
+    from sqlalchemy import text
+
+    from asset_map.errors import NotFound
+
+    row = conn.execute(text("SELECT id, source_row, row, problems, created_at FROM quarantine "
+                            "WHERE id = :i AND register = :r"), {"i": int(quarantine_id), "r": register}).mappings().first()
+    if row is None:
+        raise NotFound(f"Register {register!r} has no quarantined row {quarantine_id} (it may have been placed).")
+    return dict(row)
+
+
+def row_fields(row):
+    """The quarantined row's field values as text (what the fix form starts from)."""
+    fields = (row.get("row") or {}).get("fields") or {}
+    return {f: "" if fields.get(f) is None else str(fields.get(f)) for f in FIELDS}

@@ -16,11 +16,9 @@ import yaml
 
 from asset_map.config import PROJECT_DIR
 from asset_map.errors import ConfigError
+from asset_map.vocabulary import TIERS
 
 TAXONOMY_FILE = PROJECT_DIR / "layers" / "taxonomy" / "categories.yaml"
-TIERS = ("individual", "association", "organisation")
-STATUSES = ("open", "temporarily closed", "closed")
-VISIBILITIES = ("public", "restricted")
 
 # field -> what it holds (drives the CLI help, the mapping checks and the report).
 FIELDS = {
@@ -39,7 +37,10 @@ FIELDS = {
     "status": "open, temporarily closed or closed (blank: open).",
     "last_verified": "Date the record was last checked (ISO 8601 or dd/mm/yyyy).",
     "visibility": "public or restricted (blank: public).",
-    "consent": "yes or no: required for individuals.",
+    "consent": "Required for individuals: yes (Y, agreed, a tick), no, withdrawn; blank is no "
+               "(asset_map.privacy.consent_state). Anything else is quarantined.",
+    "consent_date": "Date the person gave (or withdrew) consent (ISO 8601 or dd/mm/yyyy).",
+    "consent_wording": "Version of the consent wording the person agreed to (e.g. 'v2 2025-03').",
     "lon": "Longitude, WGS84 (EPSG:4326).",
     "lat": "Latitude, WGS84 (EPSG:4326).",
     "easting": "British National Grid easting (EPSG:27700).",
@@ -71,8 +72,6 @@ STATUS_ALIASES = {
     "temporarily closed": "temporarily closed", "temporary closure": "temporarily closed",
     "temp closed": "temporarily closed", "temporarily_closed": "temporarily closed", "suspended": "temporarily closed",
 }
-BOOLEAN_ALIASES = {"yes": True, "y": True, "true": True, "1": True, "consented": True, "given": True,
-                   "no": False, "n": False, "false": False, "0": False, "refused": False, "withdrawn": False}
 
 _NOT_WORD = re.compile(r"[^a-z0-9/]+")
 

@@ -16,7 +16,9 @@ import pyarrow.compute as pc
 
 from asset_map.reference.postcodes import WHITESPACE, normalise_postcodes
 from asset_map.registers.readers import ROW
-from asset_map.registers.schema import BOOLEAN_ALIASES, STATUS_ALIASES, VISIBILITIES, taxonomy
+from asset_map.privacy import consent_state
+from asset_map.registers.schema import STATUS_ALIASES, taxonomy
+from asset_map.vocabulary import VISIBILITIES
 
 PROBLEM_COLUMNS = ["row", "field", "value", "reason", "severity"]
 _EMAIL = r"[^@\s<>,;]+@[^@\s<>,;]+\.[A-Za-z]{2,}"
@@ -315,15 +317,25 @@ def _status_and_dates(out, s, p):
     vis = _lookup(s["visibility"], {"": "public", **{v: v for v in VISIBILITIES}, "private": "restricted"})
     p.add(_mask(vis.is_null()), "visibility", s["visibility"], "unknown visibility: public or restricted")
     out["visibility"] = _column(vis)
+    # The one consent rule (asset_map.privacy): each distinct spelling is read once.
     codes, distinct = _distinct(s["consent"])
-    consent = np.array([BOOLEAN_ALIASES.get(_word(v)) for v in distinct], dtype=object)[codes.to_numpy()]
-    out["consent"] = consent
+    states = np.array([consent_state(v) for v in distinct] + ["missing"], dtype=object)[codes.to_numpy()]
+    out["consent"] = np.select([states == "given", (states == "refused") | (states == "withdrawn")],
+                               [True, False], None).astype(object)
+    out["consent_state"] = states
     individual = (out["tier"] == "individual").to_numpy(dtype=bool)
-    # An individual is recorded only with consent: a missing answer and a "no" both keep the row out.
-    p.add(individual & pd.isna(consent), "consent", s["consent"],
+    # An individual is recorded only with consent: anything but a clear yes keeps the row out, and the importer
+    # erases an earlier entry of the same person (asset_map.people.erase_person).
+    p.add(individual & (states == "missing"), "consent", s["consent"],
           "consent (yes or no) is required to record an individual")
-    p.add(individual & (consent == False), "consent", s["consent"],  # noqa: E712 - element-wise
+    p.add(individual & (states == "refused"), "consent", s["consent"],
           "the individual did not consent to be recorded")
+    p.add(individual & (states == "withdrawn"), "consent", s["consent"],
+          "the individual withdrew consent: not recorded, any earlier entry erased")
+    p.add(individual & (states == "unknown"), "consent", s["consent"],
+          "consent is not a recognised answer (yes, no or withdrawn): not guessed, kept without personal fields")
+    out["consent_date"] = _column(_dates(s["consent_date"], p, "consent_date"))
+    out["consent_wording"] = _column(_blank_null(s["consent_wording"]))
     out["last_verified"] = _column(_dates(s["last_verified"], p))
 
 
@@ -337,12 +349,12 @@ def _lookup(values, table):
     return _take([table.get(_word(v)) for v in distinct], codes)
 
 
-def _dates(values, p):
+def _dates(values, p, field="last_verified"):
     codes, distinct = _distinct(values)
     stripped = distinct.str.strip()
     out = _take([_date(v) for v in stripped], codes)
     bad = (stripped != "").to_numpy(dtype=bool)[codes.to_numpy()] & _mask(out.is_null())
-    p.add(bad, "last_verified", values, "not a date (use 2025-01-31 or 31/01/2025); kept in properties",
+    p.add(bad, field, values, "not a date (use 2025-01-31 or 31/01/2025); kept in properties",
           "warning")
     return out
 

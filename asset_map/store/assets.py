@@ -15,15 +15,14 @@ import pandas as pd
 from sqlalchemy import text
 
 from asset_map.errors import InputError
-from asset_map.store import bulk, partitions, writes
+from asset_map.store import bulk, history, partitions, writes
 from asset_map.store.models import Asset
+from asset_map.vocabulary import DEFAULT_STATUSES, ROLES, STORED_STATUSES, TIERS, role_rank
 
-TIERS = ("individual", "association", "organisation")
-STATUSES = ("open", "temporarily closed", "closed", "withdrawn")
-ROLES = ("public", "organiser", "officer", "admin")
-# Closed assets are hidden unless asked for; withdrawn ones (gone from their register) too.
-DEFAULT_STATUSES = ("open", "temporarily closed")
-FILTER_PARAMS = ("district", "tier", "category", "offer", "status", "verified_within", "q", "bbox", "updated_since")
+# The statuses a filter may ask for include the store's own "withdrawn" (gone from its register).
+STATUSES = STORED_STATUSES
+FILTER_PARAMS = ("district", "area", "tier", "category", "offer", "status", "verified_within", "q", "bbox",
+                 "updated_since")
 
 ASSET_COLUMNS = ["id", "register", "source_row", "source_key", "tier", "category", "name", "description", "offers",
                  "address", "postcode", "uprn", "email", "phone", "url", "status", "last_verified", "visibility",
@@ -32,10 +31,8 @@ ASSET_COLUMNS = ["id", "register", "source_row", "source_key", "tier", "category
 CONTACT_COLUMNS = ["email", "phone", "url"]
 _CODE = re.compile(r"^[A-Z][0-9]{8}$")
 _WORD = re.compile(r"^[a-z0-9_/ -]{1,64}$")
-
-
-def role_rank(role):
-    return ROLES.index(role)
+# An area of any loaded geography: "geography:code", e.g. divisions:E58001234 or pilot-neighbourhoods:PN-01.
+_AREA = re.compile(r"^[a-z][a-z0-9_-]{0,63}:[A-Za-z0-9 _.-]{1,64}$")
 
 
 def sees_contacts(role):
@@ -62,6 +59,7 @@ def _bad(name, value, expected):
 @dataclass(frozen=True)
 class AssetFilter:
     district: tuple = ()
+    area: tuple = ()
     tier: tuple = ()
     category: tuple = ()
     offer: tuple = ()
@@ -79,6 +77,10 @@ class AssetFilter:
         for code in district:
             if not _CODE.match(code):
                 raise _bad("district", code, "expected an ONS code such as E07000199")
+        area = _values(args, "area")
+        for value in area:
+            if not _AREA.match(value):
+                raise _bad("area", value, "expected geography:code, e.g. divisions:E58000123")
         tier = _values(args, "tier")
         for t in tier:
             if t not in TIERS:
@@ -105,14 +107,14 @@ class AssetFilter:
                 raise _bad("verified_within", verified, "expected between 1 and 1200 months")
         q = _one(args, "q")
         q = q.strip()[:200] if q and q.strip() else None
-        return cls(district=district, tier=tier, category=category, offer=offer, status=status or DEFAULT_STATUSES,
+        return cls(district=district, area=area, tier=tier, category=category, offer=offer, status=status or DEFAULT_STATUSES,
                    verified_within=verified, q=q, bbox=parse_bbox(_one(args, "bbox")),
                    updated_since=parse_datetime(_one(args, "updated_since"), "updated_since"))
 
     def as_args(self):
         """The filter as query parameters (for links that keep the view)."""
         out = {}
-        for name in ("district", "tier", "category", "offer"):
+        for name in ("district", "area", "tier", "category", "offer"):
             if getattr(self, name):
                 out[name] = ",".join(getattr(self, name))
         if self.status != DEFAULT_STATUSES:
@@ -143,6 +145,8 @@ class AssetFilter:
                 column = "district_code" if name == "district" else name
                 conds.append(f"{p}{column} = ANY(:f_{name})")
                 params[f"f_{name}"] = list(values)
+        if self.area:
+            conds.append(area_condition(self.area, f"{p}id", params))
         if self.offer:
             conds.append(f"{p}offers && CAST(:f_offer AS text[])")
             params["f_offer"] = list(self.offer)
@@ -163,6 +167,20 @@ class AssetFilter:
         conds.append(privacy)
         params.update(privacy_params)
         return " AND ".join(conds), params
+
+
+def area_condition(values, id_column, params):
+    """SQL true for assets in any of the areas ('geography:code' values) of any loaded geography; binds its
+    parameters into ``params``."""
+    by_geography = {}
+    for value in values:
+        geography, _, code = value.partition(":")
+        by_geography.setdefault(geography, []).append(code)
+    terms = []
+    for i, (geography, codes) in enumerate(sorted(by_geography.items())):
+        params[f"f_geo_{i}"], params[f"f_geo_codes_{i}"] = geography, codes
+        terms.append(f"(x.geography = :f_geo_{i} AND x.area_code = ANY(:f_geo_codes_{i}))")
+    return f"EXISTS (SELECT 1 FROM asset_areas x WHERE x.asset_id = {id_column} AND ({' OR '.join(terms)}))"
 
 
 def _one(args, name):
@@ -222,7 +240,7 @@ def visibility_condition(role, alias="a"):
     if role_rank(role) >= role_rank("officer"):
         # An individual without recorded consent should never have been stored (privacy.consent_problem); if one
         # was, nobody sees it.
-        return f"({p}tier <> 'individual' OR {p}consent IS TRUE)", {}
+        return f"({p}tier <> 'individual' OR ({p}consent IS TRUE AND {p}erased_at IS NULL))", {}
     return f"{p}tier <> 'individual' AND {p}visibility = 'public'", {}
 
 
@@ -242,13 +260,18 @@ def _order_by(order):
     return ", ".join(terms)
 
 
+def visible_columns(columns, role):
+    """The columns ``role`` may read: below organiser, no e-mail or phone (a web address is public)."""
+    if role_rank(role) < role_rank("organiser"):
+        return [c for c in columns if c not in CONTACT_COLUMNS or c == "url"]
+    return list(columns)
+
+
 def select(engine, flt=None, *, role="public", columns=None, limit=None, offset=0, order="id"):
     """Assets matching the filter that ``role`` may see, as a GeoDataFrame in EPSG:4326."""
     flt = flt or AssetFilter()
     order = _order_by(order)
-    cols = [c for c in (columns or ASSET_COLUMNS) if c in ASSET_COLUMNS]
-    if role_rank(role) < role_rank("organiser"):
-        cols = [c for c in cols if c not in CONTACT_COLUMNS or c == "url"]
+    cols = visible_columns([c for c in (columns or ASSET_COLUMNS) if c in ASSET_COLUMNS], role)
     where, params = flt.where(role=role)
     sql = (f"SELECT {', '.join('a.' + c for c in cols)}, a.geom AS geometry FROM assets a WHERE {where} "
            f"ORDER BY {order}")
@@ -267,28 +290,17 @@ def count(engine, flt=None, *, role="public"):
 
 
 def individual_counts(engine, flt=None, *, by="lsoa21_code", suppress_below=5):
-    """Individuals per area for everybody below officer: counts only, small numbers suppressed.
+    """Individuals per area as everybody below officer sees them: rows (area_code, count or None, label) of the
+    protected table of ``asset_map.disclosure`` (every area listed; small counts, zero included, suppressed; the
+    rest rounded). Of the filter only ``district`` (which rows) and one offer group apply: see the disclosure
+    module for why. ``suppress_below``: a threshold or a ``disclosure.Method``."""
+    from asset_map import disclosure
 
-    Returns rows (area_code, count or None, label); ``count`` is None where suppressed, so no surface can leak it.
-    """
-    if by not in ("lsoa21_code", "lsoa11_code", "district_code"):
-        msg = f"Individuals can be counted by lsoa21_code, lsoa11_code or district_code, not {by!r}."
-        raise InputError(msg)
     flt = flt or AssetFilter()
-    base = AssetFilter(district=flt.district, category=flt.category, offer=flt.offer, status=flt.status,
-                       verified_within=flt.verified_within, tier=("individual",))
-    where, params = base.where(role="officer")
-    sql = (f"SELECT a.{by} AS area_code, count(*) AS n FROM assets a WHERE {where} AND a.consent IS TRUE "
-           f"AND a.{by} IS NOT NULL GROUP BY a.{by} ORDER BY a.{by}")
-    with engine.connect() as conn:
-        rows = conn.execute(text(sql), params).all()
-    out = []
-    for code, n in rows:
-        if n < suppress_below:
-            out.append((code, None, f"fewer than {suppress_below}"))
-        else:
-            out.append((code, int(n), str(n)))
-    return out
+    how = disclosure.as_method(suppress_below)
+    offer = flt.offer[0] if len(flt.offer) == 1 and flt.offer[0] in disclosure.offer_groups() else None
+    cells = disclosure.individual_table(engine, by, districts=flt.district, offer=offer, how=how, flt=flt)
+    return [(c.code, c.value, c.label) for c in cells]
 
 
 def ensure_register(conn, name, *, source_file=None, mapping=None):
@@ -307,32 +319,40 @@ WRITE_COLUMNS = ["register", "source_row", "source_key", "match_key", "tier", "c
                  "offers", "address", "postcode", "uprn", "email", "phone", "url", "status", "last_verified",
                  "visibility", "consent", "geocode_method", "geocode_quality", "district_code", "lsoa11_code",
                  "lsoa21_code", "area_flag", "properties"]
+# The consent record of an individual (migration 0011): when, from which register row or form, which wording.
+# Optional in a frame: a frame without them writes nulls.
+CONSENT_COLUMNS = ["consent_at", "consent_source", "consent_wording"]
+_STORED = WRITE_COLUMNS + CONSENT_COLUMNS
 
 
-def upsert(conn, frame):
+def upsert(conn, frame, *, stamp=None):
     """Write placed assets (a GeoDataFrame of WRITE_COLUMNS + geometry, EPSG:4326) by (register, match_key):
     new ones are inserted, known ones updated (``updated_at`` moves only when something changed), none duplicated.
-    ``offers`` is a ';'-joined string and ``properties`` a JSON string in the frame. Returns rows written."""
+    ``offers`` is a ';'-joined string and ``properties`` a JSON string in the frame. Every insert and update is a
+    version in the history, stamped with ``stamp`` (history.Stamp; default: an import by nobody named). Returns rows
+    written."""
+    stamp = stamp or history.Stamp()
     written = 0
     known = partitions.existing(conn, frame["register"].unique().tolist())
     for register, part in frame.groupby("register", sort=True):
         if register in known:
             staged = stage_assets(conn, part)
-            written += _merge(conn, staged)["total"]
+            written += _merge(conn, staged, stamp)["total"]
             writes.drop(conn, staged)
         else:
-            written += _load_new(conn, register, part)
+            written += _load_new(conn, register, part, stamp)
     return written
 
 
-def sync(conn, frame, *, register, keep_keys=()):
+def sync(conn, frame, *, register, keep_keys=(), stamp=None):
     """Upsert one register's assets and mark those of the register missing from ``frame`` withdrawn (not deleted),
     except ``keep_keys`` (rows still in the register but quarantined this time). Returns counts
-    ``inserted, updated, unchanged, withdrawn``."""
+    ``inserted, updated, unchanged, withdrawn``. Each change is a version in the history, stamped with ``stamp``."""
+    stamp = stamp or history.Stamp()
     if not partitions.existing(conn, [register]):
-        return {"inserted": _load_new(conn, register, frame), "updated": 0, "unchanged": 0, "withdrawn": 0}
+        return {"inserted": _load_new(conn, register, frame, stamp), "updated": 0, "unchanged": 0, "withdrawn": 0}
     staged = stage_assets(conn, frame)
-    counts = _merge(conn, staged)
+    counts = _merge(conn, staged, stamp)
     keep = list(keep_keys)
     # Only assets stored before this transaction can be missing from the new version (now() is the transaction's
     # start, so rows inserted just now have created_at = now()). The set difference is done here, in memory: the
@@ -341,21 +361,38 @@ def sync(conn, frame, *, register, keep_keys=()):
         "SELECT match_key FROM assets WHERE register = :r AND withdrawn_at IS NULL AND created_at < now()"),
         {"r": register})}
     missing = sorted(before - set(frame["match_key"]) - set(keep))
-    withdrawn = 0
+    withdrawn, individuals = 0, []
     if missing:
-        withdrawn = conn.execute(text("UPDATE assets SET withdrawn_at = now(), updated_at = now() "
-                                      "WHERE register = :r AND match_key = ANY(:m)"),
-                                 {"r": register, "m": missing}).rowcount
+        # Associations and organisations gone from the register are marked withdrawn and kept, as a version in
+        # their history; individuals are returned to the caller, which erases them (asset_map.people): a person no
+        # longer in the register has not consented to be kept.
+        withdrawn = conn.execute(text(
+            "WITH w AS (UPDATE assets SET withdrawn_at = now(), updated_at = now(), version = version + 1 "
+            "WHERE register = :r AND match_key = ANY(:m) AND tier <> 'individual' "
+            "RETURNING id, version, register, withdrawn_at) "
+            "INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id, changes) "
+            "SELECT w.id, w.version, w.register, h.*, jsonb_build_object('withdrawn_at', "
+            "jsonb_build_array(NULL, w.withdrawn_at)) "
+            f"FROM w, (VALUES {history.VALUES}) AS h"),
+            {"r": register, "m": missing, **stamp.params()}).rowcount
+        individuals = [tuple(r) for r in conn.execute(text(
+            "SELECT id, match_key FROM assets WHERE register = :r AND match_key = ANY(:m) AND tier = 'individual' "
+            "AND erased_at IS NULL"), {"r": register, "m": missing})]
     writes.drop(conn, staged)
-    return {"inserted": counts["inserted"], "updated": counts["updated"],
-            "unchanged": counts["total"] - counts["inserted"] - counts["updated"], "withdrawn": withdrawn}
+    out = {"inserted": counts["inserted"], "updated": counts["updated"],
+           "unchanged": counts["total"] - counts["inserted"] - counts["updated"],
+           "withdrawn": withdrawn + len(individuals)}
+    if individuals:
+        out["missing_individuals"] = individuals
+    return out
 
 
-def _load_new(conn, register, frame):
+def _load_new(conn, register, frame, stamp):
     """A register's first assets: COPY straight into its own new partition, then index and attach it."""
     name = partitions.create_detached(conn, register)
     bulk.copy_columns(conn, name, _columns(frame, offers_as_array=True))
     partitions.attach(conn, register)
+    history.created_from_table(conn, name, stamp)
     return len(frame)
 
 
@@ -365,7 +402,7 @@ def stage_assets(conn, frame):
 
     name = f"_stage_{uuid.uuid4().hex[:12]}"
     types = {c.name: c.type.compile(dialect=conn.dialect) for c in Asset.__table__.columns}
-    cols = ", ".join(f"{c} {'text' if c == 'offers' else types[c]}" for c in WRITE_COLUMNS)
+    cols = ", ".join(f"{c} {'text' if c == 'offers' else types[c]}" for c in _STORED)
     conn.execute(text(f'CREATE TEMP TABLE "{name}" ({cols}, geom geometry(Point, 4326)) ON COMMIT DROP'))
     bulk.copy_columns(conn, name, _columns(frame, offers_as_array=False))
     return name
@@ -378,6 +415,8 @@ def _columns(frame, *, offers_as_array):
     if geoms.crs is not None and geoms.crs.to_epsg() != 4326:
         geoms = geoms.to_crs(4326)
     out = {c: frame[c] for c in WRITE_COLUMNS}
+    for c in CONSENT_COLUMNS:
+        out[c] = frame[c] if c in frame else np.full(len(frame), None, dtype=object)
     out["uprn"] = bulk.integers(out["uprn"])
     if offers_as_array:
         out["offers"] = _pg_arrays(out["offers"])
@@ -397,21 +436,36 @@ def _pg_arrays(offers):
     return np.array(literals + ["{}"], dtype=object)[codes]
 
 
-def _merge(conn, staged):
-    cols = ", ".join(WRITE_COLUMNS)
+def _merge(conn, staged, stamp):
+    cols = ", ".join(_STORED)
     select_cols = ", ".join(
         r"COALESCE(array_remove(regexp_split_to_array(NULLIF(btrim(offers), ''), '\s*;\s*'), ''), '{}')"
         if c == "offers" else c
-        for c in WRITE_COLUMNS)
-    changed = " OR ".join(f"assets.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in WRITE_COLUMNS
-                          if c not in ("register", "match_key")) + \
+        for c in _STORED)
+    compared = [c for c in _STORED if c not in ("register", "match_key")]
+    changed = " OR ".join(f"assets.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in compared) + \
         " OR assets.geom IS DISTINCT FROM EXCLUDED.geom OR assets.withdrawn_at IS NOT NULL"
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in WRITE_COLUMNS if c not in ("register", "match_key"))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in compared)
+    # The history of the updates is written first, from the rows as they are before the merge: the old values are
+    # gone once it has run (PostgreSQL 15's RETURNING sees only the new row).
+    new_cols = select_cols.replace("'{}')", "'{}') AS offers")
+    new = f'(SELECT {new_cols}, geom FROM "{staged}")'
+    diff = history.diff_sql("a", "s", compared + ["geom"])
+    conn.execute(text(
+        f"INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id, changes) "
+        f"SELECT a.id, a.version + 1, a.register, h.*, {diff} || CASE WHEN a.withdrawn_at IS NOT NULL THEN "
+        f"jsonb_build_object('withdrawn_at', jsonb_build_array(a.withdrawn_at, NULL)) ELSE '{{}}' END "
+        f"FROM {new} s JOIN assets a ON a.register = s.register AND a.match_key = s.match_key, "
+        f"(VALUES {history.VALUES}) AS h "
+        f"WHERE {changed.replace('assets.', 'a.').replace('EXCLUDED.', 's.')}"), stamp.params())
     # Unchanged rows are left alone (no new row version, updated_at kept); RETURNING counts only what was written.
     sql = (f"WITH w AS (INSERT INTO assets ({cols}, geom) SELECT {select_cols}, geom FROM \"{staged}\" "
            f"ON CONFLICT (register, match_key) DO UPDATE SET {updates}, geom = EXCLUDED.geom, withdrawn_at = NULL, "
-           f"updated_at = now() WHERE {changed} RETURNING (created_at = now()) AS inserted) "
+           f"updated_at = now(), version = assets.version + 1 WHERE {changed} "
+           f"RETURNING id, register, (created_at = now()) AS inserted), "
+           f"h AS (INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id) "
+           f"SELECT w.id, 1, w.register, v.* FROM w, (VALUES {history.VALUES}) AS v WHERE w.inserted) "
            f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), "
            f"(SELECT count(*) FROM \"{staged}\") FROM w")
-    inserted, updated, total = conn.execute(text(sql)).one()
+    inserted, updated, total = conn.execute(text(sql), stamp.params()).one()
     return {"inserted": int(inserted), "updated": int(updated), "total": int(total)}
