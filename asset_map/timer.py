@@ -15,13 +15,14 @@ class StepTimer:
         self.decimals = decimals
         self._last = time.perf_counter()
 
-    def step(self, name, *, report=True):
+    def step(self, name, *, report=True, **counts):
+        """End a step; ``counts`` (rows_read, ...), when given, go to the progress callback with its name."""
         now = time.perf_counter()
         seconds = now - self._last
         self.timings[name] = seconds if self.decimals is None else round(seconds, self.decimals)
         self._last = now
         if self.progress and report:
-            self.progress(name)
+            self.progress(name, **counts)
 
     def mark(self, name):
         """A part of a step, timed for the report but not a step of the progress bar."""

@@ -18,7 +18,8 @@ from sqlalchemy import text
 from asset_map.errors import InputError, NotFound
 from asset_map.maps.near import lookup_postcode
 from asset_map.oruk import ids, vocabulary
-from asset_map.store.assets import DEFAULT_STATUSES, AssetFilter, sees_contacts
+from asset_map.privacy import sees_contacts
+from asset_map.store.assets import DEFAULT_STATUSES, AssetFilter
 
 VERSION = "3.0"
 PROFILE = "https://openreferraluk.org/"
