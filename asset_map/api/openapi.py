@@ -32,8 +32,14 @@ def _content(*pairs):
 
 
 def _errors(*codes):
-    described = {"400": "A parameter has a value the server cannot use; the description names it.",
+    described = {"400": "A parameter, header or body the server cannot use (or, without a token, no CSRF token); "
+                        "the description names it.",
+                 "401": "A token is needed (Authorization: Bearer ...), or the one sent is unknown or expired.",
+                 "403": "The token's scope or the user's role does not allow this.",
                  "404": "No such collection or feature.",
+                 "405": "This collection cannot be edited.",
+                 "412": "If-Match names a version of the feature that is no longer current; nothing was saved.",
+                 "422": "The values do not pass the register checks (unknown category, point out of area, ...).",
                  "503": "The database is not available; try again shortly (Retry-After).",
                  "504": "The request took too long and was stopped."}
     return {code: {"description": described[code], "content": _content((JSON, _ref("schemas", "exception")))}
@@ -131,6 +137,42 @@ def _get(summary, op, responses, parameters=(), tags=None, description=None):
     return {"get": out}
 
 
+def _edit_body(layer):
+    writable = {c.name: _nullable(SCHEMA_TYPES[c.type]) for c in layer.columns}
+    schema = {"type": "object", "required": ["type"],
+              "properties": {"type": {"type": "string", "enum": ["Feature"]},
+                             "geometry": _nullable(_ref("schemas", "geometry")),
+                             "properties": {"type": "object", "properties": writable}}}
+    return {"required": True, "content": _content((GEOJSON, schema), (JSON, schema))}
+
+
+def _add_writes(paths, root, layer, tags):
+    """Part 4 on an asset collection: a token of scope 'write' (or a signed-in session with its CSRF token)."""
+    etag = {"ETag": {"description": "The new version of the feature", "schema": _TEXT}}
+    if_match = {"name": "If-Match", "in": "header", "required": False, "schema": _TEXT,
+                "description": "The ETag read; an older one is refused with 412 (without it, the last write wins)"}
+    crs = {"name": "Content-Crs", "in": "header", "required": False, "schema": {"type": "string",
+                                                                                 "enum": [f"<{CRS84}>"]}}
+    feature_id = {"name": "featureId", "in": "path", "required": True, "schema": _TEXT}
+    security = [{"bearer": []}]
+    refused = _errors("400", "401", "403", "404", "405", "412", "422", "503")
+    paths[f"{root}/items"]["post"] = {
+        "summary": f"{layer.title}: add a feature", "operationId": f"createFeature-{layer.id}", "tags": tags,
+        "security": security, "parameters": [crs], "requestBody": _edit_body(layer),
+        "responses": {"201": {"description": "Created", "headers": {
+            **etag, "Location": {"description": "The new feature", "schema": _TEXT}}}, **refused}}
+    item = paths[f"{root}/items/{{featureId}}"]
+    for method, verb, params in (("put", "replace", [feature_id, if_match, crs]),
+                                 ("patch", "update", [feature_id, if_match, crs]),
+                                 ("delete", "delete", [feature_id, if_match])):
+        op = {"summary": f"{layer.title}: {verb} a feature", "operationId": f"{verb}Feature-{layer.id}",
+              "tags": tags, "security": security, "parameters": params,
+              "responses": {"204": {"description": "Done", "headers": etag}, **refused}}
+        if method != "delete":
+            op["requestBody"] = _edit_body(layer)
+        item[method] = op
+
+
 def document(engine, *, role, base):
     """The OpenAPI 3.0 definition, with one items path per collection so its queryables are listed."""
     html = (HTML, _TEXT)
@@ -177,10 +219,15 @@ def document(engine, *, role, base):
         paths[f"{root}/items"] = _get(f"{layer.title}: features", f"getFeatures-{layer.id}",
                                       {**ok("A page of features", (GEOJSON, page), html),
                                        **_errors("400", "503", "504")}, params, tags, layer.description)
+        one = {**ok("The feature", (GEOJSON, feature), html), **_errors("400", "404", "503")}
+        if layer.kind == "assets":
+            one["200"]["headers"] = {"ETag": {"description": "The feature's version, for If-Match",
+                                              "schema": _TEXT}}
         paths[f"{root}/items/{{featureId}}"] = _get(
-            f"{layer.title}: one feature", f"getFeature-{layer.id}",
-            {**ok("The feature", (GEOJSON, feature), html), **_errors("400", "404", "503")},
+            f"{layer.title}: one feature", f"getFeature-{layer.id}", one,
             [{"name": "featureId", "in": "path", "required": True, "schema": _TEXT}, f], tags)
+        if layer.kind == "assets":
+            _add_writes(paths, root, layer, tags)
     return {"openapi": "3.0.3",
             "info": {"title": "asset-map OGC API - Features", "version": "1.0.0",
                      "description": "Community assets, need and districts. Individuals appear only as counts per "
@@ -189,4 +236,7 @@ def document(engine, *, role, base):
                                  "url": "https://www.nationalarchives.gov.uk/doc/open-government-licence/version/3/"}},
             "servers": [{"url": base}],
             "paths": paths,
-            "components": {"parameters": _parameters(), "schemas": _schemas()}}
+            "components": {"parameters": _parameters(), "schemas": _schemas(),
+                           "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                                          "description": "asset-map token create EMAIL --scope "
+                                                                         "write"}}}}
