@@ -19,6 +19,7 @@ from asset_map.errors import InputError, NotFound
 from asset_map.maps.near import lookup_postcode
 from asset_map.oruk import ids, vocabulary
 from asset_map.privacy import sees_contacts
+from asset_map.store import changes
 from asset_map.store.assets import DEFAULT_STATUSES, AssetFilter
 
 VERSION = "3.0"
@@ -29,6 +30,8 @@ MAX_PROXIMITY_M = 100_000
 # HSDS service status for each asset status (withdrawn assets are never listed).
 STATUS = {"open": "active", "temporarily closed": "temporarily closed", "closed": "defunct"}
 _SEARCH_MAX = 200
+_TOTALS = {}        # (assets change stamp, count SQL, parameters) -> total items
+_TOTALS_KEPT = 512
 
 
 @dataclass(frozen=True)
@@ -185,11 +188,19 @@ def _rows(engine, q, role, *, one=None):
         if one is not None or q.empty:
             return len(rows), rows
         if q.page == 1 and len(rows) < q.per_page:
-            total = len(rows)  # the whole result is on this page: no need to count
-        else:
-            total = conn.execute(text(_count_sql(q, where) if not q.near else
-                                      f"SELECT count(*) FROM assets a {_SERVICES} WHERE {conds}"), params).scalar()
-    return int(total), rows
+            return len(rows), rows  # the whole result is on this page: no need to count
+        count_sql = _count_sql(q, where) if not q.near else f"SELECT count(*) FROM assets a {_SERVICES} WHERE {conds}"
+        # Counting every service costs more than the page: the total is kept until the assets change (the change
+        # stamp that database triggers move on every write to assets).
+        count_params = {k: v for k, v in params.items() if k not in ("lim", "off")}
+        key = (changes.stamps(conn)["assets"], count_sql, repr(sorted(count_params.items())))
+        total = _TOTALS.get(key)
+        if total is None:
+            total = int(conn.execute(text(count_sql), count_params).scalar())
+            if len(_TOTALS) >= _TOTALS_KEPT:
+                _TOTALS.pop(next(iter(_TOTALS)))
+            _TOTALS[key] = total
+    return total, rows
 
 
 # -- JSON --------------------------------------------------------------------------------------------------------
