@@ -154,6 +154,7 @@ def _where(q, role):
         params["s_offer"] = q.offer
     elif q.offers_only:
         service.append("o.n > 0")
+        where += " AND cardinality(a.offers) > 0"
     if q.near:
         lon, lat, metres = q.near
         # Metres on the spheroid (geography), with the GiST index on the points doing the first cut in degrees.
@@ -167,7 +168,7 @@ def _count_sql(q, where):
     if q.offer:
         return f"SELECT count(*) FROM assets a WHERE {where}"
     if q.offers_only:
-        return f"SELECT COALESCE(sum(cardinality(a.offers)), 0) FROM assets a WHERE {where}"
+        return f"SELECT COALESCE(sum(cardinality(a.offers)), 0) FROM assets a WHERE {where}"  # offers > 0 in where
     return f"SELECT COALESCE(sum(GREATEST(COALESCE(cardinality(a.offers), 0), 1)), 0) FROM assets a WHERE {where}"
 
 
@@ -178,11 +179,15 @@ def _rows(engine, q, role, *, one=None):
     cols = _COLUMNS.format(email=email)
     conds = " AND ".join([where, *service])
     if one is not None:
-        conds += " AND a.id = :one_id AND o.n = :one_n"
+        where += " AND a.id = :one_id"
+        service.append("o.n = :one_n")
         params.update(one_id=one[0], one_n=one[1])
-    sql = (f"SELECT {cols} FROM assets a {_SERVICES} LEFT JOIN districts d ON d.code = a.district_code "
-           f"WHERE {conds} ORDER BY a.id, o.n LIMIT :lim OFFSET :off")
-    params.update(lim=q.per_page, off=(q.page - 1) * q.per_page)
+    # Every selected asset gives at least one service, so a page's services come from the first offset + limit
+    # assets in id order: those are read by the id index (no sort of every service), then unnested.
+    sql = (f"WITH a AS (SELECT a.* FROM assets a WHERE {where} ORDER BY a.id LIMIT :alim) "
+           f"SELECT {cols} FROM a {_SERVICES} LEFT JOIN districts d ON d.code = a.district_code "
+           f"{'WHERE ' + ' AND '.join(service) if service else ''} ORDER BY a.id, o.n LIMIT :lim OFFSET :off")
+    params.update(lim=q.per_page, off=(q.page - 1) * q.per_page, alim=q.page * q.per_page)
     with engine.connect() as conn:
         rows = conn.execute(text(sql), params).mappings().all()
         if one is not None or q.empty:
@@ -192,7 +197,7 @@ def _rows(engine, q, role, *, one=None):
         count_sql = _count_sql(q, where) if not q.near else f"SELECT count(*) FROM assets a {_SERVICES} WHERE {conds}"
         # Counting every service costs more than the page: the total is kept until the assets change (the change
         # stamp that database triggers move on every write to assets).
-        count_params = {k: v for k, v in params.items() if k not in ("lim", "off")}
+        count_params = {k: v for k, v in params.items() if k not in ("lim", "off", "alim")}
         key = (changes.stamps(conn)["assets"], count_sql, repr(sorted(count_params.items())))
         total = _TOTALS.get(key)
         if total is None:
