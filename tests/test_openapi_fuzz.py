@@ -73,3 +73,10 @@ def test_oruk_api_keeps_its_document(fuzz_app):
     schema = schemathesis.openapi.from_wsgi("/oruk/openapi.json", fuzz_app)
     failures = fuzz(schema)
     assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.slow
+def test_map_api_keeps_its_document(fuzz_app):
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", fuzz_app)
+    failures = fuzz(schema)
+    assert not failures, "\n\n".join(failures)

@@ -240,3 +240,61 @@ def document(engine, *, role, base):
                            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                                           "description": "asset-map token create EMAIL --scope "
                                                                          "write"}}}}
+
+
+def map_document(base):
+    """The OpenAPI 3.0 definition of the map's JSON API (``/api``): the visible assets, the counts of individuals
+    and the postcode lookup, with the shared filter parameters as the server checks them."""
+    text_ = {"type": "string"}
+
+    def q(name, schema, description):
+        return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+    word = {"type": "string", "pattern": "^[A-Za-z0-9_/ -]{1,64}$"}
+    filters = [
+        q("district", {"type": "string", "pattern": "^[A-Z][0-9]{8}$"}, "ONS district code"),
+        q("area", {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,63}:[A-Za-z0-9_.-]{1,64}$"},
+          "An area of a loaded geography, geography:code"),
+        q("tier", {"type": "string", "enum": list(TIERS)}, "ABCD tier"),
+        q("category", word, "Category"), q("offer", word, "What the asset offers"),
+        q("status", {"type": "string", "enum": [*STATUSES, "all"]}, "Status (closed ones only when asked)"),
+        q("verified_within", {"type": "integer", "minimum": 1, "maximum": 1200}, "Months"),
+        q("q", text_, "Text the name contains"),
+        q("updated_since", {"type": "string", "format": "date"}, "Changed on or after (ISO 8601)"),
+        _parameters()["bbox"],
+    ]
+    collection = {"type": "object", "required": ["type", "features"],
+                  "properties": {"type": {"type": "string", "enum": ["FeatureCollection"]},
+                                 "features": {"type": "array", "items": {
+                                     "type": "object", "required": ["type", "properties"],
+                                     "properties": {"type": {"type": "string", "enum": ["Feature"]},
+                                                    "geometry": _nullable(_ref("schemas", "geometry")),
+                                                    "properties": {"type": "object"}}}}}}
+    refused = _errors("400", "503")
+
+    def get(summary, op, ok, params, extra=None):
+        return {"get": {"summary": summary, "operationId": op, "parameters": params,
+                        "responses": {"200": ok, **refused, **(extra or {})}}}
+
+    paths = {
+        "/assets.geojson": get(
+            "Assets of the visible area: points, or counts per grid cell and category when too many", "mapAssets",
+            {"description": "The assets", "content": _content((GEOJSON, collection))},
+            [*filters, q("zoom", {"type": "integer", "minimum": 0, "maximum": 19}, "The map's zoom")]),
+        "/individuals.geojson": get(
+            "Individuals as protected counts per area", "mapIndividuals",
+            {"description": "Counts per area", "content": _content((GEOJSON, collection))},
+            [*filters, q("geography", {"type": "string", "enum": ["district", "lsoa21", "lsoa11"]}, "Areas")]),
+        "/postcode": get(
+            "A postcode's point from the gazetteer", "postcode",
+            {"description": "The postcode", "content": _content((JSON, {
+                "type": "object", "required": ["postcode", "lon", "lat"],
+                "properties": {"postcode": text_, "lon": {"type": "number"}, "lat": {"type": "number"},
+                               "district_code": _nullable(text_)}}))},
+            [{"name": "postcode", "in": "query", "required": True, "schema": text_}], _errors("404")),
+    }
+    return {"openapi": "3.0.3", "info": {"title": "asset-map map API", "version": "1.0.0",
+                                         "description": "What the map reads. Individuals only as protected counts "
+                                                        "to anyone below officer."},
+            "servers": [{"url": base}], "paths": paths,
+            "components": {"schemas": _schemas()}}

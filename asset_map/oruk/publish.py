@@ -183,8 +183,11 @@ def _rows(engine, q, role, *, one=None):
         service.append("o.n = :one_n")
         params.update(one_id=one[0], one_n=one[1])
     # Every selected asset gives at least one service, so a page's services come from the first offset + limit
-    # assets in id order: those are read by the id index (no sort of every service), then unnested.
-    sql = (f"WITH a AS (SELECT a.* FROM assets a WHERE {where} ORDER BY a.id LIMIT :alim) "
+    # assets in id order: those are read by the (tier, id) index of each partition, one tier at a time (a
+    # partition of individuals then costs nothing), and only they are unnested and sorted.
+    by_tier = " UNION ALL ".join(f"(SELECT a.* FROM assets a WHERE {where} AND a.tier = '{tier}' ORDER BY a.id "
+                                 f"LIMIT :alim)" for tier in vocabulary.PUBLIC_TIERS)
+    sql = (f"WITH a AS ({by_tier} ORDER BY id LIMIT :alim) "
            f"SELECT {cols} FROM a {_SERVICES} LEFT JOIN districts d ON d.code = a.district_code "
            f"{'WHERE ' + ' AND '.join(service) if service else ''} ORDER BY a.id, o.n LIMIT :lim OFFSET :off")
     params.update(lim=q.per_page, off=(q.page - 1) * q.per_page, alim=q.page * q.per_page)

@@ -120,21 +120,14 @@ def create_item(collection_id):
     return _written(201, f"{_base()}/collections/{layer.id}/items/{asset_id}", version)
 
 
-@bp.put("/collections/<collection_id>/items/<feature_id>")
-def replace_item(collection_id, feature_id):
+@bp.route("/collections/<collection_id>/items/<feature_id>", methods=["PUT", "PATCH"])
+def change_item(collection_id, feature_id):
+    """PUT replaces the feature (writable properties left out are emptied); PATCH changes what it sends."""
     engine = extensions.engine()
     layer = layers.get(engine, collection_id, current_role())
-    version, _ = ogc_edit.replace(engine, layer, feature_id, _feature(), role=current_role(), actor=current_actor(),
-                                  if_match=request.headers.get("If-Match"))
-    return _written(204, None, version)
-
-
-@bp.patch("/collections/<collection_id>/items/<feature_id>")
-def update_item(collection_id, feature_id):
-    engine = extensions.engine()
-    layer = layers.get(engine, collection_id, current_role())
-    version, _ = ogc_edit.update(engine, layer, feature_id, _feature(), role=current_role(), actor=current_actor(),
-                                 if_match=request.headers.get("If-Match"))
+    write = ogc_edit.replace if request.method == "PUT" else ogc_edit.update
+    version, _ = write(engine, layer, feature_id, _feature(), role=current_role(), actor=current_actor(),
+                       if_match=request.headers.get("If-Match"))
     return _written(204, None, version)
 
 

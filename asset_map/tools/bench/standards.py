@@ -156,6 +156,9 @@ def run(ctx):
     seconds = int(ctx.sizes["load_seconds"])
     engine = make_engine(ctx.database_url, settings)
     _, written, took = load_county(engine, ctx.workdir, areas=ctx.sizes["areas"], assets_n=ASSETS)
+    with engine.begin() as conn:
+        # Statistics as autovacuum leaves them within a minute of a load (a fresh load has none).
+        conn.execute(text("ANALYZE assets"))
     category, district, bbox = _selection(engine)
     with engine.connect() as conn:
         services = conn.execute(text("SELECT sum(GREATEST(cardinality(offers), 1)) FROM assets WHERE tier <> "
