@@ -139,6 +139,9 @@ def _with_term(engine, q, term_id):
 # One row per service: the asset's offers with their 1-based ordinal, or ordinal 0 for an asset without offers.
 _SERVICES = ("CROSS JOIN LATERAL (SELECT 0::bigint AS n, NULL::text AS offer WHERE COALESCE(cardinality(a.offers), 0) = 0 "
              "UNION ALL SELECT u.n, u.offer FROM unnest(a.offers) WITH ORDINALITY AS u(offer, n)) o")
+_ASSET_COLUMNS = ", ".join(f"a.{c}" for c in ("id", "offers", "name", "description", "url", "email", "status",
+                                                "updated_at", "category", "tier", "address", "postcode", "uprn",
+                                                "district_code", "geom"))
 _COLUMNS = ("a.id, o.n, o.offer, a.name, a.description, a.url, {email} AS email, a.status, a.updated_at, a.category, "
             "a.tier, a.address, a.postcode, a.uprn, a.district_code, d.name AS district_name, "
             "round(ST_X(a.geom)::numeric, 7)::float AS lon, round(ST_Y(a.geom)::numeric, 7)::float AS lat")
@@ -185,8 +188,8 @@ def _rows(engine, q, role, *, one=None):
     # Every selected asset gives at least one service, so a page's services come from the first offset + limit
     # assets in id order: those are read by the (tier, id) index of each partition, one tier at a time (a
     # partition of individuals then costs nothing), and only they are unnested and sorted.
-    by_tier = " UNION ALL ".join(f"(SELECT a.* FROM assets a WHERE {where} AND a.tier = '{tier}' ORDER BY a.id "
-                                 f"LIMIT :alim)" for tier in vocabulary.PUBLIC_TIERS)
+    by_tier = " UNION ALL ".join(f"(SELECT {_ASSET_COLUMNS} FROM assets a WHERE {where} AND a.tier = '{tier}' "
+                                 f"ORDER BY a.id LIMIT :alim)" for tier in vocabulary.PUBLIC_TIERS)
     sql = (f"WITH a AS ({by_tier} ORDER BY id LIMIT :alim) "
            f"SELECT {cols} FROM a {_SERVICES} LEFT JOIN districts d ON d.code = a.district_code "
            f"{'WHERE ' + ' AND '.join(service) if service else ''} ORDER BY a.id, o.n LIMIT :lim OFFSET :off")

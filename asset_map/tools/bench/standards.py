@@ -179,7 +179,8 @@ def run(ctx):
         res = _run(srv.url, oruk, seconds)
         figures.append(Figure(AREA, f"/oruk/services pages of 50 (pages 1-20), {CLIENTS} clients, {ASSETS:,} assets: "
                               "p95 latency", round(res.p95_ms, 1), "ms", f"/healthz p95 at {CLIENTS} clients",
-                              round(health.p95_ms, 1), "< 60 ms", res.p95_ms < 60, _extra(res)))
+                              round(health.p95_ms, 1), "< 60 ms", res.p95_ms < 60,
+                              f"{_extra(res)}; /healthz: {health.summary()}"))
         base = _run(srv.url, [simple], seconds)
         filtered = _run(srv.url, [cql], seconds)
         cost = base.rps / filtered.rps if filtered.rps else float("inf")
