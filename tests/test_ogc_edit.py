@@ -138,6 +138,21 @@ def test_bad_writes_are_clear_4xx_and_write_nothing(case, oclient, export_engine
     assert _state(export_engine) == before
 
 
+def test_put_keeps_what_the_collection_does_not_show(oclient, export_engine, writer):
+    """Read a restricted asset and write it back (as QGIS does): it stays restricted."""
+    with export_engine.connect() as conn:
+        target = conn.execute(text("SELECT id FROM assets WHERE name = 'Restricted Library'")).scalar()
+    path = f"/ogc/collections/associations/items/{target}"
+    got = oclient.get(path, headers=writer)
+    feature = got.get_json()
+    feature["properties"]["name"] = "Restricted Library (renamed)"
+    res = oclient.put(path, data=json.dumps(feature), headers={**writer, "If-Match": got.headers["ETag"]})
+    assert res.status_code == 204, res.get_data(as_text=True)
+    with export_engine.connect() as conn:
+        row = conn.execute(text("SELECT name, visibility FROM assets WHERE id = :i"), {"i": target}).one()
+    assert tuple(row) == ("Restricted Library (renamed)", "restricted")
+
+
 def test_tokens_and_roles(oapp, oclient, export_engine, monkeypatch):
     point = _stafford_point(export_engine)
     url = "/ogc/collections/assets/items"
@@ -147,7 +162,7 @@ def test_tokens_and_roles(oapp, oclient, export_engine, monkeypatch):
     assert res.status_code == 403 and "scope 'write'" in res.get_json()["description"]
     organiser = {**bearer(export_engine, "organiser", scope="write"), "Content-Type": GEOJSON}
     with export_engine.connect() as conn:
-        restricted = conn.execute(text("SELECT id FROM assets WHERE name = 'Restricted Library'")).scalar()
+        restricted = conn.execute(text("SELECT id FROM assets WHERE visibility = 'restricted' LIMIT 1")).scalar()
         individual = conn.execute(text("SELECT id FROM assets WHERE tier = 'individual' LIMIT 1")).scalar()
     patch = json.dumps({"type": "Feature", "properties": {"name": "Changed"}})
     # An organiser neither sees nor changes restricted assets and individuals (the privacy rule).

@@ -200,7 +200,10 @@ def replace(engine, layer, feature_id, doc, *, role, actor, if_match=None):
     current = _current(engine, layer, feature_id, role)
     _check_id(doc, feature_id)
     fields = _fields(layer, doc, current)
-    full = {f: "" for f in WRITABLE if f != "consent" or current["tier"] == "individual"} | fields
+    # Only what the collection shows is replaced: a field the client never read (visibility, consent, UPRN) keeps
+    # its value, so reading and writing back a restricted asset cannot make it public.
+    shown = {c.name for c in layer.columns}
+    full = {f: "" for f in WRITABLE if f in shown} | fields
     if "lon" not in fields:
         full["lon"] = full["lat"] = ""
     full["tier"] = full.get("tier") or current["tier"]
