@@ -900,7 +900,7 @@ def token():
 
 @token.command("create")
 @click.argument("email")
-@click.option("--scope", type=click.Choice(["read", "export"]), default="read", show_default=True,
+@click.option("--scope", type=click.Choice(["read", "export", "write"]), default="read", show_default=True,
               help="read: the API and pages; export: also /export downloads.")
 @click.option("--expires-days", type=int, help="Days until it expires (default ASSET_MAP_TOKEN_DAYS; 0: never).")
 @click.option("--label", help="What the token is for, e.g. 'QGIS on the GIS team laptop'.")

@@ -35,11 +35,6 @@ _WORD = re.compile(r"^[a-z0-9_/ -]{1,64}$")
 _AREA = re.compile(r"^[a-z][a-z0-9_-]{0,63}:[A-Za-z0-9 _.-]{1,64}$")
 
 
-def sees_contacts(role):
-    """Contact details (e-mail, phone) of associations and organisations: organisers and above."""
-    return role_rank(role) >= role_rank("organiser")
-
-
 def _values(args, name):
     """Repeated parameters and comma lists both work: ?tier=a&tier=b and ?tier=a,b."""
     raw = args.getlist(name) if hasattr(args, "getlist") else ([args[name]] if name in args else [])

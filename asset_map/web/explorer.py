@@ -2,6 +2,7 @@
 'near a postcode' and district pages. Routes are thin: the work is in asset_map.maps."""
 
 import dataclasses
+import json as json_
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
@@ -31,6 +32,14 @@ def individuals_geojson():
                                               by=disclosure.GEOGRAPHIES[geography][0], offer=offer, ignored=ignored,
                                               suppress_below=disclosure.method(current_app.config["ASSET_MAP"]))
     return Response(body, mimetype="application/geo+json")
+
+
+@bp.get("/api/openapi.json")
+def map_api():
+    from asset_map.api import openapi
+
+    base = f"{request.scheme}://{request.host}{request.script_root}/api"
+    return Response(json_.dumps(openapi.map_document(base)), content_type="application/vnd.oai.openapi+json;version=3.0")
 
 
 @bp.get("/api/postcode")

@@ -13,6 +13,7 @@ MODULES = [
     "gaps",
     "network",
     "security",
+    "standards",
     "load",
     "registers",
     "geographies",
