@@ -15,6 +15,7 @@ from asset_map import audit, plaintext
 from asset_map.errors import FormInvalid, InputError, NotFound
 from asset_map.reference.postcodes import normalise_postcode
 from asset_map.registers.schema import taxonomy
+from asset_map.vocabulary import STATUSES
 
 KINDS = ("new", "change", "correction")
 STATUSES = ("waiting", "accepted", "merged", "rejected")
@@ -248,7 +249,7 @@ def checks(engine, suggestion, *, role):
     from asset_map.maps import near as near_
     from asset_map.store.assets import AssetFilter, visibility_condition
 
-    flt = AssetFilter(status=("open", "temporarily closed", "closed"))
+    flt = AssetFilter(status=STATUSES)
     nearest = near_.nearest(engine, suggestion["lon"], suggestion["lat"], flt, role=role, limit=8)
     nearest = [dict(r) for r in nearest.to_dict("records")]
     duplicates = {}

@@ -15,10 +15,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from asset_map.config import PROJECT_DIR
+from asset_map.config import PROJECT_DIR, find_reference_pack
 
-PACK = Path(os.environ.get("ASSET_MAP_REFERENCE_DIR") or PROJECT_DIR.parent / "shared" / "data" / "staffordshire")
+PACK = find_reference_pack() or PROJECT_DIR.parent / "shared" / "data" / "staffordshire"
 REQUIRE_POSTGIS = os.environ.get("ASSET_MAP_REQUIRE_POSTGIS") == "1"
+# Under .ci/run (or any CI) a missing reference pack fails the tests that need it instead of skipping them.
+REQUIRE_PACK = os.environ.get("ASSET_MAP_REQUIRE_PACK") == "1" or bool(os.environ.get("CI"))
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
@@ -138,7 +140,10 @@ def engine(db_url):
 @pytest.fixture(scope="session")
 def pack():
     if not PACK.is_dir():
-        pytest.skip(f"reference pack not found at {PACK}")
+        msg = f"reference pack not found at {PACK}: set ASSET_MAP_REFERENCE_DIR to its folder"
+        if REQUIRE_PACK:
+            pytest.fail(f"{msg} (ASSET_MAP_REQUIRE_PACK=1 or CI is set, so this fails rather than skips)")
+        pytest.skip(msg)
     return PACK
 
 
@@ -257,3 +262,7 @@ def geo_db(pg_server, pack_db, pack, tmp_path_factory):
 def geo_engine(geo_db):
     with engine_over(geo_db[0]) as eng:
         yield eng
+
+
+# The pack with its libraries and a walk network over Tamworth, shared by the network report and isochrone tests.
+from tests.network_data import walk_db  # noqa: E402,F401

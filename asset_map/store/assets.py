@@ -35,11 +35,6 @@ _WORD = re.compile(r"^[a-z0-9_/ -]{1,64}$")
 _AREA = re.compile(r"^[a-z][a-z0-9_-]{0,63}:[A-Za-z0-9 _.-]{1,64}$")
 
 
-def sees_contacts(role):
-    """Contact details (e-mail, phone) of associations and organisations: organisers and above."""
-    return role_rank(role) >= role_rank("organiser")
-
-
 def _values(args, name):
     """Repeated parameters and comma lists both work: ?tier=a&tier=b and ?tier=a,b."""
     raw = args.getlist(name) if hasattr(args, "getlist") else ([args[name]] if name in args else [])
@@ -107,8 +102,9 @@ class AssetFilter:
                 raise _bad("verified_within", verified, "expected between 1 and 1200 months")
         q = _one(args, "q")
         q = q.strip()[:200] if q and q.strip() else None
-        return cls(district=district, area=area, tier=tier, category=category, offer=offer, status=status or DEFAULT_STATUSES,
-                   verified_within=verified, q=q, bbox=parse_bbox(_one(args, "bbox")),
+        return cls(district=district, area=area, tier=tier, category=category, offer=offer,
+                   status=status or DEFAULT_STATUSES, verified_within=verified, q=q,
+                   bbox=parse_bbox(_one(args, "bbox")),
                    updated_since=parse_datetime(_one(args, "updated_since"), "updated_since"))
 
     def as_args(self):

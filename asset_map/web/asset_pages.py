@@ -9,6 +9,7 @@ from asset_map.errors import Forbidden, InputError
 from asset_map.maps import asset_page, styles
 from asset_map.registers import edits
 from asset_map.registers.schema import taxonomy
+from asset_map.store import network as store_network
 from asset_map.vocabulary import STATUSES, TIERS, VISIBILITIES
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, current_role, require_role
@@ -40,7 +41,9 @@ def show(asset_id):
     return render_template("assets/show.html", asset=asset, may_edit=privacy.may_edit(role, asset["tier"],
                                                                                       asset.get("visibility")),
                            is_officer=role in ("officer", "admin"), stale_months=settings["STALE_MONTHS"],
-                           map_config=_map_config(asset, nearby=asset["nearby"]), label=styles.label_for)
+                           map_config=_map_config(asset, nearby=asset["nearby"]), label=styles.label_for,
+                           walk_network=store_network.info(extensions.engine(), "walk") is not None,
+                           tiles=settings["TILES"], tiles_attribution=settings["TILES_ATTRIBUTION"])
 
 
 def _choices():

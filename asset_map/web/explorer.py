@@ -2,6 +2,7 @@
 'near a postcode' and district pages. Routes are thin: the work is in asset_map.maps."""
 
 import dataclasses
+import json as json_
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
@@ -33,6 +34,14 @@ def individuals_geojson():
     return Response(body, mimetype="application/geo+json")
 
 
+@bp.get("/api/openapi.json")
+def map_api():
+    from asset_map.api import openapi
+
+    base = f"{request.scheme}://{request.host}{request.script_root}/api"
+    return Response(json_.dumps(openapi.map_document(base)), content_type="application/vnd.oai.openapi+json;version=3.0")
+
+
 @bp.get("/api/postcode")
 def postcode():
     return jsonify(near_.lookup_postcode(extensions.engine(), request.args.get("postcode", "")))
@@ -56,6 +65,12 @@ def near():
                                      for i, r in enumerate(rows.itertuples(), start=1)]
     return render_template("explorer/near.html", flt=flt, form=form_choices(flt), postcode=raw, found=found,
                            rows=rows, page=built, need_label=page.need_label)
+
+
+@bp.get("/districts")
+def districts():
+    engine = extensions.engine()
+    return render_template("explorer/districts.html", districts=summary.districts(engine, role=current_role()))
 
 
 @bp.get("/districts/<code>")

@@ -13,8 +13,8 @@ from asset_map.vocabulary import TIER_LABELS
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
 from asset_map.web.filters import form_choices, request_filter
-from asset_map.tools.vendor import DEFAULT_DIR
 from asset_map.web.slots import slots
+from asset_map.web.vendored import DEFAULT_DIR
 
 bp = Blueprint("tables", __name__)
 # The category styles are checked when the app starts, like the layer files: a broken file names every problem.
