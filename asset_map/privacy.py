@@ -136,3 +136,9 @@ def check_may_edit(role, tier=None, visibility=None):
         msg = f"Signed in as {role}, you cannot change {what}: organisers change associations and organisations, " \
                "officers change every asset."
         raise Forbidden(msg)
+
+
+# What the public feed of changes (and an asset's public history) may show as values: fields public anyway on the
+# map. Other fields are named as changed, without values; who made a change and why is never in the public feed.
+PUBLIC_HISTORY_FIELDS = ("name", "category", "tier", "status", "address", "postcode", "url", "description",
+                         "offers", "last_verified", "withdrawn_at", "geom")

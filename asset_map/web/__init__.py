@@ -34,8 +34,8 @@ def create_app(test_config=None):
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_MB"] * 1024 * 1024
     app.config["TESTING"] = bool(settings.get("TESTING"))
 
-    from asset_map.web import (admin, auth, community, errors, explorer, exports, extensions, freshness, gaps, health,
-                               limits, maps, moderation, ogc, registers, security, serving, tables)
+    from asset_map.web import (admin, auth, changes, community, errors, explorer, exports, extensions, freshness, gaps,
+                               health, limits, maps, moderation, ogc, registers, security, serving, tables)
 
     extensions.init_app(app)
     errors.init_app(app)
@@ -54,5 +54,6 @@ def create_app(test_config=None):
     app.register_blueprint(community.bp)
     app.register_blueprint(moderation.bp)
     app.register_blueprint(freshness.bp)
+    app.register_blueprint(changes.bp)
     limits.init_app(app)
     return app
