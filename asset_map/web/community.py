@@ -62,9 +62,10 @@ def suggest():
         if current is not None and current.get("lat") is not None:
             point = [current["lat"], current["lon"]]
     status = 400 if problems else 200
+    config = _map_config(point, request.values.get("zoom", type=int))
+    config["assets_url"] = url_for("explorer.assets_geojson")
     return render_template("community/suggest.html", values=values, problems=problems, current=current,
-                           choices=suggestions.category_choices(), honeypot=HONEYPOT,
-                           map_config=_map_config(point, request.values.get("zoom", type=int))), status
+                           choices=suggestions.category_choices(), honeypot=HONEYPOT, map_config=config), status
 
 
 @bp.get("/suggest/thanks")
