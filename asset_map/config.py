@@ -47,9 +47,30 @@ SETTINGS = [
     Setting("LICENCE", "Open Government Licence v3.0; OS OpenData; boundaries CC-BY-4.0 (martinjc/UK-GeoJSON)",
             "Licence text carried by exports."),
     Setting("DEFAULT_NEED", "imd:2025", "Need indicator and vintage the map opens with (indicator:vintage)."),
-    Setting("SUPPRESS_BELOW", 5, "Counts of individuals below this are shown as 'fewer than N'.", int),
+    Setting("SUPPRESS_BELOW", 5, "Counts of individuals below this (zero included) are shown as 'fewer than N' "
+            "(asset_map.disclosure).", int),
+    Setting("ROUND_TO", 5, "Other counts of individuals are rounded to the nearest multiple of this.", int),
+    Setting("DISCLOSURE_CONTROL", 1, "1: counts of individuals are protected (suppressed and rounded). 0: exact "
+            "counts, for the attack suite only; never in service.", int),
+    Setting("PUBLIC_URL", "", "The site's public address (https://maps.example.org); links in OGC API responses use "
+            "it rather than the request's Host header. Empty: the request's own address.", str),
+    Setting("RETAIN_QUARANTINE_DAYS", 90, "`asset-map retention apply` removes quarantined rows older than this.",
+            int),
+    Setting("RETAIN_REPORTS_DAYS", 365, "... and import reports saved on registers not re-imported for this long "
+            "(the counts stay; problem rows and duplicate pairs go).", int),
+    Setting("RETAIN_WITHDRAWN_DAYS", 365, "... and erases individuals withdrawn for longer than this (personal "
+            "fields cleared; the row keeps id, register, tier, district, when and why).", int),
     Setting("MAP_POINTS_LIMIT", 4000, "Most assets the map receives as single points for the visible area; above "
             "this it receives them grouped per grid cell and category (and the browser clusters the groups).", int),
+    Setting("MAP_INLINE_AREAS", 5000, "Up to this many small areas, the map page carries the need and boundary "
+            "layers in the page itself (one request, works with no tile requests); above it, the map draws them "
+            "from vector tiles (/tiles/...), so the page stays small at England scale.", int),
+    Setting("TILE_SLOTS", 4, "Tiles one server process renders at once; more requests wait TILE_WAIT_S, then get "
+            "a 503 with Retry-After (cached tiles are served without a slot).", int),
+    Setting("TILE_WAIT_S", 10, "How long a tile request waits for a rendering slot.", int),
+    Setting("EXPORT_SLOTS", 1, "Downloads (exports, the table's CSV) one server process streams at once; one more "
+            "gets a 503 with Retry-After, so map requests keep their threads.", int),
+    Setting("EXPORT_WAIT_S", 1, "How long a download waits for a free export slot.", int),
     Setting("STALE_MONTHS", 12, "Assets not verified for longer than this are drawn as stale.", int),
     Setting("HOST", "127.0.0.1", "Address `asset-map serve` listens on."),
     Setting("PORT", 5000, "Port `asset-map serve` listens on.", int),
@@ -95,6 +116,14 @@ SETTINGS = [
             "memory:// keeps them in each server process."),
     Setting("REQUIRE_POSTGIS", 0, "1: tests fail instead of skipping when PostGIS cannot be reached (CI sets it).",
             int),
+    Setting("DASK_SCHEDULER", "", "Address of a dask.distributed scheduler (tcp://host:8786) that runs a network "
+            "gap report's districts; empty: they run in this process. Results are the same either way."),
+    Setting("NETWORK_FILE", "", "OpenStreetMap extract (.osm.pbf) `make run` loads as the walk and drive networks. "
+            "Empty: a synthetic street grid over the loaded districts, so network reports work without one."),
+    Setting("NETWORK_SNAP_M", 500, "A point farther than this (metres) from every network node is off the network: "
+            "it gets no network distance rather than a straight-line one.", float),
+    Setting("NETWORK_SEARCH_M", 20000, "How far along the network (metres) a report looks for an area's nearest "
+            "asset; beyond it the area is marked 'beyond search'.", float),
 ]
 
 _BY_NAME = {s.name: s for s in SETTINGS}

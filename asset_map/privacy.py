@@ -12,7 +12,7 @@ or the database; the importer, the store, the web and the CLI call these rules r
   reports and logs never keep.
 """
 
-ROLES = ("public", "organiser", "officer", "admin")
+from asset_map.vocabulary import ROLES  # noqa: E402 - the roles and their order are the vocabulary's
 
 # Consent wording, case, spacing and punctuation aside. A tick is what a spreadsheet's check box exports.
 CONSENT_YES = ("yes", "y", "true", "t", "1", "consented", "consent given", "given", "agreed", "agree", "opted in",
@@ -138,7 +138,23 @@ def check_may_edit(role, tier=None, visibility=None):
         raise Forbidden(msg)
 
 
-# What the public feed of changes (and an asset's public history) may show as values: fields public anyway on the
-# map. Other fields are named as changed, without values; who made a change and why is never in the public feed.
+# What the history of an asset shows below officer: values of these fields (public anyway on the asset's page);
+# other fields are listed as changed, without values; who made a change and why is shown to officers only (actors
+# are staff e-mails, reasons free text).
 PUBLIC_HISTORY_FIELDS = ("name", "category", "tier", "status", "address", "postcode", "url", "description",
                          "offers", "last_verified", "withdrawn_at", "geom")
+CONTACT_HISTORY_FIELDS = ("email", "phone")
+
+
+def history_for(role, versions):
+    """An asset's versions as ``role`` may read them (a new list; the input is not changed)."""
+    from asset_map.vocabulary import role_rank
+
+    if role_rank(role) >= role_rank("officer"):
+        return versions
+    shown = PUBLIC_HISTORY_FIELDS + (CONTACT_HISTORY_FIELDS if role_rank(role) >= role_rank("organiser") else ())
+    out = []
+    for v in versions:
+        changes = {f: (pair if f in shown else None) for f, pair in (v.get("changes") or {}).items()}
+        out.append({**v, "changes": changes, "actor": None, "reason": None})
+    return out

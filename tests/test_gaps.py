@@ -178,7 +178,10 @@ def test_public_report_never_shows_individuals(engine, tmp_path):
     public = gaps.run(engine, request)
     officer = gaps.run(engine, request, role="officer")
     assert public.inputs["assets_used"] == 0 and public.frame["assets_inside"].sum() == 0
-    assert officer.inputs["assets_used"] > 0
+    # Issue 12: a gap report is shareable, so an officer's carries no individual as a point either, and the same
+    # protected counts as the public's.
+    assert officer.inputs["assets_used"] == 0
+    assert list(officer.frame["individuals"]) == list(public.frame["individuals"])
     # Individuals appear to the public only as counts per area, small numbers suppressed.
     labels = set(public.frame["individuals"])
     assert "fewer than 5" in labels

@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date
 
-from asset_map import audit
+from asset_map import audit, disclosure
 from asset_map.api import csv_, geojson, gpkg, layers
 from asset_map.config import attribution_lines
 from asset_map.errors import InputError
@@ -58,7 +58,7 @@ class Export:
 
     def _kwargs(self):
         return {"role": self.role, "attribution": attribution_lines(self.settings),
-                "licence": self.settings["LICENCE"], "suppress_below": self.settings["SUPPRESS_BELOW"]}
+                "licence": self.settings["LICENCE"], "suppress_below": disclosure.method(self.settings)}
 
     def record(self, rows, complete=True):
         """The audit event; an export cut short (client gone) is logged as incomplete, with the rows sent."""

@@ -12,13 +12,16 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import text
 
+from asset_map import disclosure
 from asset_map.errors import NotFound
 from asset_map.maps.queries import area_vintage
-from asset_map.store.assets import AssetFilter, role_rank
+from asset_map.store.assets import AssetFilter
+from asset_map.vocabulary import role_rank
 
 _SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 _DISTRICT_LAYER = re.compile(r"^assets-([EWSN][0-9]{8})$")
 _NEED_LAYER = re.compile(r"^need-([a-z][a-z0-9_]{0,30})-([0-9]{4})$")
+_GEOGRAPHY_LAYER = re.compile(r"^geography-([a-z][a-z0-9_-]{0,63})$")
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class Layer:
     id: str
     title: str
     description: str
-    kind: str                       # assets, counts, districts, areas
+    kind: str                       # assets, counts, districts, areas, geography
     geometry_type: str              # Point or MultiPolygon
     columns: tuple
     id_sql: str                     # the stable feature id: database id or ONS code
@@ -45,6 +48,7 @@ class Layer:
     need: tuple | None = None       # areas: (indicator, need vintage)
     indicators: tuple = ()          # areas: indicators pivoted into columns
     time_column: str | None = None  # what OGC ``datetime`` filters on
+    geography: str | None = None    # geography layers: the loaded geography's name
 
     @property
     def polygonal(self):
@@ -69,6 +73,9 @@ class Layer:
         elif self.kind == "districts":
             sql, p = "FROM districts g WHERE TRUE", {}
             extra += _polygon_filters(flt, p, code="g.code")
+        elif self.kind == "geography":
+            sql, p = "FROM geography_areas g WHERE g.geography = :f_geography", {"f_geography": self.geography}
+            extra += _polygon_filters(replace(flt, district=()), p, code="g.code")
         else:
             sql, p = _areas_source(self)
             extra += _polygon_filters(flt, p, code="g.district_code")
@@ -101,19 +108,12 @@ def _assets_source(layer, flt, role):
 
 
 def _counts_source(flt, suppress_below):
-    """Consenting individuals per LSOA 2021; the count is null (and the label says 'fewer than N') when small, so
-    no surface can print it."""
-    base = AssetFilter(district=flt.district, category=flt.category, offer=flt.offer, status=flt.status,
-                       verified_within=flt.verified_within, tier=("individual",))
-    where, params = base.where(role="officer", alias="a")
-    params["f_suppress"] = int(suppress_below)
-    sql = (f"FROM areas g JOIN (SELECT a.lsoa21_code AS code, count(*) AS n FROM assets a WHERE {where} "
-           f"AND a.consent IS TRUE AND a.lsoa21_code IS NOT NULL GROUP BY a.lsoa21_code) c "
-           f"ON c.code = g.code WHERE g.vintage = 2021")
-    if flt.bbox:
-        sql += " AND g.geom && ST_MakeEnvelope(:f_minx, :f_miny, :f_maxx, :f_maxy, 4326)"
-        params.update(zip(("f_minx", "f_miny", "f_maxx", "f_maxy"), flt.bbox))
-    return sql, params
+    """The protected table of individuals per LSOA 2021 (asset_map.disclosure): every area listed, small counts
+    (zero included) suppressed, the rest rounded. Only ``district`` and ``bbox`` (which rows) and one offer group
+    apply; the other filters cannot change a count."""
+    how = disclosure.as_method(suppress_below)
+    offer = flt.offer[0] if len(flt.offer) == 1 and flt.offer[0] in disclosure.offer_groups() else None
+    return disclosure.table_sql("lsoa21", how, districts=flt.district, offer=offer, bbox=flt.bbox, flt=flt)
 
 
 def _areas_source(layer):
@@ -148,6 +148,7 @@ def _asset_columns(role):
         Column("lsoa21_code", "g.lsoa21_code", queryable=True),
         Column("register", "g.register", queryable=True, description="The register the asset came from"),
         Column("updated_at", "g.updated_at", "datetime"),
+        Column("page", "'/assets/' || g.id", description="The asset's page on this site (details, history)"),
     ]
     if role_rank(role) >= role_rank("organiser"):
         cols[8:8] = [Column("email", "g.email"), Column("phone", "g.phone")]
@@ -156,13 +157,16 @@ def _asset_columns(role):
 
 DISTRICT_COLUMNS = (Column("code", "g.code", queryable=True, description="ONS district code"),
                     Column("name", "g.name", queryable=True))
+GEOGRAPHY_COLUMNS = (Column("code", "g.code", queryable=True, description="The area's code"),
+                     Column("name", "g.name", queryable=True))
 COUNT_COLUMNS = (
     Column("code", "g.code", queryable=True, description="LSOA 2021 code"),
     Column("name", "g.name"),
     Column("district_code", "g.district_code", queryable=True),
-    Column("individuals", "CASE WHEN c.n >= :f_suppress THEN c.n END", "integer",
-           description="Consenting individuals recorded in the area; empty when too few to show"),
-    Column("label", "CASE WHEN c.n >= :f_suppress THEN c.n::text ELSE 'fewer than ' || :f_suppress END"),
+    Column("individuals", disclosure.sql_value("COALESCE(c.n, 0)"), "integer",
+           description="Consenting individuals in the area, rounded to the nearest 5; empty when fewer than 5 "
+                       "(none included): asset_map.disclosure"),
+    Column("label", disclosure.sql_label("COALESCE(c.n, 0)")),
 )
 _TIER_LAYERS = {
     "organisations": ("organisation", "Organisations",
@@ -230,6 +234,7 @@ def available(engine, role="public"):
     with engine.connect() as conn:
         needs = _need_catalogue(conn)
         districts = conn.execute(text("SELECT code, name FROM districts ORDER BY code")).all()
+        geographies = conn.execute(text("SELECT name, label, source FROM geographies ORDER BY name")).all()
     out = list(static_layers(role))
     for vintage, indicators in sorted(needs.items()):
         headline = "imd" if "imd" in indicators else indicators[0]
@@ -237,6 +242,11 @@ def available(engine, role="public"):
     for code, name in districts:
         out.append(_asset_layer(f"assets-{code}", f"Assets in {name}", f"Every asset you may see in {name} ({code}).",
                                 role, district=code))
+    for name, label, source in geographies:
+        # Asset layers take ?area=<geography>:<code> to select the assets of one of these areas.
+        out.append(Layer(f"geography-{name}", label, f"The areas of geography '{name}' (from {source}); assets of "
+                         f"one area: assets?area={name}:<code>.", "geography", "MultiPolygon", GEOGRAPHY_COLUMNS,
+                         "g.code", "string", geography=name))
     return out
 
 
@@ -245,10 +255,11 @@ def get(engine, layer_id, role="public"):
     for layer in static_layers(role):
         if layer.id == layer_id:
             return layer
-    if _DISTRICT_LAYER.match(layer_id) or _NEED_LAYER.match(layer_id):
+    if _DISTRICT_LAYER.match(layer_id) or _NEED_LAYER.match(layer_id) or _GEOGRAPHY_LAYER.match(layer_id):
         for layer in available(engine, role):
             if layer.id == layer_id:
                 return layer
     known = ", ".join(layer.id for layer in static_layers(role))
-    msg = f"There is no layer {layer_id!r}. Layers include: {known}, need-imd-<vintage>, assets-<district code>."
+    msg = (f"There is no layer {layer_id!r}. Layers include: {known}, need-imd-<vintage>, assets-<district code>, "
+           "geography-<name>.")
     raise NotFound(msg)

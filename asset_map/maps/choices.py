@@ -10,7 +10,8 @@ import time
 
 from sqlalchemy import text
 
-from asset_map.store.assets import STATUSES, AssetFilter
+from asset_map.store.assets import AssetFilter
+from asset_map.vocabulary import STATUSES
 
 CACHE_SECONDS = 60
 _CACHE = {}
@@ -44,12 +45,12 @@ def districts(engine):
 
 def categories(engine, *, role="public"):
     """[(tier, category, assets)] of all non-withdrawn assets ``role`` may see, whatever their status."""
-    where, params = AssetFilter(status=STATUSES[:-1]).where(role=role)
+    where, params = AssetFilter(status=STATUSES).where(role=role)
     sql = f"SELECT a.tier, a.category, count(*) FROM assets a WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"
     return _cached(engine, "categories", role, lambda conn: [tuple(r) for r in conn.execute(text(sql), params)])
 
 
 def offers(engine, *, role="public"):
-    where, params = AssetFilter(status=STATUSES[:-1]).where(role=role)
+    where, params = AssetFilter(status=STATUSES).where(role=role)
     sql = f"SELECT DISTINCT o FROM assets a, unnest(a.offers) AS o WHERE {where} ORDER BY o"
     return _cached(engine, "offers", role, lambda conn: [r[0] for r in conn.execute(text(sql), params)])

@@ -15,7 +15,8 @@ from datetime import date
 
 from sqlalchemy import text
 
-from asset_map.store.assets import AssetFilter, role_rank
+from asset_map.store.assets import AssetFilter
+from asset_map.vocabulary import role_rank
 
 CELL_PIXELS = 64
 MAX_ZOOM = 19
@@ -28,16 +29,16 @@ _CACHE = OrderedDict()
 _LOCK = threading.Lock()
 
 
-def _stale_sql(p="a."):
+def stale_sql(p="a."):
     return (f"({p}last_verified IS NULL OR "
             f"{p}last_verified < (CAST(:today AS date) - make_interval(months => :stale_months)))")
 
 
-def _properties_sql(role, p="a."):
+def properties_sql(role, p="a."):
     """Popup fields; contact details only for the roles the store's privacy rule allows (url for everybody)."""
     fields = [("name", f"{p}name"), ("tier", f"{p}tier"), ("category", f"{p}category"), ("offers", f"{p}offers"),
               ("address", f"{p}address"), ("postcode", f"{p}postcode"), ("url", f"{p}url"),
-              ("status", f"{p}status"), ("last_verified", f"{p}last_verified"), ("stale", _stale_sql(p))]
+              ("status", f"{p}status"), ("last_verified", f"{p}last_verified"), ("stale", stale_sql(p))]
     if role_rank(role) >= role_rank("organiser"):
         fields += [("email", f"{p}email"), ("phone", f"{p}phone")]
     return "json_build_object(" + ", ".join(f"'{k}', {v}" for k, v in fields) + ")"
@@ -103,7 +104,7 @@ def _build(engine, flt, where, params, *, role, zoom, points_limit):
 def _points_sql(role, where):
     return ("SELECT CAST(coalesce(json_agg(json_build_object('type', 'Feature', 'id', a.id, "
             "'geometry', CAST(ST_AsGeoJSON(a.geom, 6) AS json), "
-            f"'properties', {_properties_sql(role)}) ORDER BY a.id), '[]') AS text) "
+            f"'properties', {properties_sql(role)}) ORDER BY a.id), '[]') AS text) "
             f"FROM assets a WHERE {where} AND a.geom IS NOT NULL")
 
 
@@ -111,10 +112,10 @@ def _clusters_sql(role, where):
     # Cells are integer grid indices (cheap to hash) and a cell's marker sits at the mean of its points. A cell
     # holding one asset is drawn as that asset: its popup fields are fetched by primary key for those cells only.
     return ("WITH cells AS MATERIALIZED (SELECT a.tier, a.category, count(*) AS n, min(a.id) AS first_id, "
-            f"count(*) FILTER (WHERE {_stale_sql()}) AS stale_n, avg(ST_X(a.geom)) AS x, avg(ST_Y(a.geom)) AS y "
+            f"count(*) FILTER (WHERE {stale_sql()}) AS stale_n, avg(ST_X(a.geom)) AS x, avg(ST_Y(a.geom)) AS y "
             f"FROM assets a WHERE {where} AND a.geom IS NOT NULL "
             "GROUP BY a.tier, a.category, floor(ST_X(a.geom) / :dx), floor(ST_Y(a.geom) / :dy)), "
-            f"singles AS MATERIALIZED (SELECT a.id, a.geom, {_properties_sql(role)} AS props FROM assets a "
+            f"singles AS MATERIALIZED (SELECT a.id, a.geom, {properties_sql(role)} AS props FROM assets a "
             "WHERE a.id = ANY(ARRAY(SELECT first_id FROM cells WHERE n = 1))) "
             "SELECT CAST(coalesce(json_agg(json_build_object('type', 'Feature', "
             "'id', s.id, "
@@ -125,31 +126,33 @@ def _clusters_sql(role, where):
             "FROM cells c LEFT JOIN singles s ON s.id = c.first_id AND c.n = 1")
 
 
-def individual_counts_geojson(engine, flt=None, *, by="lsoa21_code", suppress_below=5):
-    """Individuals per area as points on the area (PostGIS point on surface), counts below the threshold
-    suppressed: the only form in which the public sees individuals."""
-    from asset_map.store.assets import individual_counts
+def individual_counts_geojson(engine, flt=None, *, by="lsoa21_code", suppress_below=5, offer=None, ignored=()):
+    """Individuals per area as points on the area (PostGIS point on surface): the protected table of
+    ``asset_map.disclosure`` (every area of the district or view listed, small counts suppressed, the rest
+    rounded), the only form in which the public sees individuals. ``ignored``: filters given that do not apply."""
+    from asset_map import disclosure
 
-    rows = individual_counts(engine, flt, by=by, suppress_below=suppress_below)
-    if not rows:
-        return '{"type":"FeatureCollection","features":[]}'
-    vintage = 2011 if by == "lsoa11_code" else 2021
-    codes = [r[0] for r in rows]
-    if by == "district_code":
-        sql = ("SELECT code, name, CAST(ST_AsGeoJSON(ST_PointOnSurface(geom), 6) AS text) FROM districts "
+    flt = flt or AssetFilter()
+    how = disclosure.as_method(suppress_below)
+    geography = {"district_code": "district", "lsoa11_code": "lsoa11"}.get(by, "lsoa21")
+    cells = disclosure.individual_table(engine, geography, districts=flt.district, offer=offer, bbox=flt.bbox,
+                                        how=how, flt=flt)
+    head = {"type": "FeatureCollection", "suppress_below": how.threshold, "geography": geography,
+            "offer": offer, "disclosure_control": disclosure.describe(how), "ignored_filters": list(ignored)}
+    if not cells:
+        return json.dumps({**head, "features": []})
+    codes = [c.code for c in cells]
+    if geography == "district":
+        sql = ("SELECT code, CAST(ST_AsGeoJSON(ST_PointOnSurface(geom), 6) AS text) FROM districts "
                "WHERE code = ANY(:codes)")
         params = {"codes": codes}
     else:
-        sql = ("SELECT code, name, CAST(ST_AsGeoJSON(ST_PointOnSurface(geom), 6) AS text) FROM areas "
+        sql = ("SELECT code, CAST(ST_AsGeoJSON(ST_PointOnSurface(geom), 6) AS text) FROM areas "
                "WHERE code = ANY(:codes) AND vintage = :v")
-        params = {"codes": codes, "v": vintage}
+        params = {"codes": codes, "v": 2011 if geography == "lsoa11" else 2021}
     with engine.connect() as conn:
-        places = {code: (name, geom) for code, name, geom in conn.execute(text(sql), params)}
-    features = []
-    for code, n, label in rows:
-        if code not in places:
-            continue
-        name, geom = places[code]
-        features.append({"type": "Feature", "geometry": json.loads(geom),
-                         "properties": {"area_code": code, "area_name": name, "count": n, "label": label}})
-    return json.dumps({"type": "FeatureCollection", "suppress_below": suppress_below, "features": features})
+        places = dict(conn.execute(text(sql), params).all())
+    features = [{"type": "Feature", "geometry": json.loads(places[c.code]),
+                 "properties": {"area_code": c.code, "area_name": c.name, "count": c.value, "label": c.label}}
+                for c in cells if c.code in places]
+    return json.dumps({**head, "features": features})

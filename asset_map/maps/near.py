@@ -10,7 +10,8 @@ from sqlalchemy import text
 
 from asset_map.errors import InputError, NotFound
 from asset_map.reference.postcodes import normalise_postcode
-from asset_map.store.assets import AssetFilter, CONTACT_COLUMNS, role_rank
+from asset_map.store.assets import AssetFilter, CONTACT_COLUMNS
+from asset_map.vocabulary import role_rank
 
 MAX_RESULTS = 100
 

@@ -12,12 +12,11 @@ import yaml
 
 from asset_map.config import PROJECT_DIR
 from asset_map.errors import ConfigError
+from asset_map.vocabulary import ROLES, TIERS, role_rank
 
 LAYERS_DIR = PROJECT_DIR / "layers"
-ROLES = ("public", "organiser", "officer", "admin")
 SOURCES = ("districts", "areas", "assets")
 KINDS = {"outline": "districts", "choropleth": "areas", "points": "assets", "counts": "assets"}
-TIERS = ("individual", "association", "organisation")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 # key: (type, required, help)
@@ -95,7 +94,8 @@ def _problems(path, data):
             problems.append(f"{where}: colour {color!r} is not of the form #rrggbb")
     if data["kind"] == "choropleth" and not data.get("indicator"):
         problems.append(f"{where}: a choropleth needs an 'indicator'")
-    if tier == "individual" and data["kind"] == "points" and data["visible_to"] in ("public", "organiser"):
+    if (tier == "individual" and data["kind"] == "points" and data["visible_to"] in ROLES
+            and role_rank(data["visible_to"]) < role_rank("officer")):
         problems.append(f"{where}: individuals' points are personal data; 'visible_to' must be officer or admin")
     return problems
 

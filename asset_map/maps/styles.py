@@ -14,8 +14,6 @@ STYLES_FILE = LAYERS_DIR / "styles" / "categories.yaml"
 ICON_PREFIX = "fa"
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _ICON = re.compile(r"^[a-z0-9-]{1,40}$")
-TIER_LABELS = {"organisation": "Organisations", "association": "Associations and networks",
-               "individual": "Individuals"}
 
 
 def _problems(data, where):

@@ -4,8 +4,10 @@ category (as ``role`` may see them; individuals as a suppressed count for everyb
 from sqlalchemy import text
 
 from asset_map.errors import NotFound
+from asset_map import disclosure
 from asset_map.maps.queries import area_vintage
-from asset_map.store.assets import AssetFilter, individual_counts, role_rank
+from asset_map.store.assets import AssetFilter, individual_counts
+from asset_map.vocabulary import role_rank
 
 
 def district(engine, code):
@@ -43,6 +45,11 @@ def asset_counts(engine, code, flt=None, *, role="public", suppress_below=5):
         tiers[tier] = tiers.get(tier, 0) + n
     individuals = None
     if role_rank(role) < role_rank("officer"):
-        rows = individual_counts(engine, flt, by="district_code", suppress_below=suppress_below)
-        individuals = rows[0][2] if rows else "0"
+        # The district's cell of the fixed table (asset_map.disclosure): of the page's filters only one offer
+        # group chooses the table; the others do not change it.
+        how = disclosure.as_method(suppress_below)
+        rows = individual_counts(engine, AssetFilter(district=(code,), offer=flt.offer) if how.enabled else flt,
+                                 by="district_code",
+                                 suppress_below=suppress_below)
+        individuals = rows[0][2] if rows else disclosure.as_method(suppress_below).label_below()
     return {"tiers": sorted(tiers.items()), "categories": cats, "individuals": individuals}

@@ -28,9 +28,10 @@ from asset_map.registers.schema import FIELDS
 from asset_map.store import assets, history
 
 MANUAL_PREFIX = "manual-"
-# Fields a form (or an API client) may set; the rest (source_key, easting/northing, consent) come from registers.
+# Fields a form (or an API client) may set; the rest (source_key, easting/northing) come from registers. Consent
+# matters for individuals only, whom only officers change (privacy.may_edit).
 EDITABLE = ("tier", "category", "name", "description", "offers", "address", "postcode", "uprn", "email", "phone",
-            "url", "status", "last_verified", "visibility", "lon", "lat")
+            "url", "status", "last_verified", "visibility", "consent", "lon", "lat")
 LOCATION = ("postcode", "uprn", "lon", "lat", "address")
 _READ = ("id, register, source_row, source_key, match_key, tier, category, name, description, offers, address, "
          "postcode, uprn, email, phone, url, status, last_verified, visibility, consent, geocode_method, "
@@ -267,12 +268,13 @@ def _refuse(conn, current, version):
 
 def _placed(engine, row, settings):
     """The importer's validation, geocoding and area assignment on one row: (placed frame, warnings)."""
-    from asset_map.registers.importer import _prepare, _Timer
+    from asset_map.registers.importer import _prepare
+    from asset_map.timer import StepTimer
 
     mapped = pd.DataFrame([{f: row.get(f, "") for f in FIELDS}])
     mapped["properties"] = "{}"
     mapped[ROW] = 1
-    placed, problems = _prepare(engine, mapped, settings or load_settings(), _Timer(None), None)
+    placed, problems = _prepare(engine, mapped, settings or load_settings(), StepTimer(None, decimals=3), None)
     errors = problems[problems["severity"] == "error"]
     if len(errors):
         listed = [(p.field, p.value, p.reason) for p in errors.itertuples()]

@@ -2,14 +2,13 @@
 registers (their number by reason and the first DUPLICATES_KEPT pairs; ``asset-map duplicates`` and the register
 page's CSV list them all). Saved as JSON on the register (the web page shows it) and printed by the CLI."""
 
-import csv
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 
 import pandas as pd
 
-from asset_map.api.csv_ import neutralise
+from asset_map.csv_writer import CsvWriter
 from asset_map.registers.readers import ROW
 
 # Two registers of the same places can pair up every asset: a million pairs would make the saved report, the page
@@ -161,15 +160,15 @@ def format_text(report, *, problems_limit=None):
     return "\n".join(lines)
 
 
-def write_duplicates_csv(pairs, stream, *, hidden=False):
+def write_duplicates_csv(pairs, stream, *, hidden=False, bom=False):
     """Pairs (dicts of DUPLICATE_COLUMNS) as CSV with a header line, cells safe to open in a spreadsheet; names as
-    "(hidden)" when ``hidden``. Files for Excel want csv_.BOM written first."""
-    writer = csv.writer(stream, lineterminator="\r\n")
-    writer.writerow(DUPLICATE_COLUMNS)
+    "(hidden)" when ``hidden``. Files for Excel want ``bom``."""
+    writer = CsvWriter(stream, bom=bom)
+    writer.header(DUPLICATE_COLUMNS)
     for pair in pairs:
         if hidden:
             pair = {**pair, "name": "(hidden)", "other_name": "(hidden)"}
-        writer.writerow([neutralise(pair[c]) for c in DUPLICATE_COLUMNS])
+        writer.row([pair[c] for c in DUPLICATE_COLUMNS])
 
 
 def _short(value, n=60):

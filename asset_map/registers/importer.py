@@ -8,7 +8,6 @@ to the store.
 
 import json
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,26 +30,30 @@ from asset_map.registers.import_report import ImportReport
 from asset_map.registers.schema import FIELDS
 from asset_map.registers.validate import PROBLEM_COLUMNS, Problems, validate
 from asset_map.store import assets, history, writes
+from asset_map.store import geographies as store_geographies
+from asset_map.timer import StepTimer
 
 log = logging.getLogger(__name__)
 STEPS = ("read", "validate", "geocode", "areas", "save")
 
 
 def import_register(engine, path, *, register, mapping=None, settings=None, progress=None, actor="cli",
-                    dry_run=False, source_name=None, upload_id=None):
+                    dry_run=False, source_name=None, upload_id=None, inspect=None):
     """Import the file at ``path`` as ``register``; returns the ImportReport (also saved on the register).
 
     ``mapping`` is a Mapping, a path to a mapping YAML, or None (the shipped mapping for a known file name, else
     columns named like the fields). The register's overrides (edits made in the app) are applied to its rows before
     validation. ``dry_run``: do everything in a transaction that is rolled back (the preview); the report says what
-    the import would do. ``source_name``: the file's name as the user knows it (an upload is stored under another)."""
+    the import would do; ``inspect(conn)``, when given, is called just before that rollback and its result set as
+    ``report.inspected``. ``source_name``: the file's name as the user knows it (an upload is stored under
+    another)."""
     settings = settings or load_settings()
     path = Path(path)
     source_name = source_name or path.name
     _check_register_name(register)
     with engine.connect() as conn:
         _check_kind(conn, register)
-    timer = _Timer(progress)
+    timer = StepTimer(progress, decimals=3)
     if mapping is None:
         shipped = shipped_mapping(source_name)
         mapping = load_mapping(shipped) if shipped else Mapping()
@@ -60,7 +63,7 @@ def import_register(engine, path, *, register, mapping=None, settings=None, prog
     mapped = mapping.apply(raw, file_name=source_name)
     with engine.connect() as conn:
         mapped, conflicts = overrides.apply(mapped, overrides.live(conn, register))
-    timer.step("read")
+    timer.step("read", rows_read=len(raw))
     report = ImportReport(register=register, source=source_name, kind="import", rows_read=len(raw),
                           mapping=mapping.as_dict(), auto_columns=mapped.attrs.get("auto", {}))
     extra = _uncalculated(raw)
@@ -79,18 +82,20 @@ def import_register(engine, path, *, register, mapping=None, settings=None, prog
         timer.mark("duplicates")
         report.timings = timer.timings
         if dry_run:
+            report.inspected = inspect(conn) if inspect else None
             trans.rollback()
             return report
         _save(conn, register, report, source_name, mapping, actor, import_id, conflicts=len(conflicts))
-        timer.step("save")
+        timer.step("save", written=report.imported, quarantined=report.quarantined)
     return report
 
 
-def retry(engine, register, *, settings=None, progress=None, actor="cli"):
-    """Try the register's quarantined rows again (after loading a newer gazetteer or UPRNs, or a taxonomy fix):
-    rows that now pass are imported, the rest stay quarantined with their new reasons. Nothing is withdrawn."""
+def retry(engine, register, *, settings=None, progress=None, actor="cli", action="import"):
+    """Try the register's quarantined rows again (after loading a newer gazetteer or UPRNs, a taxonomy fix, or a
+    fix made in the browser, kept as an override): rows that now pass are imported, the rest stay quarantined with
+    their new reasons. Nothing is withdrawn. ``action``: how the history names the placed rows' creation."""
     settings = settings or load_settings()
-    timer = _Timer(progress)
+    timer = StepTimer(progress, decimals=3)
     with engine.connect() as conn:
         known = conn.execute(text("SELECT 1 FROM registers WHERE name = :r"), {"r": register}).scalar()
         rows = conn.execute(text("SELECT source_row, row FROM quarantine WHERE register = :r ORDER BY source_row"),
@@ -103,7 +108,9 @@ def retry(engine, register, *, settings=None, progress=None, actor="cli"):
         mapped = pd.DataFrame([{f: str(r[1].get("fields", {}).get(f, "")) for f in FIELDS} for r in rows])
         mapped["properties"] = [json.dumps(r[1].get("properties", {}), ensure_ascii=False) for r in rows]
         mapped[ROW] = [r[0] for r in rows]
-        timer.step("read")
+        with engine.connect() as conn:
+            mapped, _ = overrides.apply(mapped, overrides.live(conn, register))
+        timer.step("read", rows_read=len(rows))
         placed, problems = _prepare(engine, mapped, settings, timer, None)
     else:
         mapped = placed = None
@@ -114,7 +121,7 @@ def retry(engine, register, *, settings=None, progress=None, actor="cli"):
         if rows:
             conn.execute(text("DELETE FROM quarantine WHERE register = :r"), {"r": register})
             counts, quarantined = _store(conn, register, placed, problems, mapped, withdraw=False,
-                                         stamp=history.Stamp(actor=actor, action="import", import_id=import_id),
+                                         stamp=history.Stamp(actor=actor, action=action, import_id=import_id),
                                          actor=actor)
         else:
             counts, quarantined = {"inserted": 0, "updated": 0, "unchanged": 0, "withdrawn": 0}, 0
@@ -138,24 +145,6 @@ def _lock(conn, register):
     conn.execute(text("SET LOCAL statement_timeout = 0"))
     # JIT compiling the import's few big statements costs seconds and saves nothing.
     conn.execute(text("SET LOCAL jit = off"))
-
-
-class _Timer:
-    def __init__(self, progress):
-        self.progress = progress
-        self.timings = {}
-        self._last = time.perf_counter()
-
-    def step(self, name, *, report=True):
-        now = time.perf_counter()
-        self.timings[name] = round(now - self._last, 3)
-        self._last = now
-        if self.progress and report:
-            self.progress(name)
-
-    def mark(self, name):
-        """A part of a step, timed for the report but not a step of the progress bar."""
-        self.step(name, report=False)
 
 
 def _uncalculated(raw):
@@ -189,7 +178,7 @@ def _prepare(engine, mapped, settings, timer, extra):
     postcodes = _at(clean["postcode"].fillna(""), unplaced | sector)
     p.add(unplaced, "postcode", postcodes, reasons)
     p.add(sector, "postcode", postcodes, notes, "warning")
-    timer.step("geocode")
+    timer.step("geocode", geocoded=int((todo & ~unplaced).sum()))
     boundaries = reference_cached(ctx, "boundaries", areas.load_boundaries)
     tolerance = float(settings.get("AREA_TOLERANCE_M", 200))
     points = areas.DistinctPoints.of(clean["lon"].to_numpy(dtype=float), clean["lat"].to_numpy(dtype=float))
@@ -303,6 +292,9 @@ def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None, st
     writes.copy_rows(conn, "quarantine", ["register", "source_row", "row", "problems"], records)
     if timer:
         timer.mark("quarantine")
+    # Districts and LSOAs are columns of the asset; the areas of loaded geographies (divisions, wards, drawn
+    # neighbourhoods) are links, made here for the assets just written.
+    store_geographies.assign_register(conn, register)
     return counts, len(records)
 
 

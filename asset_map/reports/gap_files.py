@@ -5,6 +5,7 @@ Rows are sorted by area code, columns are in a fixed order, numbers have fixed d
 times, reference loads, parameters, code version), which the GeoJSON carries in its top-level "asset_map" member.
 """
 
+import io
 import json
 from json.encoder import encode_basestring as _quote  # json.dumps of one string, without its per-call overhead
 
@@ -13,12 +14,14 @@ import pandas as pd
 import shapely
 
 from asset_map.analysis.gap import slug
+from asset_map.csv_writer import CsvWriter
 
 # column -> decimals (None: text or whole number)
 _BASE = [("code", None), ("name", None), ("district_code", None), ("population", 0), ("need_score", 3),
          ("need_rank", 0), ("need_decile", 0), ("need_class", None), ("origin_method", None), ("origin_x", 1),
          ("origin_y", 1), ("assets_inside", 0), ("assets_per_1000", 4)]
-_TAIL = [("individuals", None), ("nearest_mean_m", 1), ("access_per_1000", 4), ("supply_score", 4),
+_TAIL = [("individuals", None), ("nearest_mean_m", 1), ("straight_mean_m", 1), ("network_ratio", 3),
+         ("network_status", None), ("origin_snap_m", 1), ("assets_within", 0), ("access_per_1000", 4), ("supply_score", 4),
          ("supply_class", None), ("bivariate", None), ("priority", None), ("priority_rank", 0), ("lacks", None)]
 
 
@@ -26,7 +29,8 @@ def columns(groups):
     cols = list(_BASE)
     for g in groups:
         s = slug(g)
-        cols += [(f"nearest_{s}_m", 1), (f"nearest_{s}_id", 0), (f"nearest_{s}_name", None)]
+        cols += [(f"nearest_{s}_m", 1), (f"nearest_{s}_id", 0), (f"nearest_{s}_name", None),
+                 (f"nearest_{s}_status", None)]
     return cols + _TAIL
 
 
@@ -52,10 +56,14 @@ def _texts(frame, groups):
     return frame, cols, {n: _text(frame[n], d) for n, d in cols}
 
 
-def to_csv(frame, groups):
-    """The frame as CSV text (UTF-8, '\\n' line ends)."""
-    _, _, texts = _texts(frame, groups)
-    return pd.DataFrame(texts).to_csv(index=False, lineterminator="\n")
+def to_csv(frame, groups, *, bom=False, attribution=(), licence=None):
+    """The frame as CSV text ('\\n' line ends, the header first) by the one CSV writer: names from registers are
+    guarded against spreadsheet formulas; numbers keep their sign. The attribution is in the report and the GeoJSON."""
+    _, cols, texts = _texts(frame, groups)
+    out = io.StringIO()
+    writer = CsvWriter(out, bom=bom, attribution=attribution, licence=licence, lineterminator="\n")
+    writer.columns([n for n, _ in cols], texts, numeric={n for n, d in cols if d is not None})
+    return out.getvalue()
 
 
 def to_geojson(frame, groups, inputs):

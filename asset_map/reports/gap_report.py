@@ -59,6 +59,8 @@ def build(frame, inputs, *, districts, group_counts, attribution, tiles=None, ti
     band_label = "IMD decile (1 = most deprived)" if deciles else "need tenth (1 = most need)"
     frame = frame.sort_values("code", kind="mergesort")
     names = [districts.get(d, d) for d in inputs["districts"]]
+    if inputs.get("area"):
+        names = [a["label"] for a in inputs["area"]["areas"]]
     group_text = ", ".join(g.replace("_", " ") for g in groups) if groups != ["any"] else "all selected assets"
     pop = pd.to_numeric(frame["population"], errors="coerce")
 
@@ -111,6 +113,7 @@ def build(frame, inputs, *, districts, group_counts, attribution, tiles=None, ti
                           "decile": _f(r["need_decile"]), "score": _f(r["need_score"], 1),
                           "population": _f(r["population"]), "supply": _f(r["supply_score"], 3),
                           "nearest": nearest, "lacks": (r["lacks"] or "").replace(";", ", ").replace("_", " "),
+                          "ratio": _f(r.get("network_ratio"), 2), "status": r.get("network_status", ""),
                           "individuals": r.get("individuals", "")})
 
     by_district = []
@@ -125,7 +128,10 @@ def build(frame, inputs, *, districts, group_counts, attribution, tiles=None, ti
         })
 
     origin = sorted(frame["origin_method"].unique())
+    network = "network_ratio" in frame.columns
     ctx = {
+        "distance": distance_text(params, inputs), "network": inputs.get("network") if network else None,
+        "network_summary": _network_summary(frame) if network else None,
         "title": f"Gap report: {group_text} in {', '.join(names)}",
         "districts": names, "groups": groups, "group_text": group_text, "group_counts": group_counts,
         "need_label": _need_label(inputs), "band_label": band_label,
@@ -145,6 +151,51 @@ def build(frame, inputs, *, districts, group_counts, attribution, tiles=None, ti
     return ctx
 
 
+MODE_WORDS = {"walk": "walking", "drive": "driving", "cycle": "cycling"}
+RATIO_CLASSES = ((1.2, "#f1eef6", "under 1.2 (direct)"), (1.5, "#d7b5d8", "1.2 to 1.5"), (2.0, "#df65b0", "1.5 to 2"),
+                 (np.inf, "#ce1256", "2 or more (a barrier)"))
+UNREACHED_COLOR = "#0b0c0c"
+
+
+def distance_text(params, inputs):
+    """Which distance the report used, in words (shown at the top of every report)."""
+    mode = params.get("distance", "straight")
+    if mode == "straight":
+        return "straight-line distance (as the crow flies)"
+    net = inputs.get("network") or {}
+    return (f"{MODE_WORDS.get(mode, mode)} distance along the street network ({net.get('source', '?')}, dated "
+            f"{net.get('source_date', '?')})")
+
+
+def _catchment_text(params):
+    c = f"{params['catchment_m']:,.0f} m"
+    if params.get("catchment_minutes") is not None:
+        return f"{params['catchment_minutes']:g} minutes at {params['speed_kmh']:g} km/h ({c})"
+    return c
+
+
+def ratio_color(ratio):
+    if ratio is None or not np.isfinite(ratio):
+        return UNREACHED_COLOR
+    for upper, color_, _ in RATIO_CLASSES:
+        if ratio < upper:
+            return color_
+    return RATIO_CLASSES[-1][1]
+
+
+def _network_summary(frame):
+    status = frame["network_status"].fillna("")
+    ratio = pd.to_numeric(frame["network_ratio"], errors="coerce")
+    return {"ok": int((status == "ok").sum()), "off": int(status.str.contains("off network").sum()),
+            "unreachable": int(status.str.contains("unreachable").sum()),
+            "beyond": int(status.str.contains("beyond search").sum()),
+            "median_ratio": _f(ratio.median(), 2), "detour_2x": int((ratio >= 2).sum()),
+            "worst": [{"code": r["code"], "name": r["name"] or "", "ratio": _f(r["network_ratio"], 2),
+                       "network": _f(r["nearest_mean_m"]), "straight": _f(r["straight_mean_m"])}
+                      for _, r in frame[ratio.notna()].assign(_r=ratio).sort_values(
+                          ["_r", "code"], ascending=[False, True], kind="mergesort").head(10).iterrows()]}
+
+
 def method_text(params, inputs, origin_methods):
     """The method in plain words, with this report's numbers in it."""
     c = params["catchment_m"]
@@ -162,6 +213,9 @@ def method_text(params, inputs, origin_methods):
         need = (f"Need comes from the {_need_label(inputs)} score, {direction} meaning more need: the third of "
                 "the areas in this report with the most need is high need, the next third medium, the rest low.")
     origins = " and ".join(origin_methods)
+    mode = params.get("distance", "straight")
+    if mode != "straight":
+        return _network_method(params, inputs, origin_methods, decay, need)
     return [
         "Each small area (LSOA) is measured from one point: its " + origins + " centroid"
         + (" (the population-weighted centroid comes from finer population points where they were given)."
@@ -188,6 +242,55 @@ def method_text(params, inputs, origin_methods):
     ]
 
 
+def _network_method(params, inputs, origin_methods, decay, need):
+    c = _catchment_text(params)
+    words = MODE_WORDS.get(params["distance"], params["distance"])
+    net = inputs.get("network") or {}
+    off = net.get("assets_off_network", 0)
+    return [
+        f"Each small area (LSOA) is measured from its {' and '.join(origin_methods)} centroid.",
+        f"Distances are {distance_text(params, inputs)}: {net.get('edges', 0):,} street segments kept for the "
+        f"loaded districts plus {net.get('buffer_m', 0):,.0f} m. Each area's point and each asset is joined to its "
+        f"nearest point of the network (the snap distance, recorded per area as origin_snap_m, is added to the "
+        f"route). A point more than {params.get('max_snap_m', 0):,.0f} m from the network is off the network and "
+        f"gets no network distance at all, never a straight-line one: {off:,} of the assets were left out so "
+        f"(median snap of the others {net.get('asset_snap_median_m')} m).",
+        f"Nearest asset: the shortest {words} route to an asset of each kind ({', '.join(params['groups'])}), "
+        "over every asset in the store, including those in other districts. An area whose part of the network "
+        "has no such asset (an island, a disconnected estate) is marked unreachable; one with none within "
+        f"{params.get('search_m', 0):,.0f} m along the network is marked beyond search.",
+        "Network / straight line: the route to the nearest asset divided by the straight-line distance to the "
+        "nearest asset. Near 1 the streets go straight there; 2 or more means a river, railway or main road "
+        "without a crossing doubles the trip: the barrier is the gap.",
+        f"Accessibility (two-step floating catchment area, 2SFCA, PySAL access on network costs): each asset's "
+        f"capacity is shared among all the people who live within {c} of it along the network, then each area "
+        f"adds up its shares of the assets within {c} of it. {decay} 'Assets within' counts them.",
+        need,
+        f"Supply is measured by {SUPPLY_LABELS[params['supply_measure']]}; the areas in this report are split into "
+        "thirds: low, medium and high supply.",
+        "Priority gaps are the areas of high need and low supply, ranked by need, then supply, then distance. "
+        f"'Lacks' lists the kinds of asset with none within {c}.",
+        "Individuals' assets never appear in this report as points or names.",
+    ]
+
+
+def _ratio_layer(frame, shown):
+    """The network / straight line ratio per area as a map layer (hidden until chosen in the layer control)."""
+    ratio_rows = shown[["name", "code", "geometry"]].copy()
+    ratio = pd.to_numeric(frame["network_ratio"], errors="coerce").to_numpy(float)
+    ratio_rows["ratio"] = np.round(ratio, 2)
+    ratio_rows["status"] = frame["network_status"].to_numpy(object)
+    ratio_rows["fill"] = [ratio_color(r) for r in ratio]
+    fields = ["name", "code", "ratio", "status"]
+    return folium.GeoJson(
+        folium_._escaped(ratio_rows, fields + ["fill"]).to_json(), name="Network / straight line", show=False,
+        style_function=lambda f: {"fillColor": f["properties"]["fill"], "color": "#555", "weight": 0.5,
+                                  "fillOpacity": 0.75},
+        tooltip=folium.GeoJsonTooltip(fields=["name", "ratio", "status"],
+                                      aliases=["Area", "Network / straight line", "Network"]),
+    )
+
+
 def _map(frame, map_assets, attribution, *, tiles, tiles_attribution, static_url):
     m = folium_.new_map(frame.total_bounds, tiles=tiles, tiles_attribution=tiles_attribution)
     # Only Leaflet is needed (no jQuery, Bootstrap or icon fonts): the file stays small and offline.
@@ -212,6 +315,8 @@ def _map(frame, map_assets, attribution, *, tiles, tiles_attribution, static_url
         popup=folium.GeoJsonPopup(fields=fields, aliases=["Area", "Code", "Need decile", "Class", "Supply",
                                                           "Mean nearest (m)", "Priority rank", "Lacks"]),
     ).add_to(m)
+    if "network_ratio" in frame.columns:
+        _ratio_layer(frame, shown).add_to(m)
     if map_assets is not None and len(map_assets):
         pts = map_assets.reset_index()[["name", "category", "geometry"]]
         folium.GeoJson(
@@ -223,6 +328,9 @@ def _map(frame, map_assets, attribution, *, tiles, tiles_attribution, static_url
     rows = [(PALETTE[(n, s)], f"{n} need / {s} supply") for n in NEED_CLASSES for s in SUPPLY_CLASSES]
     rows.append((folium_.NO_DATA_COLOR, "no data"))
     folium_.Legend("Need / supply", rows).add_to(m)
+    if "network_ratio" in frame.columns:
+        folium_.Legend("Network / straight line", [(c, label) for _, c, label in RATIO_CLASSES]
+                       + [(UNREACHED_COLOR, "off network or unreachable")], position="topleft").add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     folium_.Attribution(attribution).add_to(m)
     root = m.get_root()

@@ -17,13 +17,12 @@ from sqlalchemy import text
 from asset_map.errors import InputError
 from asset_map.store import bulk, history, partitions, writes
 from asset_map.store.models import Asset
+from asset_map.vocabulary import DEFAULT_STATUSES, ROLES, STORED_STATUSES, TIERS, role_rank
 
-TIERS = ("individual", "association", "organisation")
-STATUSES = ("open", "temporarily closed", "closed", "withdrawn")
-ROLES = ("public", "organiser", "officer", "admin")
-# Closed assets are hidden unless asked for; withdrawn ones (gone from their register) too.
-DEFAULT_STATUSES = ("open", "temporarily closed")
-FILTER_PARAMS = ("district", "tier", "category", "offer", "status", "verified_within", "q", "bbox", "updated_since")
+# The statuses a filter may ask for include the store's own "withdrawn" (gone from its register).
+STATUSES = STORED_STATUSES
+FILTER_PARAMS = ("district", "area", "tier", "category", "offer", "status", "verified_within", "q", "bbox",
+                 "updated_since")
 
 ASSET_COLUMNS = ["id", "register", "source_row", "source_key", "tier", "category", "name", "description", "offers",
                  "address", "postcode", "uprn", "email", "phone", "url", "status", "last_verified", "visibility",
@@ -32,10 +31,13 @@ ASSET_COLUMNS = ["id", "register", "source_row", "source_key", "tier", "category
 CONTACT_COLUMNS = ["email", "phone", "url"]
 _CODE = re.compile(r"^[A-Z][0-9]{8}$")
 _WORD = re.compile(r"^[a-z0-9_/ -]{1,64}$")
+# An area of any loaded geography: "geography:code", e.g. divisions:E58001234 or pilot-neighbourhoods:PN-01.
+_AREA = re.compile(r"^[a-z][a-z0-9_-]{0,63}:[A-Za-z0-9 _.-]{1,64}$")
 
 
-def role_rank(role):
-    return ROLES.index(role)
+def sees_contacts(role):
+    """Contact details (e-mail, phone) of associations and organisations: organisers and above."""
+    return role_rank(role) >= role_rank("organiser")
 
 
 def _values(args, name):
@@ -57,6 +59,7 @@ def _bad(name, value, expected):
 @dataclass(frozen=True)
 class AssetFilter:
     district: tuple = ()
+    area: tuple = ()
     tier: tuple = ()
     category: tuple = ()
     offer: tuple = ()
@@ -74,6 +77,10 @@ class AssetFilter:
         for code in district:
             if not _CODE.match(code):
                 raise _bad("district", code, "expected an ONS code such as E07000199")
+        area = _values(args, "area")
+        for value in area:
+            if not _AREA.match(value):
+                raise _bad("area", value, "expected geography:code, e.g. divisions:E58000123")
         tier = _values(args, "tier")
         for t in tier:
             if t not in TIERS:
@@ -100,14 +107,14 @@ class AssetFilter:
                 raise _bad("verified_within", verified, "expected between 1 and 1200 months")
         q = _one(args, "q")
         q = q.strip()[:200] if q and q.strip() else None
-        return cls(district=district, tier=tier, category=category, offer=offer, status=status or DEFAULT_STATUSES,
+        return cls(district=district, area=area, tier=tier, category=category, offer=offer, status=status or DEFAULT_STATUSES,
                    verified_within=verified, q=q, bbox=parse_bbox(_one(args, "bbox")),
                    updated_since=parse_datetime(_one(args, "updated_since"), "updated_since"))
 
     def as_args(self):
         """The filter as query parameters (for links that keep the view)."""
         out = {}
-        for name in ("district", "tier", "category", "offer"):
+        for name in ("district", "area", "tier", "category", "offer"):
             if getattr(self, name):
                 out[name] = ",".join(getattr(self, name))
         if self.status != DEFAULT_STATUSES:
@@ -138,6 +145,8 @@ class AssetFilter:
                 column = "district_code" if name == "district" else name
                 conds.append(f"{p}{column} = ANY(:f_{name})")
                 params[f"f_{name}"] = list(values)
+        if self.area:
+            conds.append(area_condition(self.area, f"{p}id", params))
         if self.offer:
             conds.append(f"{p}offers && CAST(:f_offer AS text[])")
             params["f_offer"] = list(self.offer)
@@ -158,6 +167,20 @@ class AssetFilter:
         conds.append(privacy)
         params.update(privacy_params)
         return " AND ".join(conds), params
+
+
+def area_condition(values, id_column, params):
+    """SQL true for assets in any of the areas ('geography:code' values) of any loaded geography; binds its
+    parameters into ``params``."""
+    by_geography = {}
+    for value in values:
+        geography, _, code = value.partition(":")
+        by_geography.setdefault(geography, []).append(code)
+    terms = []
+    for i, (geography, codes) in enumerate(sorted(by_geography.items())):
+        params[f"f_geo_{i}"], params[f"f_geo_codes_{i}"] = geography, codes
+        terms.append(f"(x.geography = :f_geo_{i} AND x.area_code = ANY(:f_geo_codes_{i}))")
+    return f"EXISTS (SELECT 1 FROM asset_areas x WHERE x.asset_id = {id_column} AND ({' OR '.join(terms)}))"
 
 
 def _one(args, name):
@@ -237,13 +260,18 @@ def _order_by(order):
     return ", ".join(terms)
 
 
+def visible_columns(columns, role):
+    """The columns ``role`` may read: below organiser, no e-mail or phone (a web address is public)."""
+    if role_rank(role) < role_rank("organiser"):
+        return [c for c in columns if c not in CONTACT_COLUMNS or c == "url"]
+    return list(columns)
+
+
 def select(engine, flt=None, *, role="public", columns=None, limit=None, offset=0, order="id"):
     """Assets matching the filter that ``role`` may see, as a GeoDataFrame in EPSG:4326."""
     flt = flt or AssetFilter()
     order = _order_by(order)
-    cols = [c for c in (columns or ASSET_COLUMNS) if c in ASSET_COLUMNS]
-    if role_rank(role) < role_rank("organiser"):
-        cols = [c for c in cols if c not in CONTACT_COLUMNS or c == "url"]
+    cols = visible_columns([c for c in (columns or ASSET_COLUMNS) if c in ASSET_COLUMNS], role)
     where, params = flt.where(role=role)
     sql = (f"SELECT {', '.join('a.' + c for c in cols)}, a.geom AS geometry FROM assets a WHERE {where} "
            f"ORDER BY {order}")
@@ -262,28 +290,17 @@ def count(engine, flt=None, *, role="public"):
 
 
 def individual_counts(engine, flt=None, *, by="lsoa21_code", suppress_below=5):
-    """Individuals per area for everybody below officer: counts only, small numbers suppressed.
+    """Individuals per area as everybody below officer sees them: rows (area_code, count or None, label) of the
+    protected table of ``asset_map.disclosure`` (every area listed; small counts, zero included, suppressed; the
+    rest rounded). Of the filter only ``district`` (which rows) and one offer group apply: see the disclosure
+    module for why. ``suppress_below``: a threshold or a ``disclosure.Method``."""
+    from asset_map import disclosure
 
-    Returns rows (area_code, count or None, label); ``count`` is None where suppressed, so no surface can leak it.
-    """
-    if by not in ("lsoa21_code", "lsoa11_code", "district_code"):
-        msg = f"Individuals can be counted by lsoa21_code, lsoa11_code or district_code, not {by!r}."
-        raise InputError(msg)
     flt = flt or AssetFilter()
-    base = AssetFilter(district=flt.district, category=flt.category, offer=flt.offer, status=flt.status,
-                       verified_within=flt.verified_within, tier=("individual",))
-    where, params = base.where(role="officer")
-    sql = (f"SELECT a.{by} AS area_code, count(*) AS n FROM assets a WHERE {where} AND a.consent IS TRUE "
-           f"AND a.{by} IS NOT NULL GROUP BY a.{by} ORDER BY a.{by}")
-    with engine.connect() as conn:
-        rows = conn.execute(text(sql), params).all()
-    out = []
-    for code, n in rows:
-        if n < suppress_below:
-            out.append((code, None, f"fewer than {suppress_below}"))
-        else:
-            out.append((code, int(n), str(n)))
-    return out
+    how = disclosure.as_method(suppress_below)
+    offer = flt.offer[0] if len(flt.offer) == 1 and flt.offer[0] in disclosure.offer_groups() else None
+    cells = disclosure.individual_table(engine, by, districts=flt.district, offer=offer, how=how, flt=flt)
+    return [(c.code, c.value, c.label) for c in cells]
 
 
 def ensure_register(conn, name, *, source_file=None, mapping=None):

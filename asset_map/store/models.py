@@ -284,3 +284,46 @@ class AuditEvent(Base):
     details = Column(JSONB, nullable=False, server_default="{}")
     rows = Column(Integer)
     __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_action_target_at", "action", "target", "at"))
+
+
+class Geography(Base):
+    """A set of areas loaded from a boundary file or drawn on the map: electoral divisions, wards, parishes, pilot
+    neighbourhoods (migration 0018)."""
+
+    __tablename__ = "geographies"
+    name = Column(String(64), primary_key=True)
+    label = Column(Text, nullable=False)
+    source = Column(Text)
+    areas = Column(Integer, nullable=False, server_default="0")
+    loaded_at = _created()
+    updated_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class GeographyArea(Base):
+    __tablename__ = "geography_areas"
+    geography = Column(String(64), ForeignKey("geographies.name", ondelete="CASCADE"), primary_key=True)
+    code = Column(String(64), primary_key=True)
+    name = Column(Text, nullable=False)
+    geom = Column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=False), nullable=False)
+    drawn_by = Column(Text)
+    loaded_at = _created()
+    __table_args__ = (Index("ix_geography_areas_geom", "geom", postgresql_using="gist"),)
+
+
+class AssetArea(Base):
+    """Each asset's area in each geography (an asset may lie in two overlapping areas of one geography)."""
+
+    __tablename__ = "asset_areas"
+    geography = Column(String(64), ForeignKey("geographies.name", ondelete="CASCADE"), primary_key=True)
+    area_code = Column(String(64), primary_key=True)
+    asset_id = Column(BigInteger, primary_key=True, index=True)
+
+
+class CouncillorArea(Base):
+    """A user (usually a councillor) attached to the areas whose briefings they see on sign-in and by e-mail."""
+
+    __tablename__ = "councillor_areas"
+    user_id = Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    geography = Column(String(64), primary_key=True)
+    area_code = Column(String(64), primary_key=True)
+    created_at = _created()

@@ -62,6 +62,12 @@ PACKAGES = [
      "sha512-xkGeH6ygcryFQI0FUWn6Bz93zlwrOSpeXgJQ3jLRoUQJ5h/Qgrz+GqR9nhBFfikjUKtC1sCKL3eDR9wNTWhLlA=="),
     ("leaflet-minimap", "3.6.1",
      "sha512-6px8f6cfv1rKB6ACpL6bbUFGxipZOq4KsntJgBj9nOcW1RYa5+xFp8emOZwks9X+VtVVsQEwWwfgT1kTTL/LzA=="),
+    # Draws the need and boundary layers from our vector tiles (/tiles/...) at England scale.
+    ("leaflet.vectorgrid", "1.3.0",
+     "sha512-kWmj1pKM+MVdo/7Mg5zsB3YrGZvo/uIuiANV9MvWUFOG+Y2xAJzrteDhoIcCgTjHSSRJ36xdeGdIQVhuWjnCZw=="),
+    # Polygon drawing for officers' neighbourhoods (/geographies/draw).
+    ("leaflet-draw", "1.0.4",
+     "sha512-rsQ6saQO5ST5Aj6XRFylr5zvarWgzWnrg46zQ1MEOEIHsppdC/8hnN8qMoFvACsPvTioAuysya/TVtog15tyAQ=="),
     # GOV.UK Design System, for the pages that are not the map. Its CSS asks for fonts and images at /assets/.
     ("govuk-frontend", "6.6.0",
      "sha512-xctkWrQvLnvQt7fyjQ3MGX9S0wz0x0RQuLxCeoXF+s8EjGICG81/DYQGKN5qgO+0KVT12UAaRwUsGY6fulRcRg=="),
@@ -128,6 +134,13 @@ FILES = [
     ("leaflet-minimap", "dist/Control.MiniMap.min.css", "leaflet-minimap/dist/Control.MiniMap.min.css"),
     ("leaflet-minimap", "dist/images/", "leaflet-minimap/dist/images/"),
     ("leaflet-minimap", "LICENSE.txt", "leaflet-minimap/LICENSE.txt"),
+    ("leaflet.vectorgrid", "dist/Leaflet.VectorGrid.bundled.min.js",
+     "leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js"),
+    ("leaflet.vectorgrid", "package.json", "leaflet.vectorgrid/package.json"),
+    ("leaflet-draw", "dist/leaflet.draw.js", "leaflet-draw/dist/leaflet.draw.js"),
+    ("leaflet-draw", "dist/leaflet.draw.css", "leaflet-draw/dist/leaflet.draw.css"),
+    ("leaflet-draw", "dist/images/", "leaflet-draw/dist/images/"),
+    ("leaflet-draw", "package.json", "leaflet-draw/package.json"),  # its licence (MIT) is stated there only
     ("govuk-frontend", "dist/govuk/govuk-frontend.min.css", "govuk-frontend/dist/govuk/govuk-frontend.min.css"),
     ("govuk-frontend", "dist/govuk/govuk-frontend.min.js", "govuk-frontend/dist/govuk/govuk-frontend.min.js"),
     ("govuk-frontend", "dist/govuk/assets/", "govuk-frontend/dist/govuk/assets/"),
@@ -249,7 +262,7 @@ def _npm_pack(specs, tmp, npm):
 def _check_integrity(tarball, spec, integrity):
     digest = base64.b64encode(hashlib.sha512(tarball.read_bytes()).digest()).decode("ascii")
     if f"sha512-{digest}" != integrity:
-        msg = f"{spec} from the npm registry does not match the sha512 pinned in asset_map/web/vendor.py"
+        msg = f"{spec} from the npm registry does not match the sha512 pinned in asset_map/tools/vendor.py"
         raise ConfigError(msg)
 
 
@@ -269,7 +282,7 @@ def _copy_package_files(tarball, package, dest_dir):
                 prefix = src.rstrip("/") + "/"
                 found = {path[len(prefix):]: m for path, m in members.items() if path.startswith(prefix)}
                 if not found:
-                    msg = f"{package}: folder {src} is not in the npm package; fix FILES in asset_map/web/vendor.py"
+                    msg = f"{package}: folder {src} is not in the npm package; fix FILES in asset_map/tools/vendor.py"
                     raise ConfigError(msg)
                 target_dir = _safe_join(dest_dir, dest)
                 if target_dir.exists():
@@ -278,7 +291,7 @@ def _copy_package_files(tarball, package, dest_dir):
                     _write_member(tar, member, _safe_join(target_dir, rel))
             else:
                 if src not in members:
-                    msg = f"{package}: file {src} is not in the npm package; fix FILES in asset_map/web/vendor.py"
+                    msg = f"{package}: file {src} is not in the npm package; fix FILES in asset_map/tools/vendor.py"
                     raise ConfigError(msg)
                 _write_member(tar, members[src], _safe_join(dest_dir, dest))
 
@@ -412,7 +425,7 @@ def check_offline(html):
     urls = external_urls(html)
     if urls:
         msg = ("the map page loads files from other servers: " + ", ".join(urls)
-               + ". Vendor them in asset_map/web/vendor.py (PACKAGES, FILES, CDN_URLS) or drop the plugin.")
+               + ". Vendor them in asset_map/tools/vendor.py (PACKAGES, FILES, CDN_URLS) or drop the plugin.")
         raise ConfigError(msg)
 
 

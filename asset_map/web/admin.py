@@ -3,7 +3,7 @@
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
-from asset_map import audit, users
+from asset_map import audit, users, vocabulary
 from asset_map.errors import NotFound
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, require_role
@@ -52,7 +52,7 @@ def audit_csv():
 @require_role("admin")
 def user_list():
     return render_template("admin/users.html", users=users.list_users(extensions.engine()),
-                           roles=users.ACCOUNT_ROLES)
+                           roles=vocabulary.ACCOUNT_ROLES)
 
 
 def _email_of(user_id):

@@ -16,19 +16,20 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import OperationalError
 
-from asset_map import users
+from asset_map import users, vocabulary
 from asset_map.errors import AssetMapError, DatabaseUnavailable, Forbidden, Unauthorized
 from asset_map.web import extensions
 
-ROLES = users.ROLES
+ROLES = vocabulary.ROLES
 # The least role each part of the site needs, by path prefix, checked before any view runs, so a page added
 # under one of these prefixes is protected even if its view forgets to say so. Views can ask for more with
 # ``@require_role``.
-PATH_ROLES = (("/admin", "admin"), ("/registers", "officer"), ("/moderation", "organiser"))
+PATH_ROLES = (("/admin", "admin"), ("/registers", "officer"), ("/geographies/draw", "officer"),
+              ("/moderation", "organiser"))
 # Paths whose responses are exports: an API token needs the "export" scope for them.
 EXPORT_PREFIXES = ("/export",)
 # Paths answered as an API (401 rather than a redirect to the sign-in page).
-API_PREFIXES = ("/api", "/ogc", "/export", "/healthz")
+API_PREFIXES = ("/api", "/ogc", "/oruk", "/export", "/healthz")
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
 
 bp = Blueprint("auth", __name__)
@@ -38,6 +39,16 @@ csrf = CSRFProtect()
 
 def current_role():
     return getattr(g, "asset_map_role", "public")
+
+
+def current_user_id():
+    """The signed-in user's id (session or token), or None for the public."""
+    token = getattr(g, "asset_map_token", None)
+    if token is not None:
+        return token.user.id
+    if current_role() != "public" and current_user.is_authenticated:
+        return current_user.user.id
+    return None
 
 
 def current_actor():
@@ -61,7 +72,7 @@ def audit(action, *, target=None, details=None, rows=None):
 
 
 def role_at_least(role):
-    return users.role_rank(current_role()) >= users.role_rank(role)
+    return vocabulary.role_rank(current_role()) >= vocabulary.role_rank(role)
 
 
 class SessionUser(UserMixin):
@@ -218,6 +229,9 @@ def sign_in():
     session.permanent = True
     login_user(SessionUser(user))
     session["signed_in_at"] = time.time()
+    if user.role == "councillor" and not request.values.get("next"):
+        # A councillor comes for their areas: their briefings are their home page.
+        next_url = url_for("briefings.mine")
     return redirect(next_url)
 
 

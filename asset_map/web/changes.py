@@ -21,8 +21,8 @@ def _query():
 
 def _link(item):
     # The asset's own page where there is one (issue 13), else the map filtered to it.
-    if "assets.show" in current_app.view_functions:
-        return url_for("assets.show", asset_id=item["asset_id"], _external=True)
+    if "asset_pages.show" in current_app.view_functions:
+        return url_for("asset_pages.show", asset_id=item["asset_id"], _external=True)
     return url_for("maps.index", q=item["name"], district=item["district_code"], _external=True)
 
 

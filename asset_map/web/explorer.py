@@ -5,6 +5,7 @@ import dataclasses
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
+from asset_map import disclosure
 from asset_map.maps import features, near as near_, page, summary
 from asset_map.store.assets import parse_int
 from asset_map.web import extensions
@@ -25,9 +26,10 @@ def assets_geojson():
 
 @bp.get("/api/individuals.geojson")
 def individuals_geojson():
-    settings = current_app.config["ASSET_MAP"]
+    geography, _, offer, ignored = disclosure.table_request(request.args)
     body = features.individual_counts_geojson(extensions.engine(), request_filter(),
-                                              suppress_below=settings["SUPPRESS_BELOW"])
+                                              by=disclosure.GEOGRAPHIES[geography][0], offer=offer, ignored=ignored,
+                                              suppress_below=disclosure.method(current_app.config["ASSET_MAP"]))
     return Response(body, mimetype="application/geo+json")
 
 
@@ -68,4 +70,4 @@ def district(code):
     return render_template("explorer/district.html", info=info, page=built, flt=flt, need_label=page.need_label,
                            deciles=summary.need_deciles(engine, code, indicator=indicator, vintage=vintage),
                            counts=summary.asset_counts(engine, code, flt, role=role,
-                                                       suppress_below=settings["SUPPRESS_BELOW"]))
+                                                       suppress_below=disclosure.method(settings)))

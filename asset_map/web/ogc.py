@@ -4,6 +4,7 @@ import json
 
 from flask import Blueprint, Response, current_app, render_template, request
 
+from asset_map import disclosure
 from asset_map.api import layers, ogc, openapi
 from asset_map.errors import InputError
 from asset_map.web import extensions
@@ -81,7 +82,7 @@ def items(collection_id):
     layer = layers.get(engine, collection_id, current_role())
     query = ogc.parse_items(layer, request.args)
     body = ogc.items(engine, layer, query, role=current_role(), base=_base(),
-                     suppress_below=current_app.config["ASSET_MAP"]["SUPPRESS_BELOW"])
+                     suppress_below=disclosure.method(current_app.config["ASSET_MAP"]))
     return _reply(body, "items", ogc.GEOJSON, layer=layer)
 
 
@@ -90,5 +91,5 @@ def item(collection_id, feature_id):
     engine = extensions.engine()
     layer = layers.get(engine, collection_id, current_role())
     body = ogc.item(engine, layer, feature_id, role=current_role(), base=_base(),
-                    suppress_below=current_app.config["ASSET_MAP"]["SUPPRESS_BELOW"])
+                    suppress_below=disclosure.method(current_app.config["ASSET_MAP"]))
     return _reply(body, "item", ogc.GEOJSON, layer=layer)

@@ -17,6 +17,9 @@ Revises: 0010
   register's new value when the register changes a field that is overridden.
 - ``registers.kind``: ``file`` (imported from a file) or ``manual`` (hand-made assets, one register per district).
 - ``register_uploads``: files uploaded in the browser (stored under the var directory with a safe name).
+- ``import_jobs``: imports run in the background (queued from the browser), with their progress and error; the queue
+  itself is procrastinate's (its tables ``procrastinate_*``, created here from the installed procrastinate's schema),
+  so jobs need no server besides PostgreSQL.
 """
 import sqlalchemy as sa
 from alembic import op
@@ -90,9 +93,38 @@ def upgrade():
         _now(),
         sa.Column("actor", sa.Text),
     )
+    op.create_table(
+        "import_jobs",
+        sa.Column("id", sa.BigInteger, primary_key=True),
+        sa.Column("register", sa.String(128), nullable=False, index=True),
+        sa.Column("upload_id", sa.BigInteger),
+        sa.Column("job_id", sa.BigInteger),
+        sa.Column("actor", sa.Text),
+        sa.Column("status", sa.String(16), nullable=False, server_default="queued"),
+        sa.Column("step", sa.Text),
+        sa.Column("progress", JSONB, nullable=False, server_default="{}"),
+        sa.Column("error", sa.Text),
+        sa.Column("import_id", sa.BigInteger),
+        sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("started_at", sa.DateTime(timezone=True)),
+        sa.Column("finished_at", sa.DateTime(timezone=True)),
+    )
+    _procrastinate_schema()
+
+
+def _procrastinate_schema():
+    """The job queue's tables and functions, unless a database already has them. Executed through the driver with no
+    parameters, so the schema's own '%' and ':' are left alone."""
+    from procrastinate.schema import SchemaManager
+
+    bind = op.get_bind()
+    if bind.execute(sa.text("SELECT to_regclass('procrastinate_jobs')")).scalar() is None:
+        bind.connection.driver_connection.execute(SchemaManager.get_schema())
 
 
 def downgrade():
+    # The job queue's schema (procrastinate_*) is left in place: other deployments' workers may share it.
+    op.drop_table("import_jobs")
     op.drop_table("register_uploads")
     op.drop_table("asset_overrides")
     op.drop_table("register_imports")

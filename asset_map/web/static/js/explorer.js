@@ -77,6 +77,12 @@
   function popup(p, id) {
     var box = el("div", "asset-popup");
     box.appendChild(el("h2", "asset-popup-title", p.name));
+    if (id !== undefined && id !== null) {
+      // The asset's own page: details, history, nearby assets (and, for those who may, edit and verify).
+      var more = el("a", "asset-popup-link", "Details and history");
+      more.href = "/assets/" + encodeURIComponent(id);
+      box.appendChild(more);
+    }
     var dl = el("dl");
     row(dl, "Tier", cfg.tiers[p.tier] || p.tier);
     row(dl, "Category", styleOf(p.category).label);
@@ -119,7 +125,7 @@
     var icon = L.divIcon({html: badge(style, p.stale ? "asset-stale" : ""), className: "asset-marker",
                           iconSize: [28, 28], iconAnchor: [14, 14], popupAnchor: [0, -14]});
     var marker = L.marker([c[1], c[0]], {icon: icon, title: p.name + (p.stale ? " (stale)" : ""),
-                                         keyboard: true, count: 1, category: p.category});
+                                         keyboard: true, count: 1, category: p.category, assetId: f.id});
     marker.bindPopup(function () { return popup(p, f.id); }, {maxWidth: 320});
     return marker;
   }
@@ -149,6 +155,9 @@
     var layer = window[o.var];
     if (layer) { groups[contextGroup][el("span", null, o.title).outerHTML] = layer; }
   });
+  // At England scale the need and boundary layers come as vector tiles (explorer-tiles.js), not in the page.
+  var tileLayers = window.assetMapTiles ? window.assetMapTiles.add(map, cfg, {el: el, row: row}) : [];
+  tileLayers.forEach(function (t) { groups[contextGroup][el("span", null, t.title).outerHTML] = t.layer; });
   // Categories switched off in a shared link (#...&off=school,park) start switched off.
   var off = /[#&]off=([^&]*)/.exec(location.hash);
   var hidden = off ? decodeURIComponent(off[1]).split(",") : [];
@@ -164,7 +173,7 @@
     individualsLayer = L.layerGroup();
     var group = cfg.tiers.individual + " (counts per area)";
     groups[group] = {};
-    groups[group][controlLabel({color: "#ffffff", icon: "users"}, "Individuals per area (fewer than " +
+    groups[group][controlLabel({color: "#ffffff", icon: "users"}, "Individuals per area (rounded to 5; fewer than " +
       cfg.suppress_below + " not shown)", "asset-count-badge")] = individualsLayer;
     individualsLayer.on("add", loadIndividuals);
   }
@@ -244,8 +253,11 @@
     fetch(cfg.urls.individuals + "?" + params.toString()).then(function (r) { return r.json(); }).then(function (fc) {
       fc.features.forEach(function (f) {
         var p = f.properties;
+        // Every area comes back, suppressed ones ("fewer than 5", none included) as null: only shown counts are
+        // drawn, so the map is not covered in badges and nobody and a few look the same (asset_map.disclosure).
+        if (p.count === null) { return; }
         var c = f.geometry.coordinates;
-        var box = el("span", "asset-count", p.count === null ? "<" + cfg.suppress_below : p.count);
+        var box = el("span", "asset-count", p.count);
         var title = "Individuals in " + (p.area_name || p.area_code) + ": " + p.label;
         box.setAttribute("aria-label", title);
         L.marker([c[1], c[0]], {icon: L.divIcon({html: box, className: "asset-count-marker", iconSize: [30, 22]}),
@@ -366,5 +378,5 @@
     legends.forEach(function (node) { key.appendChild(node); });
   }
   refresh();
-  window.assetMap = {map: map, cluster: cluster, layers: categoryLayers, refresh: refresh};
+  window.assetMap = {map: map, cluster: cluster, layers: categoryLayers, refresh: refresh, tiles: tileLayers};
 }());
