@@ -55,6 +55,7 @@ def upgrade():
     # The queue reads waiting suggestions by district, oldest first; decided ones are only read by id.
     op.execute("CREATE INDEX ix_suggestions_waiting ON suggestions (district_code, created_at, id) "
                "WHERE status = 'waiting'")
+    op.execute("CREATE INDEX ix_suggestions_waiting_all ON suggestions (created_at, id) WHERE status = 'waiting'")
     op.create_table(
         "confirmations",
         sa.Column("id", sa.BigInteger, primary_key=True),
