@@ -138,3 +138,12 @@ def test_without_smtp_the_links_wait_in_the_outbox(community_url, tmp_path, comm
     with community_engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM confirmations WHERE delivery = 'outbox'")).scalar_one() == len(
             assets)
+    # Listed for an officer to send by hand (organisers may not read other people's mail).
+    assert signed_in_client(app, community_engine, "organiser").get("/moderation/outbox").status_code == 403
+    officer = signed_in_client(app, community_engine, "officer")
+    listing = officer.get("/moderation/outbox").get_data(as_text=True)
+    assert files[0].name in listing and assets[0][2] in listing or assets[1][2] in listing
+    eml = officer.get(f"/moderation/outbox/{files[0].name}")
+    assert eml.status_code == 200 and eml.mimetype == "message/rfc822" and b"/confirm/" in eml.data
+    assert officer.get("/moderation/outbox/..%2Fsecret_key").status_code in (400, 404)
+    assert officer.get("/moderation/outbox/secret_key").status_code == 404

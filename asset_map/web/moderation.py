@@ -2,10 +2,10 @@
 routes over asset_map.suggestions (what to show) and asset_map.moderation (what to do). The path is protected
 for organisers and above in asset_map.web.auth.PATH_ROLES."""
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, send_file, url_for
 
 from asset_map import moderation, suggestions
-from asset_map.errors import FormInvalid, InputError
+from asset_map.errors import FormInvalid, InputError, NotFound
 from asset_map.store.assets import parse_int
 from asset_map.web import extensions
 from asset_map.web.auth import client_ip, current_actor, current_role, require_role, role_at_least
@@ -131,3 +131,25 @@ def send_confirmations():
                                  link_for=lambda token: external_url("community.confirm_listing", token=token),
                                  actor=current_actor(), role=current_role())
     return render_template("moderation/sent.html", results=results, district=district)
+
+
+@bp.get("/outbox")
+@require_role("officer")
+def outbox():
+    """The e-mails waiting in the outbox (no SMTP server set, or delivery failed), for an officer to send by hand:
+    each can be downloaded as an .eml file and opened in a mail program."""
+    from asset_map import mail
+
+    return render_template("moderation/outbox.html", items=mail.outbox(current_app.config["ASSET_MAP"]))
+
+
+@bp.get("/outbox/<name>")
+@require_role("officer")
+def outbox_file(name):
+    from asset_map import mail
+    from asset_map.filenames import inside
+
+    path = inside(mail.outbox_dir(current_app.config["ASSET_MAP"]), name)
+    if path.suffix != ".eml" or not path.is_file():
+        raise NotFound("There is no such message in the outbox (it may have been sent already).")
+    return send_file(path, mimetype="message/rfc822", as_attachment=True, download_name=path.name)
