@@ -5,7 +5,8 @@ import time
 
 
 class StepTimer:
-    """``step(name)`` records the seconds since the previous step (or the start) and tells ``progress(name)``;
+    """``step(name, **counts)`` records the seconds since the previous step (or the start) and tells
+    ``progress(name, **counts)`` (counts such as rows_read, geocoded, written, for a progress bar or a job's page);
     ``mark(name)`` records a part of a step without telling progress. ``timings`` may be a dict to fill (a caller's),
     ``decimals`` rounds what is kept (None: as measured)."""
 
@@ -16,7 +17,6 @@ class StepTimer:
         self._last = time.perf_counter()
 
     def step(self, name, *, report=True, **counts):
-        """``counts`` (rows_read, geocoded, written, ...) go to ``progress`` with the step's name."""
         now = time.perf_counter()
         seconds = now - self._last
         self.timings[name] = seconds if self.decimals is None else round(seconds, self.decimals)
