@@ -17,4 +17,5 @@ MODULES = [
     "load",
     "registers",
     "geographies",
+    "community",
 ]
