@@ -6,6 +6,7 @@ Every request is identified once, in a before_request hook, which sets ``g.asset
 or a token the role is the anonymous public, the safe default every surface is written against.
 """
 
+import re
 import time
 from datetime import timedelta
 from functools import wraps
@@ -25,8 +26,11 @@ ROLES = users.ROLES
 # under one of these prefixes is protected even if its view forgets to say so. Views can ask for more with
 # ``@require_role``.
 PATH_ROLES = (("/admin", "admin"), ("/registers", "officer"))
-# Paths whose responses are exports: an API token needs the "export" scope for them.
+# Paths whose responses are exports (bulk reads): an API token needs the "export" scope for them, and they are
+# audited (who, what, filters, rows), or counted per hour for the anonymous (asset_map.access).
 EXPORT_PREFIXES = ("/export",)
+EXPORT_PATHS = re.compile(r"^(/export/|/assets\.csv$|/gaps/report\.|/registers/[^/]+/duplicates\.csv$|"
+                          r"/ogc/collections/individual-points/items|/admin/audit\.csv$)")
 # Paths answered as an API (401 rather than a redirect to the sign-in page).
 API_PREFIXES = ("/api", "/ogc", "/export", "/healthz")
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -58,6 +62,24 @@ def audit(action, *, target=None, details=None, rows=None):
         details.setdefault("token_id", token.token_id)
     with extensions.engine().begin() as conn:
         log.record(conn, actor=current_actor(), action=action, target=target, details=details, rows=rows)
+
+
+def is_bulk_read(path):
+    return bool(EXPORT_PATHS.match(path))
+
+
+def record_read(target, *, details=None, rows=None):
+    """Log a bulk read the current request made (asset_map.access): an export event for a signed-in user or a
+    token, an hourly count for the anonymous. ``details``: what and with which filters; never the data itself."""
+    from asset_map import access
+
+    details = dict(details or {})
+    details.setdefault("ip", _client_ip())
+    token = getattr(g, "asset_map_token", None)
+    if token is not None:
+        details.setdefault("token_id", token.token_id)
+    with extensions.engine().begin() as conn:
+        access.record_read(conn, actor=current_actor(), target=target, details=details, rows=rows)
 
 
 def role_at_least(role):
@@ -149,7 +171,7 @@ def _identify():
             raise Forbidden("API tokens only read: sign in to change anything.")
         if request.path.startswith("/admin"):
             raise Forbidden("API tokens cannot be used for administration: sign in as an admin.")
-        if request.path.startswith(EXPORT_PREFIXES) and ident.scope != "export":
+        if is_bulk_read(request.path) and ident.scope != "export":
             raise Forbidden(f"This token's scope is '{ident.scope}', which does not allow exports; "
                             "create one with `asset-map token create EMAIL --scope export`.")
     elif current_user.is_authenticated:
@@ -224,6 +246,7 @@ def sign_out():
         from asset_map import audit
 
         with extensions.engine().begin() as conn:
+            users.end_sessions(conn, current_user.user.id)
             audit.record(conn, actor=current_actor(), action="sign-out", target=current_actor(),
                          details={"ip": _client_ip()})
     logout_user()

@@ -8,7 +8,7 @@ from asset_map.errors import NotFound
 from asset_map.layers.queries import need_options
 from asset_map.store import gap_inputs
 from asset_map.web import extensions
-from asset_map.web.auth import current_role
+from asset_map.web.auth import current_role, record_read
 
 bp = Blueprint("gaps", __name__)
 _DOWNLOADS = {"csv": ("text/csv; charset=utf-8", "csv"), "geojson": ("application/geo+json", "geojson"),
@@ -55,6 +55,7 @@ def download(fmt):
         body = gaps.geojson_text(result)
     else:
         body = gaps.standalone_html(result, current_app.config["ASSET_MAP"])
+    record_read("gap-report", details={"format": fmt, "filters": result.request.as_args()}, rows=len(result.frame))
     content_type, ext = _DOWNLOADS[fmt]
     name = "gap-report-" + "-".join(result.inputs["districts"][:3] or ["all"]) + f".{ext}"
     return Response(body, content_type=content_type,

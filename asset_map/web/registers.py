@@ -11,7 +11,7 @@ from asset_map.registers.report import redacted, write_duplicates_csv
 from asset_map.registers.store import get_register, list_registers
 from asset_map.store.assets import role_rank
 from asset_map.web import extensions
-from asset_map.web.auth import current_role
+from asset_map.web.auth import current_role, record_read
 
 bp = Blueprint("registers", __name__, url_prefix="/registers")
 
@@ -41,6 +41,7 @@ def duplicates_csv(name):
     out = io.StringIO()
     out.write(BOM)
     write_duplicates_csv(pairs, out, hidden=hidden)
+    record_read(f"duplicates:{name}", details={"format": "csv", "register": name}, rows=len(pairs))
     filename = safe_filename(f"{name}-duplicates.csv", default="duplicates.csv")
     return Response(out.getvalue().encode("utf-8"), content_type=MEDIA_TYPE,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -10,7 +10,7 @@ from asset_map.config import attribution_lines
 from asset_map.errors import NotFound
 from asset_map.layers import styles, table
 from asset_map.web import extensions
-from asset_map.web.auth import current_role
+from asset_map.web.auth import current_role, record_read
 from asset_map.web.filters import form_choices, request_filter
 from asset_map.web.vendor import DEFAULT_DIR
 
@@ -42,7 +42,10 @@ def assets():
 
 @bp.get("/assets.csv")
 def assets_csv():
-    body = table.to_csv(extensions.engine(), request_filter(), role=current_role())
+    flt = request_filter()
+    body = table.to_csv(extensions.engine(), flt, role=current_role())
+    record_read("assets.csv", details={"format": "csv", "filters": flt.as_args(), "role": current_role()},
+                rows=body.count("\r\n") - 1)
     name = f"assets-{date.today().isoformat()}.csv"
     return Response(body.encode("utf-8"), content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
