@@ -56,7 +56,7 @@ def db_start():
         return
     cluster = local_cluster(settings)
     cluster.start()
-    click.echo(f"local PostGIS running: {cluster.url()}")
+    click.echo(f"local PostGIS running: {cluster.display_url()} (passwords in {cluster.root / 'passwords.json'})")
 
 
 @db.command("stop")
@@ -94,11 +94,10 @@ def db_status():
 @click.argument("revision", default="head")
 def db_upgrade(revision):
     """Create or upgrade the schema (Alembic)."""
-    from asset_map.store.db import current_revision, upgrade
+    from asset_map.store.db import current_revision, owner_engine, upgrade
 
-    engine = _engine()
-    upgrade(engine, revision)
-    click.echo(f"schema at revision {current_revision(engine)}")
+    upgrade(owner_engine(), revision)
+    click.echo(f"schema at revision {current_revision(_engine())}")
 
 
 # -- reference data --------------------------------------------------------------------------------------------
@@ -356,11 +355,11 @@ def bootstrap():
     county) unless already loaded."""
     from asset_map.layers.queries import counts
     from asset_map.reference.pack import load_pack as run
-    from asset_map.store.db import upgrade
+    from asset_map.store.db import owner_engine, upgrade
 
     settings = load_settings()
+    upgrade(owner_engine(settings))
     engine = _engine()
-    upgrade(engine)
     have = counts(engine)
     pack = default_reference_dir(settings)
     if have["districts"] and have["areas_2011"] + have["areas_2021"]:
