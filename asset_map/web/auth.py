@@ -55,13 +55,19 @@ def audit(action, *, target=None, details=None, rows=None):
     details={"format": "gpkg", "filters": flt.as_args()}, rows=len(frame))``."""
     from asset_map import audit as log
 
+    with extensions.engine().begin() as conn:
+        log.record(conn, actor=current_actor(), action=action, target=target, details=_request_details(details),
+                   rows=rows)
+
+
+def _request_details(details):
+    """``details`` with who asked from where: the client address and the token's id."""
     details = dict(details or {})
     details.setdefault("ip", _client_ip())
     token = getattr(g, "asset_map_token", None)
     if token is not None:
         details.setdefault("token_id", token.token_id)
-    with extensions.engine().begin() as conn:
-        log.record(conn, actor=current_actor(), action=action, target=target, details=details, rows=rows)
+    return details
 
 
 def is_bulk_read(path):
@@ -73,13 +79,8 @@ def record_read(target, *, details=None, rows=None):
     token, an hourly count for the anonymous. ``details``: what and with which filters; never the data itself."""
     from asset_map import access
 
-    details = dict(details or {})
-    details.setdefault("ip", _client_ip())
-    token = getattr(g, "asset_map_token", None)
-    if token is not None:
-        details.setdefault("token_id", token.token_id)
     with extensions.engine().begin() as conn:
-        access.record_read(conn, actor=current_actor(), target=target, details=details, rows=rows)
+        access.record_read(conn, actor=current_actor(), target=target, details=_request_details(details), rows=rows)
 
 
 def role_at_least(role):
