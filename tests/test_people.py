@@ -15,7 +15,7 @@ from asset_map.registers import importer
 from tests.accounts import csrf_token, signed_in_client
 from tests.conftest import make_app
 from tests.test_consent import SIX, engine  # noqa: F401 - fixture
-from tests.test_registers_import import ref_db, reference_template  # noqa: F401 - fixtures
+
 
 SECRETS = ("Carol", "Cartwright", "carol@example.org", "01785 100003", "young carers")
 

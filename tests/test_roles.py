@@ -14,7 +14,7 @@ from asset_map.registers import importer
 from asset_map.store import roles
 from asset_map.store.cluster import SUPERUSER, Cluster, _bindir
 from tests.test_consent import SIX
-from tests.test_registers_import import ref_db, reference_template  # noqa: F401 - fixtures
+
 
 OWNER_PW, APP_PW = "owner-test-password", "app-test-password"
 
