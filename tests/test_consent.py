@@ -126,3 +126,16 @@ def test_a_failed_import_erases_nobody(engine, monkeypatch):
     with pytest.raises(RuntimeError):
         importer.import_register(engine, WITHDRAWN, register="people")
     assert _people(engine)[6]["name"] == "Frank Fairweather"
+
+
+def test_a_register_without_consent_dates_keeps_the_first_date_and_is_unchanged_on_reimport(engine, tmp_path):
+    lines = SIX.read_text(encoding="utf-8").splitlines()
+    undated = "\n".join([lines[0].replace(",consent_date,consent_wording", "")] +
+                        [line.rsplit(",", 2)[0] for line in lines[1:]]) + "\n"
+    path = _write(tmp_path, "undated.csv", undated)
+    importer.import_register(engine, path, register="people")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE assets SET consent_at = DATE '2024-01-01'"))
+    again = importer.import_register(engine, path, register="people")
+    assert again.unchanged == 6 and again.updated == 0
+    assert {str(p["consent_at"]) for p in _people(engine).values()} == {"2024-01-01"}

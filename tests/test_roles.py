@@ -39,6 +39,11 @@ def roles_db(ref_db):  # noqa: F811
     with owner.begin() as conn:
         assert roles.grant(conn)
     yield _as(ref_db, roles.APP, APP_PW), owner
+    # Roles belong to the whole (shared) test server: leave it as it was.
+    with superuser.begin() as conn:
+        conn.execute(text(f"REASSIGN OWNED BY {roles.APP}, {roles.OWNER} TO CURRENT_USER"))
+        conn.execute(text(f"DROP OWNED BY {roles.APP}, {roles.OWNER}"))
+        conn.execute(text(f"DROP ROLE {roles.APP}, {roles.OWNER}"))
     superuser.dispose()
 
 
@@ -87,7 +92,7 @@ def test_an_old_trusting_cluster_is_secured_without_losing_data():
     top.chmod(0o755)  # the postgres user must reach it when the tests run as root
     root = top / "pg"
     root.mkdir()
-    cluster = Cluster(root, durable=False)
+    cluster = Cluster(root)  # the project's own kind: it gets the owner and app roles
     # A cluster as asset-map made them before issue 12: everybody trusted.
     cluster.root.mkdir(exist_ok=True)
     cluster.data.mkdir()

@@ -349,6 +349,13 @@ def sync(conn, frame, *, register, keep_keys=()):
     return out
 
 
+def date_consents(conn, register):
+    """Individuals of the register stored without a consent date (the register gives none) take today's: the day
+    asset-map learned of their consent."""
+    conn.execute(text("UPDATE assets SET consent_at = CURRENT_DATE WHERE register = :r AND tier = 'individual' "
+                      "AND consent IS TRUE AND consent_at IS NULL AND erased_at IS NULL"), {"r": register})
+
+
 def _load_new(conn, register, frame):
     """A register's first assets: COPY straight into its own new partition, then index and attach it."""
     name = partitions.create_detached(conn, register)
@@ -403,10 +410,13 @@ def _merge(conn, staged):
         r"COALESCE(array_remove(regexp_split_to_array(NULLIF(btrim(offers), ''), '\s*;\s*'), ''), '{}')"
         if c == "offers" else c
         for c in _STORED)
-    changed = " OR ".join(f"assets.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in _STORED
+    # A register without consent dates keeps the date stored (date_consents set it when the person was first seen).
+    new = {c: f"EXCLUDED.{c}" for c in _STORED}
+    new["consent_at"] = "COALESCE(EXCLUDED.consent_at, assets.consent_at)"
+    changed = " OR ".join(f"assets.{c} IS DISTINCT FROM {new[c]}" for c in _STORED
                           if c not in ("register", "match_key")) + \
         " OR assets.geom IS DISTINCT FROM EXCLUDED.geom OR assets.withdrawn_at IS NOT NULL"
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _STORED if c not in ("register", "match_key"))
+    updates = ", ".join(f"{c} = {new[c]}" for c in _STORED if c not in ("register", "match_key"))
     # Unchanged rows are left alone (no new row version, updated_at kept); RETURNING counts only what was written.
     sql = (f"WITH w AS (INSERT INTO assets ({cols}, geom) SELECT {select_cols}, geom FROM \"{staged}\" "
            f"ON CONFLICT (register, match_key) DO UPDATE SET {updates}, geom = EXCLUDED.geom, withdrawn_at = NULL, "

@@ -207,7 +207,9 @@ class Cluster:
                    "-w", "-t", str(timeout), "start"])
         self._secure()
         self.ensure_database()
-        if not self._roles_marker.exists():
+        # The project's own cluster gets the owner and app roles; a throwaway one (tests, benchmarks) is used by
+        # its superuser alone and is gone when they end.
+        if self.durable and not self._roles_marker.exists():
             self.ensure_roles()
 
     def stop(self, mode="fast"):
