@@ -118,7 +118,11 @@ def _erase_from_reports(conn, people):
     by_register = {}
     for p in people:
         by_register.setdefault(p["register"], set()).add(p["source_row"])
-    reports = conn.execute(text("SELECT name, report FROM registers WHERE report IS NOT NULL")).all()
+    # Only the reports that can name them: their registers' own, and those listing pairs with their registers.
+    reports = conn.execute(text(
+        "SELECT name, report FROM registers WHERE report IS NOT NULL AND (name = ANY(:r) OR EXISTS ("
+        "SELECT 1 FROM jsonb_array_elements(COALESCE(report->'duplicates', '[]')) d "
+        "WHERE d->>'other_register' = ANY(:r)))"), {"r": sorted(by_register)}).all()
     for name, report in reports:
         rows = by_register.get(name, set())
         problems = report.get("problems") or []

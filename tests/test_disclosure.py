@@ -44,7 +44,7 @@ def test_totals_are_built_from_the_protected_cells():
     how = Method()
     cells = [protect(n, how) for n in (6, 1, 0, 13)]
     assert total(cells, how) == Cell(20, "at least 20")  # 5 + 15: agrees with its parts exactly
-    assert total([protect(3, how), protect(0, how)], how) == Cell(None, "fewer than 5")
+    assert total([protect(3, how), protect(0, how)], how) == Cell(None, "fewer than 5 in each")
     assert total([protect(8, how)], how) == Cell(10, "10")
 
 

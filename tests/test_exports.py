@@ -242,16 +242,18 @@ def test_exports_are_audited(export_db, export_engine, tmp_path):
 
 def test_anonymous_exports_are_counted_per_hour_not_logged_one_by_one(xclient, export_engine):
     # Issue 12: the anonymous public's downloads cannot flood the audit log.
+    counted = ("SELECT count(*), COALESCE(sum(n), 0) FROM access_counts WHERE kind = 'download' "
+               "AND target = 'associations'")
     with export_engine.connect() as conn:
         before = conn.execute(text("SELECT count(*) FROM audit_log")).scalar()
+        rows_before, n_before = conn.execute(text(counted)).one()
     for _ in range(5):
         xclient.get(STAFFORD_LIBRARIES % "csv").get_data()
     with export_engine.connect() as conn:
         after = conn.execute(text("SELECT count(*) FROM audit_log")).scalar()
-        counted = conn.execute(text("SELECT count(*), sum(n) FROM access_counts WHERE kind = 'download' "
-                                    "AND target = 'associations'")).one()
+        rows_after, n_after = conn.execute(text(counted)).one()
     assert after == before
-    assert tuple(counted) == (1, 5)
+    assert rows_after - rows_before <= 1 and n_after - n_before == 5  # one row per hour, however many requests
 
 
 @pytest.mark.parametrize("fmt", ["geojson", "gpkg", "csv"])

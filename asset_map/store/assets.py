@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
+from asset_map import privacy
 from asset_map.errors import InputError
 from asset_map.store import bulk, partitions, writes
 from asset_map.store.models import Asset
@@ -214,7 +215,7 @@ def visibility_condition(role, alias="a"):
     if role not in ROLES:
         msg = f"Unknown role {role!r}."
         raise InputError(msg)
-    if role_rank(role) >= role_rank("officer"):
+    if privacy.sees_individual_points(role):
         # An individual without recorded consent should never have been stored (privacy.consent_problem); if one
         # was, nobody sees it.
         return f"({p}tier <> 'individual' OR ({p}consent IS TRUE AND {p}erased_at IS NULL))", {}
@@ -242,7 +243,7 @@ def select(engine, flt=None, *, role="public", columns=None, limit=None, offset=
     flt = flt or AssetFilter()
     order = _order_by(order)
     cols = [c for c in (columns or ASSET_COLUMNS) if c in ASSET_COLUMNS]
-    if role_rank(role) < role_rank("organiser"):
+    if not privacy.sees_contacts(role):
         cols = [c for c in cols if c not in CONTACT_COLUMNS or c == "url"]
     where, params = flt.where(role=role)
     sql = (f"SELECT {', '.join('a.' + c for c in cols)}, a.geom AS geometry FROM assets a WHERE {where} "

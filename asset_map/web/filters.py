@@ -2,6 +2,7 @@
 
 from flask import current_app, request
 
+from asset_map import privacy
 from asset_map.layers import choices, styles
 from asset_map.store.assets import DEFAULT_STATUSES, STATUSES, AssetFilter
 from asset_map.web import extensions
@@ -24,7 +25,7 @@ def form_choices(flt):
         current = ""
     else:
         current = ",".join(flt.status)
-    visible_tiers = [t for t in styles.TIER_LABELS if t != "individual" or role in ("officer", "admin")]
+    visible_tiers = [t for t in styles.TIER_LABELS if t != "individual" or privacy.sees_individual_points(role)]
     return {
         "districts": choices.districts(engine),
         "tiers": [(t, styles.TIER_LABELS[t]) for t in visible_tiers],

@@ -4,12 +4,12 @@ import io
 
 from flask import Blueprint, Response, render_template
 
+from asset_map import privacy
 from asset_map.api.csv_ import BOM, MEDIA_TYPE
 from asset_map.filenames import safe_filename
 from asset_map.registers.duplicates import cross_register_duplicates
 from asset_map.registers.report import redacted, write_duplicates_csv
 from asset_map.registers.store import get_register, list_registers
-from asset_map.store.assets import role_rank
 from asset_map.web import extensions
 from asset_map.web.auth import current_role, record_read
 
@@ -24,7 +24,7 @@ def index():
 @bp.get("/<name>")
 def show(name):
     register, report = get_register(extensions.engine(), name)
-    hidden = bool(report and report.personal and role_rank(current_role()) < role_rank("officer"))
+    hidden = bool(report and report.personal and not privacy.sees_individual_points(current_role()))
     return render_template("registers/show.html", register=register, report=redacted(report) if hidden else report,
                            hidden=hidden)
 
@@ -35,7 +35,7 @@ def duplicates_csv(name):
     lists the first ones found at import)."""
     engine = extensions.engine()
     _, report = get_register(engine, name)
-    hidden = bool(report and report.personal and role_rank(current_role()) < role_rank("officer"))
+    hidden = bool(report and report.personal and not privacy.sees_individual_points(current_role()))
     with engine.connect() as conn:
         pairs = cross_register_duplicates(conn, name)
     out = io.StringIO()
