@@ -73,7 +73,8 @@ def test_withdrawn_consent_erases_the_person_in_the_same_import(engine):
     with engine.connect() as conn:
         quarantined = conn.execute(text("SELECT row, problems FROM quarantine WHERE register = 'people'")).all()
         saved = conn.execute(text("SELECT report::text FROM registers WHERE name = 'people'")).scalar()
-        events = conn.execute(text("SELECT details::text FROM audit_log WHERE action = 'consent-erase'")).scalars().all()
+        events = conn.execute(text("SELECT details::text FROM audit_log "
+                                   "WHERE action = 'consent-erase'")).scalars().all()
     # The withdrawn row is quarantined with its reason, without its personal cells.
     assert len(quarantined) == 1
     row, problems = quarantined[0]
