@@ -35,6 +35,8 @@ class Setting:
 SETTINGS = [
     Setting("DATABASE_URL", "", "SQLAlchemy URL of a PostGIS database. Empty: the project runs its own cluster "
             "under var/ (created on first use)."),
+    Setting("OWNER_DATABASE_URL", "", "URL of the owner role that runs migrations (`asset-map db upgrade`) on an "
+            "external server. Empty: DATABASE_URL. The project's own cluster has its owner and app roles built in."),
     Setting("VAR_DIR", str(PROJECT_DIR / "var"), "Where the local cluster, logs and import reports live."),
     Setting("LAYERS_DIR", "", "Folder of the map layer YAML files. Empty: the project's top-level layers/ folder."),
     Setting("REFERENCE_DIR", "", "Reference pack loaded by `make run`. Empty: ../shared/data/staffordshire when "

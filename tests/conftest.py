@@ -6,6 +6,7 @@ an unreachable PostGIS fails the run.
 """
 
 import contextlib
+import glob
 import os
 import tempfile
 import uuid
@@ -135,6 +136,39 @@ def db_url(pg_server, template_db):
 def engine(db_url):
     with engine_over(db_url) as eng:
         yield eng
+
+
+# -- the reference data an import needs (districts, both LSOA vintages, postcodes), loaded once -------------
+def load_reference(engine, pack):
+    from asset_map.reference import load
+
+    """What an import needs: districts, both LSOA vintages and the postcode gazetteers (no need indicators)."""
+    load.load_districts(engine, pack / "boundaries" / "districts.geojson")
+    load.load_areas(engine, sorted(glob.glob(str(pack / "boundaries" / "lsoa2011" / "*.geojson"))), vintage=2011)
+    load.load_areas(engine, pack / "boundaries" / "lsoa2021_imd2025.geojson", vintage=2021)
+    for name in ("codepoint_open_2014.csv", "codepoint_open_2014_outside_area.csv", "nspl_nov2021_TF.csv"):
+        load.load_postcodes(engine, pack / "postcodes" / name)
+
+
+@pytest.fixture(scope="session")
+def reference_template(pg_server, template_db, pack):
+    """A database with the reference data an import needs, loaded once; tests get copies of it."""
+    from asset_map.config import load_settings
+    from asset_map.store.db import make_engine
+
+    name = f"am_regref_{uuid.uuid4().hex[:8]}"
+    engine = make_engine(pg_server.create(name, template=template_db), load_settings())
+    load_reference(engine, pack)
+    engine.dispose()
+    yield name
+    pg_server.drop(name)
+
+
+@pytest.fixture
+def ref_db(pg_server, reference_template):
+    """A fresh copy of the reference database for one test (imports write to it)."""
+    with copied_database(pg_server, reference_template) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,8 @@ Polygons are simplified for display in EPSG:27700 metres (so the tolerance means
 back in EPSG:4326. All SQL takes its values as bound parameters.
 """
 
+import re
+
 import geopandas as gpd
 from sqlalchemy import text
 
@@ -57,6 +59,9 @@ def choropleth(engine, *, indicator, vintage, district=None, simplify=True):
     return gdf
 
 
+_INDICATOR = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+
+
 def parse_need(value, options):
     """'imd:2025' -> ('imd', 2025), checked against what is loaded."""
     try:
@@ -65,6 +70,9 @@ def parse_need(value, options):
     except (AttributeError, ValueError) as err:
         msg = f"need must look like 'imd:2025' (indicator:vintage), got {value!r}."
         raise InputError(msg) from err
+    if not _INDICATOR.match(indicator):
+        msg = f"need: {indicator[:40]!r} is not an indicator name (lower-case letters, digits and '_')."
+        raise InputError(msg)
     loaded = {(i, v) for i, v, _ in options}
     if loaded and (indicator, vintage) not in loaded:
         known = ", ".join(f"{i}:{v}" for i, v in sorted(loaded))

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
+from asset_map import privacy
 from asset_map.errors import InputError
 from asset_map.store import bulk, history, partitions, writes
 from asset_map.store.models import Asset
@@ -233,7 +234,7 @@ def visibility_condition(role, alias="a"):
     if role not in ROLES:
         msg = f"Unknown role {role!r}."
         raise InputError(msg)
-    if role_rank(role) >= role_rank("officer"):
+    if privacy.sees_individual_points(role):
         # An individual without recorded consent should never have been stored (privacy.consent_problem); if one
         # was, nobody sees it.
         return f"({p}tier <> 'individual' OR ({p}consent IS TRUE AND {p}erased_at IS NULL))", {}
@@ -257,8 +258,9 @@ def _order_by(order):
 
 
 def visible_columns(columns, role):
-    """The columns ``role`` may read: below organiser, no e-mail or phone (a web address is public)."""
-    if role_rank(role) < role_rank("organiser"):
+    """The columns ``role`` may read: without asset_map.privacy's contacts, no e-mail or phone (a web address is
+    public)."""
+    if not privacy.sees_contacts(role):
         return [c for c in columns if c not in CONTACT_COLUMNS or c == "url"]
     return list(columns)
 
@@ -383,6 +385,13 @@ def sync(conn, frame, *, register, keep_keys=(), stamp=None):
     return out
 
 
+def date_consents(conn, register):
+    """Individuals of the register stored without a consent date (the register gives none) take today's: the day
+    asset-map learned of their consent."""
+    conn.execute(text("UPDATE assets SET consent_at = CURRENT_DATE WHERE register = :r AND tier = 'individual' "
+                      "AND consent IS TRUE AND consent_at IS NULL AND erased_at IS NULL"), {"r": register})
+
+
 def _load_new(conn, register, frame, stamp):
     """A register's first assets: COPY straight into its own new partition, then index and attach it."""
     name = partitions.create_detached(conn, register)
@@ -439,9 +448,12 @@ def _merge(conn, staged, stamp):
         if c == "offers" else c
         for c in _STORED)
     compared = [c for c in _STORED if c not in ("register", "match_key")]
-    changed = " OR ".join(f"assets.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in compared) + \
+    # A register without consent dates keeps the date stored (date_consents set it when the person was first seen).
+    new = {c: f"EXCLUDED.{c}" for c in _STORED}
+    new["consent_at"] = "COALESCE(EXCLUDED.consent_at, assets.consent_at)"
+    changed = " OR ".join(f"assets.{c} IS DISTINCT FROM {new[c]}" for c in compared) + \
         " OR assets.geom IS DISTINCT FROM EXCLUDED.geom OR assets.withdrawn_at IS NOT NULL"
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in compared)
+    updates = ", ".join(f"{c} = {new[c]}" for c in compared)
     # Unchanged rows are left alone (no new row version, updated_at kept); RETURNING counts only what was written,
     # and the history CTE gives each written row its version (see history.merged_cte).
     sql = (f"WITH w AS (INSERT INTO assets ({cols}, geom) SELECT {select_cols}, geom FROM \"{staged}\" "

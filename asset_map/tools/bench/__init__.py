@@ -18,4 +18,5 @@ MODULES = [
     "registers",
     "geographies",
     "community",
+    "privacy",
 ]
