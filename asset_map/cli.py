@@ -451,7 +451,7 @@ def serve(host, port, dev):
     from asset_map.web.server import run
 
     run(host=host, port=port, workers=settings["WORKERS"], threads=settings["THREADS"],
-        max_requests=settings["MAX_REQUESTS"])
+        max_requests=settings["MAX_REQUESTS"], preload=bool(settings["PRELOAD"]))
 
 
 # -- gap report ------------------------------------------------------------------------------------------------

@@ -64,6 +64,8 @@ SETTINGS = [
     Setting("PORT", 5000, "Port `asset-map serve` listens on.", int),
     Setting("WORKERS", 4, "Server worker processes.", int),
     Setting("THREADS", 2, "Threads per worker.", int),
+    Setting("PRELOAD", 1, "1: build the app once and fork the workers from it (they share its memory); 0: each "
+            "worker builds its own (the layout before issue 16, kept for measuring).", int),
     Setting("POOL_SIZE", 5, "Database connections kept per process.", int),
     Setting("STATEMENT_TIMEOUT_MS", 15000, "A query running longer than this is cancelled.", int),
     Setting("CONNECT_TIMEOUT_S", 2, "Give up connecting to the database after this many seconds (libpq's minimum "

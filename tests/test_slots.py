@@ -1,7 +1,7 @@
 """Export slots: a bounded number of downloads per process, a polite 503 with Retry-After when all are taken, and
 each slot given back when its stream ends (so one download after another never waits)."""
 
-from asset_map.web.slots import slots
+from tests.conftest import hold_slot
 from tests.conftest import make_app
 
 
@@ -13,8 +13,7 @@ def test_exports_take_a_slot_and_give_it_back(db_url, tmp_path):
         assert res.status_code == 200, (fmt, res.get_data(as_text=True)[:200])
         res.get_data()
         res.close()
-    with app.app_context():
-        held = slots("export").acquire()
+    held = hold_slot(app, "export")
     try:
         busy = web.get("/export/assets.geojson")
         assert busy.status_code == 503 and busy.headers["Retry-After"] == "5"

@@ -190,13 +190,12 @@ def test_tiles_are_cached_and_a_new_asset_invalidates_them(synth_db, synth_engin
 
 
 def test_a_flood_of_uncached_tiles_gets_503_with_retry_after(synth_db, tmp_path):
-    from asset_map.web.slots import slots
+    from tests.conftest import hold_slot
 
     app = make_app(synth_db, tmp_path, TILE_SLOTS=1, TILE_WAIT_S=0)
     client = app.test_client()
     lon, lat = centre(client)
-    with app.app_context():
-        held = slots("tile").acquire()
+    held = hold_slot(app, "tile")
     try:
         res = get_tile(client, "need", 9, lon, lat)
         assert res.status_code == 503 and res.headers["Retry-After"] == "5"

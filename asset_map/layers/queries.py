@@ -4,7 +4,6 @@ Polygons are simplified for display in EPSG:27700 metres (so the tolerance means
 back in EPSG:4326. All SQL takes its values as bound parameters.
 """
 
-import geopandas as gpd
 from sqlalchemy import text
 
 from asset_map.errors import InputError
@@ -25,6 +24,8 @@ def _simplified(column="geom", tolerance=DISPLAY_TOLERANCE_M):
 
 def districts(engine, *, simplify=True):
     geom = _simplified() if simplify else "geom"
+    import geopandas as gpd  # here, not at the top: tiles and tables use this module without frames
+
     sql = f"SELECT code, name, {geom} AS geometry FROM districts ORDER BY code"
     with engine.connect() as conn:
         return gpd.read_postgis(text(sql), conn, geom_col="geometry", crs=4326)
@@ -50,6 +51,8 @@ def choropleth(engine, *, indicator, vintage, district=None, simplify=True):
     sql = (f"SELECT a.code, a.name, a.district_code, a.population, n.score, n.rank, n.decile, {geom} AS geometry "
            f"FROM areas a LEFT JOIN need_indicators n ON n.area_code = a.code AND n.indicator = :ind "
            f"AND n.vintage = :nv WHERE {' AND '.join(where)} ORDER BY a.code")
+    import geopandas as gpd
+
     with engine.connect() as conn:
         gdf = gpd.read_postgis(text(sql), conn, geom_col="geometry", crs=4326, params=params)
     for col in ("population", "rank", "decile"):

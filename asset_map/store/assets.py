@@ -9,14 +9,14 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
-import geopandas as gpd
-import numpy as np
-import pandas as pd
 from sqlalchemy import text
 
 from asset_map.errors import InputError
-from asset_map.store import bulk, partitions, writes
-from asset_map.store.models import Asset
+from asset_map.store import partitions
+
+# geopandas, pandas, numpy and the bulk writers are imported where they are used: the map, tiles and table read
+# assets through this module's filter and never need them, and a serving process that does not load them holds
+# about a third of the memory (BENCHMARKS.md, issue 16).
 
 TIERS = ("individual", "association", "organisation")
 STATUSES = ("open", "temporarily closed", "closed", "withdrawn")
@@ -250,6 +250,8 @@ def select(engine, flt=None, *, role="public", columns=None, limit=None, offset=
     if limit is not None:
         sql += " LIMIT :limit OFFSET :offset"
         params.update(limit=int(limit), offset=int(offset))
+    import geopandas as gpd
+
     with engine.connect() as conn:
         return gpd.read_postgis(text(sql), conn, geom_col="geometry", crs=4326, params=params)
 
@@ -308,6 +310,8 @@ def upsert(conn, frame):
     """Write placed assets (a GeoDataFrame of WRITE_COLUMNS + geometry, EPSG:4326) by (register, match_key):
     new ones are inserted, known ones updated (``updated_at`` moves only when something changed), none duplicated.
     ``offers`` is a ';'-joined string and ``properties`` a JSON string in the frame. Returns rows written."""
+    from asset_map.store import writes
+
     written = 0
     known = partitions.existing(conn, frame["register"].unique().tolist())
     for register, part in frame.groupby("register", sort=True):
@@ -324,6 +328,8 @@ def sync(conn, frame, *, register, keep_keys=()):
     """Upsert one register's assets and mark those of the register missing from ``frame`` withdrawn (not deleted),
     except ``keep_keys`` (rows still in the register but quarantined this time). Returns counts
     ``inserted, updated, unchanged, withdrawn``."""
+    from asset_map.store import writes
+
     if not partitions.existing(conn, [register]):
         return {"inserted": _load_new(conn, register, frame), "updated": 0, "unchanged": 0, "withdrawn": 0}
     staged = stage_assets(conn, frame)
@@ -348,6 +354,8 @@ def sync(conn, frame, *, register, keep_keys=()):
 
 def _load_new(conn, register, frame):
     """A register's first assets: COPY straight into its own new partition, then index and attach it."""
+    from asset_map.store import bulk
+
     name = partitions.create_detached(conn, register)
     bulk.copy_columns(conn, name, _columns(frame, offers_as_array=True))
     partitions.attach(conn, register)
@@ -357,6 +365,9 @@ def _load_new(conn, register, frame):
 def stage_assets(conn, frame):
     """COPY the frame into a temporary table typed like ``assets`` (offers as text); returns its name."""
     import uuid
+
+    from asset_map.store import bulk
+    from asset_map.store.models import Asset
 
     name = f"_stage_{uuid.uuid4().hex[:12]}"
     types = {c.name: c.type.compile(dialect=conn.dialect) for c in Asset.__table__.columns}
@@ -369,6 +380,8 @@ def stage_assets(conn, frame):
 def _columns(frame, *, offers_as_array):
     """WRITE_COLUMNS plus ``geom`` (hex EWKB, EPSG:4326) as COPY wants them; ``offers`` as a PostgreSQL array
     literal, or as the ';'-joined text that ``_merge`` splits."""
+    from asset_map.store import bulk
+
     geoms = frame.geometry
     if geoms.crs is not None and geoms.crs.to_epsg() != 4326:
         geoms = geoms.to_crs(4326)
@@ -383,6 +396,9 @@ def _columns(frame, *, offers_as_array):
 def _pg_arrays(offers):
     """';'-joined offers as PostgreSQL array literals, split as ``_merge`` splits them in SQL (blanks dropped).
     Registers repeat a few offer lists, so each distinct one is converted once."""
+    import numpy as np
+    import pandas as pd
+
     codes, uniques = pd.factorize(pd.Series(offers, dtype=object), use_na_sentinel=True)
     literals = []
     for value in uniques:

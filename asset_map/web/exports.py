@@ -4,7 +4,7 @@ from the database as they are read; a GeoPackage is written to a temporary file 
 import os
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, request, send_file, stream_with_context
+from flask import Blueprint, Response, current_app, request, send_file
 
 from asset_map.api.exports import Export
 from asset_map.web import extensions
@@ -43,7 +43,7 @@ def _respond(job, fmt, settings, held):
         return res
     comments = request.args.get("comments", "1") not in ("0", "false", "no")
     body = _releasing(job.stream(comments=comments) if fmt == "csv" else job.stream(), held)
-    return Response(stream_with_context(body), content_type=job.media_type,
+    return Response(body, content_type=job.media_type,
                     headers={"Content-Disposition": f'attachment; filename="{job.filename}"',
                              "X-Content-Type-Options": "nosniff"})
 

@@ -2,13 +2,16 @@
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
-from asset_map import gaps
-from asset_map.layers import page
 from asset_map.errors import NotFound
-from asset_map.layers.queries import need_options
-from asset_map.store import gap_inputs
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
+from asset_map.web.lazy import lazy
+
+# The gap analysis (scipy, geopandas) and the page builder are loaded by the first gap report, not at start-up.
+gaps = lazy("asset_map.gaps")
+page = lazy("asset_map.layers.page")
+gap_inputs = lazy("asset_map.store.gap_inputs")
+queries = lazy("asset_map.layers.queries")
 
 bp = Blueprint("gaps", __name__)
 _DOWNLOADS = {"csv": ("text/csv; charset=utf-8", "csv"), "geojson": ("application/geo+json", "geojson"),
@@ -28,7 +31,8 @@ def _form(engine, req):
     role = current_role()
     return {"districts": sorted(gap_inputs.district_names(engine).items()),
             "categories": gap_inputs.categories(engine, role=role), "offers": gap_inputs.offers(engine, role=role),
-            "needs": [(f"{i}:{v}", f"{page.need_label(i, v)} ({n} areas)") for i, v, n in need_options(engine)],
+            "needs": [(f"{i}:{v}", f"{page.need_label(i, v)} ({n} areas)")
+                      for i, v, n in queries.need_options(engine)],
             "selected": {"district": req.filter.district, "category": req.filter.category,
                          "offer": req.filter.offer, **req.as_args()}}
 
@@ -40,6 +44,7 @@ def index():
     if request.args.get("run"):
         result = _run(req)
         static = url_for("static", filename="")
+        extensions.folium_assets()
         ctx.update(gaps.report_context(result, current_app.config["ASSET_MAP"], static_url=static), report=True)
     return render_template("gaps/report.html", **ctx)
 
@@ -54,6 +59,7 @@ def download(fmt):
     elif fmt == "geojson":
         body = gaps.geojson_text(result)
     else:
+        extensions.folium_assets()
         body = gaps.standalone_html(result, current_app.config["ASSET_MAP"])
     content_type, ext = _DOWNLOADS[fmt]
     name = "gap-report-" + "-".join(result.inputs["districts"][:3] or ["all"]) + f".{ext}"

@@ -6,12 +6,15 @@ from flask import Blueprint, Response, render_template
 
 from asset_map.api.csv_ import BOM, MEDIA_TYPE
 from asset_map.filenames import safe_filename
-from asset_map.registers.duplicates import cross_register_duplicates
-from asset_map.registers.report import redacted, write_duplicates_csv
 from asset_map.registers.store import get_register, list_registers
 from asset_map.store.assets import role_rank
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
+from asset_map.web.lazy import lazy
+
+# The import report's module brings pandas: loaded by the first register page, not at start-up.
+duplicates = lazy("asset_map.registers.duplicates")
+report_ = lazy("asset_map.registers.report")
 
 bp = Blueprint("registers", __name__, url_prefix="/registers")
 
@@ -25,7 +28,7 @@ def index():
 def show(name):
     register, report = get_register(extensions.engine(), name)
     hidden = bool(report and report.personal and role_rank(current_role()) < role_rank("officer"))
-    return render_template("registers/show.html", register=register, report=redacted(report) if hidden else report,
+    return render_template("registers/show.html", register=register, report=report_.redacted(report) if hidden else report,
                            hidden=hidden)
 
 
@@ -37,10 +40,10 @@ def duplicates_csv(name):
     _, report = get_register(engine, name)
     hidden = bool(report and report.personal and role_rank(current_role()) < role_rank("officer"))
     with engine.connect() as conn:
-        pairs = cross_register_duplicates(conn, name)
+        pairs = duplicates.cross_register_duplicates(conn, name)
     out = io.StringIO()
     out.write(BOM)
-    write_duplicates_csv(pairs, out, hidden=hidden)
+    report_.write_duplicates_csv(pairs, out, hidden=hidden)
     filename = safe_filename(f"{name}-duplicates.csv", default="duplicates.csv")
     return Response(out.getvalue().encode("utf-8"), content_type=MEDIA_TYPE,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -1,15 +1,18 @@
 """Bounded slots for heavy work in a serving process, so it cannot take every thread from the map.
 
 A request that finds every slot taken waits a moment, then gets a polite 503 with Retry-After (``errors.Busy``)
-rather than queueing behind the others. A streamed response holds its slot until the last byte is sent (or the
-client goes away), not only while the view function runs.
+rather than queueing behind the others. A streamed response holds its slot until the last byte is sent or the
+response is closed (the client went away), not only while the view function runs.
+
+A WSGI server streams a response on the thread that handled its request and takes no other request on that thread
+until it is done. So when a thread asks for a slot while still holding one, the earlier response was abandoned
+without being closed (a test client that never read the body does that): its slot is taken back, never leaked.
 """
 
 import threading
 
-from flask import current_app
-
 from asset_map.errors import Busy
+from flask import current_app
 
 
 class Slots:
@@ -19,28 +22,46 @@ class Slots:
         self.wait_s = wait_s
         self.retry_after = retry_after
         self._sem = threading.BoundedSemaphore(size)
+        self._holders = {}
+        self._lock = threading.Lock()
 
     def acquire(self):
+        me = threading.get_ident()
+        with self._lock:
+            stale = self._holders.pop(me, None)
+        if stale is not None:
+            stale.release()
         if not self._sem.acquire(timeout=self.wait_s):
             msg = (f"All {self.size} {self.what} slots of this server are in use. Please try again in "
                    f"{self.retry_after} seconds.")
             raise Busy(msg, retry_after=self.retry_after)
-        return _Held(self._sem)
+        held = _Held(self, me)
+        with self._lock:
+            self._holders[me] = held
+        return held
+
+    def _released(self, held):
+        with self._lock:
+            if self._holders.get(held.thread) is held:
+                del self._holders[held.thread]
+        self._sem.release()
 
 
 class _Held:
     """One taken slot; ``release`` is safe to call more than once (a response's close and a generator's end)."""
 
-    def __init__(self, sem):
-        self._sem = sem
+    def __init__(self, slots, thread):
+        self._slots = slots
+        self.thread = thread
         self._lock = threading.Lock()
         self._done = False
 
     def release(self):
         with self._lock:
-            if not self._done:
-                self._done = True
-                self._sem.release()
+            if self._done:
+                return
+            self._done = True
+        self._slots._released(self)
 
     def __enter__(self):
         return self

@@ -3,7 +3,7 @@ GOV.UK Frontend fonts and images its CSS asks for at /assets/... (the same prefi
 
 from datetime import date
 
-from flask import Blueprint, Response, current_app, render_template, request, send_from_directory, stream_with_context
+from flask import Blueprint, Response, current_app, render_template, request, send_from_directory
 
 from asset_map.config import attribution_lines
 
@@ -48,7 +48,7 @@ def assets():
 def assets_csv():
     engine, flt, role = extensions.engine(), request_filter(), current_role()
     held = slots("export").acquire()  # held until the last byte is sent (or the client goes away)
-    body = stream_with_context(_encoded(table.csv_chunks(engine, flt, role=role), held))
+    body = _encoded(table.csv_chunks(engine, flt, role=role), held)
     name = f"assets-{date.today().isoformat()}.csv"
     res = Response(body, content_type="text/csv; charset=utf-8",
                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
