@@ -56,8 +56,8 @@ SETTINGS = [
     Setting("TILE_SLOTS", 4, "Tiles one server process renders at once; more requests wait TILE_WAIT_S, then get "
             "a 503 with Retry-After (cached tiles are served without a slot).", int),
     Setting("TILE_WAIT_S", 10, "How long a tile request waits for a rendering slot.", int),
-    Setting("EXPORT_SLOTS", 1, "Downloads (exports, the table's CSV) one server process streams at once; one more "
-            "gets a 503 with Retry-After, so map requests keep their threads.", int),
+    Setting("EXPORT_SLOTS", 2, "Downloads (exports, the table's CSV) the server streams at once, all its worker "
+            "processes together; one more gets a 503 with Retry-After, so map requests keep their threads.", int),
     Setting("EXPORT_WAIT_S", 1, "How long a download waits for a free export slot.", int),
     Setting("STALE_MONTHS", 12, "Assets not verified for longer than this are drawn as stale.", int),
     Setting("HOST", "127.0.0.1", "Address `asset-map serve` listens on."),

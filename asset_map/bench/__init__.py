@@ -5,4 +5,4 @@ reference in the same run (a ratio), because these machines are noisy. The harne
 named in MODULES, prints each figure with its reference and writes BENCHMARKS.md and a JSON file.
 """
 
-MODULES = ["imports", "mappage", "exports", "gaps", "security", "load"]
+MODULES = ["imports", "mappage", "exports", "gaps", "security", "load", "national"]
