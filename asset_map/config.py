@@ -54,7 +54,7 @@ SETTINGS = [
             "layers in the page itself (one request, works with no tile requests); above it, the map draws them "
             "from vector tiles (/tiles/...), so the page stays small at England scale.", int),
     Setting("TILE_SLOTS", 4, "Tiles one server process renders at once; more requests wait TILE_WAIT_S, then get "
-            "a 503 with Retry-After (cached tiles are served without a slot).", int),
+            "a 429 with Retry-After (cached tiles are served without a slot).", int),
     Setting("TILE_WAIT_S", 10, "How long a tile request waits for a rendering slot.", int),
     Setting("EXPORT_SLOTS", 2, "Downloads (exports, the table's CSV) the server streams at once, all its worker "
             "processes together; one more gets a 503 with Retry-After, so map requests keep their threads.", int),

@@ -4,14 +4,19 @@ Polygons are simplified for display in EPSG:27700 metres (so the tolerance means
 back in EPSG:4326. All SQL takes its values as bound parameters.
 """
 
+import threading
+
 from sqlalchemy import text
 
 from asset_map.errors import InputError
+from asset_map.store import changes
 
 # IMD 2019 and earlier are published on LSOA 2011; IMD 2025 on LSOA 2021. Codes of unchanged LSOAs are the same in
 # both vintages, so the join must name the area vintage, not guess it from the codes.
 AREA_VINTAGE_FOR_NEED = {2010: 2011, 2015: 2011, 2019: 2011, 2025: 2021}
 DISPLAY_TOLERANCE_M = 15
+_NEED_OPTIONS = {}
+_LOCK = threading.Lock()
 
 
 def area_vintage(need_vintage):
@@ -32,11 +37,21 @@ def districts(engine, *, simplify=True):
 
 
 def need_options(engine):
-    """[(indicator, vintage, areas)] loaded, most recent first."""
+    """[(indicator, vintage, areas)] loaded, most recent first. Kept until reference data changes (the change
+    stamp of store.changes): every map page and every need tile asks, and at England scale the count reads
+    hundreds of thousands of rows."""
     sql = ("SELECT indicator, vintage, count(*) AS areas FROM need_indicators GROUP BY indicator, vintage "
            "ORDER BY vintage DESC, indicator")
     with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(sql))]
+        key = (str(engine.url), changes.stamps(conn)["reference"])
+        with _LOCK:
+            if key in _NEED_OPTIONS:
+                return list(_NEED_OPTIONS[key])
+        options = [tuple(r) for r in conn.execute(text(sql))]
+    with _LOCK:
+        _NEED_OPTIONS.clear()
+        _NEED_OPTIONS[key] = options
+    return list(options)
 
 
 def choropleth(engine, *, indicator, vintage, district=None, simplify=True):

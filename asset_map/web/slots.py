@@ -1,7 +1,7 @@
 """Bounded slots for heavy work in a serving process, so it cannot take every thread from the map.
 
-A request that finds every slot taken waits a moment, then gets a polite 503 with Retry-After (``errors.Busy``)
-rather than queueing behind the others. A streamed response holds its slot until the last byte is sent or the
+A request that finds every slot taken waits a moment, then gets a polite 503 (``errors.Busy``) or 429 with
+Retry-After rather than queueing behind the others. A streamed response holds its slot until the last byte is sent or the
 response is closed (the client went away), not only while the view function runs.
 
 A WSGI server streams a response on the thread that handled its request and takes no other request on that thread
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from flask import current_app
 
-from asset_map.errors import Busy
+from asset_map.errors import Busy, TooManyRequests
 
 
 class Slots:
@@ -25,8 +25,9 @@ class Slots:
     this machine: slot i is an exclusive ``flock`` on ``lock_dir/<what>-i.lock``, which the kernel also frees if
     the process dies."""
 
-    def __init__(self, what, size, *, wait_s, retry_after, lock_dir=None):
+    def __init__(self, what, size, *, wait_s, retry_after, lock_dir=None, error=Busy):
         self.what = what
+        self.error = error
         self.size = size
         self.wait_s = wait_s
         self.retry_after = retry_after
@@ -47,7 +48,7 @@ class Slots:
         if token is None:
             msg = (f"All {self.size} {self.what} slots of this server are in use. Please try again in "
                    f"{self.retry_after} seconds.")
-            raise Busy(msg, retry_after=self.retry_after)
+            raise self.error(msg, retry_after=self.retry_after)
         held = _Held(self, me, token)
         with self._lock:
             self._holders[me] = held
@@ -104,8 +105,10 @@ class _Held:
 
 
 # Exports are shared by every worker of the server (they load the database and the machine, not one process);
-# tile rendering is bounded per process.
+# tile rendering is bounded per process. A download that finds no slot is told the server is busy (503); a flood of
+# tile requests is told to slow down (429), a client's error rather than the server's.
 SHARED = {"export"}
+ERRORS = {"export": Busy, "tile": TooManyRequests}
 
 
 def slots(name):
@@ -117,5 +120,6 @@ def slots(name):
         upper = name.upper()
         lock_dir = Path(settings["VAR_DIR"]) / "slots" if name in SHARED else None
         app.extensions[key] = Slots(name.replace("_", " "), max(1, int(settings[f"{upper}_SLOTS"])),
-                                    wait_s=float(settings[f"{upper}_WAIT_S"]), retry_after=5, lock_dir=lock_dir)
+                                    wait_s=float(settings[f"{upper}_WAIT_S"]), retry_after=5, lock_dir=lock_dir,
+                                    error=ERRORS.get(name, Busy))
     return app.extensions[key]
