@@ -724,7 +724,7 @@ def serve(host, port, dev, no_worker):
         from asset_map.web.server import run
 
         run(host=host, port=port, workers=settings["WORKERS"], threads=settings["THREADS"],
-            max_requests=settings["MAX_REQUESTS"])
+            max_requests=settings["MAX_REQUESTS"], preload=bool(settings["PRELOAD"]))
     finally:
         if worker is not None:
             worker.terminate()

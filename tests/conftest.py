@@ -209,6 +209,34 @@ def make_app(url, tmp_path, **extra):
     return create_app(config)
 
 
+def hold_slot(app, name):
+    """Take one of the app's ``name`` slots (web.slots) on another thread, as a concurrent request would; returns
+    an object whose ``release()`` gives it back."""
+    import threading
+
+    from asset_map.web.slots import slots
+
+    taken, done = threading.Event(), threading.Event()
+
+    def hold():
+        with app.app_context():
+            held = slots(name).acquire()
+        taken.set()
+        done.wait(60)
+        held.release()
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    assert taken.wait(10)
+
+    class _Release:
+        def release(self):
+            done.set()
+            thread.join(10)
+
+    return _Release()
+
+
 @pytest.fixture
 def app(db_url, tmp_path):
     return make_app(db_url, tmp_path)

@@ -9,16 +9,16 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
-import geopandas as gpd
-import numpy as np
-import pandas as pd
 from sqlalchemy import text
 
 from asset_map import privacy
 from asset_map.errors import InputError
-from asset_map.store import bulk, history, partitions, writes
-from asset_map.store.models import Asset
+from asset_map.store import history, partitions
 from asset_map.vocabulary import DEFAULT_STATUSES, ROLES, STORED_STATUSES, TIERS, role_rank
+
+# geopandas, pandas, numpy and the bulk writers are imported where they are used: the map, tiles and table read
+# assets through this module's filter and never need them, and a serving process that does not load them holds
+# about a third of the memory (BENCHMARKS.md, issue 16).
 
 # The statuses a filter may ask for include the store's own "withdrawn" (gone from its register).
 STATUSES = STORED_STATUSES
@@ -276,6 +276,8 @@ def select(engine, flt=None, *, role="public", columns=None, limit=None, offset=
     if limit is not None:
         sql += " LIMIT :limit OFFSET :offset"
         params.update(limit=int(limit), offset=int(offset))
+    import geopandas as gpd
+
     with engine.connect() as conn:
         return gpd.read_postgis(text(sql), conn, geom_col="geometry", crs=4326, params=params)
 
@@ -330,6 +332,8 @@ def upsert(conn, frame, *, stamp=None):
     version in the history, stamped with ``stamp`` (history.Stamp; default: an import by nobody named). Returns rows
     written."""
     stamp = stamp or history.Stamp()
+    from asset_map.store import writes
+
     written = 0
     known = partitions.existing(conn, frame["register"].unique().tolist())
     for register, part in frame.groupby("register", sort=True):
@@ -347,6 +351,8 @@ def sync(conn, frame, *, register, keep_keys=(), stamp=None):
     except ``keep_keys`` (rows still in the register but quarantined this time). Returns counts
     ``inserted, updated, unchanged, withdrawn``. Each change is a version in the history, stamped with ``stamp``."""
     stamp = stamp or history.Stamp()
+    from asset_map.store import writes
+
     if not partitions.existing(conn, [register]):
         return {"inserted": _load_new(conn, register, frame, stamp), "updated": 0, "unchanged": 0, "withdrawn": 0}
     staged = stage_assets(conn, frame)
@@ -394,6 +400,8 @@ def date_consents(conn, register):
 
 def _load_new(conn, register, frame, stamp):
     """A register's first assets: COPY straight into its own new partition, then index and attach it."""
+    from asset_map.store import bulk
+
     name = partitions.create_detached(conn, register)
     bulk.copy_columns(conn, name, _columns(frame, offers_as_array=True))
     partitions.attach(conn, register)
@@ -404,6 +412,9 @@ def _load_new(conn, register, frame, stamp):
 def stage_assets(conn, frame):
     """COPY the frame into a temporary table typed like ``assets`` (offers as text); returns its name."""
     import uuid
+
+    from asset_map.store import bulk
+    from asset_map.store.models import Asset
 
     name = f"_stage_{uuid.uuid4().hex[:12]}"
     types = {c.name: c.type.compile(dialect=conn.dialect) for c in Asset.__table__.columns}
@@ -416,6 +427,10 @@ def stage_assets(conn, frame):
 def _columns(frame, *, offers_as_array):
     """WRITE_COLUMNS plus ``geom`` (hex EWKB, EPSG:4326) as COPY wants them; ``offers`` as a PostgreSQL array
     literal, or as the ';'-joined text that ``_merge`` splits."""
+    import numpy as np
+
+    from asset_map.store import bulk
+
     geoms = frame.geometry
     if geoms.crs is not None and geoms.crs.to_epsg() != 4326:
         geoms = geoms.to_crs(4326)
@@ -432,6 +447,9 @@ def _columns(frame, *, offers_as_array):
 def _pg_arrays(offers):
     """';'-joined offers as PostgreSQL array literals, split as ``_merge`` splits them in SQL (blanks dropped).
     Registers repeat a few offer lists, so each distinct one is converted once."""
+    import numpy as np
+    import pandas as pd
+
     codes, uniques = pd.factorize(pd.Series(offers, dtype=object), use_na_sentinel=True)
     literals = []
     for value in uniques:

@@ -65,6 +65,7 @@ def index():
     if request.args.get("run"):
         result = _run(req)
         static = url_for("static", filename="")
+        extensions.folium_assets()
         ctx.update(gaps.report_context(result, current_app.config["ASSET_MAP"], static_url=static), report=True)
     return render_template("gaps/report.html", **ctx)
 
@@ -80,6 +81,7 @@ def download(fmt):
     elif fmt == "geojson":
         body = gaps.geojson_text(result)
     else:
+        extensions.folium_assets()
         body = gaps.standalone_html(result, current_app.config["ASSET_MAP"])
     record_read("gap-report", details={"format": fmt, "filters": result.request.as_args()}, rows=len(result.frame))
     content_type, ext = _DOWNLOADS[fmt]
