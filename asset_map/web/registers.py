@@ -7,7 +7,7 @@ import io
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 
-from asset_map import jobs
+from asset_map import jobs, privacy
 from asset_map.csv_writer import MEDIA_TYPE, CsvWriter
 from asset_map.errors import InputError, NotFound
 from asset_map.filenames import safe_filename
@@ -16,9 +16,8 @@ from asset_map.registers.duplicates import cross_register_duplicates
 from asset_map.registers.import_report import redacted, write_duplicates_csv
 from asset_map.registers.schema import FIELDS
 from asset_map.registers.store import get_register, list_registers
-from asset_map.vocabulary import role_rank
 from asset_map.web import extensions
-from asset_map.web.auth import current_actor, current_role, require_role
+from asset_map.web.auth import current_actor, current_role, record_read, require_role
 
 bp = Blueprint("registers", __name__, url_prefix="/registers")
 QUARANTINE_PAGE = 25
@@ -44,7 +43,7 @@ def show(name):
             raise
         # A register's first import, queued or failed: the page shows its job.
         register, report = {"name": name, "source_file": None, "version": 0}, None
-    hidden = bool(report and report.personal and role_rank(current_role()) < role_rank("officer"))
+    hidden = bool(report and report.personal and not privacy.sees_individual_points(current_role()))
     facts, imports = manage.facts(engine, name, stale_months=_settings()["STALE_MONTHS"])
     mapping_yaml = uploads.as_yaml(facts.pop("mapping") or {}, register=name) if facts.get("mapping") else None
     running = any(j["status"] in ("queued", "running") and not j["interrupted"] for j in import_jobs)
@@ -59,11 +58,12 @@ def duplicates_csv(name):
     lists the first ones found at import)."""
     engine = extensions.engine()
     _, report = get_register(engine, name)
-    hidden = bool(report and report.personal and role_rank(current_role()) < role_rank("officer"))
+    hidden = bool(report and report.personal and not privacy.sees_individual_points(current_role()))
     with engine.connect() as conn:
         pairs = cross_register_duplicates(conn, name)
     out = io.StringIO()
     write_duplicates_csv(pairs, out, hidden=hidden, bom=True)
+    record_read(f"duplicates:{name}", details={"format": "csv", "register": name}, rows=len(pairs))
     return _csv(out.getvalue(), f"{name}-duplicates.csv")
 
 

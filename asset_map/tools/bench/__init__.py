@@ -17,4 +17,6 @@ MODULES = [
     "load",
     "registers",
     "geographies",
+    "community",
+    "privacy",
 ]
