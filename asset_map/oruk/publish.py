@@ -10,6 +10,7 @@ Nothing here knows Flask: functions take the engine, the role, plain arguments a
 """
 
 import math
+import re
 from dataclasses import dataclass, replace
 from datetime import timezone
 
@@ -30,6 +31,7 @@ MAX_PROXIMITY_M = 100_000
 # HSDS service status for each asset status (withdrawn assets are never listed).
 STATUS = {"open": "active", "temporarily closed": "temporarily closed", "closed": "defunct"}
 _SEARCH_MAX = 200
+_COUNTY = re.compile(r"(shire$|^county |^greater |midlands$)", re.IGNORECASE)
 _TOTALS = {}        # (assets change stamp, count SQL, parameters) -> total items
 _TOTALS_KEPT = 512
 
@@ -262,11 +264,14 @@ def _address(row, location_id):
     parts = [p.strip() for p in str(row["address"]).split(",") if p.strip() and p.strip() != row["postcode"]]
     if not parts:
         return []
+    # Registers write "street, town[, county]": a last part that names a county is the region, not the town.
+    region = parts.pop() if len(parts) > 2 and _COUNTY.search(parts[-1]) else None
     city = parts[-1] if len(parts) > 1 else (row["district_name"] or "")
     first = ", ".join(parts[:-1]) if len(parts) > 1 else parts[0]
-    return [{"id": ids.asset_uuid("address", row["id"]), "location_id": location_id, "address_1": first,
-             "city": city, "state_province": row["district_name"] or city, "postal_code": row["postcode"],
-             "country": "GB", "address_type": "physical"}]
+    return [_drop_empty({"id": ids.asset_uuid("address", row["id"]), "location_id": location_id,
+                         "address_1": first, "city": city, "region": region,
+                         "state_province": row["district_name"] or city, "postal_code": row["postcode"],
+                         "country": "GB", "address_type": "physical"})]
 
 
 def _location(row, *, full):
