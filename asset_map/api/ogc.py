@@ -308,13 +308,19 @@ def conformance():
     return {"conformsTo": CONFORMANCE}
 
 
-def _extents(engine):
+def _extents(engine, role="public"):
+    """Spatial extents, and the temporal extent of the assets ``role`` may see (an individual's or a restricted
+    asset's verification date is not the public's to learn)."""
+    from asset_map.store.assets import visibility_condition
+
+    seen, params = visibility_condition(role, alias="")
     with engine.connect() as conn:
         row = conn.execute(text(
             "SELECT (SELECT ST_Extent(geom) FROM districts), "
             "(SELECT ST_Extent(geom) FROM areas WHERE vintage = 2011), "
             "(SELECT ST_Extent(geom) FROM areas WHERE vintage = 2021), "
-            "(SELECT min(last_verified) FROM assets), (SELECT max(last_verified) FROM assets)")).one()
+            f"(SELECT min(last_verified) FROM assets WHERE withdrawn_at IS NULL AND {seen}), "
+            f"(SELECT max(last_verified) FROM assets WHERE withdrawn_at IS NULL AND {seen})"), params).one()
     return row
 
 
@@ -364,15 +370,15 @@ def _iso(day):
 
 
 def collections(engine, *, role, base):
-    extents = _extents(engine)
+    extents = _extents(engine, role)
     listed = layer_defs.available(engine, role)
     return {"links": [{"href": _url(base, "/collections", {"f": "json"}), "rel": "self", "type": JSON},
                       {"href": _url(base, "/collections", {"f": "html"}), "rel": "alternate", "type": HTML}],
             "collections": [_collection(layer, base, extents) for layer in listed]}
 
 
-def collection(engine, layer, *, base):
-    return _collection(layer, base, _extents(engine))
+def collection(engine, layer, *, base, role="public"):
+    return _collection(layer, base, _extents(engine, role))
 
 
 SCHEMA_TYPES = {"string": {"type": "string"}, "integer": {"type": "integer"}, "number": {"type": "number"},

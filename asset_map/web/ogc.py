@@ -1,6 +1,7 @@
 """/ogc: OGC API - Features, thin routes over asset_map.api.ogc. JSON or HTML by ``f=`` or the Accept header."""
 
 import json
+import re
 
 from flask import Blueprint, Response, current_app, render_template, request
 
@@ -8,12 +9,16 @@ from asset_map import disclosure
 from asset_map.api import layers, ogc, ogc_edit, openapi
 from asset_map.errors import InputError
 from asset_map.web import extensions
-from asset_map.web.auth import current_actor, current_role
+from asset_map.web.auth import current_actor, current_role, is_bulk_read, record_read
 
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
 
 
 def _base():
+    # The configured public address when there is one: a Host header is the client's to choose.
+    public = current_app.config["ASSET_MAP"].get("PUBLIC_URL")
+    if public:
+        return public.rstrip("/") + "/ogc"
     # Built from the host header as sent: url_root's IRI round trip costs more than the rest of an items request.
     return f"{request.scheme}://{request.host}{request.script_root}/ogc"
 
@@ -61,7 +66,8 @@ def collections():
 @bp.get("/collections/<collection_id>")
 def collection(collection_id):
     layer = layers.get(extensions.engine(), collection_id, current_role())
-    return _reply(ogc.collection(extensions.engine(), layer, base=_base()), "collection", layer=layer)
+    return _reply(ogc.collection(extensions.engine(), layer, base=_base(), role=current_role()), "collection",
+                  layer=layer)
 
 
 @bp.get("/collections/<collection_id>/schema")
@@ -83,6 +89,11 @@ def items(collection_id):
     query = ogc.parse_items(layer, request.args)
     body = ogc.items(engine, layer, query, role=current_role(), base=_base(),
                      suppress_below=disclosure.method(current_app.config["ASSET_MAP"]))
+    if is_bulk_read(request.path):
+        # Individuals' points: every page read is an export (who, which page, how many).
+        returned = re.search(r'"numberReturned":(\d+)', body)
+        record_read(layer.id, details={"format": "ogc-items", "query": dict(request.args)},
+                    rows=int(returned.group(1)) if returned else None)
     return _reply(body, "items", ogc.GEOJSON, layer=layer)
 
 
