@@ -206,7 +206,7 @@ def _rows(engine, q, role, *, one=None):
         # Counting every service costs more than the page: the total is kept until the assets change (the change
         # stamp that database triggers move on every write to assets).
         count_params = {k: v for k, v in params.items() if k not in ("lim", "off", "alim")}
-        key = (changes.stamps(conn)["assets"], count_sql, repr(sorted(count_params.items())))
+        key = (str(engine.url), changes.stamps(conn)["assets"], count_sql, repr(sorted(count_params.items())))
         total = _TOTALS.get(key)
         if total is None:
             total = int(conn.execute(text(count_sql), count_params).scalar())
@@ -387,7 +387,7 @@ def _term_json(tax, term):
                         "term_uri": term.uri, "term": term.code})
 
 
-def taxonomies(engine, args, **meta):
+def taxonomies_page(engine, args, **meta):
     number, per_page = paging(args)
     every = taxonomies.taxonomies(engine)
     chunk = every[(number - 1) * per_page:number * per_page]
@@ -402,7 +402,7 @@ def taxonomy(engine, taxonomy_id):
     raise NotFound(msg)
 
 
-def taxonomy_terms(engine, args, **meta):
+def taxonomy_terms_page(engine, args, **meta):
     number, per_page = paging(args)
     every = [(tax, term) for tax in taxonomies.taxonomies(engine) for term in tax.terms]
     taxonomy_id = args.get("taxonomy_id")
