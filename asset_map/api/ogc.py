@@ -231,7 +231,7 @@ def items(engine, layer, q, *, role, base, suppress_below=5):
     source, params = layer.source(q.flt, role=role, suppress_below=suppress_below, conditions=conds, params=params)
     # numberMatched of a full page was counted before for the same filter: it holds while the change stamp of the
     # layer's data (moved by database triggers on every write) is the same.
-    key = (layer.id, source, repr(sorted(params.items())))
+    key = (str(engine.url), layer.id, source, repr(sorted(params.items())))
     known_stamp, known = _MATCHED.get(key, (None, None))
     params.update(p_limit=q.limit, p_offset=q.offset, p_known=known, p_known_stamp=known_stamp)
     stamp = f"(SELECT max(id) FROM tile_changes WHERE family = '{_FAMILY.get(layer.kind, 'assets')}')"

@@ -10,6 +10,7 @@ Nothing here knows Flask: functions take the engine, the role, plain arguments a
 """
 
 import math
+import re
 from dataclasses import dataclass, replace
 from datetime import timezone
 
@@ -30,6 +31,7 @@ MAX_PROXIMITY_M = 100_000
 # HSDS service status for each asset status (withdrawn assets are never listed).
 STATUS = {"open": "active", "temporarily closed": "temporarily closed", "closed": "defunct"}
 _SEARCH_MAX = 200
+_COUNTY = re.compile(r"(shire$|^county |^greater |midlands$)", re.IGNORECASE)
 _TOTALS = {}        # (assets change stamp, count SQL, parameters) -> total items
 _TOTALS_KEPT = 512
 
@@ -204,7 +206,7 @@ def _rows(engine, q, role, *, one=None):
         # Counting every service costs more than the page: the total is kept until the assets change (the change
         # stamp that database triggers move on every write to assets).
         count_params = {k: v for k, v in params.items() if k not in ("lim", "off", "alim")}
-        key = (changes.stamps(conn)["assets"], count_sql, repr(sorted(count_params.items())))
+        key = (str(engine.url), changes.stamps(conn)["assets"], count_sql, repr(sorted(count_params.items())))
         total = _TOTALS.get(key)
         if total is None:
             total = int(conn.execute(text(count_sql), count_params).scalar())
@@ -262,11 +264,14 @@ def _address(row, location_id):
     parts = [p.strip() for p in str(row["address"]).split(",") if p.strip() and p.strip() != row["postcode"]]
     if not parts:
         return []
+    # Registers write "street, town[, county]": a last part that names a county is the region, not the town.
+    region = parts.pop() if len(parts) > 2 and _COUNTY.search(parts[-1]) else None
     city = parts[-1] if len(parts) > 1 else (row["district_name"] or "")
     first = ", ".join(parts[:-1]) if len(parts) > 1 else parts[0]
-    return [{"id": ids.asset_uuid("address", row["id"]), "location_id": location_id, "address_1": first,
-             "city": city, "state_province": row["district_name"] or city, "postal_code": row["postcode"],
-             "country": "GB", "address_type": "physical"}]
+    return [_drop_empty({"id": ids.asset_uuid("address", row["id"]), "location_id": location_id,
+                         "address_1": first, "city": city, "region": region,
+                         "state_province": row["district_name"] or city, "postal_code": row["postcode"],
+                         "country": "GB", "address_type": "physical"})]
 
 
 def _location(row, *, full):
@@ -382,7 +387,7 @@ def _term_json(tax, term):
                         "term_uri": term.uri, "term": term.code})
 
 
-def taxonomies(engine, args, **meta):
+def taxonomies_page(engine, args, **meta):
     number, per_page = paging(args)
     every = taxonomies.taxonomies(engine)
     chunk = every[(number - 1) * per_page:number * per_page]
@@ -397,7 +402,7 @@ def taxonomy(engine, taxonomy_id):
     raise NotFound(msg)
 
 
-def taxonomy_terms(engine, args, **meta):
+def taxonomy_terms_page(engine, args, **meta):
     number, per_page = paging(args)
     every = [(tax, term) for tax in taxonomies.taxonomies(engine) for term in tax.terms]
     taxonomy_id = args.get("taxonomy_id")

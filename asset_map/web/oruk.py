@@ -71,7 +71,7 @@ def service_at_location(sal_id):
 
 @bp.get("/taxonomies")
 def taxonomies():
-    return _json(publish.taxonomies(extensions.engine(), request.args, **_meta()))
+    return _json(publish.taxonomies_page(extensions.engine(), request.args, **_meta()))
 
 
 @bp.get("/taxonomies/<taxonomy_id>")
@@ -81,7 +81,7 @@ def taxonomy(taxonomy_id):
 
 @bp.get("/taxonomy_terms")
 def taxonomy_terms():
-    return _json(publish.taxonomy_terms(extensions.engine(), request.args, **_meta()))
+    return _json(publish.taxonomy_terms_page(extensions.engine(), request.args, **_meta()))
 
 
 @bp.get("/taxonomy_terms/<term_id>")
