@@ -3,12 +3,12 @@ shared inputs are read once, then each area is built, drawn and rendered. Files 
 and the run writes ``index.csv`` listing them, so a folder can be checked and re-made; the same inputs and
 ``--as-of`` date give the same bytes."""
 
-import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from asset_map.briefing import data, render
+from asset_map.csv_writer import CsvWriter
 from asset_map.store import geographies
 
 FORMATS = ("pdf", "html")
@@ -57,9 +57,10 @@ def write_all(engine, shared, geography, out_dir, *, codes=None, formats=("pdf",
             if progress:
                 progress(code)
     with (out / "index.csv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["geography", "code"])
-        writer.writeheader()
-        writer.writerows(rows)
+        writer = CsvWriter(fh, bom=False)
+        names = list(rows[0]) if rows else ["geography", "code"]
+        writer.header(names)
+        writer.rows([row[n] for n in names] for row in rows)
     return rows
 
 

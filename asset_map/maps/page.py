@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import text
 
+from asset_map import privacy
 from asset_map.config import attribution_lines
 from asset_map.maps import choices, folium_, queries, styles
 from asset_map.reference.need import INDICATOR_LABELS
@@ -196,7 +197,7 @@ def build(engine, layers, settings, *, need=None, flt=None, role="public", focus
         "stale_months": settings["STALE_MONTHS"],
         "suppress_below": settings["SUPPRESS_BELOW"],
         # Below officer the browser never receives individuals as points, only as counts per area.
-        "individuals": "points" if role_rank(role) >= role_rank("officer") else "counts",
+        "individuals": "points" if privacy.sees_individual_points(role) else "counts",
         "focus": focus,
         "fit": fit,
         "outline": _outline(engine, flt.area),

@@ -273,12 +273,18 @@
     var offNow = Object.keys(categoryLayers).filter(function (k) { return !map.hasLayer(categoryLayers[k]); });
     if (offNow.length) { hash += "&off=" + encodeURIComponent(offNow.join(",")); }
     history.replaceState(null, "", location.pathname + location.search + hash);
-    // "Suggest an asset here" opens the suggest form on the middle of this view.
+    suggestHere();
+  }
+
+  // "Suggest an asset here" opens the suggest form on the middle of this view.
+  function suggestHere() {
     var suggest = document.getElementById("suggest-here");
     if (suggest && cfg.urls.suggest) {
+      var c = map.getCenter();
       suggest.href = cfg.urls.suggest + "?lat=" + c.lat.toFixed(6) + "&lon=" + c.lng.toFixed(6) + "&zoom=" + map.getZoom();
     }
   }
+  suggestHere();
 
   map.on("overlayadd overlayremove", function () { setTimeout(remember, 0); });
   map.on("moveend", function () {
