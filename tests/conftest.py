@@ -113,6 +113,21 @@ def copied_database(server, template):
 
 
 @contextlib.contextmanager
+def copied_pack(server, pack_url):
+    """A copy of the shared pack database for the block's duration; its URL. A template must have no other sessions,
+    and the pack's app and engines of earlier tests may still hold some: they are closed first."""
+    from asset_map.store.db import dispose_engines
+
+    source = pack_url.rsplit("/", 1)[1]
+    dispose_engines()
+    with server.admin().connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d "
+                          "AND pid <> pg_backend_pid()"), {"d": source})
+    with copied_database(server, source) as url:
+        yield url
+
+
+@contextlib.contextmanager
 def engine_over(url):
     """A pooled engine over ``url`` for the block's duration."""
     from asset_map.config import load_settings

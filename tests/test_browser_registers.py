@@ -16,7 +16,7 @@ from sqlalchemy import text
 from asset_map import jobs
 from tests.accounts import PASSWORD, make_user
 from tests.browser import ARTIFACTS, open_page, require_browser
-from tests.conftest import copied_database, engine_over, make_app
+from tests.conftest import copied_pack, engine_over, make_app
 
 pytestmark = pytest.mark.browser
 FILE = "libraries_2023.csv"
@@ -27,7 +27,7 @@ RISING_BROOK = (-2.1265, 52.7985)    # a community centre in Stafford
 @pytest.fixture
 def served(pg_server, pack_db, tmp_path, live_server):
     require_browser()
-    with copied_database(pg_server, pack_db.rsplit("/", 1)[1]) as url, engine_over(url) as engine:
+    with copied_pack(pg_server, pack_db) as url, engine_over(url) as engine:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM postcodes WHERE source = 'nspl'"))
         app = make_app(url, tmp_path)

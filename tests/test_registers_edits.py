@@ -12,7 +12,7 @@ from sqlalchemy import text
 from asset_map.errors import Forbidden
 from asset_map.registers import edits, importer
 from asset_map.store import history
-from tests.conftest import copied_database, engine_over
+from tests.conftest import copied_pack, engine_over
 
 FILE = "libraries_staffordshire.csv"
 
@@ -20,7 +20,7 @@ FILE = "libraries_staffordshire.csv"
 @pytest.fixture(scope="module")
 def engine(pg_server, pack_db):
     """One copy of the pack database for the module: each test imports its own register (named after the test)."""
-    with copied_database(pg_server, pack_db.rsplit("/", 1)[1]) as url, engine_over(url) as eng:
+    with copied_pack(pg_server, pack_db) as url, engine_over(url) as eng:
         yield eng
 
 

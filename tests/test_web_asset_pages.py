@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from asset_map.registers import edits, importer
 from tests.accounts import csrf_token, signed_in_client
-from tests.conftest import copied_database, engine_over, make_app
+from tests.conftest import copied_pack, engine_over, make_app
 
 FILE = "libraries_staffordshire.csv"
 
@@ -18,7 +18,7 @@ FILE = "libraries_staffordshire.csv"
 def engine(pg_server, pack_db):
     """One copy of the pack database for the module, with the Staffordshire libraries imported; each test changes
     assets of its own."""
-    with copied_database(pg_server, pack_db.rsplit("/", 1)[1]) as url, engine_over(url) as eng:
+    with copied_pack(pg_server, pack_db) as url, engine_over(url) as eng:
         eng.url_text = url
         yield eng
 

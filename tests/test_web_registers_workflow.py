@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from asset_map import jobs
 from tests.accounts import csrf_token, signed_in_client
-from tests.conftest import copied_database, engine_over, make_app
+from tests.conftest import copied_pack, engine_over, make_app
 
 FILE = "libraries_2023.csv"
 
@@ -21,7 +21,7 @@ def packed(pg_server, pack_db):
     """One copy of the pack database for the module, without the 2021 NSPL extract: the 2014 gazetteer does not
     know TF9 4NX, so libraries_2023.csv has a quarantined row (Loggerheads Library). Tests use registers of their
     own."""
-    with copied_database(pg_server, pack_db.rsplit("/", 1)[1]) as url, engine_over(url) as eng:
+    with copied_pack(pg_server, pack_db) as url, engine_over(url) as eng:
         with eng.begin() as conn:
             conn.execute(text("DELETE FROM postcodes WHERE source = 'nspl'"))
         eng.url_text = url

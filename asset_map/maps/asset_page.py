@@ -4,6 +4,8 @@ that keep edits through re-imports. Who sees what is decided by ``asset_map.stor
 columns) and ``asset_map.privacy`` (history); nothing here decides it again.
 """
 
+import time
+
 from sqlalchemy import text
 
 from asset_map import privacy
@@ -15,6 +17,11 @@ from asset_map.store.assets import ASSET_COLUMNS, AssetFilter, STATUSES, role_ra
     visibility_condition
 
 NEARBY = 8
+# The nearest assets change rarely, and finding them is the page's dearest query: each process keeps them for a
+# minute per (asset, role). The asset's own fields and history are always read fresh.
+NEARBY_TTL_S = 60
+_NEARBY_CACHE = {}
+_NEARBY_CACHE_MAX = 20_000
 _EXTRA = ["geocode_quality", "area_flag", "withdrawn_at", "version", "source_key"]
 
 
@@ -54,6 +61,18 @@ def load(engine, asset_id, *, role, need=("imd", 2025)):
 def _nearby(engine, asset, role):
     if asset["lon"] is None:
         return []
+    key = (str(engine.url), asset["id"], asset["lon"], asset["lat"], role)
+    hit = _NEARBY_CACHE.get(key)
+    if hit and hit[0] > time.monotonic():
+        return hit[1]
+    found = _find_nearby(engine, asset, role)
+    if len(_NEARBY_CACHE) >= _NEARBY_CACHE_MAX:
+        _NEARBY_CACHE.clear()
+    _NEARBY_CACHE[key] = (time.monotonic() + NEARBY_TTL_S, found)
+    return found
+
+
+def _find_nearby(engine, asset, role):
     rows = near.nearest(engine, asset["lon"], asset["lat"], AssetFilter(status=STATUSES[:3]), role=role,
                         limit=NEARBY + 1)
     rows = rows[rows["id"] != asset["id"]].head(NEARBY)
