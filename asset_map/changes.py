@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from asset_map.errors import InputError
 from asset_map.privacy import PUBLIC_HISTORY_FIELDS
-from asset_map.store.assets import parse_datetime, visibility_condition
+from asset_map.store.assets import area_condition, parse_datetime, visibility_condition
 
 KINDS = ("new", "changed", "closed")
 DEFAULT_DAYS = 30
@@ -62,9 +62,9 @@ def _fields(changes):
     return out
 
 
-def feed(engine, *, since, districts=(), limit=200):
+def feed(engine, *, since, districts=(), areas=(), limit=200):
     """The accepted changes since ``since``, newest first: dicts with asset_id, version, at, kind, name, category,
-    tier, district_code, district_name, fields."""
+    tier, district_code, district_name, fields. ``areas`` ('geography:code') narrows to areas of any geography."""
     if not 1 <= int(limit) <= MAX_LIMIT:
         raise InputError(f"Parameter 'limit' must be between 1 and {MAX_LIMIT}.")
     privacy, params = visibility_condition("public", "a")
@@ -74,6 +74,8 @@ def feed(engine, *, since, districts=(), limit=200):
     if districts:
         where.append("a.district_code = ANY(:districts)")
         params["districts"] = list(districts)
+    if areas:
+        where.append(area_condition(areas, "a.id", params))
     sql = (f"SELECT v.asset_id, v.version, v.at, v.action, v.changes, a.name, a.category, a.tier, a.district_code, "
            f"d.name AS district_name FROM asset_versions v JOIN assets a ON a.id = v.asset_id "
            f"LEFT JOIN districts d ON d.code = a.district_code WHERE {' AND '.join(where)} "

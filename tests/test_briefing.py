@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import text
 
 from asset_map.briefing import batch, data, render
 from asset_map.cli import cli
@@ -59,8 +60,25 @@ def test_briefing_holds_the_area_and_no_individual(geo_engine, shared_public):
                             "pilot-neighbourhoods", "PN-01")
     assert [s["name"] for s in councillor["stale"]] == ["Tamworth Library", "Tamworth Food Bank",
                                                       "Tamworth Walking Football"]
-    assert b["changes"]["counts"]["new"] == 8  # every asset was imported after 1 January 2026
+    # From the assets' history: every asset was imported (version 1) after 1 January 2026.
+    assert b["changes"]["counts"] == {"new": 8, "changed": 0, "closed": 0}
+    assert b["suggestions"]["total"] == 0
     assert any(r["kind"] == "need" for r in b["vintages"]["reference_loads"])
+
+
+def test_suggestions_inside_the_area_are_counted(geo_engine, shared_public):
+    with geo_engine.begin() as conn:
+        conn.execute(text("INSERT INTO suggestions (kind, name, status, geom) VALUES "
+                          "('new', 'Knitting circle', 'waiting', ST_SetSRID(ST_MakePoint(-1.6946, 52.6335), 4326)), "
+                          "('new', 'Far away', 'waiting', ST_SetSRID(ST_MakePoint(-2.1, 52.8), 4326))"))
+    try:
+        b = data.build(geo_engine, shared_public, "pilot-neighbourhoods", "PN-01")
+        assert b["suggestions"]["total"] == 1 and b["suggestions"]["waiting"] == 1
+        html = render.briefing_html(b, b"png")
+        assert "Community suggestions made here: 1 (1 waiting" in html and "Knitting circle" not in html
+    finally:
+        with geo_engine.begin() as conn:
+            conn.execute(text("DELETE FROM suggestions WHERE name IN ('Knitting circle', 'Far away')"))
 
 
 def test_pdf_is_reproducible_and_looks_right(geo_engine, shared_public, artifacts, tmp_path):

@@ -130,7 +130,8 @@ def _text(docs, settings, since):
                   f"  {b['tiers'][0][2]} associations, {b['tiers'][1][2]} organisations, individuals: "
                   f"{b['individuals']}",
                   f"  {len(b['gaps'])} priority gaps; {render.pct(b['freshness']['share_12m'])} verified in the last "
-                  f"12 months; {ch['new']} new, {ch['updated']} updated, {ch['withdrawn']} withdrawn",
+                  f"12 months; {ch['new']} new, {ch['changed']} changed, {ch['closed']} closed; "
+                  f"{b['suggestions']['waiting']} suggestions waiting",
                   f"  {site}/briefings/{b['geography']}/{b['code']}", ""]
     lines.append("Sign in to see which records need checking. You receive this because an officer attached you to "
                  "these areas in asset-map.")

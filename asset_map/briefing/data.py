@@ -16,7 +16,7 @@ import geopandas as gpd
 import pandas as pd
 from sqlalchemy import text
 
-from asset_map import disclosure, freshness, gaps
+from asset_map import changes, disclosure, freshness, gaps
 from asset_map.analysis import overlay
 from asset_map.config import attribution_lines
 from asset_map.maps import styles
@@ -25,7 +25,7 @@ from asset_map.reference.need import INDICATOR_LABELS
 from asset_map.store import assets as store_assets
 from asset_map.store import gap_inputs, geographies
 from asset_map.store.assets import AssetFilter
-from asset_map.vocabulary import STORED_STATUSES, TIER_LABELS, role_rank
+from asset_map.vocabulary import TIER_LABELS, role_rank
 
 LISTED_TIERS = ("association", "organisation")
 # What a briefing lists in full before saying "and N more": it is read on paper.
@@ -132,8 +132,8 @@ def build(engine, shared, geography, code):
                       "by_tier": [r for r in fresh.to_dict("records") if r["category"] == freshness.ALL
                                   and r["tier"] != freshness.ALL]},
         "stale": _records(stale.head(STALE_SHOWN), table) if signed_in else [],
-        "changes": _changes(engine, listed, role, shared.since, table),
-        "suggestions": None,  # community suggestions are not collected yet (their own issue); shown as such
+        "changes": _changes(engine, value, shared.since, table),
+        "suggestions": _suggestions(engine, geography, code, shared.since),
         "vintages": {"reference_loads": shared.reference_loads, "registers": _registers(engine, listed, role),
                      "gap": shared.gap_inputs["parameters"], "need_area_vintage": shared.gap_inputs["need"]},
         "attribution": attribution_lines(shared.settings),
@@ -176,25 +176,36 @@ def _records(frame, table):
     return out
 
 
-def _changes(engine, listed, role, since, table):
-    """New, updated and withdrawn assets of the area since ``since``, from the assets' own timestamps."""
-    flt = replace(listed, status=STORED_STATUSES)
-    where, params = flt.where(role=role)
-    params["since"] = datetime.combine(since, time.min, tzinfo=timezone.utc)
-    sql = (f"SELECT a.name, a.category, a.created_at, a.updated_at, a.withdrawn_at, a.status FROM assets a "
-           f"WHERE {where} AND (a.created_at >= :since OR a.updated_at >= :since OR a.withdrawn_at >= :since) "
-           f"ORDER BY greatest(a.created_at, a.updated_at, coalesce(a.withdrawn_at, a.updated_at)) DESC, a.name")
-    with engine.connect() as conn:
-        rows = conn.execute(text(sql), params).all()
-    out = {"new": [], "updated": [], "withdrawn": []}
-    for name, category, created, updated, withdrawn, status in rows:
-        kind = ("withdrawn" if withdrawn and withdrawn >= params["since"] else
-                "new" if created >= params["since"] else "updated")
-        when = {"new": created, "updated": updated, "withdrawn": withdrawn}[kind]
-        out[kind].append({"name": name, "category": styles.label_for(category, table), "date": when.date(),
-                          "status": status})
+def _changes(engine, value, since, table):
+    """What changed in the area since ``since``, from the assets' history (asset_map.changes, the same public rule
+    as the "what changed" feed: associations and organisations only, no who or why): each asset once, under its
+    latest kind of change (new, changed, closed)."""
+    items = changes.feed(engine, since=datetime.combine(since, time.min, tzinfo=timezone.utc), areas=(value,),
+                         limit=changes.MAX_LIMIT)
+    out = {kind: [] for kind in changes.KINDS}
+    seen = set()
+    for item in items:  # newest first
+        if item["asset_id"] in seen:
+            continue
+        seen.add(item["asset_id"])
+        out[item["kind"]].append({"name": item["name"], "category": styles.label_for(item["category"], table),
+                                  "date": item["at"].date(), "fields": [f for f in item["fields"]]})
     return {k: v[:CHANGES_SHOWN] for k, v in out.items()} | {
-        "counts": {k: len(v) for k, v in out.items()}, "source": "asset records (created, updated, withdrawn)"}
+        "counts": {k: len(v) for k, v in out.items()}, "source": "assets' history"}
+
+
+def _suggestions(engine, geography, code, since):
+    """Community suggestions made inside the area since ``since``, counted by status (never who made them)."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT s.status, count(*) FROM suggestions s JOIN geography_areas g ON g.geography = :g "
+            "AND g.code = :c AND ST_Intersects(g.geom, s.geom) WHERE s.created_at >= :since GROUP BY s.status"),
+            {"g": geography, "c": code,
+             "since": datetime.combine(since, time.min, tzinfo=timezone.utc)}).all()
+    counts = {"waiting": 0, "accepted": 0, "merged": 0, "rejected": 0}
+    counts.update({status: int(n) for status, n in rows})
+    counts["total"] = sum(counts.values())
+    return counts
 
 
 def _registers(engine, listed, role):
