@@ -16,7 +16,7 @@ from asset_map import privacy
 from asset_map.config import attribution_lines
 from asset_map.maps import choices, folium_, queries, styles
 from asset_map.reference.need import INDICATOR_LABELS
-from asset_map.store import changes
+from asset_map.store import change_stamps
 from asset_map.store.assets import AssetFilter
 from asset_map.vocabulary import TIER_LABELS, role_rank
 
@@ -91,7 +91,8 @@ def _tile_layers(layers, role, indicator, vintage, district_codes):
             query = {"need": f"{indicator}:{vintage}"}
             if district_codes:
                 query["district"] = ",".join(district_codes)
-            out.append({"id": "need", "title": f"{need_label(indicator, vintage)} ({layer.value})", "kind": "choropleth",
+            out.append({"id": "need", "title": f"{need_label(indicator, vintage)} ({layer.value})",
+                        "kind": "choropleth",
                         "value": layer.value, "colors": layer.colors, "no_data": folium_.NO_DATA_COLOR,
                         "style": layer.style, "popup": layer.popup, "labels": folium_.FIELD_LABELS,
                         "shown": layer.shown, "query": query})
@@ -184,7 +185,7 @@ def build(engine, layers, settings, *, need=None, flt=None, role="public", focus
         engine, layers, settings, indicator, vintage, tuple(sorted(flt.district)), role, tiled=tiled)
     if tiled:
         with engine.connect() as conn:
-            stamps = changes.stamps(conn)
+            stamps = change_stamps.stamps(conn)
         for spec in tile_layers:
             spec["query"] = {**spec["query"], "v": str(stamps["reference"])}
     explorer = {
