@@ -91,7 +91,8 @@ def _tile_layers(layers, role, indicator, vintage, district_codes):
             query = {"need": f"{indicator}:{vintage}"}
             if district_codes:
                 query["district"] = ",".join(district_codes)
-            out.append({"id": "need", "title": f"{need_label(indicator, vintage)} ({layer.value})", "kind": "choropleth",
+            out.append({"id": "need", "title": f"{need_label(indicator, vintage)} ({layer.value})",
+                        "kind": "choropleth",
                         "value": layer.value, "colors": layer.colors, "no_data": folium_.NO_DATA_COLOR,
                         "style": layer.style, "popup": layer.popup, "labels": folium_.FIELD_LABELS,
                         "shown": layer.shown, "query": query})

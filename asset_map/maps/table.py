@@ -73,7 +73,8 @@ def decode_cursor(token, name):
             raise ValueError
         return value, int(row_id)
     except (ValueError, TypeError, UnicodeDecodeError, binascii.Error) as err:
-        msg = f"Parameter '{name}' has value {token[:40]!r}: not a position this table gave out; start again from the first page."
+        msg = (f"Parameter '{name}' has value {token[:40]!r}: not a position this table gave out; start again from "
+               "the first page.")
         raise InputError(msg) from err
 
 

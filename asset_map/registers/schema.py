@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 import yaml
 
 from asset_map.config import PROJECT_DIR
@@ -116,6 +115,8 @@ class Taxonomy:
 
     def normalise_offers(self, values):
         """Series of ';'-joined offer ids; offers not in the taxonomy are kept as written, lower case."""
+        import pandas as pd  # here: the web app reads the taxonomy from this module without frames
+
         codes, uniques = pd.factorize(values)
         out = []
         for raw in uniques:
@@ -132,6 +133,8 @@ class Taxonomy:
 
 
 def _lookup(values, words):
+    import pandas as pd
+
     codes, uniques = pd.factorize(values)
     resolved = [words.get(normalise_word(v)) for v in uniques] + [None]
     return pd.Series(pd.array(resolved, dtype="string")[codes], index=values.index, dtype="string")

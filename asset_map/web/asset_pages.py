@@ -6,13 +6,17 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 
 from asset_map import privacy
 from asset_map.errors import Forbidden, InputError
-from asset_map.maps import asset_page, styles
-from asset_map.registers import edits
+from asset_map.maps import styles
 from asset_map.registers.schema import taxonomy
-from asset_map.store import network as store_network
 from asset_map.vocabulary import STATUSES, TIERS, VISIBILITIES
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, current_role, require_role
+from asset_map.web.lazy import lazy
+
+# geopandas (nearest assets) and scipy (street networks) come with these: loaded by the first asset page.
+asset_page = lazy("asset_map.maps.asset_page")
+store_network = lazy("asset_map.store.network")
+edits = lazy("asset_map.registers.edits")
 
 bp = Blueprint("asset_pages", __name__)
 
@@ -116,11 +120,12 @@ def edit(asset_id):
     return redirect(url_for("asset_pages.show", asset_id=asset_id))
 
 
+# Looked up when used, so the edits module (geopandas) loads with the first edit rather than at start-up.
 _ACTIONS = {
-    "verify": (edits.verify_asset, "Marked as checked today."),
-    "close": (edits.close_asset, "Marked as closed."),
-    "reopen": (edits.reopen_asset, "Marked as open."),
-    "withdraw": (edits.withdraw_asset, "Withdrawn: it no longer shows on the map."),
+    "verify": (lambda *a, **k: edits.verify_asset(*a, **k), "Marked as checked today."),
+    "close": (lambda *a, **k: edits.close_asset(*a, **k), "Marked as closed."),
+    "reopen": (lambda *a, **k: edits.reopen_asset(*a, **k), "Marked as open."),
+    "withdraw": (lambda *a, **k: edits.withdraw_asset(*a, **k), "Withdrawn: it no longer shows on the map."),
     "restore": (lambda *a, **k: edits.withdraw_asset(*a, restore=True, **k), "Restored to the map."),
 }
 

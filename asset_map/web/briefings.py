@@ -7,12 +7,19 @@ from datetime import date
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 
-from asset_map.briefing import batch, councillors, data, directory, render
 from asset_map.errors import InputError
 from asset_map.maps import queries
-from asset_map.store import geographies
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, current_role, current_user_id, require_role, role_at_least
+from asset_map.web.lazy import lazy
+
+# Briefings draw with matplotlib and read with GDAL: loaded by the first briefing, not when a worker starts.
+batch = lazy("asset_map.briefing.batch")
+councillors = lazy("asset_map.briefing.councillors")
+data = lazy("asset_map.briefing.data")
+directory = lazy("asset_map.briefing.directory")
+render = lazy("asset_map.briefing.render")
+geographies = lazy("asset_map.store.geographies")
 
 bp = Blueprint("briefings", __name__)
 LISTED_AREAS = 500

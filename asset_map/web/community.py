@@ -7,10 +7,15 @@ import time
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import text
 
-from asset_map import confirmations, offers, suggestions
 from asset_map.errors import FormInvalid, InputError
 from asset_map.web import extensions, limits
 from asset_map.web.auth import client_ip
+from asset_map.web.lazy import lazy
+
+# These bring geopandas through the register edits: loaded by the first community page, not at start-up.
+confirmations = lazy("asset_map.confirmations")
+offers = lazy("asset_map.offers")
+suggestions = lazy("asset_map.suggestions")
 
 bp = Blueprint("community", __name__)
 # A field no person sees or fills (hidden by CSS and from screen readers); robots fill every field they find.

@@ -4,11 +4,14 @@ from flask import current_app, request
 
 from asset_map import privacy
 from asset_map.maps import choices, styles
-from asset_map.store import geographies
 from asset_map.store.assets import AssetFilter
 from asset_map.vocabulary import DEFAULT_STATUSES, STATUS_LABELS, STATUSES, STORED_STATUSES, TIER_LABELS
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
+from asset_map.web.lazy import lazy
+
+# The geographies module reads files with GDAL: loaded by the first filter form, not at start-up (issue 16).
+geographies = lazy("asset_map.store.geographies")
 
 STATUS_CHOICES = [("", " or ".join(STATUS_LABELS[s] for s in DEFAULT_STATUSES).capitalize()),
                   *((s, STATUS_LABELS[s]) for s in STATUSES), ("all", "All, including closed")]

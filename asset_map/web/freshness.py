@@ -4,10 +4,14 @@ confirm links, suggestions waiting) and as CSV. Thin routes over asset_map.maps.
 from flask import Blueprint, Response, current_app, render_template
 
 from asset_map.csv_writer import BOM, MEDIA_TYPE
-from asset_map.maps import freshness, summary
+from asset_map.maps import summary
 from asset_map.registers.schema import taxonomy
 from asset_map.web import extensions
 from asset_map.web.auth import current_role, role_at_least
+from asset_map.web.lazy import lazy
+
+# Charts and frames come with it: loaded by the first freshness page, not at start-up (issue 16).
+freshness = lazy("asset_map.maps.freshness")
 
 bp = Blueprint("freshness", __name__)
 

@@ -2,15 +2,21 @@
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
-from asset_map import disclosure, gaps
+from asset_map import disclosure
 from asset_map.analysis import gap_defaults
 from asset_map.vocabulary import DEFAULT_STATUSES
-from asset_map.maps import page
 from asset_map.errors import NotFound
 from asset_map.maps.queries import need_options
-from asset_map.store import gap_inputs, geographies
 from asset_map.web import extensions
 from asset_map.web.auth import current_role, record_read
+from asset_map.web.lazy import lazy
+
+# The gap analysis (scipy, geopandas) and the page builder (folium) are loaded by the first gap report, not when a
+# worker starts (issue 16: idle memory).
+gaps = lazy("asset_map.gaps")
+page = lazy("asset_map.maps.page")
+gap_inputs = lazy("asset_map.store.gap_inputs")
+geographies = lazy("asset_map.store.geographies")
 
 bp = Blueprint("gaps", __name__)
 _DOWNLOADS = {"csv": ("text/csv; charset=utf-8", "csv"), "geojson": ("application/geo+json", "geojson"),

@@ -4,12 +4,16 @@ for organisers and above in asset_map.web.auth.PATH_ROLES."""
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, send_file, url_for
 
-from asset_map import moderation, suggestions
 from asset_map.errors import FormInvalid, InputError, NotFound
 from asset_map.store.assets import parse_int
 from asset_map.web import extensions
 from asset_map.web.auth import client_ip, current_actor, current_role, require_role, role_at_least
 from asset_map.web.community import map_config
+from asset_map.web.lazy import lazy
+
+# These bring geopandas through the register edits: loaded by the first moderation page, not at start-up.
+moderation = lazy("asset_map.moderation")
+suggestions = lazy("asset_map.suggestions")
 
 bp = Blueprint("moderation", __name__, url_prefix="/moderation")
 PAGE_SIZE = 25

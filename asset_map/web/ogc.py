@@ -6,10 +6,14 @@ import re
 from flask import Blueprint, Response, current_app, render_template, request
 
 from asset_map import disclosure
-from asset_map.api import layers, ogc, ogc_edit, openapi
+from asset_map.api import layers, ogc, openapi
 from asset_map.errors import InputError
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, current_role, is_bulk_read, record_read
+from asset_map.web.lazy import lazy
+
+# Editing (OGC Part 4) goes through the register edits (geopandas): loaded by the first write, not at start-up.
+ogc_edit = lazy("asset_map.api.ogc_edit")
 
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
 

@@ -6,9 +6,13 @@ import json
 from flask import Blueprint, Response, current_app, request
 
 from asset_map.config import attribution_lines
-from asset_map.oruk import openapi, publish
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
+from asset_map.web.lazy import lazy
+
+# The feed's postcode search brings pandas and geopandas: loaded by the first ORUK request, not at start-up.
+openapi = lazy("asset_map.oruk.openapi")
+publish = lazy("asset_map.oruk.publish")
 
 bp = Blueprint("oruk", __name__, url_prefix="/oruk")
 JSON = "application/json"

@@ -3,9 +3,12 @@ does the work and applies the asset's own visibility rule."""
 
 from flask import Blueprint, Response, current_app, render_template, request
 
-from asset_map.api import isochrones as iso
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
+from asset_map.web.lazy import lazy
+
+# Isochrones need scipy and the street network code: loaded by the first request for one, not at start-up.
+iso = lazy("asset_map.api.isochrones")
 
 bp = Blueprint("reach", __name__)
 

@@ -11,13 +11,20 @@ from asset_map import jobs, privacy
 from asset_map.csv_writer import MEDIA_TYPE, CsvWriter
 from asset_map.errors import InputError, NotFound
 from asset_map.filenames import safe_filename
-from asset_map.registers import edits, manage, preview as preview_, quarantine, uploads
-from asset_map.registers.duplicates import cross_register_duplicates
-from asset_map.registers.import_report import redacted, write_duplicates_csv
 from asset_map.registers.schema import FIELDS
 from asset_map.registers.store import get_register, list_registers
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, current_role, record_read, require_role
+from asset_map.web.lazy import lazy
+
+# The importer and its readers (pandas, GDAL) load with the first register page, not at start-up (issue 16).
+edits = lazy("asset_map.registers.edits")
+manage = lazy("asset_map.registers.manage")
+preview_ = lazy("asset_map.registers.preview")
+quarantine = lazy("asset_map.registers.quarantine")
+uploads = lazy("asset_map.registers.uploads")
+duplicates = lazy("asset_map.registers.duplicates")
+import_report = lazy("asset_map.registers.import_report")
 
 bp = Blueprint("registers", __name__, url_prefix="/registers")
 QUARANTINE_PAGE = 25
@@ -47,7 +54,8 @@ def show(name):
     facts, imports = manage.facts(engine, name, stale_months=_settings()["STALE_MONTHS"])
     mapping_yaml = uploads.as_yaml(facts.pop("mapping") or {}, register=name) if facts.get("mapping") else None
     running = any(j["status"] in ("queued", "running") and not j["interrupted"] for j in import_jobs)
-    return render_template("registers/show.html", register=register, report=redacted(report) if hidden else report,
+    shown = import_report.redacted(report) if hidden else report
+    return render_template("registers/show.html", register=register, report=shown,
                            hidden=hidden, facts=facts, imports=imports, jobs=import_jobs, running=running,
                            mapping_yaml=mapping_yaml)
 
@@ -60,9 +68,9 @@ def duplicates_csv(name):
     _, report = get_register(engine, name)
     hidden = bool(report and report.personal and not privacy.sees_individual_points(current_role()))
     with engine.connect() as conn:
-        pairs = cross_register_duplicates(conn, name)
+        pairs = duplicates.cross_register_duplicates(conn, name)
     out = io.StringIO()
-    write_duplicates_csv(pairs, out, hidden=hidden, bom=True)
+    import_report.write_duplicates_csv(pairs, out, hidden=hidden, bom=True)
     record_read(f"duplicates:{name}", details={"format": "csv", "register": name}, rows=len(pairs))
     return _csv(out.getvalue(), f"{name}-duplicates.csv")
 

@@ -37,4 +37,5 @@ def init_app(app):
 
 def _mimetypes():
     return ["text/html", "text/css", "text/plain", "text/csv", "text/javascript", "application/javascript",
-            "application/json", "application/xml", "image/svg+xml", "application/vnd.mapbox-vector-tile", *GEOJSON_TYPES]
+            "application/json", "application/xml", "image/svg+xml", "application/vnd.mapbox-vector-tile",
+            *GEOJSON_TYPES]

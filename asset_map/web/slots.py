@@ -1,8 +1,8 @@
 """Bounded slots for heavy work in a serving process, so it cannot take every thread from the map.
 
 A request that finds every slot taken waits a moment, then gets a polite 503 (``errors.Busy``) or 429 with
-Retry-After rather than queueing behind the others. A streamed response holds its slot until the last byte is sent or the
-response is closed (the client went away), not only while the view function runs.
+Retry-After rather than queueing behind the others. A streamed response holds its slot until the last byte is sent or
+the response is closed (the client went away), not only while the view function runs.
 
 A WSGI server streams a response on the thread that handled its request and takes no other request on that thread
 until it is done. So when a thread asks for a slot while still holding one, the earlier response was abandoned
