@@ -25,7 +25,7 @@ from asset_map.reference.need import INDICATOR_LABELS
 from asset_map.store import assets as store_assets
 from asset_map.store import gap_inputs, geographies
 from asset_map.store.assets import AssetFilter
-from asset_map.vocabulary import role_rank
+from asset_map.vocabulary import TIER_LABELS, role_rank
 
 LISTED_TIERS = ("association", "organisation")
 CHANGES_SHOWN = 40
@@ -113,7 +113,7 @@ def build(engine, shared, geography, code):
         "districts": _districts(shared, overlap),
         "today": shared.today, "since": shared.since, "role": shared.role, "signed_in": signed_in,
         "assets_total": int(len(assets)),
-        "tiers": [(t, styles.TIER_LABELS.get(t, t), int(by_category.loc[by_category["tier"] == t, "n"].sum()))
+        "tiers": [(t, TIER_LABELS.get(t, t), int(by_category.loc[by_category["tier"] == t, "n"].sum()))
                   for t in LISTED_TIERS],
         "categories": [(t, styles.label_for(c, table), int(n)) for t, c, n in by_category.itertuples(index=False)],
         "individuals": individuals.label,
