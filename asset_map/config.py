@@ -35,6 +35,8 @@ class Setting:
 SETTINGS = [
     Setting("DATABASE_URL", "", "SQLAlchemy URL of a PostGIS database. Empty: the project runs its own cluster "
             "under var/ (created on first use)."),
+    Setting("OWNER_DATABASE_URL", "", "URL of the owner role that runs migrations (`asset-map db upgrade`) on an "
+            "external server. Empty: DATABASE_URL. The project's own cluster has its owner and app roles built in."),
     Setting("VAR_DIR", str(PROJECT_DIR / "var"), "Where the local cluster, logs and import reports live."),
     Setting("LAYERS_DIR", "", "Folder of the map layer YAML files. Empty: the project's top-level layers/ folder."),
     Setting("REFERENCE_DIR", "", "Reference pack loaded by `make run`. Empty: ../shared/data/staffordshire when "
@@ -72,10 +74,10 @@ SETTINGS = [
             "layers in the page itself (one request, works with no tile requests); above it, the map draws them "
             "from vector tiles (/tiles/...), so the page stays small at England scale.", int),
     Setting("TILE_SLOTS", 4, "Tiles one server process renders at once; more requests wait TILE_WAIT_S, then get "
-            "a 503 with Retry-After (cached tiles are served without a slot).", int),
+            "a 429 with Retry-After (cached tiles are served without a slot).", int),
     Setting("TILE_WAIT_S", 10, "How long a tile request waits for a rendering slot.", int),
-    Setting("EXPORT_SLOTS", 1, "Downloads (exports, the table's CSV) one server process streams at once; one more "
-            "gets a 503 with Retry-After, so map requests keep their threads.", int),
+    Setting("EXPORT_SLOTS", 2, "Downloads (exports, the table's CSV) the server streams at once, all its worker "
+            "processes together; one more gets a 503 with Retry-After, so map requests keep their threads.", int),
     Setting("EXPORT_WAIT_S", 1, "How long a download waits for a free export slot.", int),
     Setting("STALE_MONTHS", 12, "Assets not verified for longer than this are drawn as stale.", int),
     Setting("HOST", "127.0.0.1", "Address `asset-map serve` listens on."),
@@ -83,6 +85,8 @@ SETTINGS = [
     Setting("WORKERS", 4, "Server worker processes (gunicorn; more processes than cores pays off, as requests are "
             "Python-bound).", int),
     Setting("THREADS", 2, "Threads per worker (they overlap database waits).", int),
+    Setting("PRELOAD", 1, "1: build the app once and fork the workers from it (they share its memory); 0: each "
+            "worker builds its own (the layout before issue 16, kept for measuring).", int),
     Setting("POOL_SIZE", 5, "Database connections kept per process.", int),
     Setting("STATEMENT_TIMEOUT_MS", 15000, "A query running longer than this is cancelled; the request gets a 504.",
             int),

@@ -12,11 +12,10 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import text
 
-from asset_map import disclosure
+from asset_map import disclosure, privacy
 from asset_map.errors import NotFound
 from asset_map.maps.queries import area_vintage
 from asset_map.store.assets import AssetFilter
-from asset_map.vocabulary import role_rank
 
 _SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 _DISTRICT_LAYER = re.compile(r"^assets-([EWSN][0-9]{8})$")
@@ -157,7 +156,7 @@ def _asset_columns(role):
         Column("updated_at", "g.updated_at", "datetime"),
         Column("page", "'/assets/' || g.id", description="The asset's page on this site (details, history)"),
     ]
-    if role_rank(role) >= role_rank("organiser"):
+    if privacy.sees_contacts(role):
         cols[8:8] = [Column("email", "g.email"), Column("phone", "g.phone")]
     return tuple(cols)
 
@@ -224,7 +223,7 @@ def static_layers(role="public"):
     out = [_asset_layer("assets", "All assets", "Every asset you may see, all tiers.", role)]
     for layer_id, (tier, title, description) in _TIER_LAYERS.items():
         out.append(_asset_layer(layer_id, title, description, role, tier=(tier,)))
-    if role_rank(role) >= role_rank("officer"):
+    if privacy.sees_individual_points(role):
         out.append(_asset_layer("individual-points", "Individuals (points)",
                                 "Individuals as points: personal data, for officers only.", role,
                                 tier=("individual",)))

@@ -30,21 +30,19 @@ def district(engine, code, *, role="public", stale_months=12, today=None):
     overall = shares[(shares["tier"] == freshness.ALL) & (shares["category"] == freshness.ALL)].iloc[0].to_dict()
     return {"shares": shares, "overall": overall, "stale": stale, "confirmations": confirmations.counts(engine, code),
             "waiting": suggestions.waiting_count(engine, [code]), "today": today, "stale_months": stale_months,
-            "chart": chart(overall, shares)}
+            "chart": chart(overall)}
 
 
-def chart(overall, shares):
-    """Inline SVG: the share (%) verified within 3, 6 and 12 months, for all assets and each tier."""
-    tiers = shares[(shares["category"] == freshness.ALL) & (shares["tier"] != freshness.ALL)]
+def chart(overall):
+    """Inline SVG: the share (%) verified within 3, 6 and 12 months (the table beside it has the same numbers by
+    tier and category)."""
     labels, values = [], []
     for n in freshness.WINDOWS:
         labels.append(f"{n} months")
         share = overall[f"share_{n}m"]
         values.append(None if share is None or share != share else round(100 * share, 1))
-    title = "Share of assets verified in the last 3, 6 and 12 months"
-    if len(tiers):
-        title += f" ({int(overall['assets'])} assets)"
-    return charts.bars(title, labels, values, x_label="Verified within", y_label="% of assets")
+    title = f"Verified recently: % of {int(overall['assets'])} assets"
+    return charts.bars(title, labels, values, x_label="Verified within", y_label="% of assets", y_max=100)
 
 
 def csv_text(data, district_code):

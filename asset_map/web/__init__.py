@@ -34,9 +34,9 @@ def create_app(test_config=None):
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_MB"] * 1024 * 1024
     app.config["TESTING"] = bool(settings.get("TESTING"))
 
-    from asset_map.web import (admin, asset_pages, auth, briefings, community, errors, explorer, exports, extensions,
-                               freshness, gaps, health, layout, limits, maps, moderation, ogc, oruk, pages, reach,
-                               registers, security, serving, tables, tiles)
+    from asset_map.web import (admin, asset_pages, auth, briefings, changes, community, errors, explorer, exports,
+                               extensions, freshness, gaps, health, layout, limits, maps, moderation, ogc, oruk, pages,
+                               reach, registers, security, serving, tables, tiles)
 
     extensions.init_app(app)
     errors.init_app(app)
@@ -62,5 +62,6 @@ def create_app(test_config=None):
     app.register_blueprint(community.bp)
     app.register_blueprint(moderation.bp)
     app.register_blueprint(freshness.bp)
+    app.register_blueprint(changes.bp)
     limits.init_app(app)
     return app

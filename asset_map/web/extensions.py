@@ -12,8 +12,16 @@ def init_app(app):
     settings = app.config["ASSET_MAP"]
     # Layer files are checked at start-up: a broken file stops the app with every problem listed.
     app.extensions["asset_map.layers"] = load_layers(settings.get("LAYERS_DIR") or LAYERS_DIR)
-    # folium's asset lists are class attributes: this points them at our static files for the whole process.
-    vendored.use_local_assets(lambda rel: f"{app.static_url_path}/{rel}")
+
+
+
+def folium_assets():
+    """Point folium's asset lists (class attributes, so for the whole process) at our static files, once per app,
+    before its first Folium map. Not at start-up: importing folium costs every worker memory it may never use."""
+    app = current_app
+    if not app.extensions.get("asset_map.folium_local"):
+        vendored.use_local_assets(lambda rel: f"{app.static_url_path}/{rel}")
+        app.extensions["asset_map.folium_local"] = True
 
 
 def engine():

@@ -10,7 +10,7 @@ from asset_map.errors import NotFound
 from asset_map.maps.queries import need_options
 from asset_map.store import gap_inputs, geographies
 from asset_map.web import extensions
-from asset_map.web.auth import current_role
+from asset_map.web.auth import current_role, record_read
 
 bp = Blueprint("gaps", __name__)
 _DOWNLOADS = {"csv": ("text/csv; charset=utf-8", "csv"), "geojson": ("application/geo+json", "geojson"),
@@ -65,6 +65,7 @@ def index():
     if request.args.get("run"):
         result = _run(req)
         static = url_for("static", filename="")
+        extensions.folium_assets()
         ctx.update(gaps.report_context(result, current_app.config["ASSET_MAP"], static_url=static), report=True)
     return render_template("gaps/report.html", **ctx)
 
@@ -80,7 +81,9 @@ def download(fmt):
     elif fmt == "geojson":
         body = gaps.geojson_text(result)
     else:
+        extensions.folium_assets()
         body = gaps.standalone_html(result, current_app.config["ASSET_MAP"])
+    record_read("gap-report", details={"format": fmt, "filters": result.request.as_args()}, rows=len(result.frame))
     content_type, ext = _DOWNLOADS[fmt]
     parts = [a.replace(":", "-") for a in req.filter.area] or result.inputs["districts"][:3] or ["all"]
     name = "gap-report-" + "-".join(parts)[:80] + f".{ext}"

@@ -34,13 +34,13 @@ SECTIONS = (
     Section("Gap reports", "gaps.index", ("/gaps",)),
     Section("Briefings", "briefings.index", ("/briefings", "/geographies")),
     Section("Downloads and API", "pages.downloads", ("/downloads", "/ogc", "/export")),
-    Section("Registers", "registers.index", ("/registers",), "organiser"),
-    # Built by a later issue: shown once its endpoint exists.
+    Section("Registers", "registers.index", ("/registers",), "officer"),
     Section("Moderation", "moderation.index", ("/moderation",), "organiser"),
     Section("Admin", "admin.audit_log", ("/admin",), "admin"),
 )
 
-FOOTER_LINKS = (("Data sources and licence", "pages.licence"), ("Privacy notice", "pages.privacy"),
+FOOTER_LINKS = (("Suggest an asset", "community.suggest"), ("What changed", "changes.page"),
+                ("Data sources and licence", "pages.licence"), ("Privacy notice", "pages.privacy"),
                 ("Accessibility statement", "pages.accessibility"))
 
 
