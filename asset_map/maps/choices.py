@@ -2,7 +2,7 @@
 store as ``role`` may see them (so the public form never lists a category only individuals have).
 
 Counting categories and offers reads every asset (about 0.1 s at 50,000, seconds at a million), so the answers are
-kept until the assets change: the change stamp that database triggers move on every write to assets (store.changes,
+kept until the assets change: the change stamp that database triggers move on every write to assets (store.change_stamps,
 migration 0015), withdrawals and deletions included. CACHE_SECONDS is only a safety net.
 """
 
@@ -11,7 +11,7 @@ import time
 
 from sqlalchemy import text
 
-from asset_map.store import changes
+from asset_map.store import change_stamps
 from asset_map.store.assets import AssetFilter
 from asset_map.vocabulary import STATUSES
 
@@ -21,7 +21,7 @@ _LOCK = threading.Lock()
 
 
 def _assets_version(conn):
-    return changes.stamps(conn)["assets"]
+    return change_stamps.stamps(conn)["assets"]
 
 
 def _cached(engine, name, role, compute):

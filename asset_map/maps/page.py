@@ -16,7 +16,7 @@ from asset_map import privacy
 from asset_map.config import attribution_lines
 from asset_map.maps import choices, folium_, queries, styles
 from asset_map.reference.need import INDICATOR_LABELS
-from asset_map.store import changes
+from asset_map.store import change_stamps
 from asset_map.store.assets import AssetFilter
 from asset_map.vocabulary import TIER_LABELS, role_rank
 
@@ -184,7 +184,7 @@ def build(engine, layers, settings, *, need=None, flt=None, role="public", focus
         engine, layers, settings, indicator, vintage, tuple(sorted(flt.district)), role, tiled=tiled)
     if tiled:
         with engine.connect() as conn:
-            stamps = changes.stamps(conn)
+            stamps = change_stamps.stamps(conn)
         for spec in tile_layers:
             spec["query"] = {**spec["query"], "v": str(stamps["reference"])}
     explorer = {

@@ -10,7 +10,7 @@ import threading
 from sqlalchemy import text
 
 from asset_map.errors import InputError
-from asset_map.store import changes
+from asset_map.store import change_stamps
 
 # IMD 2019 and earlier are published on LSOA 2011; IMD 2025 on LSOA 2021. Codes of unchanged LSOAs are the same in
 # both vintages, so the join must name the area vintage, not guess it from the codes.
@@ -39,12 +39,12 @@ def districts(engine, *, simplify=True):
 
 def need_options(engine):
     """[(indicator, vintage, areas)] loaded, most recent first. Kept until reference data changes (the change
-    stamp of store.changes): every map page and every need tile asks, and at England scale the count reads
+    stamp of store.change_stamps): every map page and every need tile asks, and at England scale the count reads
     hundreds of thousands of rows."""
     sql = ("SELECT indicator, vintage, count(*) AS areas FROM need_indicators GROUP BY indicator, vintage "
            "ORDER BY vintage DESC, indicator")
     with engine.connect() as conn:
-        key = (str(engine.url), changes.stamps(conn)["reference"])
+        key = (str(engine.url), change_stamps.stamps(conn)["reference"])
         with _LOCK:
             if key in _NEED_OPTIONS:
                 return list(_NEED_OPTIONS[key])

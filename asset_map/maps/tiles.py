@@ -11,7 +11,7 @@ Four tile layers, each a short name in ``LAYERS``:
 Polygons are simplified for the zoom (about a quarter of a screen pixel, in Web Mercator metres) before ST_AsMVTGeom
 snaps them to the tile's grid; at national zooms the need layer carries only the decile. Rendered tiles are kept
 on disk under ``VAR_DIR/tiles`` by (change stamps, layer, query): a load, import or edit makes a new stamp
-(store.changes), so nothing stale is served. Only tiles made for the public are written to disk: what a signed-in
+(store.change_stamps), so nothing stale is served. Only tiles made for the public are written to disk: what a signed-in
 officer sees may be personal data. Nothing here knows Flask.
 """
 
@@ -28,7 +28,7 @@ from sqlalchemy import text
 
 from asset_map.errors import InputError, NotFound
 from asset_map.maps import features, queries
-from asset_map.store import changes
+from asset_map.store import change_stamps
 from asset_map.store.assets import AssetFilter
 
 MAX_ZOOM = 20
@@ -228,7 +228,7 @@ def render(engine, q, z, x, y, *, role="public", stale_months=12, today=None):
 
 class TileCache:
     """Rendered public tiles on disk: ``root/<stamps>/<layer>/<query hash>/<z>/<x>/<y>.mvt``. Stamps change with
-    every write (store.changes), so an old folder is simply never read again; ``prune`` removes them."""
+    every write (store.change_stamps), so an old folder is simply never read again; ``prune`` removes them."""
 
     def __init__(self, root):
         self.root = Path(root)
@@ -275,7 +275,7 @@ def bounds(engine):
 def tilejson(engine, q, *, tiles_url, attribution):
     """The TileJSON 3.0.0 document of one layer and query; ``tiles_url`` is the URL template with {z}/{x}/{y}."""
     with engine.connect() as conn:
-        stamps = changes.stamps(conn)
+        stamps = change_stamps.stamps(conn)
     return {
         "tilejson": "3.0.0",
         "name": q.layer.title,

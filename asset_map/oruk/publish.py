@@ -19,7 +19,7 @@ from asset_map.errors import InputError, NotFound
 from asset_map.maps.near import lookup_postcode
 from asset_map.oruk import ids, taxonomies
 from asset_map.privacy import sees_contacts
-from asset_map.store import changes
+from asset_map.store import change_stamps
 from asset_map.store.assets import DEFAULT_STATUSES, AssetFilter
 
 VERSION = "3.0"
@@ -204,7 +204,7 @@ def _rows(engine, q, role, *, one=None):
         # Counting every service costs more than the page: the total is kept until the assets change (the change
         # stamp that database triggers move on every write to assets).
         count_params = {k: v for k, v in params.items() if k not in ("lim", "off", "alim")}
-        key = (changes.stamps(conn)["assets"], count_sql, repr(sorted(count_params.items())))
+        key = (change_stamps.stamps(conn)["assets"], count_sql, repr(sorted(count_params.items())))
         total = _TOTALS.get(key)
         if total is None:
             total = int(conn.execute(text(count_sql), count_params).scalar())

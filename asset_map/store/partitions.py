@@ -12,7 +12,7 @@ import re
 from psycopg import sql
 from sqlalchemy import text
 
-from asset_map.store import changes
+from asset_map.store import change_stamps
 
 PARENT = "assets"
 _INDEX = re.compile(r"^CREATE (UNIQUE )?INDEX (\S+) ON (?:ONLY )?\S+ (.*)$")
@@ -67,7 +67,7 @@ def attach(conn, register):
     conn.execute(text(_sql(f'ALTER TABLE {PARENT} ATTACH PARTITION "{name}" FOR VALUES IN ({{}})', register, conn)))
     conn.execute(text(f'ALTER TABLE "{name}" DROP CONSTRAINT "{name}_only"'))
     # Attaching fires no trigger on ``assets``: the tile caches learn of the new rows here.
-    changes.record(conn, "assets")
+    change_stamps.record(conn, "assets")
     return name
 
 

@@ -7,7 +7,7 @@ Large downloads are bounded and shared:
   sent; when all are taken the request gets a polite 503 with Retry-After, so exports cannot take every thread
   (and core) from the map.
 - A complete public download is kept under ``VAR_DIR/exports`` keyed by its inputs (layer, format, filter, options)
-  and the data's change stamps (store.changes): the same download asked for again, before the data changes, is
+  and the data's change stamps (store.change_stamps): the same download asked for again, before the data changes, is
   sent from that file without a slot and without touching the database. What a signed-in user downloads may be
   personal data and is never kept.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, request, send_file
 
 from asset_map.api.exporter import Export
-from asset_map.store import changes
+from asset_map.store import change_stamps
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, current_role
 from asset_map.web.slots import slots
@@ -73,7 +73,7 @@ def _respond(job, fmt, settings, held, comments, cache):
 
 def _cache_path(job, settings, comments):
     with job.engine.connect() as conn:
-        stamps = changes.stamps(conn)
+        stamps = change_stamps.stamps(conn)
     inputs = json.dumps([job.layer_id, job.fmt, job.flt.as_args(), job.role, comments, settings["LICENCE"],
                          settings["ATTRIBUTION"], settings["SUPPRESS_BELOW"]], sort_keys=True, default=str)
     key = hashlib.sha256(inputs.encode("utf-8")).hexdigest()[:32]

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from asset_map.config import attribution_lines
 from asset_map.maps import tiles
-from asset_map.store import changes
+from asset_map.store import change_stamps
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
 from asset_map.web.slots import slots
@@ -38,7 +38,7 @@ def tile(layer_id, z, x, y):
     q, role = _query(layer_id), current_role()
     engine, cache = extensions.engine(), _cache()
     with engine.connect() as conn:
-        stamps = changes.stamps(conn)
+        stamps = change_stamps.stamps(conn)
     path = cache.path(stamps, q, role, z, x, y) if role == "public" else None
     body = cache.get(path) if path is not None else None
     if body is None:
@@ -64,7 +64,7 @@ def tilejson(layer_id):
     q = _query(layer_id)
     engine = extensions.engine()
     with engine.connect() as conn:
-        version = changes.stamps(conn)[q.layer.family]
+        version = change_stamps.stamps(conn)[q.layer.family]
     doc = tiles.tilejson(engine, q, tiles_url=tiles_url(layer_id, q.as_args(), version),
                          attribution="; ".join(attribution_lines(current_app.config["ASSET_MAP"])))
     res = jsonify(doc)
