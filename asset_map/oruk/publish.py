@@ -17,7 +17,8 @@ from sqlalchemy import text
 
 from asset_map.errors import InputError, NotFound
 from asset_map.maps.near import lookup_postcode
-from asset_map.oruk import ids, taxonomies
+from asset_map.oruk import ids
+from asset_map.oruk import taxonomies as oruk_taxonomies
 from asset_map.privacy import sees_contacts
 from asset_map.store import change_stamps
 from asset_map.store.assets import DEFAULT_STATUSES, AssetFilter
@@ -38,7 +39,7 @@ _TOTALS_KEPT = 512
 class ServiceQuery:
     page: int = 1
     per_page: int = DEFAULT_PER_PAGE
-    flt: AssetFilter = AssetFilter(tier=taxonomies.PUBLIC_TIERS)
+    flt: AssetFilter = AssetFilter(tier=oruk_taxonomies.PUBLIC_TIERS)
     offer: str | None = None          # only the service of this offer
     offers_only: bool = False         # only services that are offers (the offers taxonomy)
     empty: bool = False               # a term or taxonomy that selects nothing
@@ -90,15 +91,15 @@ def parse_services(engine, args, *, with_location=False):
             msg = f"Parameter '{name}' has value {value:g}: expected an age between 0 and 150."
             raise InputError(msg)
     search = str(args.get("search") or "").strip()[:_SEARCH_MAX] or None
-    q = ServiceQuery(page=page, per_page=per_page, flt=AssetFilter(tier=taxonomies.PUBLIC_TIERS, q=search))
+    q = ServiceQuery(page=page, per_page=per_page, flt=AssetFilter(tier=oruk_taxonomies.PUBLIC_TIERS, q=search))
     term_id, taxonomy_id = args.get("taxonomy_term_id"), args.get("taxonomy_id")
     if term_id:
         q = _with_term(engine, q, str(term_id))
     if taxonomy_id:
-        found = [t for t in taxonomies.taxonomies(engine) if t.id == str(taxonomy_id)]
+        found = [t for t in oruk_taxonomies.taxonomies(engine) if t.id == str(taxonomy_id)]
         if not found:
             q = replace(q, empty=True)
-        elif found[0].key == taxonomies.OFFERS:
+        elif found[0].key == oruk_taxonomies.OFFERS:
             q = replace(q, offers_only=True)
         elif found[0].terms and found[0].terms[0].match[0] == "categories":
             cats = tuple(c for t in found[0].terms for c in t.match[1])
@@ -117,7 +118,7 @@ def parse_services(engine, args, *, with_location=False):
 
 
 def _with_term(engine, q, term_id):
-    for tax in taxonomies.taxonomies(engine):
+    for tax in oruk_taxonomies.taxonomies(engine):
         for term in tax.terms:
             if term.id != term_id:
                 continue
@@ -189,7 +190,7 @@ def _rows(engine, q, role, *, one=None):
     # assets in id order: those are read by the (tier, id) index of each partition, one tier at a time (a
     # partition of individuals then costs nothing), and only they are unnested and sorted.
     by_tier = " UNION ALL ".join(f"(SELECT {_ASSET_COLUMNS} FROM assets a WHERE {where} AND a.tier = '{tier}' "
-                                 f"ORDER BY a.id LIMIT :alim)" for tier in taxonomies.PUBLIC_TIERS)
+                                 f"ORDER BY a.id LIMIT :alim)" for tier in oruk_taxonomies.PUBLIC_TIERS)
     sql = (f"WITH a AS ({by_tier} ORDER BY id LIMIT :alim) "
            f"SELECT {cols} FROM a {_SERVICES} LEFT JOIN districts d ON d.code = a.district_code "
            f"{'WHERE ' + ' AND '.join(service) if service else ''} ORDER BY a.id, o.n LIMIT :lim OFFSET :off")
@@ -243,7 +244,7 @@ def _organization(row):
 
 
 def _category_label(row):
-    terms = taxonomies.category_terms(row["category"])
+    terms = oruk_taxonomies.category_terms(row["category"])
     label = terms[0][1].name if terms else row["category"]
     return f"{label} ({row['tier']})"
 
@@ -278,9 +279,9 @@ def _location(row, *, full):
     if full:
         out["addresses"] = _address(row, location_id)
         if row["district_code"] and row["district_name"]:
-            tax = taxonomies.districts_taxonomy()
-            out["attributes"] = [_attribute(location_id, "location", tax,
-                                            taxonomies.district_term(row["district_code"], row["district_name"]), 0)]
+            tax = oruk_taxonomies.districts_taxonomy()
+            term = oruk_taxonomies.district_term(row["district_code"], row["district_name"])
+            out["attributes"] = [_attribute(location_id, "location", tax, term, 0)]
     return _drop_empty(out)
 
 
@@ -296,9 +297,9 @@ def _service_full(row):
     out["organization"] = _organization(row)
     out["service_at_locations"] = [_service_at_location(row, full=True)]
     attrs = [_attribute(out["id"], "service", tax, term, i)
-             for i, (tax, term) in enumerate(taxonomies.category_terms(row["category"]))]
+             for i, (tax, term) in enumerate(oruk_taxonomies.category_terms(row["category"]))]
     if row["offer"]:
-        found = taxonomies.offer_term(row["offer"])
+        found = oruk_taxonomies.offer_term(row["offer"])
         if found:
             attrs.append(_attribute(out["id"], "service", found[0], found[1], len(attrs)))
     if attrs:
@@ -337,7 +338,8 @@ def _one(engine, kind, value, role):
         msg = f"There is no {kind.replace('_', ' ')} {str(value)[:64]!r}."
         raise NotFound(msg)
     # Closed assets are still answered by id (status defunct), so a partner's stored link explains itself.
-    q = ServiceQuery(per_page=1, flt=AssetFilter(tier=taxonomies.PUBLIC_TIERS, status=(*DEFAULT_STATUSES, "closed")))
+    q = ServiceQuery(per_page=1, flt=AssetFilter(tier=oruk_taxonomies.PUBLIC_TIERS,
+                                                 status=(*DEFAULT_STATUSES, "closed")))
     _, rows = _rows(engine, q, role, one=parsed)
     if not rows:
         msg = f"There is no {kind.replace('_', ' ')} {str(value)[:64]!r}."
@@ -384,13 +386,13 @@ def _term_json(tax, term):
 
 def taxonomies(engine, args, **meta):
     number, per_page = paging(args)
-    every = taxonomies.taxonomies(engine)
+    every = oruk_taxonomies.taxonomies(engine)
     chunk = every[(number - 1) * per_page:number * per_page]
     return page([_taxonomy_json(t) for t in chunk], len(every), number, per_page, **meta)
 
 
 def taxonomy(engine, taxonomy_id):
-    for tax in taxonomies.taxonomies(engine):
+    for tax in oruk_taxonomies.taxonomies(engine):
         if tax.id == taxonomy_id:
             return _taxonomy_json(tax, with_terms=True)
     msg = f"There is no taxonomy {str(taxonomy_id)[:64]!r}."
@@ -399,7 +401,7 @@ def taxonomy(engine, taxonomy_id):
 
 def taxonomy_terms(engine, args, **meta):
     number, per_page = paging(args)
-    every = [(tax, term) for tax in taxonomies.taxonomies(engine) for term in tax.terms]
+    every = [(tax, term) for tax in oruk_taxonomies.taxonomies(engine) for term in tax.terms]
     taxonomy_id = args.get("taxonomy_id")
     if taxonomy_id:
         every = [(tax, term) for tax, term in every if tax.id == taxonomy_id]
@@ -408,7 +410,7 @@ def taxonomy_terms(engine, args, **meta):
 
 
 def taxonomy_term(engine, term_id):
-    for tax in taxonomies.taxonomies(engine):
+    for tax in oruk_taxonomies.taxonomies(engine):
         for term in tax.terms:
             if term.id == term_id:
                 return _term_json(tax, term)
