@@ -295,8 +295,7 @@ class LiveServer:
         self._server.shutdown()
 
 
-@pytest.fixture
-def live_server():
+def _live_servers():
     servers = []
 
     def start(app):
@@ -307,6 +306,17 @@ def live_server():
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def live_server():
+    yield from _live_servers()
+
+
+@pytest.fixture(scope="module")
+def live_server_module():
+    """The same, kept for a whole test module (one app served to several tests)."""
+    yield from _live_servers()
 
 
 @pytest.fixture(scope="session")

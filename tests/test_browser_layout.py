@@ -90,22 +90,6 @@ def site(pg_server, pack_db, tmp_path_factory, live_server_module):
     pg_server.drop(name)
 
 
-@pytest.fixture(scope="module")
-def live_server_module():
-    from tests.conftest import LiveServer
-
-    servers = []
-
-    def start(app):
-        server = LiveServer(app)
-        servers.append(server)
-        return server.url
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
 def _visit(view, base, path):
     view.page.goto(base + path, wait_until="load")
     if path == "/" or path.startswith("/?"):

@@ -19,6 +19,7 @@ from asset_map.api.ogc import CRS84
 from asset_map.errors import AssetMapError, InputError, NotFound
 from asset_map.registers import edits
 from asset_map.store.assets import AssetFilter
+from asset_map.vocabulary import STATUSES
 
 WRITABLE = ("tier", "category", "name", "description", "offers", "address", "postcode", "uprn", "email", "phone",
             "url", "status", "last_verified", "visibility", "consent")
@@ -162,7 +163,7 @@ def _current(engine, layer, feature_id, role):
     missing = f"There is no feature {str(feature_id)[:40]!r} in '{layer.id}'."
     if not str(feature_id).isdigit() or len(str(feature_id)) > 18:
         raise NotFound(missing)
-    source, params = layer.source(AssetFilter(status=("open", "temporarily closed", "closed")), role=role,
+    source, params = layer.source(AssetFilter(status=STATUSES), role=role,
                                   conditions=["g.id = :fid"], params={"fid": int(feature_id)})
     with engine.connect() as conn:
         row = conn.execute(text(f"SELECT g.id, {properties_sql(layer)} {source}"), params).first()

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from asset_map.errors import InputError, NotFound
 from asset_map.maps.near import lookup_postcode
 from asset_map.oruk import ids
-from asset_map.oruk import taxonomies as taxonomy_words  # `taxonomies` is also the name of an endpoint below
+from asset_map.oruk import taxonomies as taxonomy_words
 from asset_map.privacy import sees_contacts
 from asset_map.store import change_stamps
 from asset_map.store.assets import DEFAULT_STATUSES, AssetFilter
