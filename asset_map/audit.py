@@ -9,7 +9,17 @@ from sqlalchemy import text
 ACTIONS = ("sign-in", "sign-in-failed", "sign-out", "import", "export", "role-change", "user-add", "user-remove",
            "token-create", "token-revoke", "password-change",
            # Individuals' rights and the data's lifecycle (asset_map.people, asset_map.retention): ids and counts only.
-           "person-find", "person-export", "person-erase", "consent-erase", "retention")
+           "person-find", "person-export", "person-erase", "consent-erase", "retention",
+           # Issue 13: assets one at a time, registers managed in the browser.
+           "asset-create", "asset-edit", "asset-verify", "asset-close", "asset-reopen", "asset-withdraw",
+           "asset-restore", "upload", "mapping-save", "preview", "import-queued", "import-failed", "rollback",
+           "quarantine-fix", "quarantine-dismiss", "override-clear",
+           # Issue 18: street networks.
+           "network-load",
+           # Issue 19: geographies, briefings and councillors.
+           "geography-load", "geography-draw", "councillor-attach", "briefing-send")
+# Issue 14: the community's own writes (suggestions, moderation decisions, individuals' offers, confirm links).
+ACTIONS += ("suggestion", "moderation", "offer", "offer-change", "offer-withdraw", "confirm-send", "confirm")
 
 
 def record(conn, *, actor, action, target=None, details=None, rows=None):
@@ -67,13 +77,9 @@ def events(engine, filters=None, *, limit=100, offset=0):
 
 
 def _cell(value):
-    """Spreadsheet-safe: a cell starting with = + - @ (a typed e-mail can) would run as a formula in Excel."""
-    if value is None:
-        return ""
-    if isinstance(value, dict):
-        value = json.dumps(value, default=str, sort_keys=True)
-    value = str(value)
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    """Details as JSON text; every cell goes through the CSV writer's formula guard (a typed e-mail can start with
+    = + - @ and would run as a formula in Excel)."""
+    return json.dumps(value, default=str, sort_keys=True) if isinstance(value, dict) else value
 
 
 def last_id(engine):
@@ -84,13 +90,14 @@ def last_id(engine):
 def csv_lines(engine, filters=None, *, upto=None, batch=5000):
     """The filtered log as CSV text, oldest first, in batches (for a streamed download); ``upto``: the last id to
     include, so a download is the log as it was when asked for."""
-    import csv
     import io
+
+    from asset_map.csv_writer import CsvWriter
 
     where, params = _conditions(filters or {})
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
+    writer = CsvWriter(buffer, bom=False)
+    writer.header(CSV_COLUMNS)
     yield buffer.getvalue()
     last = 0
     while True:
@@ -104,6 +111,6 @@ def csv_lines(engine, filters=None, *, upto=None, batch=5000):
         buffer.seek(0)
         buffer.truncate()
         for row in rows:
-            writer.writerow([_cell(row[c]) if c != "at" else row[c].isoformat() for c in CSV_COLUMNS])
+            writer.row([_cell(row[c]) for c in CSV_COLUMNS])
         last = rows[-1]["id"]
         yield buffer.getvalue()

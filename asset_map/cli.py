@@ -4,12 +4,15 @@ An AssetMapError ends the command with its one-line message and exit status 1; a
 traceback.
 """
 
+import os
 import sys
 from datetime import date
 from pathlib import Path
 
 import click
 
+from asset_map import vocabulary
+from asset_map.analysis import gap_defaults
 from asset_map.config import SETTINGS, default_reference_dir, load_settings
 from asset_map.errors import AssetMapError
 
@@ -71,7 +74,7 @@ def db_stop():
 @db.command("status")
 def db_status():
     """Where the database is and what it holds."""
-    from asset_map.layers.queries import counts
+    from asset_map.maps.queries import counts
     from asset_map.store.db import database_url, health, local_cluster
 
     settings = load_settings()
@@ -126,6 +129,27 @@ def load_districts(file, code_field, name_field, replace):
     _print_result(run(_engine(), file, code_field=code_field, name_field=name_field, replace=replace))
 
 
+@load.command("geography")
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--code-field", help="Field holding each area's code (detected: CED23CD, WD24CD, code, id ...).")
+@click.option("--name-field", help="Field holding each area's name (detected: CED23NM, WD24NM, name ...).")
+@click.option("--label", help="How pages name the geography, e.g. 'Electoral divisions' (default from NAME).")
+@click.option("--crs", help="The file's CRS when it does not say, e.g. EPSG:27700 (any other is reprojected).")
+def load_geography(name, file, code_field, name_field, label, crs):
+    """Any set of areas (electoral divisions, wards, parishes, pilot neighbourhoods) from GeoJSON, GeoPackage or
+    Shapefile, in any CRS; every asset is assigned to its areas. Loading NAME again replaces its areas."""
+    from asset_map.store.geographies import load as run
+
+    done = run(_engine(), name, file, label=label, code_field=code_field, name_field=name_field, crs=crs,
+               actor=_cli_actor())
+    click.echo(f"geography {done['geography']}: {done['areas']:,} areas from {done['source']} ({done['crs']}), "
+               f"{done['assets_linked']:,} asset links" + (f", {done['removed']:,} areas removed"
+                                                           if done["removed"] else ""))
+    for note in done["notes"]:
+        click.echo(f"  note: {note}")
+
+
 @load.command("areas")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--vintage", type=click.Choice(["2011", "2021"]), required=True, help="LSOA vintage.")
@@ -174,6 +198,21 @@ def load_pack(directory):
     run(_engine(), directory, progress=_print_result)
 
 
+@load.command("network")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--mode", type=click.Choice(["walk", "drive", "cycle"]), default="walk", show_default=True,
+              help="Which network to keep: streets and paths open to walkers, roads open to drivers, or cyclists.")
+@click.option("--buffer", "buffer_m", type=float, default=5000, show_default=True,
+              help="Metres around the loaded districts to keep, so a route may leave a district and come back.")
+def load_network(file, mode, buffer_m):
+    """A street network from an OpenStreetMap extract (.osm.pbf), for gap reports by walking or driving distance."""
+    from asset_map.store import network
+
+    s = network.load(_engine(), file, mode=mode, buffer_m=buffer_m)
+    click.echo(f"{mode} network: {s['nodes']:,} nodes, {s['edges']:,} edges from {s['source']} "
+               f"(dated {s['source_date']}), for {len(s['districts'].split(','))} districts plus {s['buffer_m']:,.0f} m")
+
+
 # -- layers ----------------------------------------------------------------------------------------------------
 @cli.group()
 def layers():
@@ -183,7 +222,7 @@ def layers():
 @layers.command("check")
 def layers_check():
     """Validate every layer file; exit 1 listing every problem."""
-    from asset_map.layers.spec import LAYERS_DIR, check_layers
+    from asset_map.maps.spec import LAYERS_DIR, check_layers
 
     problems = check_layers(LAYERS_DIR)
     for p in problems:
@@ -195,11 +234,11 @@ def layers_check():
 
 @layers.command("list")
 @click.option("--by-category", is_flag=True, help="One layer per tier x district x category.")
-@click.option("--role", type=click.Choice(["public", "organiser", "officer", "admin"]), default="officer",
+@click.option("--role", type=click.Choice(vocabulary.ROLES), default="officer",
               show_default=True, help="Count what this role may see.")
 def layers_list(by_category, role):
     """The asset layers (tier x district, optionally x category) with their feature counts."""
-    from asset_map.layers.catalogue import asset_layers
+    from asset_map.maps.catalogue import asset_layers
     from asset_map.store.assets import count
 
     engine = _engine()
@@ -224,7 +263,7 @@ def import_(file, register, mapping_file, maps, sets, retry_register, quiet):
     from asset_map.errors import InputError
     from asset_map.registers import importer
     from asset_map.registers.mapping import Mapping, load_mapping, shipped_mapping
-    from asset_map.registers.report import format_text
+    from asset_map.registers.import_report import format_text
 
     settings = load_settings()
     with _progress(quiet) as progress:
@@ -248,6 +287,21 @@ def import_(file, register, mapping_file, maps, sets, retry_register, quiet):
         click.echo(format_text(report))
 
 
+@cli.command("import-oruk")
+@click.argument("source")
+@click.option("--register", help="Register name (default: oruk-<host> for an address, oruk-<file name> for a file).")
+@click.option("--quiet", is_flag=True, help="No progress bar; print only the summary line and problems count.")
+def import_oruk(source, register, quiet):
+    """Import an Open Referral UK feed: an API address (paged through) or a JSON file of services. Services are
+    grouped into assets by organisation; re-importing updates them, never duplicates."""
+    from asset_map.oruk.feed import import_feed
+    from asset_map.registers.import_report import format_text
+
+    with _progress(quiet) as progress:
+        report = import_feed(_engine(), source, register=register, settings=load_settings(), progress=progress)
+    click.echo(report.summary() + f"; {len(report.problems):,} problems" if quiet else format_text(report))
+
+
 class _progress:
     """A tqdm bar over the import steps, on the terminal's stderr; nothing when quiet."""
 
@@ -264,7 +318,7 @@ class _progress:
 
         self.bar = tqdm(total=len(STEPS), desc="import", unit="step", leave=False, disable=None)
 
-        def step(name):
+        def step(name, **_counts):
             self.bar.set_postfix_str(name)
             self.bar.update(1)
         return step
@@ -305,9 +359,8 @@ def duplicates(register, output):
     50 m), as CSV, as the store holds them now. The import report counts them and lists the first ones."""
     import io
 
-    from asset_map.api.csv_ import BOM
     from asset_map.registers.duplicates import cross_register_duplicates
-    from asset_map.registers.report import write_duplicates_csv
+    from asset_map.registers.import_report import write_duplicates_csv
     from asset_map.registers.store import get_register
 
     engine = _engine()
@@ -316,8 +369,7 @@ def duplicates(register, output):
         pairs = cross_register_duplicates(conn, register)
     if output:
         with open(output, "w", encoding="utf-8", newline="") as f:
-            f.write(BOM)
-            write_duplicates_csv(pairs, f)
+            write_duplicates_csv(pairs, f, bom=True)
         click.echo(f"{len(pairs):,} possible duplicates of {register} in other registers: {output}", err=True)
     else:
         out = io.StringIO()
@@ -336,7 +388,10 @@ def demo():
 @click.option("--assets", default=2000, show_default=True, help="Number of register rows (all tiers).")
 @click.option("--seed", default=1, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for the files (default var/synth-SEED).")
-def demo_synth(areas, assets, seed, out):
+@click.option("--network-edges", default=50_000, show_default=True,
+              help="Street segments of the synthetic street grid (network.osm.pbf) loaded as the walk and drive "
+                   "networks; 0: none.")
+def demo_synth(areas, assets, seed, out, network_edges):
     """Generate a deterministic synthetic county and load it through the same loaders as real data."""
     from asset_map import synth
     from asset_map.reference.pack import load_pack as run
@@ -347,13 +402,32 @@ def demo_synth(areas, assets, seed, out):
     county.write(out)
     click.echo(f"synthetic county written to {out}")
     run(_engine(), out, progress=_print_result)
+    if network_edges:
+        _load_synthetic_network(_engine(), out / "network.osm.pbf", network_edges)
+
+
+def _load_synthetic_network(engine, path, edges):
+    """A synthetic street grid over the loaded districts (with a river and a bridge every 3 km), loaded as the walk
+    and drive networks: network reports then work without a real extract, and say "synthetic" in their inputs."""
+    from asset_map import synth
+    from asset_map.store import network
+
+    bounds = network.district_bbox(engine, 0)[0]
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs(4326, 27700, always_xy=True).transform([bounds[0], bounds[2]], [bounds[1], bounds[3]])
+    synth.write_street_grid(synth.StreetGrid.covering((x[0], y[0], x[1], y[1]), edges), path)
+    for mode in ("walk", "drive"):
+        s = network.load(engine, path, mode=mode, buffer_m=1_000, actor="bootstrap",
+                         source=f"synthetic street grid ({path.name})")
+        click.echo(f"{mode} network: {s['edges']:,} edges from {s['source']}")
 
 
 @cli.command("bootstrap")
 def bootstrap():
     """What `make run` does before serving: start the database, migrate, load the reference pack (or a synthetic
     county) unless already loaded."""
-    from asset_map.layers.queries import counts
+    from asset_map.maps.queries import counts
     from asset_map.reference.pack import load_pack as run
     from asset_map.store.db import owner_engine, upgrade
 
@@ -376,6 +450,23 @@ def bootstrap():
         synth.generate(areas=700, assets=2000, seed=1, as_of=date.today()).write(out)
         run(engine, out, progress=_print_result)
     _bootstrap_registers(engine, settings, pack or Path(settings["VAR_DIR"]) / "synth-1")
+    _bootstrap_network(engine, settings)
+
+
+def _bootstrap_network(engine, settings):
+    """The walk and drive networks: from NETWORK_FILE when set, else a synthetic street grid (said so)."""
+    from asset_map.store import network
+
+    if network.info(engine, "walk") is not None:
+        return
+    if settings["NETWORK_FILE"]:
+        for mode in ("walk", "drive"):
+            s = network.load(engine, settings["NETWORK_FILE"], mode=mode, actor="bootstrap")
+            click.echo(f"{mode} network: {s['edges']:,} edges from {s['source']}")
+        return
+    click.echo("no street network given (ASSET_MAP_NETWORK_FILE): loading a synthetic street grid, so reports by "
+               "walking distance work; load a real OpenStreetMap extract with `asset-map load network FILE`")
+    _load_synthetic_network(engine, Path(settings["VAR_DIR"]) / "synthetic-network.osm.pbf", 50_000)
 
 
 def _bootstrap_registers(engine, settings, folder):
@@ -404,15 +495,16 @@ def _bootstrap_registers(engine, settings, folder):
               help="Output format (default: from the file's extension).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write.")
 @click.option("--district", multiple=True, help="ONS district code(s), e.g. E07000197.")
-@click.option("--tier", multiple=True, help="individual, association, organisation.")
+@click.option("--area", multiple=True, help="An area of a loaded geography as GEOGRAPHY:CODE, e.g. divisions:D001.")
+@click.option("--tier", multiple=True, type=click.Choice(vocabulary.TIERS))
 @click.option("--category", multiple=True, help="Category, e.g. community_run_library.")
 @click.option("--offer", multiple=True, help="What an asset offers, e.g. buildings/space.")
-@click.option("--status", multiple=True, help="open, temporarily closed, closed, withdrawn, or all.")
+@click.option("--status", multiple=True, help=", ".join(vocabulary.STORED_STATUSES) + ", or all.")
 @click.option("--bbox", help="minLon,minLat,maxLon,maxLat (EPSG:4326).")
 @click.option("--updated-since", help="ISO date or date-time.")
 @click.option("--verified-within", help="Months since last verified.")
 @click.option("--q", help="Text in the name.")
-@click.option("--role", type=click.Choice(["public", "organiser", "officer", "admin"]), default="public",
+@click.option("--role", type=click.Choice(vocabulary.ROLES), default="public",
               show_default=True, help="Whose view to export; below officer, individuals are counts only.")
 @click.option("--csv-sidecar", is_flag=True, help="CSV: attribution in FILE.txt instead of leading # lines.")
 def export(layer, fmt, output, role, csv_sidecar, **filters):
@@ -420,7 +512,7 @@ def export(layer, fmt, output, role, csv_sidecar, **filters):
     assets-<district code>, or all for a GeoPackage of every layer) as GeoJSON, GeoPackage or CSV."""
     import getpass
 
-    from asset_map.api.exports import Export
+    from asset_map.api.exporter import Export
 
     fmt = fmt or Path(output).suffix.lstrip(".").lower()
     args = {k: list(v) if isinstance(v, tuple) else v for k, v in filters.items() if v}
@@ -432,25 +524,202 @@ def export(layer, fmt, output, role, csv_sidecar, **filters):
     click.echo(f"written {output}")
 
 
+# -- briefings, councillors, mail, directories ------------------------------------------------------------------
+def _date_option(value, name):
+    from asset_map.errors import InputError
+
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as err:
+        raise InputError(f"--{name} must be a date such as 2026-11-01, got {value!r}.") from err
+
+
+@cli.command("briefing")
+@click.option("--geography", help="The geography, e.g. divisions (see asset-map geographies).")
+@click.option("--area", "codes", multiple=True, help="An area code of the geography (repeat for several).")
+@click.option("--all", "all_areas", is_flag=True, help="Every area of the geography.")
+@click.option("-o", "--output", type=click.Path(file_okay=False), help="Folder for the files (and index.csv).")
+@click.option("--format", "formats", multiple=True, type=click.Choice(["pdf", "html"]), help="pdf (default), html.")
+@click.option("--since", help="Changes since this date (default: 31 days before --as-of).")
+@click.option("--as-of", "as_of", help="The briefing's date (default today); the same date and data give the same "
+              "files.")
+@click.option("--role", type=click.Choice(["public", "organiser", "councillor", "officer", "admin"]),
+              default="councillor", show_default=True, help="Whose view: the stale list needs a signed-in role.")
+@click.option("--send-monthly", is_flag=True, help="E-mail every councillor their areas' briefings (for cron).")
+@click.option("--force", is_flag=True, help="With --send-monthly: send even if already sent this month.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def briefing(geography, codes, all_areas, output, formats, since, as_of, role, send_monthly, force, quiet):
+    """Briefings of areas as A4 PDFs (and printable HTML): --geography divisions --all -o DIR makes one per area;
+    --send-monthly e-mails each councillor theirs (run it from cron on the 1st of the month, see the README)."""
+    from tqdm import tqdm
+
+    from asset_map.briefing import batch, councillors, data
+    from asset_map.errors import InputError
+
+    settings, engine = load_settings(), _engine()
+    today = _date_option(as_of, "as-of") or date.today()
+    if send_monthly:
+        results = councillors.send_monthly(engine, settings, today=today, force=force)
+        for email, status in results:
+            click.echo(f"{email}: {status}")
+        click.echo(f"{len(results)} councillor e-mails")
+        return
+    if not geography or not output or not (codes or all_areas):
+        raise InputError("Give --geography, -o DIR and --area CODE (or --all); or --send-monthly.")
+    shared = data.county(engine, settings, role=role, today=today, since=_date_option(since, "since"))
+    from asset_map.store.geographies import areas
+
+    total = len(codes) if codes else len(areas(engine, geography))
+    with tqdm(total=total, desc="briefings", unit="area", disable=True if quiet else None) as bar:
+        rows = batch.write_all(engine, shared, geography, output, codes=codes or None,
+                               formats=tuple(formats) or ("pdf",), progress=lambda code: bar.update(1))
+    click.echo(f"{len(rows)} briefings written to {output} (index.csv lists them)")
+
+
+@cli.command("geographies")
+@click.argument("name", required=False)
+def geographies_(name):
+    """The loaded geographies, or the areas of geography NAME with their asset counts."""
+    from asset_map.store import geographies as store
+
+    engine = _engine()
+    if name:
+        for a in store.areas(engine, name):
+            click.echo(f"{a['code']}\t{a['name']}\t{a['assets']} assets" + (f"\tdrawn by {a['drawn_by']}"
+                                                                              if a["drawn_by"] else ""))
+        return
+    for g in store.list_geographies(engine):
+        click.echo(f"{g['name']}\t{g['label']}\t{g['areas']} areas\tfrom {g['source']}")
+
+
+@cli.group()
+def councillors():
+    """Councillors (or anyone with an account) attached to areas: they see those briefings on sign-in and are sent
+    them monthly."""
+
+
+@councillors.command("attach")
+@click.argument("email")
+@click.argument("geography")
+@click.argument("codes", nargs=-1, required=True)
+def councillors_attach(email, geography, codes):
+    from asset_map.briefing.councillors import attach
+
+    n = attach(_engine(), email, geography, list(codes), actor=_cli_actor())
+    click.echo(f"{email}: {n} area(s) attached")
+
+
+@councillors.command("detach")
+@click.argument("email")
+@click.argument("geography")
+@click.argument("codes", nargs=-1, required=True)
+def councillors_detach(email, geography, codes):
+    from asset_map.briefing.councillors import detach
+
+    n = detach(_engine(), email, geography, list(codes), actor=_cli_actor())
+    click.echo(f"{email}: {n} area(s) detached")
+
+
+@councillors.command("list")
+def councillors_list():
+    from asset_map.briefing.councillors import attachments
+
+    for email, role, areas in attachments(_engine()):
+        click.echo(f"{email} ({role}): " + ", ".join(f"{a.name} ({a.geography}:{a.code})" for a in areas))
+
+
+@cli.group()
+def mail():
+    """E-mail waiting in the outbox (written there when ASSET_MAP_SMTP_URL is not set, or delivery failed)."""
+
+
+@mail.command("outbox")
+def mail_outbox():
+    """List the messages waiting in the outbox."""
+    from asset_map import mail as mail_
+
+    items = mail_.outbox(load_settings())
+    for item in items:
+        click.echo(f"{item.path.name}\t{item.date}\t{item.to}\t{item.subject}\t{item.size:,} bytes")
+    click.echo(f"{len(items)} message(s) in {mail_.outbox_dir(load_settings())}")
+
+
+@mail.command("send")
+@click.argument("files", nargs=-1)
+def mail_send(files):
+    """Send the outbox's messages (or only FILES, by name) through ASSET_MAP_SMTP_URL."""
+    from asset_map import mail as mail_
+
+    for name, status in mail_.send_outbox(load_settings(), names=set(files) or None):
+        click.echo(f"{name}: {status}")
+
+
+@cli.command("directory")
+@click.option("--postcode", help="Centre on a postcode, e.g. 'B79 7DN'.")
+@click.option("--asset", "asset_id", type=int, help="Centre on an asset by id, e.g. a library.")
+@click.option("--area", help="Every asset inside an area instead: GEOGRAPHY:CODE.")
+@click.option("--miles", type=float, default=1.0, show_default=True, help="Radius around the centre.")
+@click.option("--title", help="Heading, e.g. 'What's on near Tamworth Library'.")
+@click.option("--role", type=click.Choice(["public", "organiser", "councillor", "officer", "admin"]),
+              default="public", show_default=True, help="Whose view: phone and e-mail need organiser or above.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PDF or HTML file.")
+def directory(postcode, asset_id, area, miles, title, role, output):
+    """A printable large-type local directory of associations and organisations near a point or in an area, by
+    category, with what they offer, when verified and how to contact them (never individuals)."""
+    from asset_map.briefing import directory as directory_
+
+    settings = load_settings()
+    where = directory_.Where.parse(postcode=postcode, asset=asset_id, area=area, miles=miles)
+    doc = directory_.document(_engine(), settings, where, role=role, title=title)
+    if output.lower().endswith(".html"):
+        Path(output).write_text(doc.html, encoding="utf-8")
+    else:
+        Path(output).write_bytes(doc.pdf)
+    click.echo(f"{doc.listed} listed ({doc.total} found) near {doc.place}: written {output}")
+
+
 @cli.command("serve")
 @click.option("--host")
 @click.option("--port", type=int)
 @click.option("--dev", is_flag=True, help="Flask's development server with reload, instead of gunicorn.")
-def serve(host, port, dev):
-    """Serve the web app (gunicorn, workers and threads from settings)."""
+@click.option("--no-worker", is_flag=True, help="Do not start the background import worker beside the server "
+                                                "(run `asset-map worker` elsewhere).")
+def serve(host, port, dev, no_worker):
+    """Serve the web app (gunicorn, workers and threads from settings), with a background import worker."""
+    from asset_map import jobs
+
     settings = load_settings()
     host = host or settings["HOST"]
     port = port or settings["PORT"]
+    # Flask's reloader runs this command again in a child process: one worker, started by the parent, is enough.
+    reloaded = os.environ.get("WERKZEUG_RUN_MAIN") == "true"
+    worker = None if no_worker or reloaded else jobs.spawn_worker()
     click.echo(f"asset-map serving on http://{host}:{port}")
-    if dev:
-        from asset_map.web import create_app
+    try:
+        if dev:
+            from asset_map.web import create_app
 
-        create_app().run(host=host, port=port, debug=True)
-        return
-    from asset_map.web.server import run
+            create_app().run(host=host, port=port, debug=True)
+            return
+        from asset_map.web.server import run
 
-    run(host=host, port=port, workers=settings["WORKERS"], threads=settings["THREADS"],
-        max_requests=settings["MAX_REQUESTS"])
+        run(host=host, port=port, workers=settings["WORKERS"], threads=settings["THREADS"],
+            max_requests=settings["MAX_REQUESTS"])
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+
+@cli.command("worker")
+def worker():
+    """Run imports queued from the browser (a procrastinate worker on the 'imports' queue) until stopped."""
+    from asset_map import jobs
+
+    click.echo("asset-map worker: waiting for imports")
+    jobs.work(load_settings())
 
 
 # -- gap report ------------------------------------------------------------------------------------------------
@@ -458,18 +727,25 @@ def serve(host, port, dev):
 @click.option("--district", multiple=True, help="District code (repeat for several; none: every district).")
 @click.option("--category", multiple=True, help="Asset category, e.g. library (repeat for several).")
 @click.option("--offer", multiple=True, help="What assets offer, e.g. 'buildings/space' (used without --category).")
-@click.option("--tier", multiple=True, type=click.Choice(["individual", "association", "organisation"]))
+@click.option("--tier", multiple=True, type=click.Choice(vocabulary.TIERS))
 @click.option("--status", multiple=True, help="Asset status (default: open only; 'all' for every status).")
 @click.option("--need", help="Need indicator and vintage, e.g. imd:2025 (default: the DEFAULT_NEED setting).")
-@click.option("--need-classes", type=click.Choice(["deciles", "quantiles"]), default="deciles", show_default=True)
-@click.option("--need-breaks", default="2,5", show_default=True, help="Deciles up to which need is high, medium.")
-@click.option("--need-direction", type=click.Choice(["higher", "lower"]), default="higher", show_default=True,
-              help="With --need-classes quantiles: do higher or lower scores mean more need?")
-@click.option("--supply", type=click.Choice(["access", "per_1000", "distance"]), default="access",
+@click.option("--need-classes", type=click.Choice(gap_defaults.NEED_METHODS), default=gap_defaults.NEED_METHOD,
+              show_default=True)
+@click.option("--need-breaks", default=",".join(str(b) for b in gap_defaults.NEED_BREAKS), show_default=True,
+              help="Deciles up to which need is high, medium.")
+@click.option("--need-direction", type=click.Choice(gap_defaults.NEED_DIRECTIONS), default=gap_defaults.NEED_DIRECTION,
+              show_default=True, help="With --need-classes quantiles: do higher or lower scores mean more need?")
+@click.option("--supply", type=click.Choice(gap_defaults.SUPPLY_MEASURES), default=gap_defaults.SUPPLY_MEASURE,
               show_default=True, help="Supply measure the supply classes come from.")
-@click.option("--catchment", type=float, default=1600, show_default=True, help="2SFCA catchment, metres.")
-@click.option("--decay", type=click.Choice(["none", "linear", "gaussian"]), default="none", show_default=True)
-@click.option("--role", type=click.Choice(["public", "organiser", "officer", "admin"]), default="public",
+@click.option("--distance", type=click.Choice(gap_defaults.DISTANCES), default=gap_defaults.DISTANCE,
+              show_default=True, help="Measure distances in a straight line or along the loaded street network.")
+@click.option("--catchment", default=f"{gap_defaults.CATCHMENT_M:g}", show_default=True,
+              help="Catchment: metres (1600) or minutes (15min) at --speed.")
+@click.option("--speed", type=float, help="km/h that turns a catchment in minutes into metres (default: walk 4.8, "
+                                          "cycle 16, drive 30).")
+@click.option("--decay", type=click.Choice(gap_defaults.DECAYS), default=gap_defaults.DECAY, show_default=True)
+@click.option("--role", type=click.Choice(vocabulary.ROLES), default="public",
               show_default=True, help="Whose view of the assets the report shows.")
 @click.option("--population-points", type=click.Path(exists=True, dir_okay=False),
               help="Points with a 'population' column (e.g. OA population-weighted centroids) for "
@@ -478,7 +754,7 @@ def serve(host, port, dev):
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Results as CSV, one row per area.")
 @click.option("--geojson", "geojson_path", type=click.Path(dir_okay=False), help="Results as GeoJSON.")
 def gap_report(district, category, offer, tier, status, need, need_classes, need_breaks, need_direction, supply,
-               catchment, decay, role, population_points, output, csv_path, geojson_path):
+               distance, catchment, speed, decay, role, population_points, output, csv_path, geojson_path):
     """Where need is high and assets are few: a gap report as HTML (opens offline), CSV and GeoJSON."""
     from asset_map import gaps
 
@@ -488,7 +764,8 @@ def gap_report(district, category, offer, tier, status, need, need_classes, need
     args = {"district": list(district), "category": list(category), "offer": list(offer), "tier": list(tier),
             "status": list(status), "need": need, "need_classes": need_classes, "need_breaks": need_breaks,
             "need_direction": need_direction,
-            "supply": supply, "catchment": str(catchment), "decay": decay}
+            "supply": supply, "catchment": str(catchment), "decay": decay, "distance": distance,
+            "speed": None if speed is None else str(speed)}
     args = {k: v for k, v in args.items() if v not in (None, [], "")}
     request = gaps.GapRequest.from_args(args, default_need=settings["DEFAULT_NEED"])
     points = None
@@ -501,7 +778,7 @@ def gap_report(district, category, offer, tier, status, need, need_classes, need
     from asset_map import disclosure
 
     result = gaps.run(_engine(), request, role=role, population_points=points,
-                      suppress_below=disclosure.method(settings))
+                      suppress_below=disclosure.method(settings), settings=settings)
     for path, make in ((csv_path, gaps.csv_text), (geojson_path, gaps.geojson_text)):
         if path:
             Path(path).write_text(make(result), encoding="utf-8")
@@ -535,12 +812,13 @@ def _read_password(password_stdin):
 
 @cli.group()
 def users():
-    """Accounts: organisers, officers and admins. The first admin is created here; there is no default one."""
+    """Accounts: organisers, councillors, officers and admins. The first admin is created here; there is no default
+    one."""
 
 
 @users.command("add")
 @click.argument("email")
-@click.option("--role", type=click.Choice(["organiser", "officer", "admin"]), required=True)
+@click.option("--role", type=click.Choice(vocabulary.ACCOUNT_ROLES), required=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
 def users_add(email, role, password_stdin):
     """Add a user; the password is asked for twice (or read from stdin)."""
@@ -576,7 +854,7 @@ def users_remove(email):
 
 @users.command("set-role")
 @click.argument("email")
-@click.argument("role", type=click.Choice(["organiser", "officer", "admin"]))
+@click.argument("role", type=click.Choice(vocabulary.ACCOUNT_ROLES))
 def users_set_role(email, role):
     """Change a user's role (takes effect on their next request)."""
     from asset_map import users as core

@@ -64,6 +64,15 @@ SETTINGS = [
             "fields cleared; the row keeps id, register, tier, district, when and why).", int),
     Setting("MAP_POINTS_LIMIT", 4000, "Most assets the map receives as single points for the visible area; above "
             "this it receives them grouped per grid cell and category (and the browser clusters the groups).", int),
+    Setting("MAP_INLINE_AREAS", 5000, "Up to this many small areas, the map page carries the need and boundary "
+            "layers in the page itself (one request, works with no tile requests); above it, the map draws them "
+            "from vector tiles (/tiles/...), so the page stays small at England scale.", int),
+    Setting("TILE_SLOTS", 4, "Tiles one server process renders at once; more requests wait TILE_WAIT_S, then get "
+            "a 503 with Retry-After (cached tiles are served without a slot).", int),
+    Setting("TILE_WAIT_S", 10, "How long a tile request waits for a rendering slot.", int),
+    Setting("EXPORT_SLOTS", 1, "Downloads (exports, the table's CSV) one server process streams at once; one more "
+            "gets a 503 with Retry-After, so map requests keep their threads.", int),
+    Setting("EXPORT_WAIT_S", 1, "How long a download waits for a free export slot.", int),
     Setting("STALE_MONTHS", 12, "Assets not verified for longer than this are drawn as stale.", int),
     Setting("HOST", "127.0.0.1", "Address `asset-map serve` listens on."),
     Setting("PORT", 5000, "Port `asset-map serve` listens on.", int),
@@ -95,8 +104,28 @@ SETTINGS = [
             "before sign-in is refused with 429.", int),
     Setting("LOGIN_WINDOW_MINUTES", 15, "The window over which failed sign-ins are counted.", int),
     Setting("TOKEN_DAYS", 90, "Default lifetime of a new API token (`asset-map token create`); 0: no expiry.", int),
+    Setting("SMTP_URL", "", "Where e-mail goes: smtp://user:password@host:587 (STARTTLS when the server offers "
+            "it), smtps://host:465 (TLS), or smtp://localhost:25. Empty: messages are written to the outbox folder "
+            "var/outbox/ for an officer to list and send (`asset-map mail outbox`, `asset-map mail send`)."),
+    Setting("MAIL_FROM", "asset-map <asset-map@localhost>", "The From address of the e-mails the app sends."),
+    Setting("SITE_URL", "http://127.0.0.1:5000", "The site's public address, for links in e-mails and printed "
+            "documents."),
+    Setting("CONFIRM_LINK_DAYS", 30, "A confirm-your-listing link works once, for this many days.", int),
+    Setting("PUBLIC_WRITE_LIMIT", "10 per minute;60 per hour;300 per day", "Most suggestions, offers and "
+            "corrections one address may send (Flask-Limiter notation, limits separated by ';'); beyond it, a polite "
+            "429.", str),
+    Setting("RATE_LIMIT_STORAGE", "memory://", "Where rate-limit counts live (a Flask-Limiter storage URI). "
+            "memory:// keeps them in each server process."),
     Setting("REQUIRE_POSTGIS", 0, "1: tests fail instead of skipping when PostGIS cannot be reached (CI sets it).",
             int),
+    Setting("DASK_SCHEDULER", "", "Address of a dask.distributed scheduler (tcp://host:8786) that runs a network "
+            "gap report's districts; empty: they run in this process. Results are the same either way."),
+    Setting("NETWORK_FILE", "", "OpenStreetMap extract (.osm.pbf) `make run` loads as the walk and drive networks. "
+            "Empty: a synthetic street grid over the loaded districts, so network reports work without one."),
+    Setting("NETWORK_SNAP_M", 500, "A point farther than this (metres) from every network node is off the network: "
+            "it gets no network distance rather than a straight-line one.", float),
+    Setting("NETWORK_SEARCH_M", 20000, "How far along the network (metres) a report looks for an area's nearest "
+            "asset; beyond it the area is marked 'beyond search'.", float),
 ]
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -38,7 +38,7 @@ GEOGRAPHIES = {"district": ("district_code", None), "lsoa21": ("lsoa21_code", 20
                "lsoa11": ("lsoa11_code", 2011)}
 _BY_COLUMN = {"district_code": "district", "lsoa21_code": "lsoa21", "lsoa11_code": "lsoa11"}
 # Filters a public count of individuals ignores (named in responses, so a user knows the count is not filtered).
-IGNORED_FILTERS = ("tier", "category", "status", "verified_within", "q", "updated_since")
+IGNORED_FILTERS = ("tier", "category", "status", "verified_within", "q", "updated_since", "area")
 _CODE = re.compile(r"^[A-Z][0-9]{8}$")
 
 
@@ -245,3 +245,18 @@ def table_sql(geography, how, *, districts=(), offer=None, bbox=None, flt=None):
     source = f"FROM ({universe}) g LEFT JOIN ({counted}) c ON c.code = g.code WHERE "
     source += "TRUE" if how.enabled else "c.n > 0"
     return source, {**params, **sql_params(how)}
+
+
+def area_total(engine, area, how=None):
+    """One protected count of the consenting individuals inside an area of a loaded geography
+    (``"divisions:E05001234"``), as a briefing shows it: the exact count is protected like every cell of the
+    tables (small counts, zero included, suppressed; the rest rounded), so two overlapping areas cannot be
+    differenced into a person."""
+    from asset_map.store.assets import AssetFilter
+
+    how = how or Method()
+    where, params = AssetFilter(area=(area,), tier=("individual",)).where(role="officer", alias="a")
+    sql = f"SELECT count(*) FROM assets a WHERE {where} AND a.consent IS TRUE AND a.erased_at IS NULL"
+    with engine.connect() as conn:
+        n = conn.execute(text(sql), params).scalar()
+    return protect(int(n), how)

@@ -59,3 +59,22 @@ class TooManyRequests(AssetMapError):
     def __init__(self, user_message, *, retry_after=60):
         super().__init__(user_message)
         self.retry_after = int(retry_after)
+
+
+class Busy(AssetMapError):
+    """Every slot for this kind of work is taken (exports, tile rendering): try again in ``retry_after`` seconds."""
+
+    status = 503
+
+    def __init__(self, user_message, *, retry_after=5):
+        super().__init__(user_message)
+        self.retry_after = int(retry_after)
+
+
+class FormInvalid(InputError):
+    """A form with problems: ``problems`` maps each field to what to fix, in the order the form shows them, so
+    the page can list them in an error summary and beside each field."""
+
+    def __init__(self, problems):
+        self.problems = dict(problems)
+        super().__init__(" ".join(self.problems.values()))

@@ -12,7 +12,7 @@ or the database; the importer, the store, the web and the CLI call these rules r
   reports and logs never keep.
 """
 
-ROLES = ("public", "organiser", "officer", "admin")
+from asset_map.vocabulary import ROLES  # noqa: E402 - the roles and their order are the vocabulary's
 
 # Consent wording, case, spacing and punctuation aside. A tick is what a spreadsheet's check box exports.
 CONSENT_YES = ("yes", "y", "true", "t", "1", "consented", "consent given", "given", "agreed", "agree", "opted in",
@@ -111,3 +111,50 @@ def sees_contacts(role):
 def may_manage_people(role):
     """Find, export (subject access) and erase a person: admins."""
     return role_rank(role) >= role_rank("admin")
+
+
+# Who may change assets (issue 13): officers and admins any asset; organisers associations and organisations that
+# the public may see (never individuals, never restricted records); nobody else.
+EDIT_ROLES = {"officer": None, "admin": None, "organiser": ("association", "organisation")}
+
+
+def may_edit(role, tier=None, visibility=None):
+    """Whether ``role`` may add or change an asset of ``tier`` (None: some tier) and ``visibility``."""
+    if role not in EDIT_ROLES:
+        return False
+    tiers = EDIT_ROLES[role]
+    if tiers is None:
+        return True
+    return (tier is None or tier in tiers) and visibility in (None, "public")
+
+
+def check_may_edit(role, tier=None, visibility=None):
+    if not may_edit(role, tier, visibility):
+        from asset_map.errors import Forbidden
+
+        what = f"{tier} assets" if tier else "assets"
+        msg = f"Signed in as {role}, you cannot change {what}: organisers change associations and organisations, " \
+               "officers change every asset."
+        raise Forbidden(msg)
+
+
+# What the history of an asset shows below officer: values of these fields (public anyway on the asset's page);
+# other fields are listed as changed, without values; who made a change and why is shown to officers only (actors
+# are staff e-mails, reasons free text).
+PUBLIC_HISTORY_FIELDS = ("name", "category", "tier", "status", "address", "postcode", "url", "description",
+                         "offers", "last_verified", "withdrawn_at", "geom")
+CONTACT_HISTORY_FIELDS = ("email", "phone")
+
+
+def history_for(role, versions):
+    """An asset's versions as ``role`` may read them (a new list; the input is not changed)."""
+    from asset_map.vocabulary import role_rank
+
+    if role_rank(role) >= role_rank("officer"):
+        return versions
+    shown = PUBLIC_HISTORY_FIELDS + (CONTACT_HISTORY_FIELDS if role_rank(role) >= role_rank("organiser") else ())
+    out = []
+    for v in versions:
+        changes = {f: (pair if f in shown else None) for f, pair in (v.get("changes") or {}).items()}
+        out.append({**v, "changes": changes, "actor": None, "reason": None})
+    return out

@@ -671,3 +671,96 @@ def _registers(mesh, district_frame, area_frame, postcodes, pc_offset, pc_count,
         }, columns=list(REGISTER_COLUMNS))
         out[name] = frame.astype("str")
     return out
+
+
+# --- street network --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StreetGrid:
+    """A street grid in EPSG:27700: ``cols`` x ``rows`` junctions ``spacing`` metres apart from (x0, y0), with a
+    river between junction rows ``river_row`` and ``river_row + 1`` (None: no river) that only the north-south
+    streets at ``bridges`` (column numbers) cross. Junction (c, r) has OSM node id ``1 + r * cols + c``."""
+
+    x0: float
+    y0: float
+    cols: int
+    rows: int
+    spacing: float
+    river_row: int | None = None
+    bridges: tuple = ()
+    highway: str = "residential"
+
+    def node_id(self, c, r):
+        return 1 + r * self.cols + c
+
+    def xy(self, c, r):
+        return self.x0 + c * self.spacing, self.y0 + r * self.spacing
+
+    @classmethod
+    def covering(cls, bounds_m, edges, *, river=True, bridge_every_m=3_000):
+        """A grid over ``bounds_m`` (min x, min y, max x, max y, EPSG:27700) with about ``edges`` street segments,
+        a river across the middle and a bridge every ``bridge_every_m`` metres."""
+        minx, miny, maxx, maxy = bounds_m
+        w, h = maxx - minx, maxy - miny
+        spacing = max(20.0, float(np.sqrt(2 * w * h / max(int(edges), 4))))
+        cols, rows = int(w // spacing) + 1, int(h // spacing) + 1
+        river_row = rows // 2 if river and rows > 2 else None
+        step = max(1, int(round(bridge_every_m / spacing)))
+        bridges = tuple(range(step // 2, cols, step)) if river_row is not None else ()
+        return cls(minx, miny, cols, rows, spacing, river_row, bridges)
+
+
+def write_street_grid(grid, path):
+    """Write ``grid`` as an OpenStreetMap extract (.osm.pbf) with pyosmium: one way per east-west street, north-south
+    streets broken at the river except at the bridges (tagged bridge=yes), and the river as a waterway (not a
+    highway, so no mode may use it)."""
+    import osmium
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cc, rr = np.meshgrid(np.arange(grid.cols), np.arange(grid.rows))
+    x = grid.x0 + cc.ravel() * grid.spacing
+    y = grid.y0 + rr.ravel() * grid.spacing
+    lon, lat = Transformer.from_crs(27700, 4326, always_xy=True).transform(x, y)
+    ts = "2026-11-01T00:00:00Z"
+    writer = osmium.SimpleWriter(str(path), overwrite=True)
+    try:
+        node = osmium.osm.mutable.Node
+        for i, (lo, la) in enumerate(zip(np.round(lon, 7).tolist(), np.round(lat, 7).tolist())):
+            writer.add_node(node(id=i + 1, location=(lo, la), version=1, timestamp=ts))
+        river_ids = []
+        if grid.river_row is not None:
+            # The river's own nodes, half way between two junction rows.
+            ry = grid.y0 + (grid.river_row + 0.5) * grid.spacing
+            rx = grid.x0 + np.array([-0.5, grid.cols - 0.5]) * grid.spacing
+            rlon, rlat = Transformer.from_crs(27700, 4326, always_xy=True).transform(rx, [ry, ry])
+            base = grid.cols * grid.rows + 1
+            for k in range(2):
+                writer.add_node(node(id=base + k, location=(float(rlon[k]), float(rlat[k])), version=1,
+                                     timestamp=ts))
+            river_ids = [base, base + 1]
+        way = osmium.osm.mutable.Way
+        wid = 1
+        for r in range(grid.rows):
+            writer.add_way(way(id=wid, nodes=[grid.node_id(c, r) for c in range(grid.cols)], version=1, timestamp=ts,
+                               tags={"highway": grid.highway, "name": f"Row {r} Street"}))
+            wid += 1
+        for c in range(grid.cols):
+            if grid.river_row is None or c in grid.bridges:
+                pieces = [(0, grid.rows - 1)]
+            else:
+                pieces = [(0, grid.river_row), (grid.river_row + 1, grid.rows - 1)]
+            for lo_r, hi_r in pieces:
+                if hi_r > lo_r:
+                    tags = {"highway": grid.highway, "name": f"Column {c} Road"}
+                    writer.add_way(way(id=wid, nodes=[grid.node_id(c, r) for r in range(lo_r, hi_r + 1)],
+                                       version=1, timestamp=ts, tags=tags))
+                    wid += 1
+            if grid.river_row is not None and c in grid.bridges:
+                pass  # the bridge is the column's street itself, unbroken over the river
+        if river_ids:
+            writer.add_way(way(id=wid, nodes=river_ids, version=1, timestamp=ts,
+                               tags={"waterway": "river", "name": "River Synth"}))
+    finally:
+        writer.close()
+    return path

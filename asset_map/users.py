@@ -16,10 +16,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from asset_map import audit
 from asset_map.errors import Forbidden, InputError, NotFound, TooManyRequests, Unauthorized
+from asset_map.vocabulary import ACCOUNT_ROLES, ROLES, role_rank  # noqa: F401 - users.ROLES and role_rank are read by callers
 
-ROLES = ("public", "organiser", "officer", "admin")
-# Accounts exist for the roles above the public; "public" is what everybody without one is.
-ACCOUNT_ROLES = ROLES[1:]
 SCOPES = ("read", "export")
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "amt_"
@@ -49,10 +47,6 @@ class TokenIdentity:
     user: User
     token_id: int
     scope: str
-
-
-def role_rank(role):
-    return ROLES.index(role)
 
 
 def normalise_email(email):

@@ -259,3 +259,35 @@ def live_server():
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def geo_db(pg_server, pack_db, pack, tmp_path_factory):
+    """The pack, its two council library registers and a small Tamworth community register, then ~60 'electoral
+    divisions' (dissolved from the pack's LSOAs, tests/geography_data.py) loaded from a GeoPackage in British
+    National Grid, and a pilot neighbourhood drawn in Tamworth. Shared: tests that change it undo their changes.
+    Returns (url, the divisions load's summary, the divisions file)."""
+    from asset_map.registers import importer
+    from asset_map.store import geographies
+    from asset_map.store.db import dispose_engines
+    from tests.geography_data import PILOT, divisions
+
+    dispose_engines()  # a template database with open connections cannot be copied
+    path = tmp_path_factory.mktemp("geo") / "divisions.gpkg"
+    divisions(pack).to_file(path, driver="GPKG")
+    url = pg_server.create("am_geo", template="am_pack")
+    with engine_over(url) as eng:
+        for name in ("libraries_staffordshire", "libraries_stoke"):
+            importer.import_register(eng, pack / "registers" / f"{name}.csv", register=name)
+        importer.import_register(eng, Path(__file__).parent / "data" / "tamworth_community.csv",
+                                 register="tamworth_community")
+        done = geographies.load(eng, "divisions", path, label="Electoral divisions", actor="test")
+        geographies.save_drawn(eng, "pilot-neighbourhoods", "PN-01", "Tamworth town centre", PILOT,
+                               actor="officer@example.org")
+    return url, done, path
+
+
+@pytest.fixture
+def geo_engine(geo_db):
+    with engine_over(geo_db[0]) as eng:
+        yield eng

@@ -2,10 +2,10 @@
 their own lon/lat (or their postcode's point) and written with the store's bulk upsert.
 
 For tests of the map, exports, API and gap analysis, which need assets but are not about importing them. The
-loading is the benchmarks' (asset_map.bench.data), so tests and benchmarks build the same data.
+loading is the benchmarks' (asset_map.tools.bench.data), so tests and benchmarks build the same data.
 """
 
-from asset_map.bench.data import load_county, placed_assets
+from asset_map.tools.bench.data import load_county, placed_assets
 
 __all__ = ["load_synthetic", "placed_assets"]
 

@@ -171,7 +171,7 @@ def test_no_assets_at_all():
 
 
 def test_files_are_sorted_fixed_and_identical_whatever_the_row_order():
-    from asset_map.analysis import gap_files
+    from asset_map.reports import gap_files
 
     areas, assets = layout()
     out = analyse(areas, assets, PARAMS).to_crs(4326)

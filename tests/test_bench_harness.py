@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from asset_map.bench import __main__ as bench_main
-from asset_map.bench import harness, loadgen
+from asset_map.tools.bench import __main__ as bench_main
+from asset_map.tools.bench import harness, loadgen
 
 DATA = Path(__file__).parent / "data"
 DUMMY, BROKEN = str(DATA / "bench_dummy.py"), str(DATA / "bench_broken.py")
@@ -88,7 +88,7 @@ def test_only_selects_modules_by_name_or_area():
 
 
 def test_every_listed_module_has_a_run_function():
-    from asset_map.bench import MODULES
+    from asset_map.tools.bench import MODULES
 
     assert "load" in MODULES
     for name in MODULES:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from asset_map.bench import load
-from asset_map.bench.core import SCALES, BenchContext
+from asset_map.tools.bench import load
+from asset_map.tools.bench.core import SCALES, BenchContext
 
 
 @pytest.mark.slow

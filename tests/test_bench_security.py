@@ -1,7 +1,7 @@
 """The security benchmark runs and reports each figure against its reference (no timing asserted here)."""
 
-from asset_map.bench import security
-from asset_map.bench.core import BenchContext
+from asset_map.tools.bench import security
+from asset_map.tools.bench.core import BenchContext
 
 
 def test_security_benchmark_reports_figures_with_references(db_url, tmp_path, monkeypatch):

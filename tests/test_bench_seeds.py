@@ -6,7 +6,7 @@ from datetime import date
 from sqlalchemy import text
 
 from asset_map import synth
-from asset_map.bench import exports, gaps
+from asset_map.tools.bench import exports, gaps
 
 
 def test_gap_benchmark_seed_loads_every_register(engine, tmp_path):

@@ -35,3 +35,27 @@ def test_demo_synth_command(db_url, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "areas: 30 rows" in result.output
     assert (tmp_path / "synth-3" / "registers").is_dir()
+
+
+def test_demo_synth_emits_a_street_network_for_its_areas(db_url, tmp_path, monkeypatch):
+    from asset_map.cli import cli
+    from asset_map.store import network
+    from asset_map.store.db import make_engine
+    from asset_map.config import load_settings
+
+    monkeypatch.setenv("ASSET_MAP_DATABASE_URL", db_url)
+    monkeypatch.setenv("ASSET_MAP_VAR_DIR", str(tmp_path))
+    result = CliRunner().invoke(cli, ["demo", "synth", "--areas", "30", "--assets", "50", "--seed", "3",
+                                      "--network-edges", "5000"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "synth-3" / "network.osm.pbf").is_file()
+    eng = make_engine(db_url, load_settings())
+    for mode in ("walk", "drive"):
+        got = network.info(eng, mode)
+        assert got["source"].startswith("synthetic street grid") and 4_000 <= got["edges"] <= 6_500
+    net, _ = network.read(eng, "walk")
+    from asset_map.analysis import network as nw
+
+    # One river, crossed by bridges: the whole grid is one connected network.
+    assert len(set(nw.components(net))) == 1
+    eng.dispose()

@@ -87,7 +87,7 @@ def test_register_pages_with_personal_data_are_for_officers_only(ref_db, tmp_pat
 
 
 def test_duplicates_are_counted_in_the_report_and_listed_in_full_as_csv(runner, pack, tmp_path, ref_db, monkeypatch):
-    from asset_map.registers import report as report_module
+    from asset_map.registers import import_report as report_module
 
     monkeypatch.setattr(report_module, "DUPLICATES_KEPT", 5)
     stoke = pack / "registers" / "libraries_stoke.csv"

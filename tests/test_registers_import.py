@@ -290,7 +290,7 @@ def test_synthetic_registers_import_without_a_mapping(engine, tmp_path):
 
 
 def test_a_report_counts_every_duplicate_and_keeps_the_first():
-    from asset_map.registers.report import ImportReport, format_text
+    from asset_map.registers.import_report import ImportReport, format_text
 
     pairs = [{"source_row": r, "name": f"Hall {r}", "other_register": "halls", "other_row": r, "other_name": f"Hall {r}",
               "reason": "same source key" if r % 3 else "same name within 50 m"} for r in range(2, 12)]

@@ -6,14 +6,14 @@ import folium.plugins
 import pytest
 
 from asset_map.errors import ConfigError
-from asset_map.web import vendor
+from asset_map.tools import vendor
 
 try:
     from tests.browser import ARTIFACTS, open_page, serve_directory
 except ImportError:  # pytest's default "prepend" import mode puts tests/ itself on sys.path
     from browser import ARTIFACTS, open_page, serve_directory
 
-STATIC_DIR = Path(vendor.__file__).parent / "static"
+STATIC_DIR = vendor.DEFAULT_DIR.parent
 
 
 def static_url(relpath):

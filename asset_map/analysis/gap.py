@@ -27,12 +27,11 @@ from access import fca
 from pyproj import Transformer
 from scipy.spatial import cKDTree
 
+from asset_map.analysis import gap_defaults as defaults
+from asset_map.analysis.gap_defaults import DECAYS, DISTANCES, MAX_CATCHMENT_M, NEED_METHODS, SUPPLY_MEASURES
 from asset_map.errors import InputError
 
 MEASURE_CRS = 27700
-DECAYS = ("none", "linear", "gaussian")
-NEED_METHODS = ("deciles", "quantiles")
-SUPPLY_MEASURES = ("access", "per_1000", "distance")
 NEED_CLASSES = ("high", "medium", "low")
 SUPPLY_CLASSES = ("low", "medium", "high")
 NO_DATA = "no data"
@@ -48,17 +47,30 @@ class GapParams:
     """What a gap analysis is asked. ``groups`` are labels of the asset groups nearest distances are measured to
     (the selected categories, else the selected offers, else one group "any")."""
 
-    catchment_m: float = 1600.0
-    decay: str = "none"
-    need_method: str = "deciles"
-    need_breaks: tuple = (2, 5)
-    higher_score_is_more_need: bool = True
-    supply_measure: str = "access"
+    catchment_m: float = defaults.CATCHMENT_M
+    decay: str = defaults.DECAY
+    need_method: str = defaults.NEED_METHOD
+    need_breaks: tuple = defaults.NEED_BREAKS
+    higher_score_is_more_need: bool = defaults.NEED_DIRECTION == "higher"
+    supply_measure: str = defaults.SUPPLY_MEASURE
     groups: tuple = ("any",)
+    # How distance is measured: a straight line, or along the street network of a mode (walk, drive, cycle).
+    distance: str = "straight"
+    # A catchment asked in minutes, and the speed (km/h) that turned it into ``catchment_m``.
+    catchment_minutes: float | None = None
+    speed_kmh: float | None = None
+    # Network only: farthest a point may be from the network to be snapped to it, and how far to look for the
+    # nearest asset (beyond it an area is "beyond search", never given a straight-line value).
+    max_snap_m: float = 500.0
+    search_m: float = 20_000.0
 
     def check(self):
-        if not 0 < float(self.catchment_m) <= 50_000:
-            raise InputError(f"Catchment must be between 1 and 50,000 metres, got {self.catchment_m!r}.")
+        if not 0 < float(self.catchment_m) <= MAX_CATCHMENT_M:
+            asked = (f"{self.catchment_minutes:g} minutes at {self.speed_kmh:g} km/h = {self.catchment_m:,.0f} m"
+                     if self.catchment_minutes is not None else f"{self.catchment_m!r}")
+            raise InputError(f"Catchment must be between 1 and 50,000 metres, got {asked}.")
+        if self.distance not in DISTANCES:
+            raise InputError(f"Distance {self.distance!r} is not known; expected one of {', '.join(DISTANCES)}.")
         if self.decay not in DECAYS:
             raise InputError(f"Distance decay {self.decay!r} is not known; expected one of {', '.join(DECAYS)}.")
         if self.need_method not in NEED_METHODS:
@@ -77,7 +89,15 @@ class GapParams:
     def as_dict(self):
         return {"catchment_m": float(self.catchment_m), "decay": self.decay, "need_method": self.need_method,
                 "need_breaks": list(self.need_breaks), "higher_score_is_more_need": self.higher_score_is_more_need,
-                "supply_measure": self.supply_measure, "groups": list(self.groups)}
+                "supply_measure": self.supply_measure, "groups": list(self.groups), **self._distance_dict()}
+
+    def _distance_dict(self):
+        out = {"distance": self.distance}
+        if self.catchment_minutes is not None:
+            out.update(catchment_minutes=float(self.catchment_minutes), speed_kmh=float(self.speed_kmh))
+        if self.distance != "straight":
+            out.update(max_snap_m=float(self.max_snap_m), search_m=float(self.search_m))
+        return out
 
 
 def slug(label):
@@ -203,11 +223,17 @@ def two_step_fca(origins_xy, population, asset_xy, catchment, decay="none", tree
     :func:`decay_weight`. The KD-tree finds the pairs (a dense matrix at England scale has 3.4e10 cells).
     """
     o, a, d = pairs_within(origins_xy, asset_xy, catchment, tree)
-    out = np.zeros(len(origins_xy))
+    return fca_from_pairs(o, a, d, population, len(asset_xy), catchment, decay)
+
+
+def fca_from_pairs(o, a, d, population, n_assets, catchment, decay="none"):
+    """2SFCA per origin (assets per 1,000 residents) from the (origin, asset, cost) pairs within the catchment,
+    whatever measured the cost (a straight line or the street network)."""
+    out = np.zeros(len(population))
     if not len(o):
         return out
-    demand = pd.DataFrame({"geoid": np.arange(len(origins_xy)), "demand": np.asarray(population, dtype=float)})
-    supply = pd.DataFrame({"supply": np.ones(len(asset_xy))}, index=pd.RangeIndex(len(asset_xy), name="asset"))
+    demand = pd.DataFrame({"geoid": np.arange(len(population)), "demand": np.asarray(population, dtype=float)})
+    supply = pd.DataFrame({"supply": np.ones(n_assets)}, index=pd.RangeIndex(n_assets, name="asset"))
     if decay == "none":
         cost = pd.DataFrame({"origin": o, "dest": a, "cost": d})
         series = fca.two_stage_fca(demand, supply, cost, max_cost=float(catchment), demand_index="geoid",
@@ -273,16 +299,22 @@ def supply_classes(key):
 
 # -- the whole analysis --------------------------------------------------------------------------------------------
 
-def analyse(areas, assets, params, *, report=None, population_points=None):
+def analyse(areas, assets, params, *, report=None, population_points=None, network=None, map_fn=map):
     """Supply, classes and priority gaps per reported area.
 
     ``areas``: GeoDataFrame of every area of one vintage (all are demand for 2SFCA) with ``code, name,
     district_code, population, need_score, need_rank, need_decile``. ``report``: boolean mask (or None = all) of
     the areas to report. ``assets``: GeoDataFrame of points with ``id`` and a boolean column ``group_<slug>`` per
     label in ``params.groups`` (an asset may be in several groups; the "any" group needs no column).
+    ``network`` (an analysis.network.Network, needed unless ``params.distance`` is "straight"): distances,
+    counts within the catchment and 2SFCA are measured along it, per district, each district's partition run by
+    ``map_fn`` (the builtin map, or a cluster's).
     Returns a GeoDataFrame (the reported areas, sorted by code, in the areas' CRS).
     """
     params.check()
+    if params.distance != "straight" and network is None:
+        raise InputError(f"No {params.distance} network is loaded: load one with `asset-map load network FILE.osm.pbf "
+                         f"--mode {params.distance}`, or measure straight-line distances.")
     areas = areas.reset_index(drop=True)
     assets = assets.reset_index(drop=True)
     for col in ("code", "population", "need_score", "need_rank", "need_decile"):
@@ -311,11 +343,21 @@ def analyse(areas, assets, params, *, report=None, population_points=None):
 
     distance_cols = []
     lacks = [[] for _ in range(int(mask.sum()))]
+    measured = None
+    if params.distance != "straight":
+        measured = _network_measures(network, areas, origins, population, mask, assets, asset_xy, params, map_fn)
+    straight = []
     for label in params.groups:
         s = slug(label)
         in_group = np.ones(len(asset_xy), bool) if label == "any" else assets[f"group_{s}"].to_numpy(bool)
         dist, ids = nearest(origins[mask], asset_xy[in_group], asset_ids[in_group],
                             tree=tree if label == "any" else None)
+        if measured is not None:
+            straight.append(dist)
+            dist = measured[f"{label}\tm"].to_numpy(float)
+            which = measured[f"{label}\tasset"].to_numpy(np.int64)
+            ids = np.where(which >= 0, asset_ids[np.maximum(which, 0)] if len(asset_ids) else -1, -1)
+            out[f"nearest_{s}_status"] = measured[f"{label}\tstatus"].to_numpy(object)
         out[f"nearest_{s}_m"] = dist
         out[f"nearest_{s}_id"] = ids
         distance_cols.append(f"nearest_{s}_m")
@@ -323,8 +365,19 @@ def analyse(areas, assets, params, *, report=None, population_points=None):
             lacks[i].append(label)
     out["nearest_mean_m"] = out[distance_cols].mean(axis=1, skipna=False)
     out["lacks"] = [";".join(x) for x in lacks]
-    access_all = two_step_fca(origins, population, asset_xy, params.catchment_m, params.decay, tree=tree)
-    out["access_per_1000"] = access_all[mask]
+    if measured is None:
+        access_all = two_step_fca(origins, population, asset_xy, params.catchment_m, params.decay, tree=tree)
+        out["access_per_1000"] = access_all[mask]
+    else:
+        out["origin_snap_m"] = measured["origin_snap_m"].to_numpy(float)
+        out["assets_within"] = measured["within"].to_numpy(np.int64)
+        out["access_per_1000"] = measured["access"].to_numpy(float)
+        out["straight_mean_m"] = np.mean(np.column_stack(straight), axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = out["nearest_mean_m"].to_numpy(float) / np.maximum(out["straight_mean_m"].to_numpy(float), 1.0)
+        out["network_ratio"] = ratio
+        out["network_status"] = _status_text(out, params.groups)
+        out.attrs["network"] = measured.attrs["network"]
 
     need_cls, band = need_classes(out, params)
     out["need_class"] = need_cls
@@ -337,9 +390,53 @@ def analyse(areas, assets, params, *, report=None, population_points=None):
                         for n, s in zip(out["need_class"], out["supply_class"])]
     out["priority"] = (out["need_class"] == "high") & (out["supply_class"] == "low")
     out["priority_rank"] = _priority_ranks(out, key)
+    attrs = dict(out.attrs)
     out = out.sort_values("code", kind="mergesort")
     geom = areas.geometry.loc[out.index]
-    return gpd.GeoDataFrame(out.reset_index(drop=True), geometry=geom.reset_index(drop=True).values, crs=areas.crs)
+    result = gpd.GeoDataFrame(out.reset_index(drop=True), geometry=geom.reset_index(drop=True).values, crs=areas.crs)
+    result.attrs.update(attrs)
+    return result
+
+
+def _network_measures(network, areas, origins, population, mask, assets, asset_xy, params, map_fn):
+    """Network measures for the reported areas (in their order): see analysis.network_gap."""
+    from asset_map.analysis import network_gap
+
+    groups = {label: (np.ones(len(asset_xy), bool) if label == "any" else assets[f"group_{slug(label)}"]
+                      .to_numpy(bool)) for label in params.groups}
+    district = areas["district_code"].astype(str).to_numpy(object) if "district_code" in areas.columns \
+        else np.full(len(areas), "all", dtype=object)
+    parts, o_snap, a_snap, o_node, a_node = network_gap.plan(
+        network, origins, population, district, mask, asset_xy, groups, catchment_m=float(params.catchment_m),
+        decay=params.decay, max_snap_m=float(params.max_snap_m), search_m=float(params.search_m))
+    measured = network_gap.measure(parts, map_fn).reindex(np.flatnonzero(mask))
+    measured["origin_snap_m"] = o_snap[mask]
+    off = a_node < 0
+    ids = assets["id"].to_numpy()[off] if len(assets) else np.empty(0)
+    measured.attrs["network"] = {
+        "partitions": len(parts), "nodes": int(network.n_nodes), "edges": int(network.n_edges),
+        "assets_snapped": int((~off).sum()), "assets_off_network": int(off.sum()),
+        "assets_off_network_ids": [int(i) for i in ids[:50]],
+        "asset_snap_median_m": round(float(np.median(a_snap[~off])), 1) if (~off).any() else None,
+        "asset_snap_max_m": round(float(a_snap[~off].max()), 1) if (~off).any() else None,
+        "origins_off_network": int((o_node[mask] < 0).sum()),
+    }
+    return measured
+
+
+def _status_text(out, groups):
+    """One word per area for the report: "ok", or which groups are off network / unreachable / beyond search."""
+    cols = [(label, out[f"nearest_{slug(label)}_status"].to_numpy(object)) for label in groups]
+    text = []
+    for i in range(len(out)):
+        bad = [(label, st[i]) for label, st in cols if st[i] != "ok"]
+        if not bad:
+            text.append("ok")
+        elif len(groups) == 1 or len({b for _, b in bad}) == 1 and len(bad) == len(groups):
+            text.append(bad[0][1])
+        else:
+            text.append("; ".join(f"{label}: {b}" for label, b in bad))
+    return text
 
 
 def _priority_ranks(out, key):

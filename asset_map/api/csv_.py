@@ -1,39 +1,15 @@
-"""CSV for spreadsheets: UTF-8 with a byte-order mark so Excel reads the accents, lon/lat columns for points and WKT
-for polygons, and every text cell that a spreadsheet would run as a formula (= + - @ tab CR) neutralised with a
-leading apostrophe (OWASP's advice).
-
-The attribution and licence go in leading ``#`` lines by default (Excel shows them as the first rows; pandas reads
-the file with ``comment='#'``, QGIS with "header lines to discard"), or in a sidecar text file when asked.
+"""A layer as CSV: lon/lat columns for points and WKT for polygons, streamed from the database, written by the one
+CSV writer (``asset_map.csv_writer``: UTF-8 with a BOM, formula-like cells neutralised, the attribution and licence
+in leading ``#`` lines by default or in a sidecar text file when asked).
 """
 
-import csv
 import io
-from datetime import date, datetime
-from decimal import Decimal
 
+from asset_map import csv_writer
 from asset_map.api import rows
+from asset_map.csv_writer import BOM, MEDIA_TYPE, neutralise  # noqa: F401 - the format's names, read by callers
 
-MEDIA_TYPE = "text/csv; charset=utf-8"
-BOM = "\ufeff"
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CHUNK = 256 * 1024
-
-
-def neutralise(value):
-    """A cell as text, safe to open in a spreadsheet."""
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)):
-        value = ";".join(str(v) for v in value)
-    elif isinstance(value, (datetime, date)):
-        return value.isoformat()
-    elif isinstance(value, (int, float, Decimal)):
-        # Numbers are data, never formulas: a negative longitude keeps its minus sign.
-        return repr(value) if isinstance(value, float) else str(value)
-    value = str(value)
-    if value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
 
 
 def geometry_fields(layer):
@@ -48,29 +24,22 @@ def header_fields(layer):
     return ["id"] + [c.name for c in layer.columns] + geom_names
 
 
-def comment_lines(attribution, licence):
-    return [f"# {line}" for line in attribution] + [f"# Licence: {licence}"]
-
-
 def stream(engine, layer, flt, *, role, attribution, licence, suppress_below=5, comments=True, on_done=None):
     """Yield the CSV as UTF-8 chunks; ``on_done(rows, complete)`` at the end."""
     _, geom_sql = geometry_fields(layer)
     fields = ", ".join([f"{layer.id_sql} AS id"] + [f"{c.sql} AS \"{c.name}\"" for c in layer.columns] + [geom_sql])
     sql, params = rows.select_sql(layer, flt, role=role, suppress_below=suppress_below, fields=fields)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
     n, complete = 0, False
     try:
-        out.write(BOM)
-        if comments:
-            for line in comment_lines(attribution, licence):
-                out.write(line.replace("\r", " ").replace("\n", " ") + "\r\n")
-        writer.writerow(header_fields(layer))
+        writer = csv_writer.CsvWriter(out, attribution=attribution if comments else (),
+                                      licence=licence if comments else None)
+        writer.header(header_fields(layer))
         yield out.getvalue().encode()  # before the query runs: the first byte goes at once
         out.seek(0)
         out.truncate()
         for part in rows.stream(engine, sql, params):
-            writer.writerows([neutralise(v) for v in row] for row in part)
+            writer.rows(part)
             n += len(part)
             if out.tell() >= CHUNK:
                 yield out.getvalue().encode()
@@ -84,7 +53,7 @@ def stream(engine, layer, flt, *, role, attribution, licence, suppress_below=5, 
 
 
 def sidecar_text(layer, attribution, licence):
-    return "\n".join([f"{layer.title} ({layer.id})", "", *attribution, "", f"Licence: {licence}", ""])
+    return csv_writer.sidecar_text(f"{layer.title} ({layer.id})", attribution, licence)
 
 
 def write(path, engine, layer, flt, *, sidecar=False, **kwargs):

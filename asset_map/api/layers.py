@@ -14,12 +14,13 @@ from sqlalchemy import text
 
 from asset_map import disclosure, privacy
 from asset_map.errors import NotFound
-from asset_map.layers.queries import area_vintage
+from asset_map.maps.queries import area_vintage
 from asset_map.store.assets import AssetFilter
 
 _SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 _DISTRICT_LAYER = re.compile(r"^assets-([EWSN][0-9]{8})$")
 _NEED_LAYER = re.compile(r"^need-([a-z][a-z0-9_]{0,30})-([0-9]{4})$")
+_GEOGRAPHY_LAYER = re.compile(r"^geography-([a-z][a-z0-9_-]{0,63})$")
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Layer:
     id: str
     title: str
     description: str
-    kind: str                       # assets, counts, districts, areas
+    kind: str                       # assets, counts, districts, areas, geography
     geometry_type: str              # Point or MultiPolygon
     columns: tuple
     id_sql: str                     # the stable feature id: database id or ONS code
@@ -46,6 +47,7 @@ class Layer:
     need: tuple | None = None       # areas: (indicator, need vintage)
     indicators: tuple = ()          # areas: indicators pivoted into columns
     time_column: str | None = None  # what OGC ``datetime`` filters on
+    geography: str | None = None    # geography layers: the loaded geography's name
 
     @property
     def polygonal(self):
@@ -70,6 +72,9 @@ class Layer:
         elif self.kind == "districts":
             sql, p = "FROM districts g WHERE TRUE", {}
             extra += _polygon_filters(flt, p, code="g.code")
+        elif self.kind == "geography":
+            sql, p = "FROM geography_areas g WHERE g.geography = :f_geography", {"f_geography": self.geography}
+            extra += _polygon_filters(replace(flt, district=()), p, code="g.code")
         else:
             sql, p = _areas_source(self)
             extra += _polygon_filters(flt, p, code="g.district_code")
@@ -142,6 +147,7 @@ def _asset_columns(role):
         Column("lsoa21_code", "g.lsoa21_code", queryable=True),
         Column("register", "g.register", queryable=True, description="The register the asset came from"),
         Column("updated_at", "g.updated_at", "datetime"),
+        Column("page", "'/assets/' || g.id", description="The asset's page on this site (details, history)"),
     ]
     if privacy.sees_contacts(role):
         cols[8:8] = [Column("email", "g.email"), Column("phone", "g.phone")]
@@ -150,6 +156,8 @@ def _asset_columns(role):
 
 DISTRICT_COLUMNS = (Column("code", "g.code", queryable=True, description="ONS district code"),
                     Column("name", "g.name", queryable=True))
+GEOGRAPHY_COLUMNS = (Column("code", "g.code", queryable=True, description="The area's code"),
+                     Column("name", "g.name", queryable=True))
 COUNT_COLUMNS = (
     Column("code", "g.code", queryable=True, description="LSOA 2021 code"),
     Column("name", "g.name"),
@@ -225,6 +233,7 @@ def available(engine, role="public"):
     with engine.connect() as conn:
         needs = _need_catalogue(conn)
         districts = conn.execute(text("SELECT code, name FROM districts ORDER BY code")).all()
+        geographies = conn.execute(text("SELECT name, label, source FROM geographies ORDER BY name")).all()
     out = list(static_layers(role))
     for vintage, indicators in sorted(needs.items()):
         headline = "imd" if "imd" in indicators else indicators[0]
@@ -232,6 +241,11 @@ def available(engine, role="public"):
     for code, name in districts:
         out.append(_asset_layer(f"assets-{code}", f"Assets in {name}", f"Every asset you may see in {name} ({code}).",
                                 role, district=code))
+    for name, label, source in geographies:
+        # Asset layers take ?area=<geography>:<code> to select the assets of one of these areas.
+        out.append(Layer(f"geography-{name}", label, f"The areas of geography '{name}' (from {source}); assets of "
+                         f"one area: assets?area={name}:<code>.", "geography", "MultiPolygon", GEOGRAPHY_COLUMNS,
+                         "g.code", "string", geography=name))
     return out
 
 
@@ -240,10 +254,11 @@ def get(engine, layer_id, role="public"):
     for layer in static_layers(role):
         if layer.id == layer_id:
             return layer
-    if _DISTRICT_LAYER.match(layer_id) or _NEED_LAYER.match(layer_id):
+    if _DISTRICT_LAYER.match(layer_id) or _NEED_LAYER.match(layer_id) or _GEOGRAPHY_LAYER.match(layer_id):
         for layer in available(engine, role):
             if layer.id == layer_id:
                 return layer
     known = ", ".join(layer.id for layer in static_layers(role))
-    msg = f"There is no layer {layer_id!r}. Layers include: {known}, need-imd-<vintage>, assets-<district code>."
+    msg = (f"There is no layer {layer_id!r}. Layers include: {known}, need-imd-<vintage>, assets-<district code>, "
+           "geography-<name>.")
     raise NotFound(msg)

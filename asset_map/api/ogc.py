@@ -16,16 +16,19 @@ from urllib.parse import urlencode
 import psycopg
 from sqlalchemy import text
 
+from asset_map.api import cql2_
 from asset_map.api import layers as layer_defs
 from asset_map.api.geojson import feature_sql
 from asset_map.errors import DatabaseUnavailable, InputError, NotFound
 from asset_map.store.assets import AssetFilter, parse_bbox, parse_int
+from asset_map.vocabulary import DEFAULT_STATUSES, STATUSES
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    *cql2_.CONFORMANCE,
 ]
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 GEOJSON = "application/geo+json"
@@ -36,7 +39,7 @@ SCHEMA = "application/schema+json"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 # Parameters every items request may carry; anything else must be a queryable of the collection.
-ITEM_PARAMS = {"f", "bbox", "limit", "offset", "datetime", "bbox-crs"}
+ITEM_PARAMS = {"f", "bbox", "limit", "offset", "datetime", "bbox-crs", "filter", "filter-lang", "filter-crs"}
 _ASSET_PARAMS = {"tier": "tier", "category": "category", "status": "status", "district_code": "district"}
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -48,11 +51,13 @@ class ItemsQuery:
     flt: AssetFilter = field(default_factory=AssetFilter)
     datetime: tuple | None = None
     properties: dict = field(default_factory=dict)
+    cql: tuple | None = None  # a CQL2 filter: (SQL condition, bound parameters)
     args: dict = field(default_factory=dict)  # what the caller asked, for the paging links
 
 
 def _instant(value, end):
-    value = value.strip()
+    # GDAL's OAPIF driver sends a date from a -where as "2025-03-01T": read it as the date it is.
+    value = value.strip().removesuffix("T")
     if value in ("", ".."):
         return None
     try:
@@ -88,7 +93,9 @@ def parse_items(layer, args):
     """Validate an items request; bad values and unknown parameters are InputErrors (400)."""
     args = {k: args.get(k) for k in args}
     queryables = {c.name: c for c in layer.columns if c.queryable}
-    unknown = [k for k in args if k not in ITEM_PARAMS and k not in queryables]
+    # Asset layers also take the shared filter's area=<geography>:<code> (an area of any loaded geography).
+    extra = {"area"} if layer.kind == "assets" else set()
+    unknown = [k for k in args if k not in ITEM_PARAMS and k not in queryables and k not in extra]
     if unknown:
         msg = (f"Unknown parameter {unknown[0]!r} for collection '{layer.id}'. Allowed: "
                f"{', '.join(sorted(ITEM_PARAMS | set(queryables)))}.")
@@ -106,6 +113,8 @@ def parse_items(layer, args):
         if len(parts) == 6:  # a 3D box: the heights do not matter here
             bbox = ",".join([parts[0], parts[1], parts[3], parts[4]])
     filter_args = {"bbox": bbox} if bbox else {}
+    if extra and args.get("area"):
+        filter_args["area"] = args["area"]
     for name, value in args.items():
         if name not in queryables or value in (None, ""):
             continue
@@ -114,8 +123,19 @@ def parse_items(layer, args):
         else:
             q.properties[name] = _typed(queryables[name], value)
     q.flt = AssetFilter.from_args(filter_args)
-    if layer.kind == "assets" and "status" not in filter_args:
-        q.flt = replace(q.flt, status=("open", "temporarily closed"))
+    mentioned = set()
+    if args.get("filter") not in (None, ""):
+        tree = cql2_.parse(args["filter"], args.get("filter-lang"), crs=args.get("filter-crs"))
+        mentioned = cql2_.properties_mentioned(tree)
+        raw = args["filter"] if (args.get("filter-lang") or cql2_.TEXT).strip().lower() != cql2_.JSON else None
+        q.cql = cql2_.to_sql(tree, filterable(layer), raw=raw)
+    elif args.get("filter-lang") or args.get("filter-crs"):
+        raise InputError("Parameters 'filter-lang' and 'filter-crs' need a 'filter'.")
+    # A filter that names the status decides it; otherwise closed assets are hidden as everywhere.
+    if layer.kind == "assets" and "status" in mentioned and "status" not in filter_args:
+        q.flt = replace(q.flt, status=STATUSES)
+    elif layer.kind == "assets" and "status" not in filter_args:
+        q.flt = replace(q.flt, status=DEFAULT_STATUSES)
     if layer.kind != "assets" and bbox:
         q.flt = replace(AssetFilter(), bbox=parse_bbox(bbox))
     return q
@@ -131,8 +151,22 @@ def _typed(column, value):
     return value
 
 
+def filterable(layer):
+    """What a CQL2 filter may name: the equality queryables, every date, number and list column, the geometry, and
+    ``datetime`` for the layer's time column. ({name: cql2_.Property})"""
+    out = {c.name: cql2_.Property(c.name, c.sql, c.type) for c in layer.columns
+           if c.queryable or c.type in ("date", "datetime", "array", "integer", "number")}
+    out["geometry"] = cql2_.Property("geometry", "g.geom", "geometry")
+    if layer.time_column:
+        out.setdefault("datetime", cql2_.Property("datetime", layer.time_column, "date"))
+    return out
+
+
 def _conditions(layer, q):
     conds, params = [], {}
+    if q.cql:
+        conds.append(q.cql[0])
+        params.update(q.cql[1])
     for i, (name, value) in enumerate(q.properties.items()):
         conds.append(f"{layer.column(name).sql} = :q_{i}")
         params[f"q_{i}"] = value
@@ -221,7 +255,7 @@ def item(engine, layer, feature_id, *, role, base, suppress_below=5):
     if not _ID.match(feature_id) or (layer.id_type == "integer" and not (feature_id.isdigit() and len(feature_id) < 19)):
         raise NotFound(missing)
     value = int(feature_id) if layer.id_type == "integer" else feature_id
-    flt = AssetFilter(status=("open", "temporarily closed", "closed")) if layer.kind == "assets" else AssetFilter()
+    flt = AssetFilter(status=STATUSES) if layer.kind == "assets" else AssetFilter()
     source, params = layer.source(flt, role=role, suppress_below=suppress_below,
                                   conditions=[f"{layer.id_sql} = :fid"], params={"fid": value})
     with engine.connect() as conn:
@@ -245,6 +279,8 @@ def landing(base, *, title="asset-map", description="Community assets, need and 
          "title": "The API documentation"},
         {"href": _url(base, "/conformance", {"f": "json"}), "rel": "conformance", "type": JSON,
          "title": "Conformance classes"},
+        {"href": _url(base, "/conformance", {"f": "json"}), "rel": "http://www.opengis.net/def/rel/ogc/1.0/conformance",
+         "type": JSON, "title": "Conformance classes"},
         {"href": _url(base, "/collections", {"f": "json"}), "rel": "data", "type": JSON, "title": "Collections"},
     ]}
 
@@ -349,13 +385,22 @@ def schema(layer, *, base):
 
 
 def queryables(layer, *, base):
-    """The properties ``items`` filters on by equality (OGC API - Features Part 3 layout)."""
-    props = {c.name: {**SCHEMA_TYPES[c.type], "title": c.name, **({"description": c.description}
-                                                                    if c.description else {})}
-             for c in layer.columns if c.queryable}
-    if layer.time_column:
-        props["datetime"] = {"type": "string", "format": "date", "title": "last verified",
-                             "description": "Use the datetime parameter: an instant or an interval."}
+    """What ``items`` filters on (OGC API - Features Part 3): the properties a CQL2 ``filter`` may name (those
+    marked as query parameters may also be given as ``name=value``) and the geometry."""
+    props = {}
+    for name, prop in filterable(layer).items():
+        column = layer.column(name)
+        if prop.type == "geometry":
+            kind = "point" if not layer.polygonal else "multipolygon"
+            props[name] = {"title": "geometry", "format": f"geometry-{kind}", "x-ogc-role": "primary-geometry"}
+        elif column is None:
+            props[name] = {"type": "string", "format": "date", "title": "last verified",
+                           "description": "The date last verified; also the datetime parameter (instant or "
+                                          "interval)."}
+        else:
+            props[name] = {**SCHEMA_TYPES[column.type], "title": name,
+                           **({"description": column.description} if column.description else {}),
+                           **({"x-ogc-queryParameter": True} if column.queryable else {})}
     return {"$schema": "https://json-schema.org/draft/2019-09/schema",
             "$id": f"{base}/collections/{layer.id}/queryables", "type": "object", "title": layer.title,
             "properties": props, "additionalProperties": False}

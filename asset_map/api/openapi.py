@@ -2,7 +2,7 @@
 queryable properties are listed with their types."""
 
 from asset_map.api import layers as layer_defs
-from asset_map.api.ogc import DEFAULT_LIMIT, GEOJSON, JSON, MAX_LIMIT, SCHEMA_TYPES
+from asset_map.api.ogc import CRS84, DEFAULT_LIMIT, GEOJSON, JSON, MAX_LIMIT, SCHEMA_TYPES
 
 
 def document(engine, *, role, base):
@@ -19,6 +19,15 @@ def document(engine, *, role, base):
                      "description": "Instant or interval (RFC 3339) on the date last verified",
                      "schema": {"type": "string"}},
         "f": {"name": "f", "in": "query", "required": False, "schema": {"type": "string", "enum": ["json", "html"]}},
+        "filter": {"name": "filter", "in": "query", "required": False,
+                   "description": "A CQL2 filter on the collection's queryables (OGC API - Features Part 3)",
+                   "schema": {"type": "string"}},
+        "filter-lang": {"name": "filter-lang", "in": "query", "required": False,
+                        "description": "The filter's encoding; cql-text is read as cql2-text",
+                        "schema": {"type": "string", "enum": ["cql2-text", "cql2-json", "cql-text"],
+                                   "default": "cql2-text"}},
+        "filter-crs": {"name": "filter-crs", "in": "query", "required": False,
+                       "schema": {"type": "string", "enum": [CRS84, "http://www.opengis.net/def/crs/EPSG/0/4326"]}},
     }
     ok = {"description": "OK"}
     errors = {"400": {"description": "Bad parameter",
@@ -44,6 +53,7 @@ def document(engine, *, role, base):
             "summary": f"{layer.title}: features", "description": layer.description,
             "operationId": f"getFeatures-{layer.id}", "tags": [layer.id],
             "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in ("bbox", "limit", "offset", "datetime",
+                                                                               "filter", "filter-lang", "filter-crs",
                                                                                "f")] + props,
             "responses": {"200": {"description": "The features",
                                   "content": {GEOJSON: {"schema": {"type": "object", "properties": {

@@ -5,7 +5,7 @@ personal data in a report meant to be shared among officers (asset_map.privacy).
 
 from sqlalchemy import text
 
-from asset_map.registers.report import DUPLICATE_COLUMNS
+from asset_map.registers.import_report import DUPLICATE_COLUMNS
 from asset_map.store import partitions
 
 

@@ -8,7 +8,6 @@ to the store.
 
 import json
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,58 +23,79 @@ from asset_map.geocode import INPUTS as GEOCODE_INPUTS
 from asset_map.geocode import GeocodeContext, geocode, order_from_settings
 from asset_map.geocode.base import reference_cached
 from asset_map.privacy import PERSONAL_FIELDS
-from asset_map.registers import areas, duplicates, matching, quarantine
+from asset_map.registers import areas, duplicates, matching, overrides, quarantine
 from asset_map.registers.mapping import Mapping, load_mapping, shipped_mapping
 from asset_map.registers.readers import ROW, read_register
-from asset_map.registers.report import ImportReport
+from asset_map.registers.import_report import ImportReport
 from asset_map.registers.schema import FIELDS
 from asset_map.registers.validate import PROBLEM_COLUMNS, Problems, validate
-from asset_map.store import assets, writes
+from asset_map.store import assets, history, writes
+from asset_map.store import geographies as store_geographies
+from asset_map.timer import StepTimer
 
 log = logging.getLogger(__name__)
 STEPS = ("read", "validate", "geocode", "areas", "save")
 
 
-def import_register(engine, path, *, register, mapping=None, settings=None, progress=None, actor="cli"):
+def import_register(engine, path, *, register, mapping=None, settings=None, progress=None, actor="cli",
+                    dry_run=False, source_name=None, upload_id=None, inspect=None):
     """Import the file at ``path`` as ``register``; returns the ImportReport (also saved on the register).
 
     ``mapping`` is a Mapping, a path to a mapping YAML, or None (the shipped mapping for a known file name, else
-    columns named like the fields)."""
+    columns named like the fields). The register's overrides (edits made in the app) are applied to its rows before
+    validation. ``dry_run``: do everything in a transaction that is rolled back (the preview); the report says what
+    the import would do; ``inspect(conn)``, when given, is called just before that rollback and its result set as
+    ``report.inspected``. ``source_name``: the file's name as the user knows it (an upload is stored under
+    another)."""
     settings = settings or load_settings()
     path = Path(path)
+    source_name = source_name or path.name
     _check_register_name(register)
-    timer = _Timer(progress)
+    with engine.connect() as conn:
+        _check_kind(conn, register)
+    timer = StepTimer(progress, decimals=3)
     if mapping is None:
-        shipped = shipped_mapping(path.name)
+        shipped = shipped_mapping(source_name)
         mapping = load_mapping(shipped) if shipped else Mapping()
     elif not isinstance(mapping, Mapping):
         mapping = load_mapping(mapping)
     raw = read_register(path, max_columns=int(settings.get("IMPORT_MAX_COLUMNS", 1000)))
-    mapped = mapping.apply(raw, file_name=path.name)
-    timer.step("read")
-    report = ImportReport(register=register, source=path.name, kind="import", rows_read=len(raw),
+    mapped = mapping.apply(raw, file_name=source_name)
+    with engine.connect() as conn:
+        mapped, conflicts = overrides.apply(mapped, overrides.live(conn, register))
+    timer.step("read", rows_read=len(raw))
+    report = ImportReport(register=register, source=source_name, kind="import", rows_read=len(raw),
                           mapping=mapping.as_dict(), auto_columns=mapped.attrs.get("auto", {}))
     extra = _uncalculated(raw)
     placed, problems = _prepare(engine, mapped, settings, timer, extra)
-    with engine.begin() as conn:
+    with engine.connect() as conn, conn.begin() as trans:
         _lock(conn, register)
-        assets.ensure_register(conn, register, source_file=path.name, mapping=mapping.as_dict())
+        assets.ensure_register(conn, register, source_file=source_name, mapping=mapping.as_dict())
+        import_id = history.start_import(conn, register, kind="import", actor=actor, source_file=source_name,
+                                         upload_id=upload_id)
+        stamp = history.Stamp(actor=actor, action="import", import_id=import_id)
         counts, quarantined = _store(conn, register, placed, problems, mapped, withdraw=True, timer=timer,
-                                     actor=actor)
+                                     stamp=stamp, actor=actor)
+        overrides.save_conflicts(conn, conflicts)
         report.finish(placed, problems, counts, quarantined, _district_names(conn))
         report.add_duplicates(duplicates.cross_register_duplicates(conn, register))
         timer.mark("duplicates")
         report.timings = timer.timings
-        _save(conn, register, report, path.name, mapping, actor)
-        timer.step("save")
+        if dry_run:
+            report.inspected = inspect(conn) if inspect else None
+            trans.rollback()
+            return report
+        _save(conn, register, report, source_name, mapping, actor, import_id, conflicts=len(conflicts))
+        timer.step("save", written=report.imported, quarantined=report.quarantined)
     return report
 
 
-def retry(engine, register, *, settings=None, progress=None, actor="cli"):
-    """Try the register's quarantined rows again (after loading a newer gazetteer or UPRNs, or a taxonomy fix):
-    rows that now pass are imported, the rest stay quarantined with their new reasons. Nothing is withdrawn."""
+def retry(engine, register, *, settings=None, progress=None, actor="cli", action="import"):
+    """Try the register's quarantined rows again (after loading a newer gazetteer or UPRNs, a taxonomy fix, or a
+    fix made in the browser, kept as an override): rows that now pass are imported, the rest stay quarantined with
+    their new reasons. Nothing is withdrawn. ``action``: how the history names the placed rows' creation."""
     settings = settings or load_settings()
-    timer = _Timer(progress)
+    timer = StepTimer(progress, decimals=3)
     with engine.connect() as conn:
         known = conn.execute(text("SELECT 1 FROM registers WHERE name = :r"), {"r": register}).scalar()
         rows = conn.execute(text("SELECT source_row, row FROM quarantine WHERE register = :r ORDER BY source_row"),
@@ -88,21 +108,26 @@ def retry(engine, register, *, settings=None, progress=None, actor="cli"):
         mapped = pd.DataFrame([{f: str(r[1].get("fields", {}).get(f, "")) for f in FIELDS} for r in rows])
         mapped["properties"] = [json.dumps(r[1].get("properties", {}), ensure_ascii=False) for r in rows]
         mapped[ROW] = [r[0] for r in rows]
-        timer.step("read")
+        with engine.connect() as conn:
+            mapped, _ = overrides.apply(mapped, overrides.live(conn, register))
+        timer.step("read", rows_read=len(rows))
         placed, problems = _prepare(engine, mapped, settings, timer, None)
     else:
         mapped = placed = None
         problems = pd.DataFrame(columns=PROBLEM_COLUMNS)
     with engine.begin() as conn:
         _lock(conn, register)
+        import_id = history.start_import(conn, register, kind="retry", actor=actor, source_file="quarantine")
         if rows:
             conn.execute(text("DELETE FROM quarantine WHERE register = :r"), {"r": register})
-            counts, quarantined = _store(conn, register, placed, problems, mapped, withdraw=False)
+            counts, quarantined = _store(conn, register, placed, problems, mapped, withdraw=False,
+                                         stamp=history.Stamp(actor=actor, action=action, import_id=import_id),
+                                         actor=actor)
         else:
             counts, quarantined = {"inserted": 0, "updated": 0, "unchanged": 0, "withdrawn": 0}, 0
         report.finish(placed, problems, counts, quarantined, _district_names(conn))
         report.timings = timer.timings
-        _save(conn, register, report, None, None, actor)
+        _save(conn, register, report, None, None, actor, import_id)
         timer.step("save")
     return report
 
@@ -120,24 +145,6 @@ def _lock(conn, register):
     conn.execute(text("SET LOCAL statement_timeout = 0"))
     # JIT compiling the import's few big statements costs seconds and saves nothing.
     conn.execute(text("SET LOCAL jit = off"))
-
-
-class _Timer:
-    def __init__(self, progress):
-        self.progress = progress
-        self.timings = {}
-        self._last = time.perf_counter()
-
-    def step(self, name, *, report=True):
-        now = time.perf_counter()
-        self.timings[name] = round(now - self._last, 3)
-        self._last = now
-        if self.progress and report:
-            self.progress(name)
-
-    def mark(self, name):
-        """A part of a step, timed for the report but not a step of the progress bar."""
-        self.step(name, report=False)
 
 
 def _uncalculated(raw):
@@ -171,7 +178,7 @@ def _prepare(engine, mapped, settings, timer, extra):
     postcodes = _at(clean["postcode"].fillna(""), unplaced | sector)
     p.add(unplaced, "postcode", postcodes, reasons)
     p.add(sector, "postcode", postcodes, notes, "warning")
-    timer.step("geocode")
+    timer.step("geocode", geocoded=int((todo & ~unplaced).sum()))
     boundaries = reference_cached(ctx, "boundaries", areas.load_boundaries)
     tolerance = float(settings.get("AREA_TOLERANCE_M", 200))
     points = areas.DistinctPoints.of(clean["lon"].to_numpy(dtype=float), clean["lat"].to_numpy(dtype=float))
@@ -246,7 +253,7 @@ def _on_rows(mask, values, describe):
     return out
 
 
-def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None, actor="cli"):
+def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None, stamp=None, actor="cli"):
     error = placed["error"].to_numpy()
     # Only the columns stored or matched on: splitting every column of a million rows costs most of a second.
     keys = ["natural_key", "source_key", "name_key", "postcode", "tier", "consent_state", ROW]
@@ -271,12 +278,12 @@ def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None, ac
         # worth of work that would otherwise wait for it).
         records = pool.submit(quarantine.records, register, bad, problems, mapped)
         if withdraw:
-            counts = assets.sync(conn, good, register=register, keep_keys=keep_keys)
+            counts = assets.sync(conn, good, register=register, keep_keys=keep_keys, stamp=stamp)
             assets.date_consents(conn, register)
             counts["erased"] = _erase_missing(conn, register, counts.pop("missing_individuals", []), bad_states,
                                               actor)
         else:
-            assets.upsert(conn, good)
+            assets.upsert(conn, good, stamp=stamp)
             assets.date_consents(conn, register)
             counts = {"inserted": len(good), "updated": 0, "unchanged": 0, "withdrawn": 0}
         if timer:
@@ -287,6 +294,9 @@ def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None, ac
     writes.copy_rows(conn, "quarantine", ["register", "source_row", "row", "problems"], records)
     if timer:
         timer.mark("quarantine")
+    # Districts and LSOAs are columns of the asset; the areas of loaded geographies (divisions, wards, drawn
+    # neighbourhoods) are links, made here for the assets just written.
+    store_geographies.assign_register(conn, register)
     return counts, len(records)
 
 
@@ -331,7 +341,7 @@ def _district_names(conn):
     return dict(conn.execute(text("SELECT code, name FROM districts")).all())
 
 
-def _save(conn, register, report, source_file, mapping, actor):
+def _save(conn, register, report, source_file, mapping, actor, import_id, *, conflicts=0):
     data = report.as_dict()
     # A big register's report is megabytes of JSON (every problem row): lz4, where the server has it, compresses it
     # several times faster than the default pglz. For this transaction only; reading needs no setting.
@@ -342,6 +352,18 @@ def _save(conn, register, report, source_file, mapping, actor):
         "source_file = COALESCE(:f, source_file), mapping = COALESCE(CAST(:m AS jsonb), mapping) WHERE name = :r"),
         {"rep": json.dumps(data, default=str), "f": source_file,
          "m": json.dumps(mapping.as_dict()) if mapping else None, "r": register})
+    counts = {"imported": report.imported, "quarantined": report.quarantined, "withdrawn": report.withdrawn,
+              "inserted": report.inserted, "updated": report.updated,
+              "unchanged": report.unchanged, "conflicts": conflicts, "rows_read": report.rows_read}
+    history.finish_import(conn, import_id, counts)
     audit.record(conn, actor=actor, action="import", target=register, rows=report.imported,
                  details={"kind": report.kind, "source": report.source, "quarantined": report.quarantined,
-                          "withdrawn": report.withdrawn})
+                          "withdrawn": report.withdrawn, "import_id": import_id, "conflicts": conflicts})
+
+
+def _check_kind(conn, register):
+    """A manual register holds hand-made assets: importing a file over it would withdraw them all."""
+    kind = conn.execute(text("SELECT kind FROM registers WHERE name = :r"), {"r": register}).scalar()
+    if kind == "manual":
+        msg = f"Register {register!r} holds assets made by hand in the app; import the file as another register."
+        raise InputError(msg)

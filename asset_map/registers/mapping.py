@@ -35,7 +35,7 @@ from asset_map.errors import InputError
 from asset_map.registers.readers import ROW
 from asset_map.registers.schema import FIELDS, field_for_header, normalise_word
 
-MAPPINGS_DIR = PROJECT_DIR / "layers" / "mappings"
+MAPPINGS_DIR = PROJECT_DIR / "layers" / "register_mappings"
 _KEYS = ("columns", "derive", "set", "defaults", "register", "description", "files")
 
 
@@ -217,7 +217,7 @@ def load_mapping(path):
 
 
 def shipped_mapping(file_name):
-    """The ready mapping in layers/mappings/ for a register file of that name (e.g. libraries_stoke.csv)."""
+    """The ready mapping in layers/register_mappings/ for a register file of that name (e.g. libraries_stoke.csv)."""
     for path in sorted(MAPPINGS_DIR.glob("*.yaml")):
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if Path(file_name).name in (data.get("files") or []) or path.stem == Path(file_name).stem:

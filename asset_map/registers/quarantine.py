@@ -47,3 +47,55 @@ def _problems_json(problems, rows):
             index=False, name=None):
         grouped.setdefault(r, []).append({"field": fld, "value": value, "reason": reason, "severity": severity})
     return {r: _ENCODE(items) for r, items in grouped.items()}
+
+
+# -- the quarantine in the browser: listing, one row, dismissal (fixes are overrides: registers.overrides) ------
+def _filter(register, field, q):
+    conds, params = ["q.register = :r"], {"r": register}
+    if field:
+        conds.append("EXISTS (SELECT 1 FROM jsonb_array_elements(q.problems) p WHERE p->>'field' = :field "
+                     "AND p->>'severity' = 'error')")
+        params["field"] = field
+    if q:
+        conds.append("q.problems::text ILIKE :q")
+        params["q"] = "%" + q[:100].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return " AND ".join(conds), params
+
+
+def page(conn, register, *, field=None, q=None, limit=50, offset=0):
+    """(total, rows) of the register's quarantined rows matching the filters, by source row."""
+    from sqlalchemy import text
+
+    where, params = _filter(register, field, q)
+    total = conn.execute(text(f"SELECT count(*) FROM quarantine q WHERE {where}"), params).scalar()
+    rows = conn.execute(text(f"SELECT q.id, q.source_row, q.row, q.problems, q.created_at FROM quarantine q "
+                             f"WHERE {where} ORDER BY q.source_row, q.id LIMIT :n OFFSET :o"),
+                        {**params, "n": int(limit), "o": int(offset)}).mappings().all()
+    return total, [dict(r) for r in rows]
+
+
+def reasons(conn, register):
+    """[(field, rows)] of the errors that keep the register's rows out, most rows first (the filter's choices)."""
+    from sqlalchemy import text
+
+    return [tuple(r) for r in conn.execute(text(
+        "SELECT p->>'field' AS field, count(DISTINCT q.id) FROM quarantine q, jsonb_array_elements(q.problems) p "
+        "WHERE q.register = :r AND p->>'severity' = 'error' GROUP BY 1 ORDER BY 2 DESC, 1"), {"r": register})]
+
+
+def one(conn, register, quarantine_id):
+    from sqlalchemy import text
+
+    from asset_map.errors import NotFound
+
+    row = conn.execute(text("SELECT id, source_row, row, problems, created_at FROM quarantine "
+                            "WHERE id = :i AND register = :r"), {"i": int(quarantine_id), "r": register}).mappings().first()
+    if row is None:
+        raise NotFound(f"Register {register!r} has no quarantined row {quarantine_id} (it may have been placed).")
+    return dict(row)
+
+
+def row_fields(row):
+    """The quarantined row's field values as text (what the fix form starts from)."""
+    fields = (row.get("row") or {}).get("fields") or {}
+    return {f: "" if fields.get(f) is None else str(fields.get(f)) for f in FIELDS}

@@ -16,11 +16,9 @@ import yaml
 
 from asset_map.config import PROJECT_DIR
 from asset_map.errors import ConfigError
+from asset_map.vocabulary import TIERS
 
 TAXONOMY_FILE = PROJECT_DIR / "layers" / "taxonomy" / "categories.yaml"
-TIERS = ("individual", "association", "organisation")
-STATUSES = ("open", "temporarily closed", "closed")
-VISIBILITIES = ("public", "restricted")
 
 # field -> what it holds (drives the CLI help, the mapping checks and the report).
 FIELDS = {

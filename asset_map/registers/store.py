@@ -3,7 +3,7 @@
 from sqlalchemy import text
 
 from asset_map.errors import NotFound
-from asset_map.registers.report import ImportReport
+from asset_map.registers.import_report import ImportReport
 
 
 def list_registers(engine):

@@ -17,7 +17,8 @@ import pyarrow.compute as pc
 from asset_map.reference.postcodes import WHITESPACE, normalise_postcodes
 from asset_map.registers.readers import ROW
 from asset_map.privacy import consent_state
-from asset_map.registers.schema import STATUS_ALIASES, VISIBILITIES, taxonomy
+from asset_map.registers.schema import STATUS_ALIASES, taxonomy
+from asset_map.vocabulary import VISIBILITIES
 
 PROBLEM_COLUMNS = ["row", "field", "value", "reason", "severity"]
 _EMAIL = r"[^@\s<>,;]+@[^@\s<>,;]+\.[A-Za-z]{2,}"

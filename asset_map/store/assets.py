@@ -16,15 +16,14 @@ from sqlalchemy import text
 
 from asset_map import privacy
 from asset_map.errors import InputError
-from asset_map.store import bulk, partitions, writes
+from asset_map.store import bulk, history, partitions, writes
 from asset_map.store.models import Asset
+from asset_map.vocabulary import DEFAULT_STATUSES, ROLES, STORED_STATUSES, TIERS, role_rank
 
-TIERS = ("individual", "association", "organisation")
-STATUSES = ("open", "temporarily closed", "closed", "withdrawn")
-ROLES = ("public", "organiser", "officer", "admin")
-# Closed assets are hidden unless asked for; withdrawn ones (gone from their register) too.
-DEFAULT_STATUSES = ("open", "temporarily closed")
-FILTER_PARAMS = ("district", "tier", "category", "offer", "status", "verified_within", "q", "bbox", "updated_since")
+# The statuses a filter may ask for include the store's own "withdrawn" (gone from its register).
+STATUSES = STORED_STATUSES
+FILTER_PARAMS = ("district", "area", "tier", "category", "offer", "status", "verified_within", "q", "bbox",
+                 "updated_since")
 
 ASSET_COLUMNS = ["id", "register", "source_row", "source_key", "tier", "category", "name", "description", "offers",
                  "address", "postcode", "uprn", "email", "phone", "url", "status", "last_verified", "visibility",
@@ -33,10 +32,13 @@ ASSET_COLUMNS = ["id", "register", "source_row", "source_key", "tier", "category
 CONTACT_COLUMNS = ["email", "phone", "url"]
 _CODE = re.compile(r"^[A-Z][0-9]{8}$")
 _WORD = re.compile(r"^[a-z0-9_/ -]{1,64}$")
+# An area of any loaded geography: "geography:code", e.g. divisions:E58001234 or pilot-neighbourhoods:PN-01.
+_AREA = re.compile(r"^[a-z][a-z0-9_-]{0,63}:[A-Za-z0-9 _.-]{1,64}$")
 
 
-def role_rank(role):
-    return ROLES.index(role)
+def sees_contacts(role):
+    """Contact details (e-mail, phone) of associations and organisations: organisers and above."""
+    return role_rank(role) >= role_rank("organiser")
 
 
 def _values(args, name):
@@ -58,6 +60,7 @@ def _bad(name, value, expected):
 @dataclass(frozen=True)
 class AssetFilter:
     district: tuple = ()
+    area: tuple = ()
     tier: tuple = ()
     category: tuple = ()
     offer: tuple = ()
@@ -75,6 +78,10 @@ class AssetFilter:
         for code in district:
             if not _CODE.match(code):
                 raise _bad("district", code, "expected an ONS code such as E07000199")
+        area = _values(args, "area")
+        for value in area:
+            if not _AREA.match(value):
+                raise _bad("area", value, "expected geography:code, e.g. divisions:E58000123")
         tier = _values(args, "tier")
         for t in tier:
             if t not in TIERS:
@@ -101,14 +108,14 @@ class AssetFilter:
                 raise _bad("verified_within", verified, "expected between 1 and 1200 months")
         q = _one(args, "q")
         q = q.strip()[:200] if q and q.strip() else None
-        return cls(district=district, tier=tier, category=category, offer=offer, status=status or DEFAULT_STATUSES,
+        return cls(district=district, area=area, tier=tier, category=category, offer=offer, status=status or DEFAULT_STATUSES,
                    verified_within=verified, q=q, bbox=parse_bbox(_one(args, "bbox")),
                    updated_since=parse_datetime(_one(args, "updated_since"), "updated_since"))
 
     def as_args(self):
         """The filter as query parameters (for links that keep the view)."""
         out = {}
-        for name in ("district", "tier", "category", "offer"):
+        for name in ("district", "area", "tier", "category", "offer"):
             if getattr(self, name):
                 out[name] = ",".join(getattr(self, name))
         if self.status != DEFAULT_STATUSES:
@@ -139,6 +146,8 @@ class AssetFilter:
                 column = "district_code" if name == "district" else name
                 conds.append(f"{p}{column} = ANY(:f_{name})")
                 params[f"f_{name}"] = list(values)
+        if self.area:
+            conds.append(area_condition(self.area, f"{p}id", params))
         if self.offer:
             conds.append(f"{p}offers && CAST(:f_offer AS text[])")
             params["f_offer"] = list(self.offer)
@@ -159,6 +168,20 @@ class AssetFilter:
         conds.append(privacy)
         params.update(privacy_params)
         return " AND ".join(conds), params
+
+
+def area_condition(values, id_column, params):
+    """SQL true for assets in any of the areas ('geography:code' values) of any loaded geography; binds its
+    parameters into ``params``."""
+    by_geography = {}
+    for value in values:
+        geography, _, code = value.partition(":")
+        by_geography.setdefault(geography, []).append(code)
+    terms = []
+    for i, (geography, codes) in enumerate(sorted(by_geography.items())):
+        params[f"f_geo_{i}"], params[f"f_geo_codes_{i}"] = geography, codes
+        terms.append(f"(x.geography = :f_geo_{i} AND x.area_code = ANY(:f_geo_codes_{i}))")
+    return f"EXISTS (SELECT 1 FROM asset_areas x WHERE x.asset_id = {id_column} AND ({' OR '.join(terms)}))"
 
 
 def _one(args, name):
@@ -238,13 +261,18 @@ def _order_by(order):
     return ", ".join(terms)
 
 
+def visible_columns(columns, role):
+    """The columns ``role`` may read: below organiser, no e-mail or phone (a web address is public)."""
+    if role_rank(role) < role_rank("organiser"):
+        return [c for c in columns if c not in CONTACT_COLUMNS or c == "url"]
+    return list(columns)
+
+
 def select(engine, flt=None, *, role="public", columns=None, limit=None, offset=0, order="id"):
     """Assets matching the filter that ``role`` may see, as a GeoDataFrame in EPSG:4326."""
     flt = flt or AssetFilter()
     order = _order_by(order)
-    cols = [c for c in (columns or ASSET_COLUMNS) if c in ASSET_COLUMNS]
-    if not privacy.sees_contacts(role):
-        cols = [c for c in cols if c not in CONTACT_COLUMNS or c == "url"]
+    cols = visible_columns([c for c in (columns or ASSET_COLUMNS) if c in ASSET_COLUMNS], role)
     where, params = flt.where(role=role)
     sql = (f"SELECT {', '.join('a.' + c for c in cols)}, a.geom AS geometry FROM assets a WHERE {where} "
            f"ORDER BY {order}")
@@ -298,30 +326,34 @@ CONSENT_COLUMNS = ["consent_at", "consent_source", "consent_wording"]
 _STORED = WRITE_COLUMNS + CONSENT_COLUMNS
 
 
-def upsert(conn, frame):
+def upsert(conn, frame, *, stamp=None):
     """Write placed assets (a GeoDataFrame of WRITE_COLUMNS + geometry, EPSG:4326) by (register, match_key):
     new ones are inserted, known ones updated (``updated_at`` moves only when something changed), none duplicated.
-    ``offers`` is a ';'-joined string and ``properties`` a JSON string in the frame. Returns rows written."""
+    ``offers`` is a ';'-joined string and ``properties`` a JSON string in the frame. Every insert and update is a
+    version in the history, stamped with ``stamp`` (history.Stamp; default: an import by nobody named). Returns rows
+    written."""
+    stamp = stamp or history.Stamp()
     written = 0
     known = partitions.existing(conn, frame["register"].unique().tolist())
     for register, part in frame.groupby("register", sort=True):
         if register in known:
             staged = stage_assets(conn, part)
-            written += _merge(conn, staged)["total"]
+            written += _merge(conn, staged, stamp)["total"]
             writes.drop(conn, staged)
         else:
-            written += _load_new(conn, register, part)
+            written += _load_new(conn, register, part, stamp)
     return written
 
 
-def sync(conn, frame, *, register, keep_keys=()):
+def sync(conn, frame, *, register, keep_keys=(), stamp=None):
     """Upsert one register's assets and mark those of the register missing from ``frame`` withdrawn (not deleted),
     except ``keep_keys`` (rows still in the register but quarantined this time). Returns counts
-    ``inserted, updated, unchanged, withdrawn``."""
+    ``inserted, updated, unchanged, withdrawn``. Each change is a version in the history, stamped with ``stamp``."""
+    stamp = stamp or history.Stamp()
     if not partitions.existing(conn, [register]):
-        return {"inserted": _load_new(conn, register, frame), "updated": 0, "unchanged": 0, "withdrawn": 0}
+        return {"inserted": _load_new(conn, register, frame, stamp), "updated": 0, "unchanged": 0, "withdrawn": 0}
     staged = stage_assets(conn, frame)
-    counts = _merge(conn, staged)
+    counts = _merge(conn, staged, stamp)
     keep = list(keep_keys)
     # Only assets stored before this transaction can be missing from the new version (now() is the transaction's
     # start, so rows inserted just now have created_at = now()). The set difference is done here, in memory: the
@@ -332,12 +364,18 @@ def sync(conn, frame, *, register, keep_keys=()):
     missing = sorted(before - set(frame["match_key"]) - set(keep))
     withdrawn, individuals = 0, []
     if missing:
-        # Associations and organisations gone from the register are marked withdrawn and kept; individuals are
-        # returned to the caller, which erases them (asset_map.people): a person no longer in the register has
-        # not consented to be kept.
-        withdrawn = conn.execute(text("UPDATE assets SET withdrawn_at = now(), updated_at = now() "
-                                      "WHERE register = :r AND match_key = ANY(:m) AND tier <> 'individual'"),
-                                 {"r": register, "m": missing}).rowcount
+        # Associations and organisations gone from the register are marked withdrawn and kept, as a version in
+        # their history; individuals are returned to the caller, which erases them (asset_map.people): a person no
+        # longer in the register has not consented to be kept.
+        withdrawn = conn.execute(text(
+            "WITH w AS (UPDATE assets SET withdrawn_at = now(), updated_at = now(), version = version + 1 "
+            "WHERE register = :r AND match_key = ANY(:m) AND tier <> 'individual' "
+            "RETURNING id, version, register, withdrawn_at) "
+            "INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id, changes) "
+            "SELECT w.id, w.version, w.register, h.*, jsonb_build_object('withdrawn_at', "
+            "jsonb_build_array(NULL, w.withdrawn_at)) "
+            f"FROM w, (VALUES {history.VALUES}) AS h"),
+            {"r": register, "m": missing, **stamp.params()}).rowcount
         individuals = [tuple(r) for r in conn.execute(text(
             "SELECT id, match_key FROM assets WHERE register = :r AND match_key = ANY(:m) AND tier = 'individual' "
             "AND erased_at IS NULL"), {"r": register, "m": missing})]
@@ -357,11 +395,12 @@ def date_consents(conn, register):
                       "AND consent IS TRUE AND consent_at IS NULL AND erased_at IS NULL"), {"r": register})
 
 
-def _load_new(conn, register, frame):
+def _load_new(conn, register, frame, stamp):
     """A register's first assets: COPY straight into its own new partition, then index and attach it."""
     name = partitions.create_detached(conn, register)
     bulk.copy_columns(conn, name, _columns(frame, offers_as_array=True))
     partitions.attach(conn, register)
+    history.created_from_table(conn, name, stamp)
     return len(frame)
 
 
@@ -405,24 +444,40 @@ def _pg_arrays(offers):
     return np.array(literals + ["{}"], dtype=object)[codes]
 
 
-def _merge(conn, staged):
+def _merge(conn, staged, stamp):
     cols = ", ".join(_STORED)
     select_cols = ", ".join(
         r"COALESCE(array_remove(regexp_split_to_array(NULLIF(btrim(offers), ''), '\s*;\s*'), ''), '{}')"
         if c == "offers" else c
         for c in _STORED)
+    compared = [c for c in _STORED if c not in ("register", "match_key")]
     # A register without consent dates keeps the date stored (date_consents set it when the person was first seen).
-    new = {c: f"EXCLUDED.{c}" for c in _STORED}
-    new["consent_at"] = "COALESCE(EXCLUDED.consent_at, assets.consent_at)"
-    changed = " OR ".join(f"assets.{c} IS DISTINCT FROM {new[c]}" for c in _STORED
-                          if c not in ("register", "match_key")) + \
+    new_value = {c: f"EXCLUDED.{c}" for c in compared}
+    new_value["consent_at"] = "COALESCE(EXCLUDED.consent_at, assets.consent_at)"
+    changed = " OR ".join(f"assets.{c} IS DISTINCT FROM {new_value[c]}" for c in compared) + \
         " OR assets.geom IS DISTINCT FROM EXCLUDED.geom OR assets.withdrawn_at IS NOT NULL"
-    updates = ", ".join(f"{c} = {new[c]}" for c in _STORED if c not in ("register", "match_key"))
+    updates = ", ".join(f"{c} = {new_value[c]}" for c in compared)
+    # The history of the updates is written first, from the rows as they are before the merge: the old values are
+    # gone once it has run (PostgreSQL 15's RETURNING sees only the new row).
+    new_cols = select_cols.replace("'{}')", "'{}') AS offers")
+    new = f'(SELECT {new_cols}, geom FROM "{staged}")'
+    # consent_at is left out of the diff: a register without dates keeps the stored one (not a change).
+    diff = history.diff_sql("a", "s", [c for c in compared if c != "consent_at"] + ["geom"])
+    conn.execute(text(
+        f"INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id, changes) "
+        f"SELECT a.id, a.version + 1, a.register, h.*, {diff} || CASE WHEN a.withdrawn_at IS NOT NULL THEN "
+        f"jsonb_build_object('withdrawn_at', jsonb_build_array(a.withdrawn_at, NULL)) ELSE '{{}}' END "
+        f"FROM {new} s JOIN assets a ON a.register = s.register AND a.match_key = s.match_key, "
+        f"(VALUES {history.VALUES}) AS h "
+        f"WHERE {changed.replace('assets.', 'a.').replace('EXCLUDED.', 's.')}"), stamp.params())
     # Unchanged rows are left alone (no new row version, updated_at kept); RETURNING counts only what was written.
     sql = (f"WITH w AS (INSERT INTO assets ({cols}, geom) SELECT {select_cols}, geom FROM \"{staged}\" "
            f"ON CONFLICT (register, match_key) DO UPDATE SET {updates}, geom = EXCLUDED.geom, withdrawn_at = NULL, "
-           f"updated_at = now() WHERE {changed} RETURNING (created_at = now()) AS inserted) "
+           f"updated_at = now(), version = assets.version + 1 WHERE {changed} "
+           f"RETURNING id, register, (created_at = now()) AS inserted), "
+           f"h AS (INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id) "
+           f"SELECT w.id, 1, w.register, v.* FROM w, (VALUES {history.VALUES}) AS v WHERE w.inserted) "
            f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), "
            f"(SELECT count(*) FROM \"{staged}\") FROM w")
-    inserted, updated, total = conn.execute(text(sql)).one()
+    inserted, updated, total = conn.execute(text(sql), stamp.params()).one()
     return {"inserted": int(inserted), "updated": int(updated), "total": int(total)}

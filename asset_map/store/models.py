@@ -102,6 +102,8 @@ class Register(Base):
     version = Column(Integer, nullable=False, server_default="0")
     imported_at = Column(DateTime(timezone=True))
     report = Column(JSONB)
+    # "file": imported from a file; "manual": hand-made assets of one district (migration 0012).
+    kind = Column(String(16), nullable=False, server_default="file")
 
 
 class Asset(Base):
@@ -147,6 +149,8 @@ class Asset(Base):
     erased_reason = Column(Text)
     created_at = _created()
     updated_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    # Moves by one with every change (import, edit, verification, ...): an editor sends the version it read.
+    version = Column(Integer, nullable=False, server_default="1")
     __table_args__ = (
         UniqueConstraint("register", "match_key", name="uq_assets_register_match_key"),
         Index("ix_assets_layer", "tier", "district_code", "category"),
@@ -165,6 +169,70 @@ class Quarantine(Base):
     row = Column(JSONB, nullable=False)
     problems = Column(JSONB, nullable=False)
     created_at = _created()
+
+
+class AssetVersion(Base):
+    """One change of an asset, written in the transaction that made it (migration 0012). ``changes`` is
+    ``{column: [old, new]}`` (geometries as WKT); version 1 is the asset's creation."""
+
+    __tablename__ = "asset_versions"
+    asset_id = Column(BigInteger, primary_key=True)
+    version = Column(Integer, primary_key=True)
+    register = Column(String(128), nullable=False)
+    at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    actor = Column(Text)
+    action = Column(String(16), nullable=False)
+    changes = Column(JSONB, nullable=False, server_default="{}")
+    reason = Column(Text)
+    import_id = Column(BigInteger)
+
+
+class RegisterImport(Base):
+    """Each import (or retry, or rollback) of a register: the states a register can be rolled back to."""
+
+    __tablename__ = "register_imports"
+    id = Column(BigInteger, primary_key=True)
+    register = Column(String(128), nullable=False, index=True)
+    version = Column(Integer, nullable=False)
+    at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    actor = Column(Text)
+    kind = Column(String(16), nullable=False)
+    source_file = Column(Text)
+    upload_id = Column(BigInteger)
+    counts = Column(JSONB, nullable=False, server_default="{}")
+
+
+class AssetOverride(Base):
+    """A field an officer set on a register's row, applied before validation at every import of the register."""
+
+    __tablename__ = "asset_overrides"
+    id = Column(BigInteger, primary_key=True)
+    register = Column(String(128), nullable=False)
+    row_key = Column(Text, nullable=False)
+    asset_id = Column(BigInteger, index=True)
+    field = Column(String(32), nullable=False)
+    value = Column(Text)
+    base = Column(Text)
+    conflict = Column(Text)
+    at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    actor = Column(Text)
+    reason = Column(Text)
+    revoked_at = Column(DateTime(timezone=True))
+
+
+class RegisterUpload(Base):
+    """A register file uploaded in the browser, kept under the var directory as ``stored_name``."""
+
+    __tablename__ = "register_uploads"
+    id = Column(BigInteger, primary_key=True)
+    register = Column(String(128), nullable=False)
+    original_name = Column(Text, nullable=False)
+    stored_name = Column(Text, nullable=False)
+    size = Column(BigInteger, nullable=False)
+    sha256 = Column(String(64), nullable=False)
+    mapping = Column(JSONB)
+    at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    actor = Column(Text)
 
 
 class User(Base):
@@ -216,3 +284,46 @@ class AuditEvent(Base):
     details = Column(JSONB, nullable=False, server_default="{}")
     rows = Column(Integer)
     __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_action_target_at", "action", "target", "at"))
+
+
+class Geography(Base):
+    """A set of areas loaded from a boundary file or drawn on the map: electoral divisions, wards, parishes, pilot
+    neighbourhoods (migration 0018)."""
+
+    __tablename__ = "geographies"
+    name = Column(String(64), primary_key=True)
+    label = Column(Text, nullable=False)
+    source = Column(Text)
+    areas = Column(Integer, nullable=False, server_default="0")
+    loaded_at = _created()
+    updated_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class GeographyArea(Base):
+    __tablename__ = "geography_areas"
+    geography = Column(String(64), ForeignKey("geographies.name", ondelete="CASCADE"), primary_key=True)
+    code = Column(String(64), primary_key=True)
+    name = Column(Text, nullable=False)
+    geom = Column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=False), nullable=False)
+    drawn_by = Column(Text)
+    loaded_at = _created()
+    __table_args__ = (Index("ix_geography_areas_geom", "geom", postgresql_using="gist"),)
+
+
+class AssetArea(Base):
+    """Each asset's area in each geography (an asset may lie in two overlapping areas of one geography)."""
+
+    __tablename__ = "asset_areas"
+    geography = Column(String(64), ForeignKey("geographies.name", ondelete="CASCADE"), primary_key=True)
+    area_code = Column(String(64), primary_key=True)
+    asset_id = Column(BigInteger, primary_key=True, index=True)
+
+
+class CouncillorArea(Base):
+    """A user (usually a councillor) attached to the areas whose briefings they see on sign-in and by e-mail."""
+
+    __tablename__ = "councillor_areas"
+    user_id = Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    geography = Column(String(64), primary_key=True)
+    area_code = Column(String(64), primary_key=True)
+    created_at = _created()

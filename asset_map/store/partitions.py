@@ -12,6 +12,8 @@ import re
 from psycopg import sql
 from sqlalchemy import text
 
+from asset_map.store import changes
+
 PARENT = "assets"
 _INDEX = re.compile(r"^CREATE (UNIQUE )?INDEX (\S+) ON (?:ONLY )?\S+ (.*)$")
 
@@ -64,6 +66,8 @@ def attach(conn, register):
         conn.execute(text(f'CREATE {rest.group(1) or ""}INDEX "{name}_{index}" ON "{name}" {rest.group(3)}'))
     conn.execute(text(_sql(f'ALTER TABLE {PARENT} ATTACH PARTITION "{name}" FOR VALUES IN ({{}})', register, conn)))
     conn.execute(text(f'ALTER TABLE "{name}" DROP CONSTRAINT "{name}_only"'))
+    # Attaching fires no trigger on ``assets``: the tile caches learn of the new rows here.
+    changes.record(conn, "assets")
     return name
 
 

@@ -34,8 +34,9 @@ def create_app(test_config=None):
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_MB"] * 1024 * 1024
     app.config["TESTING"] = bool(settings.get("TESTING"))
 
-    from asset_map.web import (admin, auth, errors, explorer, exports, extensions, gaps, health, maps, ogc,
-                               registers, security, serving, tables)
+    from asset_map.web import (admin, asset_pages, auth, briefings, community, errors, explorer, exports, extensions,
+                               freshness, gaps, health, limits, maps, moderation, ogc, oruk, reach, registers,
+                               security, serving, tables, tiles)
 
     extensions.init_app(app)
     errors.init_app(app)
@@ -48,7 +49,16 @@ def create_app(test_config=None):
     app.register_blueprint(registers.bp)
     app.register_blueprint(explorer.bp)
     app.register_blueprint(tables.bp)
+    app.register_blueprint(asset_pages.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(ogc.bp)
+    app.register_blueprint(oruk.bp)
     app.register_blueprint(gaps.bp)
+    app.register_blueprint(tiles.bp)
+    app.register_blueprint(reach.bp)
+    app.register_blueprint(briefings.bp)
+    app.register_blueprint(community.bp)
+    app.register_blueprint(moderation.bp)
+    app.register_blueprint(freshness.bp)
+    limits.init_app(app)
     return app

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 
-from asset_map import audit, people, users
+from asset_map import audit, people, users, vocabulary
 from asset_map.errors import InputError, NotFound
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, require_role
@@ -55,7 +55,7 @@ def audit_csv():
 @require_role("admin")
 def user_list():
     return render_template("admin/users.html", users=users.list_users(extensions.engine()),
-                           roles=users.ACCOUNT_ROLES)
+                           roles=vocabulary.ACCOUNT_ROLES)
 
 
 def _email_of(user_id):

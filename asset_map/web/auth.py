@@ -17,22 +17,23 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import OperationalError
 
-from asset_map import users
+from asset_map import users, vocabulary
 from asset_map.errors import AssetMapError, DatabaseUnavailable, Forbidden, Unauthorized
 from asset_map.web import extensions
 
-ROLES = users.ROLES
+ROLES = vocabulary.ROLES
 # The least role each part of the site needs, by path prefix, checked before any view runs, so a page added
 # under one of these prefixes is protected even if its view forgets to say so. Views can ask for more with
 # ``@require_role``.
-PATH_ROLES = (("/admin", "admin"), ("/registers", "officer"))
+PATH_ROLES = (("/admin", "admin"), ("/registers", "officer"), ("/geographies/draw", "officer"),
+              ("/moderation", "organiser"))
 # Paths whose responses are exports (bulk reads): an API token needs the "export" scope for them, and they are
 # audited (who, what, filters, rows), or counted per hour for the anonymous (asset_map.access).
 EXPORT_PREFIXES = ("/export",)
-EXPORT_PATHS = re.compile(r"^(/export/|/assets\.csv$|/gaps/report\.|/registers/[^/]+/duplicates\.csv$|"
+EXPORT_PATHS = re.compile(r"^(/export/|/assets\.csv$|/gaps/report\.|/registers/[^/]+/[a-z_-]+\.csv$|"
                           r"/ogc/collections/individual-points/items|/admin/audit\.csv$)")
 # Paths answered as an API (401 rather than a redirect to the sign-in page).
-API_PREFIXES = ("/api", "/ogc", "/export", "/healthz")
+API_PREFIXES = ("/api", "/ogc", "/oruk", "/export", "/healthz")
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
 
 bp = Blueprint("auth", __name__)
@@ -42,6 +43,16 @@ csrf = CSRFProtect()
 
 def current_role():
     return getattr(g, "asset_map_role", "public")
+
+
+def current_user_id():
+    """The signed-in user's id (session or token), or None for the public."""
+    token = getattr(g, "asset_map_token", None)
+    if token is not None:
+        return token.user.id
+    if current_role() != "public" and current_user.is_authenticated:
+        return current_user.user.id
+    return None
 
 
 def current_actor():
@@ -84,7 +95,7 @@ def record_read(target, *, details=None, rows=None):
 
 
 def role_at_least(role):
-    return users.role_rank(current_role()) >= users.role_rank(role)
+    return vocabulary.role_rank(current_role()) >= vocabulary.role_rank(role)
 
 
 class SessionUser(UserMixin):
@@ -209,9 +220,12 @@ def _safe_next(value):
     return value
 
 
-def _client_ip():
+def client_ip():
     # Behind a proxy, configure werkzeug's ProxyFix so remote_addr is the client's address.
     return request.remote_addr or "unknown"
+
+
+_client_ip = client_ip
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
@@ -238,6 +252,9 @@ def sign_in():
     session.permanent = True
     login_user(SessionUser(user))
     session["signed_in_at"] = time.time()
+    if user.role == "councillor" and not request.values.get("next"):
+        # A councillor comes for their areas: their briefings are their home page.
+        next_url = url_for("briefings.mine")
     return redirect(next_url)
 
 

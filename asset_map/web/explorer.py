@@ -1,12 +1,12 @@
 """The explorer's API and pages: assets as GeoJSON for the visible area, individuals as counts, postcode lookup,
-'near a postcode' and district pages. Routes are thin: the work is in asset_map.layers."""
+'near a postcode' and district pages. Routes are thin: the work is in asset_map.maps."""
 
 import dataclasses
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from asset_map import disclosure
-from asset_map.layers import features, near as near_, page, summary
+from asset_map.maps import features, near as near_, page, summary
 from asset_map.store.assets import parse_int
 from asset_map.web import extensions
 from asset_map.web.auth import current_role

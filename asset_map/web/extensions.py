@@ -3,9 +3,9 @@ the app starts (and answers 503) while the database is down."""
 
 from flask import current_app
 
-from asset_map.layers.spec import LAYERS_DIR, load_layers
+from asset_map.maps.spec import LAYERS_DIR, load_layers
 from asset_map.store.db import database_url, get_engine, make_engine
-from asset_map.web import vendor
+from asset_map.tools import vendor
 
 
 def init_app(app):

@@ -3,13 +3,15 @@
 from flask import current_app, request
 
 from asset_map import privacy
-from asset_map.layers import choices, styles
-from asset_map.store.assets import DEFAULT_STATUSES, STATUSES, AssetFilter
+from asset_map.maps import choices, styles
+from asset_map.store import geographies
+from asset_map.store.assets import AssetFilter
+from asset_map.vocabulary import DEFAULT_STATUSES, STATUS_LABELS, STATUSES, STORED_STATUSES, TIER_LABELS
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
 
-STATUS_CHOICES = [("", "Open or temporarily closed"), ("open", "Open"),
-                  ("temporarily closed", "Temporarily closed"), ("closed", "Closed"), ("all", "All, including closed")]
+STATUS_CHOICES = [("", " or ".join(STATUS_LABELS[s] for s in DEFAULT_STATUSES).capitalize()),
+                  *((s, STATUS_LABELS[s]) for s in STATUSES), ("all", "All, including closed")]
 
 
 def request_filter():
@@ -19,16 +21,17 @@ def request_filter():
 def form_choices(flt):
     engine, role = extensions.engine(), current_role()
     table = styles.load()
-    if set(flt.status) == set(STATUSES):
+    if set(flt.status) == set(STORED_STATUSES):
         current = "all"
     elif flt.status == DEFAULT_STATUSES:
         current = ""
     else:
         current = ",".join(flt.status)
-    visible_tiers = [t for t in styles.TIER_LABELS if t != "individual" or privacy.sees_individual_points(role)]
+    visible_tiers = [t for t in TIER_LABELS if t != "individual" or privacy.sees_individual_points(role)]
     return {
         "districts": choices.districts(engine),
-        "tiers": [(t, styles.TIER_LABELS[t]) for t in visible_tiers],
+        "areas": geographies.choices(engine),
+        "tiers": [(t, TIER_LABELS[t]) for t in visible_tiers],
         "categories": [(t, c, styles.label_for(c, table), n) for t, c, n in choices.categories(engine, role=role)],
         "offers": choices.offers(engine, role=role),
         "statuses": STATUS_CHOICES,

@@ -3,10 +3,10 @@
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
 from asset_map import disclosure, gaps
-from asset_map.layers import page
+from asset_map.maps import page
 from asset_map.errors import NotFound
-from asset_map.layers.queries import need_options
-from asset_map.store import gap_inputs
+from asset_map.maps.queries import need_options
+from asset_map.store import gap_inputs, geographies
 from asset_map.web import extensions
 from asset_map.web.auth import current_role, record_read
 
@@ -17,7 +17,8 @@ _DOWNLOADS = {"csv": ("text/csv; charset=utf-8", "csv"), "geojson": ("applicatio
 
 def _run(req):
     settings = current_app.config["ASSET_MAP"]
-    return gaps.run(extensions.engine(), req, role=current_role(), suppress_below=disclosure.method(settings))
+    return gaps.run(extensions.engine(), req, role=current_role(), suppress_below=disclosure.method(settings),
+                    settings=settings)
 
 
 def _request():
@@ -27,9 +28,12 @@ def _request():
 def _form(engine, req):
     role = current_role()
     return {"districts": sorted(gap_inputs.district_names(engine).items()),
+            "areas": geographies.choices(engine),
             "categories": gap_inputs.categories(engine, role=role), "offers": gap_inputs.offers(engine, role=role),
             "needs": [(f"{i}:{v}", f"{page.need_label(i, v)} ({n} areas)") for i, v, n in need_options(engine)],
-            "selected": {"district": req.filter.district, "category": req.filter.category,
+            "distances": gaps.distance_choices(engine),
+            "selected": {"district": req.filter.district, "area": req.filter.area,
+                         "category": req.filter.category,
                          "offer": req.filter.offer, **req.as_args()}}
 
 
@@ -48,7 +52,8 @@ def index():
 def download(fmt):
     if fmt not in _DOWNLOADS:
         raise NotFound(f"There is no gap report as {fmt!r}; try csv, geojson or html.")
-    result = _run(_request())
+    req = _request()
+    result = _run(req)
     if fmt == "csv":
         body = gaps.csv_text(result)
     elif fmt == "geojson":
@@ -57,6 +62,7 @@ def download(fmt):
         body = gaps.standalone_html(result, current_app.config["ASSET_MAP"])
     record_read("gap-report", details={"format": fmt, "filters": result.request.as_args()}, rows=len(result.frame))
     content_type, ext = _DOWNLOADS[fmt]
-    name = "gap-report-" + "-".join(result.inputs["districts"][:3] or ["all"]) + f".{ext}"
+    parts = [a.replace(":", "-") for a in req.filter.area] or result.inputs["districts"][:3] or ["all"]
+    name = "gap-report-" + "-".join(parts)[:80] + f".{ext}"
     return Response(body, content_type=content_type,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

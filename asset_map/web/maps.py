@@ -2,7 +2,7 @@
 
 from flask import Blueprint, current_app, render_template, request, url_for
 
-from asset_map.layers import near, page
+from asset_map.maps import near, page
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
 from asset_map.web.filters import form_choices, request_filter
@@ -13,7 +13,10 @@ POSTCODE_ZOOM = 15
 
 def api_urls():
     return {"assets": url_for("explorer.assets_geojson"), "individuals": url_for("explorer.individuals_geojson"),
-            "postcode": url_for("explorer.postcode")}
+            "postcode": url_for("explorer.postcode"), "suggest": url_for("community.suggest"),
+            # The vector tiles' URL template: explorer.js puts a layer's id in place of __layer__.
+            "tiles": url_for("tiles.tile", layer_id="__layer__", z=0, x=0, y=0).replace("/0/0/0.mvt",
+                                                                                         "/{z}/{x}/{y}.mvt")}
 
 
 @bp.get("/")

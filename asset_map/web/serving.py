@@ -8,7 +8,7 @@ Compression is Flask-Compress (gzip, brotli, zstd as the client accepts) for HTM
 from flask import request
 from flask_compress import Compress
 
-from asset_map.web.vendor import VENDOR_PREFIX
+from asset_map.tools.vendor import VENDOR_PREFIX
 
 GEOJSON_TYPES = ["application/geo+json", "application/vnd.geo+json"]
 MIN_COMPRESS_BYTES = 1024
@@ -37,4 +37,4 @@ def init_app(app):
 
 def _mimetypes():
     return ["text/html", "text/css", "text/plain", "text/csv", "text/javascript", "application/javascript",
-            "application/json", "application/xml", "image/svg+xml", *GEOJSON_TYPES]
+            "application/json", "application/xml", "image/svg+xml", "application/vnd.mapbox-vector-tile", *GEOJSON_TYPES]

@@ -3,7 +3,7 @@
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from asset_map.bench.core import Figure
+from asset_map.tools.bench.core import Figure
 
 
 def run(ctx):

@@ -74,9 +74,15 @@
     dl.appendChild(dd);
   }
 
-  function popup(p) {
+  function popup(p, id) {
     var box = el("div", "asset-popup");
     box.appendChild(el("h2", "asset-popup-title", p.name));
+    if (id !== undefined && id !== null) {
+      // The asset's own page: details, history, nearby assets (and, for those who may, edit and verify).
+      var more = el("a", "asset-popup-link", "Details and history");
+      more.href = "/assets/" + encodeURIComponent(id);
+      box.appendChild(more);
+    }
     var dl = el("dl");
     row(dl, "Tier", cfg.tiers[p.tier] || p.tier);
     row(dl, "Category", styleOf(p.category).label);
@@ -98,6 +104,11 @@
     if (p.stale) { verified += " (stale: not verified for over " + cfg.stale_months + " months)"; }
     row(dl, "Last verified", verified);
     box.appendChild(dl);
+    if (cfg.urls.suggest && id && p.tier !== "individual") {
+      var change = el("a", "asset-popup-suggest", "Suggest a change");
+      change.href = cfg.urls.suggest + "?asset=" + encodeURIComponent(id);
+      box.appendChild(change);
+    }
     return box;
   }
 
@@ -114,8 +125,8 @@
     var icon = L.divIcon({html: badge(style, p.stale ? "asset-stale" : ""), className: "asset-marker",
                           iconSize: [28, 28], iconAnchor: [14, 14], popupAnchor: [0, -14]});
     var marker = L.marker([c[1], c[0]], {icon: icon, title: p.name + (p.stale ? " (stale)" : ""),
-                                         keyboard: true, count: 1, category: p.category});
-    marker.bindPopup(function () { return popup(p); }, {maxWidth: 320});
+                                         keyboard: true, count: 1, category: p.category, assetId: f.id});
+    marker.bindPopup(function () { return popup(p, f.id); }, {maxWidth: 320});
     return marker;
   }
 
@@ -144,6 +155,9 @@
     var layer = window[o.var];
     if (layer) { groups[contextGroup][el("span", null, o.title).outerHTML] = layer; }
   });
+  // At England scale the need and boundary layers come as vector tiles (explorer-tiles.js), not in the page.
+  var tileLayers = window.assetMapTiles ? window.assetMapTiles.add(map, cfg, {el: el, row: row}) : [];
+  tileLayers.forEach(function (t) { groups[contextGroup][el("span", null, t.title).outerHTML] = t.layer; });
   // Categories switched off in a shared link (#...&off=school,park) start switched off.
   var off = /[#&]off=([^&]*)/.exec(location.hash);
   var hidden = off ? decodeURIComponent(off[1]).split(",") : [];
@@ -259,6 +273,11 @@
     var offNow = Object.keys(categoryLayers).filter(function (k) { return !map.hasLayer(categoryLayers[k]); });
     if (offNow.length) { hash += "&off=" + encodeURIComponent(offNow.join(",")); }
     history.replaceState(null, "", location.pathname + location.search + hash);
+    // "Suggest an asset here" opens the suggest form on the middle of this view.
+    var suggest = document.getElementById("suggest-here");
+    if (suggest && cfg.urls.suggest) {
+      suggest.href = cfg.urls.suggest + "?lat=" + c.lat.toFixed(6) + "&lon=" + c.lng.toFixed(6) + "&zoom=" + map.getZoom();
+    }
   }
 
   map.on("overlayadd overlayremove", function () { setTimeout(remember, 0); });
@@ -353,5 +372,5 @@
     legends.forEach(function (node) { key.appendChild(node); });
   }
   refresh();
-  window.assetMap = {map: map, cluster: cluster, layers: categoryLayers, refresh: refresh};
+  window.assetMap = {map: map, cluster: cluster, layers: categoryLayers, refresh: refresh, tiles: tileLayers};
 }());

@@ -1,0 +1,222 @@
+"""Street networks as arrays, and the distances people travel on them. Pure: arrays and frames in, arrays and frames
+out; no Flask, no store, no files.
+
+A :class:`Network` is nodes (x, y in EPSG:27700 metres) and edges (node index u -> v, length in metres, one-way
+or not). Costs are metres along the network; a catchment in minutes is turned into metres at a stated speed before
+it gets here (:func:`minutes_to_metres`).
+
+Points (area origins, assets) are snapped to their nearest network node; the snap distance is part of the cost
+(origin -> its node -> ... -> the asset's node -> the asset), so a point 300 m from the road pays those 300 m.
+A point farther than ``max_snap_m`` from every node is not on the network and gets no network distance at all.
+
+Many-to-many costs come from bounded Dijkstra (scipy.sparse.csgraph, C code) run once per distinct origin node with
+the catchment as its limit, and nearest-asset distances from one multi-source Dijkstra per asset group: each asset
+is a virtual node joined to its snapped node by an edge as long as its snap distance, so "the nearest asset" is one
+shortest-path tree, however many assets there are.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from scipy import sparse
+from scipy.sparse import csgraph
+from scipy.spatial import cKDTree
+
+MODES = ("walk", "drive", "cycle")
+# km/h: the usual planning speeds (walk 4.8 km/h = 80 m a minute, as in DfT accessibility statistics).
+DEFAULT_SPEED_KMH = {"walk": 4.8, "cycle": 16.0, "drive": 30.0}
+# A csgraph edge of weight 0 is not an edge; a point exactly on its node still needs one.
+_EPS = 1e-6
+
+
+@dataclass
+class Network:
+    """A street network: nodes in EPSG:27700 metres, edges between node indices."""
+
+    x: np.ndarray
+    y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    length: np.ndarray
+    oneway: np.ndarray
+    mode: str = "walk"
+
+    @property
+    def n_nodes(self):
+        return len(self.x)
+
+    @property
+    def n_edges(self):
+        return len(self.u)
+
+    def xy(self):
+        return np.column_stack([self.x, self.y])
+
+    def subset(self, keep):
+        """The network on the nodes where ``keep`` (bool per node) is true: edges with both ends kept, nodes
+        renumbered. Returns (network, old node index per new node)."""
+        keep = np.asarray(keep, bool)
+        old = np.flatnonzero(keep)
+        new_of_old = np.full(self.n_nodes, -1, np.int64)
+        new_of_old[old] = np.arange(len(old))
+        e = keep[self.u] & keep[self.v]
+        sub = Network(self.x[old], self.y[old], new_of_old[self.u[e]], new_of_old[self.v[e]], self.length[e],
+                      self.oneway[e], self.mode)
+        return sub, old
+
+
+def minutes_to_metres(minutes, speed_kmh):
+    return float(minutes) * float(speed_kmh) * 1000.0 / 60.0
+
+
+def graph(net, *, reverse=False, extra=None):
+    """The network as a CSR matrix of edge lengths (the shortest of parallel edges). One-way edges go u -> v only
+    (``reverse``: v -> u, for costs *to* a place). ``extra``: (rows, cols, weights, n_total) of further edges,
+    e.g. virtual asset nodes, with ``n_total`` >= the number of nodes."""
+    two = ~np.asarray(net.oneway, bool)
+    rows = np.concatenate([net.u, net.v[two]])
+    cols = np.concatenate([net.v, net.u[two]])
+    w = np.concatenate([net.length, net.length[two]]).astype(float)
+    if reverse:
+        rows, cols = cols, rows
+    n = net.n_nodes
+    if extra is not None:
+        er, ec, ew, n = extra
+        rows, cols, w = np.concatenate([rows, er]), np.concatenate([cols, ec]), np.concatenate([w, ew])
+    w = np.maximum(w, _EPS)
+    # Parallel edges: keep the shortest (a CSR matrix built from duplicates would add them up).
+    order = np.lexsort((w, cols, rows))
+    rows, cols, w = rows[order], cols[order], w[order]
+    first = np.r_[True, (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])] if len(rows) else np.empty(0, bool)
+    return sparse.csr_matrix((w[first], (rows[first], cols[first])), shape=(n, n))
+
+
+def snap(net, xy, max_snap_m):
+    """(node index, snap distance in metres) of each point's nearest network node; -1 where the nearest node is
+    farther than ``max_snap_m`` (the distance is still given, so the report can say how far)."""
+    xy = np.asarray(xy, float).reshape(-1, 2)
+    if not len(xy):
+        return np.empty(0, np.int64), np.empty(0)
+    if not net.n_nodes:
+        return np.full(len(xy), -1, np.int64), np.full(len(xy), np.inf)
+    dist, idx = cKDTree(net.xy()).query(xy, k=1)
+    idx = idx.astype(np.int64)
+    idx[dist > max_snap_m] = -1
+    return idx, dist
+
+
+def components(net):
+    """Weakly connected component label of every node (islands and disconnected parts have labels of their own)."""
+    if not net.n_nodes:
+        return np.empty(0, np.int64)
+    _, labels = csgraph.connected_components(graph(net), directed=True, connection="weak")
+    return labels.astype(np.int64)
+
+
+def nearest_on_network(net, origin_nodes, origin_snap, asset_nodes, asset_snap, limit=np.inf):
+    """Network cost (m) from each origin to its nearest asset and that asset's position in ``asset_nodes``.
+
+    Origins with node -1 (off the network), and origins with no asset within ``limit`` metres, get inf and -1.
+    Assets with node -1 are not used. One multi-source Dijkstra on the reversed graph from virtual asset nodes.
+    """
+    origin_nodes = np.asarray(origin_nodes, np.int64)
+    dist = np.full(len(origin_nodes), np.inf)
+    which = np.full(len(origin_nodes), -1, np.int64)
+    on = np.flatnonzero(np.asarray(asset_nodes) >= 0)
+    if not len(on) or not len(origin_nodes):
+        return dist, which
+    n = net.n_nodes
+    virtual = n + np.arange(len(on))
+    rev = graph(net, reverse=True, extra=(virtual, np.asarray(asset_nodes)[on], np.asarray(asset_snap)[on],
+                                          n + len(on)))
+    d, _, src = csgraph.dijkstra(rev, directed=True, indices=virtual, min_only=True, return_predecessors=True,
+                                 limit=limit)
+    ok = origin_nodes >= 0
+    dist[ok] = d[origin_nodes[ok]] + np.asarray(origin_snap)[ok]
+    reached = ok.copy()
+    reached[ok] = np.isfinite(d[origin_nodes[ok]]) & (src[origin_nodes[ok]] >= n)
+    which[reached] = on[src[origin_nodes[reached]] - n]
+    dist[~reached] = np.inf
+    dist[dist > limit] = np.inf
+    which[~np.isfinite(dist)] = -1
+    return dist, which
+
+
+def pairs_on_network(net, origin_nodes, origin_snap, asset_nodes, asset_snap, limit, *, chunk=64):
+    """(origin index, asset index, cost) of every origin-asset pair whose network cost (snaps included) is at most
+    ``limit`` metres: bounded Dijkstra from each distinct origin node, ``chunk`` origins at a time so a dense block
+    stays small (64 x nodes)."""
+    origin_nodes = np.asarray(origin_nodes, np.int64)
+    asset_nodes = np.asarray(asset_nodes, np.int64)
+    origin_snap, asset_snap = np.asarray(origin_snap, float), np.asarray(asset_snap, float)
+    empty = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
+    a_on = np.flatnonzero(asset_nodes >= 0)
+    o_on = np.flatnonzero(origin_nodes >= 0)
+    if not len(a_on) or not len(o_on):
+        return empty
+    g = graph(net)
+    starts, inverse = np.unique(origin_nodes[o_on], return_inverse=True)
+    a_nodes = asset_nodes[a_on]
+    out_o, out_a, out_c = [], [], []
+    for lo in range(0, len(starts), chunk):
+        block = csgraph.dijkstra(g, directed=True, indices=starts[lo:lo + chunk], limit=limit)[:, a_nodes]
+        for k in range(block.shape[0]):
+            row = block[k]
+            hit = np.flatnonzero(np.isfinite(row))
+            if not len(hit):
+                continue
+            origins = o_on[inverse == lo + k]
+            for o in origins:
+                cost = row[hit] + asset_snap[a_on[hit]] + origin_snap[o]
+                keep = cost <= limit
+                out_o.append(np.full(int(keep.sum()), o, np.int64))
+                out_a.append(a_on[hit[keep]])
+                out_c.append(cost[keep])
+    if not out_o:
+        return empty
+    o, a, c = np.concatenate(out_o), np.concatenate(out_a), np.concatenate(out_c)
+    order = np.lexsort((a, o))
+    return o[order], a[order], c[order]
+
+
+def reach(net, node, limit):
+    """Network cost (m) from ``node`` to every node, inf beyond ``limit``."""
+    return csgraph.dijkstra(graph(net), directed=True, indices=int(node), limit=limit)
+
+
+def isochrone(net, node, start_snap, limits_m, *, width_m=50.0):
+    """A polygon per limit (EPSG:27700) covering the streets reachable within it from ``node`` (after
+    ``start_snap`` metres to reach the node): every edge walked to its end, or part of the way where the limit
+    falls on it, widened by ``width_m`` either side (the street and its frontages). Empty where nothing is
+    reachable. Returns a list of shapely geometries in the order of ``limits_m``."""
+    limits = [float(m) for m in limits_m]
+    d = reach(net, node, max(limits)) + float(start_snap)
+    out = []
+    for limit in limits:
+        # Each direction of an edge: from an end reached in time, along the edge as far as the time left allows.
+        parts = []
+        for a, b in ((net.u, net.v), (net.v, net.u)):
+            if b is net.u:
+                ok = ~np.asarray(net.oneway, bool)
+                a, b = a[ok], b[ok]
+                length = net.length[ok]
+            else:
+                length = net.length
+            left = limit - d[a]
+            go = np.isfinite(left) & (left > 0)
+            if not go.any():
+                continue
+            frac = np.clip(left[go] / np.maximum(length[go], _EPS), 0.0, 1.0)
+            x0, y0 = net.x[a[go]], net.y[a[go]]
+            x1 = x0 + (net.x[b[go]] - x0) * frac
+            y1 = y0 + (net.y[b[go]] - y0) * frac
+            parts.append(np.stack([np.column_stack([x0, y0]), np.column_stack([x1, y1])], axis=1))
+        if not parts and limit >= start_snap:
+            parts.append(np.array([[[net.x[node], net.y[node]], [net.x[node], net.y[node]]]]))
+        if not parts:
+            out.append(shapely.Polygon())
+            continue
+        segs = shapely.linestrings(np.concatenate(parts))
+        out.append(shapely.union_all(shapely.buffer(segs, width_m, quad_segs=4)).simplify(2.0))
+    return out

@@ -1,0 +1,64 @@
+"""Where a network gap report's partitions run: in this process, or on a dask.distributed cluster when the
+DASK_SCHEDULER setting names one. Either way the same pure function (analysis.network_gap.run_partition) runs on
+the same partitions, so the results are the same.
+
+A runner is a ``map``-like callable: ``runner(function, items) -> results in the order of items``.
+"""
+
+import threading
+
+from asset_map.errors import AssetMapError
+
+_CLIENTS = {}
+_LOCK = threading.Lock()
+
+
+class ComputeUnavailable(AssetMapError):
+    status = 503
+
+
+def _in_process(function, items):
+    return [function(item) for item in items]
+
+
+class DaskRunner:
+    """Runs each item as one task on the cluster at ``address`` (a Client kept per address and process)."""
+
+    def __init__(self, address, timeout_s=10):
+        self.address, self.timeout_s = address, timeout_s
+
+    def client(self):
+        from distributed import Client
+
+        with _LOCK:
+            client = _CLIENTS.get(self.address)
+            if client is None or client.status not in ("running", "connecting"):
+                try:
+                    client = Client(self.address, timeout=self.timeout_s, set_as_default=False)
+                except (OSError, TimeoutError) as err:
+                    msg = (f"The Dask scheduler at {self.address} (ASSET_MAP_DASK_SCHEDULER) cannot be reached; start "
+                           "it, or leave the setting empty to compute in this process.")
+                    raise ComputeUnavailable(msg) from err
+                _CLIENTS[self.address] = client
+        return client
+
+    def __call__(self, function, items):
+        items = list(items)
+        if not items:
+            return []
+        client = self.client()
+        futures = client.map(function, items, pure=False)
+        return client.gather(futures)
+
+
+def runner(settings):
+    """The runner the settings ask for: Dask at DASK_SCHEDULER, else in-process."""
+    address = (settings.get("DASK_SCHEDULER") or "").strip() if settings else ""
+    return DaskRunner(address) if address else _in_process
+
+
+def close_clients():
+    with _LOCK:
+        for client in _CLIENTS.values():
+            client.close()
+        _CLIENTS.clear()

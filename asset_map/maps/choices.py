@@ -1,0 +1,56 @@
+"""What the filter form and the layer control offer: districts, and the tiers, categories and offers present in the
+store as ``role`` may see them (so the public form never lists a category only individuals have).
+
+Counting categories and offers reads every asset (about 0.1 s at 50,000), so the answers are kept until an asset is
+added or changed (highest id or ``updated_at`` moves) or for at most CACHE_SECONDS (withdrawals and deletions).
+"""
+
+import threading
+import time
+
+from sqlalchemy import text
+
+from asset_map.store.assets import AssetFilter
+from asset_map.vocabulary import STATUSES
+
+CACHE_SECONDS = 60
+_CACHE = {}
+_LOCK = threading.Lock()
+
+
+def _assets_version(conn):
+    # Both maxima come from indexes (primary key, ix_assets_updated_at): no scan of the table.
+    return tuple(conn.execute(text("SELECT max(id), max(updated_at) FROM assets")).one())
+
+
+def _cached(engine, name, role, compute):
+    with engine.connect() as conn:
+        version = _assets_version(conn)
+        key = (str(engine.url), name, role)
+        now = time.monotonic()
+        with _LOCK:
+            hit = _CACHE.get(key)
+        if hit and hit[0] == version and now - hit[1] < CACHE_SECONDS:
+            return hit[2]
+        value = compute(conn)
+    with _LOCK:
+        _CACHE[key] = (version, now, value)
+    return value
+
+
+def districts(engine):
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text("SELECT code, name FROM districts ORDER BY name"))]
+
+
+def categories(engine, *, role="public"):
+    """[(tier, category, assets)] of all non-withdrawn assets ``role`` may see, whatever their status."""
+    where, params = AssetFilter(status=STATUSES).where(role=role)
+    sql = f"SELECT a.tier, a.category, count(*) FROM assets a WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"
+    return _cached(engine, "categories", role, lambda conn: [tuple(r) for r in conn.execute(text(sql), params)])
+
+
+def offers(engine, *, role="public"):
+    where, params = AssetFilter(status=STATUSES).where(role=role)
+    sql = f"SELECT DISTINCT o FROM assets a, unnest(a.offers) AS o WHERE {where} ORDER BY o"
+    return _cached(engine, "offers", role, lambda conn: [r[0] for r in conn.execute(text(sql), params)])

@@ -1,0 +1,291 @@
+"""Mapbox Vector Tiles of the map's layers, made by PostGIS (ST_AsMVT), so the browser gets only what one tile shows.
+
+Four tile layers, each a short name in ``LAYERS``:
+
+- ``need``: LSOAs of the vintage that goes with a need indicator, with its score, rank and decile (``need=imd:2025``);
+- ``areas``: LSOA boundaries of a vintage (``vintage=2021``); ``districts``: district boundaries;
+- ``assets``: the assets the shared ``AssetFilter`` selects, seen as ``role`` sees them (the same SQL conditions as
+  the map API, so the same privacy rule), grouped per grid cell and category at low zooms and single points with
+  their popup fields when few are in the tile.
+
+Polygons are simplified for the zoom (about a quarter of a screen pixel, in Web Mercator metres) before ST_AsMVTGeom
+snaps them to the tile's grid; at national zooms the need layer carries only the decile. Rendered tiles are kept
+on disk under ``VAR_DIR/tiles`` by (change stamps, layer, query): a load, import or edit makes a new stamp
+(store.changes), so nothing stale is served. Only tiles made for the public are written to disk: what a signed-in
+officer sees may be personal data. Nothing here knows Flask.
+"""
+
+import hashlib
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import text
+
+from asset_map.errors import InputError, NotFound
+from asset_map.maps import features, queries
+from asset_map.store import changes
+from asset_map.store.assets import AssetFilter
+
+MAX_ZOOM = 20
+EXTENT = 4096
+BUFFER = 64
+# Web Mercator's circumference in metres: a 256-pixel tile at zoom z is this / 2**z wide.
+WORLD_M = 2 * math.pi * 6378137.0
+# Below this zoom a need tile carries the decile only (the colour); names and scores come with the detail.
+DETAIL_ZOOM = 10
+# An asset tile holding more than this many assets is sent grouped, per cell of CELL_PIXELS at that zoom.
+POINTS_LIMIT = 500
+CELL_PIXELS = 48
+MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
+# England and Wales in EPSG:4326, the TileJSON bounds when nothing is loaded.
+DEFAULT_BOUNDS = [-6.5, 49.8, 2.0, 55.9]
+
+
+@dataclass(frozen=True)
+class TileLayer:
+    id: str
+    title: str
+    family: str
+    minzoom: int
+    fields: dict
+
+
+LAYERS = {
+    "need": TileLayer("need", "Need by small area (LSOA)", "reference", 0, {
+        "decile": "Number", "code": "String", "name": "String", "district_code": "String", "population": "Number",
+        "score": "Number", "rank": "Number"}),
+    "areas": TileLayer("areas", "Small area (LSOA) boundaries", "reference", 0, {
+        "code": "String", "name": "String", "district_code": "String"}),
+    "districts": TileLayer("districts", "District boundaries", "reference", 0, {"code": "String", "name": "String"}),
+    "assets": TileLayer("assets", "Assets", "assets", 0, {
+        "id": "Number", "name": "String", "tier": "String", "category": "String", "count": "Number",
+        "stale_count": "Number", "status": "String", "stale": "Boolean", "address": "String",
+        "postcode": "String", "url": "String", "last_verified": "String", "offers": "String"}),
+}
+
+
+def layer(layer_id):
+    if layer_id not in LAYERS:
+        msg = f"There is no tile layer {layer_id!r}: the layers are {', '.join(LAYERS)}."
+        raise NotFound(msg)
+    return LAYERS[layer_id]
+
+
+def check_tile(z, x, y):
+    if not 0 <= z <= MAX_ZOOM:
+        msg = f"Tile zoom {z} is out of range: expected 0 to {MAX_ZOOM}."
+        raise InputError(msg)
+    n = 2 ** z
+    if not (0 <= x < n and 0 <= y < n):
+        msg = f"Tile {z}/{x}/{y} does not exist: at zoom {z}, x and y run from 0 to {n - 1}."
+        raise InputError(msg)
+
+
+@dataclass(frozen=True)
+class TileQuery:
+    """What one tile URL asks for, parsed and checked: the layer and its own parameters (need, vintage, filter)."""
+
+    layer: TileLayer
+    params: tuple = ()
+    flt: AssetFilter | None = None
+
+    @classmethod
+    def from_args(cls, engine, layer_id, args):
+        spec = layer(layer_id)
+        if spec.id == "need":
+            options = queries.need_options(engine)
+            raw = args.get("need") or next((f"{i}:{v}" for i, v, _ in options if i == "imd"), "imd:2025")
+            indicator, vintage = queries.parse_need(raw, options)
+            return cls(spec, (*_districts(args), ("need", f"{indicator}:{vintage}")))
+        if spec.id == "areas":
+            vintage = args.get("vintage") or "2021"
+            if vintage not in ("2011", "2021"):
+                msg = f"Parameter 'vintage' has value {vintage!r}: expected 2011 or 2021."
+                raise InputError(msg)
+            return cls(spec, (*_districts(args), ("vintage", vintage)))
+        if spec.id == "assets":
+            if args.get("bbox"):
+                msg = "Parameter 'bbox' does not apply to tiles: the tile is the box."
+                raise InputError(msg)
+            flt = AssetFilter.from_args(args)
+            return cls(spec, tuple(sorted(flt.as_args().items())), flt)
+        return cls(spec, ())
+
+    def as_args(self):
+        return dict(self.params)
+
+    def cache_key(self, role):
+        raw = "|".join([self.layer.id, role, *(f"{k}={v}" for k, v in self.params)])
+        return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:24]
+
+
+def _districts(args):
+    """An optional ``district`` list (ONS codes, checked by the shared filter) limiting the area layers."""
+    codes = AssetFilter.from_args({"district": args.get("district") or ""}).district
+    return (("district", ",".join(sorted(codes))),) if codes else ()
+
+
+def _district_sql(q, params, alias="a"):
+    codes = q.as_args().get("district")
+    if not codes:
+        return ""
+    params["districts"] = codes.split(",")
+    return f" AND {alias}.district_code = ANY(:districts)"
+
+
+def _pixel_m(z):
+    return WORLD_M / (256 * 2 ** z)
+
+
+def _envelope_params(z, x, y):
+    return {"z": z, "x": x, "y": y, "extent": EXTENT, "buffer": BUFFER, "margin": BUFFER / EXTENT}
+
+
+_ENV = ("WITH env AS MATERIALIZED (SELECT ST_TileEnvelope(:z, :x, :y) AS e, "
+        "ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), 4326) AS g) ")
+
+
+def _mvt_geom(column, tolerance):
+    # Simplify in Web Mercator metres for this zoom, keeping polygons that collapse (so small urban areas stay drawn),
+    # then clip and snap to the tile grid.
+    return (f"ST_AsMVTGeom(ST_Simplify(ST_Transform({column}, 3857), {float(tolerance)}, true), env.e, "
+            ":extent, :buffer, true)")
+
+
+def _polygon_sql(q, z, params):
+    tol = _pixel_m(z) / 4
+    if q.layer.id == "districts":
+        return (_ENV + f"SELECT ST_AsMVT(t, 'districts', :extent, 'geom') FROM (SELECT d.code, d.name, "
+                f"{_mvt_geom('d.geom', tol)} AS geom FROM districts d, env WHERE d.geom && env.g) t "
+                "WHERE t.geom IS NOT NULL")
+    if q.layer.id == "areas":
+        params["av"] = int(q.as_args()["vintage"])
+        return (_ENV + f"SELECT ST_AsMVT(t, 'areas', :extent, 'geom') FROM (SELECT a.code, a.name, a.district_code, "
+                f"{_mvt_geom('a.geom', tol)} AS geom FROM areas a, env WHERE a.vintage = :av AND a.geom && env.g"
+                f"{_district_sql(q, params)}) t "
+                "WHERE t.geom IS NOT NULL")
+    indicator, vintage = q.as_args()["need"].split(":")
+    params.update(av=queries.area_vintage(vintage), ind=indicator, nv=int(vintage))
+    detail = "a.code, a.name, a.district_code, a.population, n.score, n.rank, " if z >= DETAIL_ZOOM else ""
+    return (_ENV + f"SELECT ST_AsMVT(t, 'need', :extent, 'geom') FROM (SELECT {detail}n.decile, "
+            f"{_mvt_geom('a.geom', tol)} AS geom FROM areas a CROSS JOIN env LEFT JOIN need_indicators n "
+            "ON n.area_code = a.code AND n.indicator = :ind AND n.vintage = :nv "
+            f"WHERE a.vintage = :av AND a.geom && env.g{_district_sql(q, params)}) t WHERE t.geom IS NOT NULL")
+
+
+def _asset_sql(role, where, mode):
+    props = features.properties_sql(role)
+    base = f"FROM assets a, env WHERE {where} AND a.geom && env.g"
+    if mode == "points":
+        # The popup fields as jsonb: ST_AsMVT makes each key a feature property (lists such as offers as JSON text).
+        return (_ENV + "SELECT ST_AsMVT(t, 'assets', :extent, 'geom') FROM (SELECT "
+                f"CAST({props} AS jsonb) || jsonb_build_object('id', a.id) AS props, "
+                "ST_AsMVTGeom(ST_Transform(a.geom, 3857), env.e, :extent, :buffer, true) AS geom "
+                f"{base}) t WHERE t.geom IS NOT NULL")
+    # A group sits at the mean of its points; a group of one is drawn as that asset, with its popup fields.
+    return (_ENV + ", cells AS MATERIALIZED (SELECT a.tier, a.category, count(*) AS n, min(a.id) AS first_id, "
+            f"count(*) FILTER (WHERE {features.stale_sql()}) AS stale_n, "
+            "avg(ST_X(ST_Transform(a.geom, 3857))) AS mx, avg(ST_Y(ST_Transform(a.geom, 3857))) AS my "
+            f"{base} GROUP BY a.tier, a.category, floor(ST_X(ST_Transform(a.geom, 3857)) / :cell), "
+            "floor(ST_Y(ST_Transform(a.geom, 3857)) / :cell)) "
+            "SELECT ST_AsMVT(t, 'assets', :extent, 'geom') FROM (SELECT "
+            "CASE WHEN c.n = 1 THEN (SELECT CAST(" + features.properties_sql(role, "s.") + " AS jsonb) || "
+            "jsonb_build_object('id', s.id) FROM assets s WHERE s.id = c.first_id LIMIT 1) "
+            "ELSE jsonb_build_object('tier', c.tier, 'category', c.category, 'count', c.n, "
+            "'stale_count', c.stale_n) END AS props, "
+            "ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(c.mx, c.my), 3857), env.e, :extent, :buffer, true) AS geom "
+            "FROM cells c, env) t WHERE t.geom IS NOT NULL")
+
+
+def render(engine, q, z, x, y, *, role="public", stale_months=12, today=None):
+    """The tile's bytes (an empty bytes object when nothing is in it)."""
+    check_tile(z, x, y)
+    params = _envelope_params(z, x, y)
+    with engine.connect() as conn, conn.begin():
+        conn.execute(text("SET LOCAL jit = off"))
+        if q.layer.id != "assets":
+            sql = _polygon_sql(q, z, params)
+        else:
+            where, fparams = q.flt.where(role=role)
+            params.update(fparams, today=today or date.today(), stale_months=int(stale_months))
+            # Counting stops one past the limit, as the map API does.
+            capped = conn.execute(text(_ENV + f"SELECT count(*) FROM (SELECT 1 FROM assets a, env WHERE {where} "
+                                       "AND a.geom && env.g LIMIT :cap) c"), {**params, "cap": POINTS_LIMIT + 1}
+                                  ).scalar()
+            if capped == 0:
+                return b""
+            mode = "points" if capped <= POINTS_LIMIT else "clusters"
+            params["cell"] = CELL_PIXELS * _pixel_m(z)
+            sql = _asset_sql(role, where, mode)
+        body = conn.execute(text(sql), params).scalar()
+    return bytes(body or b"")
+
+
+class TileCache:
+    """Rendered public tiles on disk: ``root/<stamps>/<layer>/<query hash>/<z>/<x>/<y>.mvt``. Stamps change with
+    every write (store.changes), so an old folder is simply never read again; ``prune`` removes them."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def path(self, stamps, q, role, z, x, y):
+        stamp = f"{q.layer.family}-{stamps[q.layer.family]}"
+        return self.root / stamp / q.layer.id / q.cache_key(role) / str(z) / str(x) / f"{y}.mvt"
+
+    def get(self, path):
+        try:
+            return path.read_bytes()
+        except OSError:
+            return None
+
+    def put(self, path, body):
+        """Written to a temporary file and renamed, so a reader never sees half a tile."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(body)
+        os.replace(tmp, path)
+
+    def prune(self, stamps):
+        """Remove the folders of every older stamp."""
+        keep = {f"{f}-{v}" for f, v in stamps.items()}
+        if not self.root.is_dir():
+            return 0
+        gone = 0
+        for child in self.root.iterdir():
+            if child.is_dir() and child.name not in keep:
+                shutil.rmtree(child, ignore_errors=True)
+                gone += 1
+        return gone
+
+
+def bounds(engine):
+    """[minLon, minLat, maxLon, maxLat] of the loaded districts (EPSG:4326), or England's."""
+    with engine.connect() as conn:
+        box = conn.execute(text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                                "(SELECT ST_Extent(geom) AS e FROM districts) s")).one()
+    return [round(v, 5) for v in box] if box[0] is not None else list(DEFAULT_BOUNDS)
+
+
+def tilejson(engine, q, *, tiles_url, attribution):
+    """The TileJSON 3.0.0 document of one layer and query; ``tiles_url`` is the URL template with {z}/{x}/{y}."""
+    with engine.connect() as conn:
+        stamps = changes.stamps(conn)
+    return {
+        "tilejson": "3.0.0",
+        "name": q.layer.title,
+        "version": f"{stamps[q.layer.family]}",
+        "scheme": "xyz",
+        "tiles": [tiles_url],
+        "minzoom": q.layer.minzoom,
+        "maxzoom": MAX_ZOOM,
+        "bounds": bounds(engine),
+        "attribution": attribution,
+        "vector_layers": [{"id": q.layer.id, "description": q.layer.title, "minzoom": q.layer.minzoom,
+                           "maxzoom": MAX_ZOOM, "fields": q.layer.fields}],
+    }

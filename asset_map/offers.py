@@ -1,0 +1,230 @@
+"""Individuals who offer their own skills, time or knowledge ("I can help with ..."): their entry, their consent
+and their private link to see, change or withdraw it at any time.
+
+- Consent is explicit and recorded with the entry (issue 12's fields): ``consent_at`` (the date), ``consent_source``
+  (this form) and ``consent_wording`` (the version of the statement the person agreed to, one of ``WORDINGS``). A new
+  wording gets a new version; old versions stay here so every record can show what was agreed.
+- The person is contacted only through an organiser (their e-mail or phone is stored as an officer-only field and
+  never published). The public, and organisers, see individuals only as protected counts.
+- The private link is signed (itsdangerous, salt ``offer-manage``) and carries the entry's id and a random key whose
+  SHA-256 is stored in ``offer_keys``; withdrawing erases the person's data at once through issue 12's
+  ``people.erase_person`` and deletes the key, so the link then only says the entry is gone.
+
+Nothing imports Flask.
+"""
+
+import hashlib
+import hmac
+import json
+import secrets
+import uuid
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import text
+
+from asset_map import audit, people, plaintext
+from asset_map.errors import AssetMapError, FormInvalid, InputError, NotFound
+from asset_map.reference.postcodes import normalise_postcode
+from asset_map.registers.schema import taxonomy
+from asset_map.store import partitions
+
+REGISTER = "individual-offers"
+SOURCE = "offer form"
+# The consent statements people have agreed to, by version; the newest is what the form shows.
+WORDINGS = {
+    "offer-2026-11": (
+        "I agree that asset-map may keep what I have written here, my name and my contact details, so that community "
+        "organisers and council officers in my district can get in touch with me about what I have offered. My "
+        "details will never be shown to the public: the public map shows only how many people in an area offer "
+        "help, never who. I can see, change or withdraw my entry at any time with my private link; withdrawing "
+        "deletes my details at once."),
+}
+CURRENT_WORDING = "offer-2026-11"
+CONTACT_CHOICES = {"email": "By e-mail, through an organiser", "phone": "By phone, through an organiser"}
+SALT = "offer-manage"
+
+
+class Withdrawn(AssetMapError):
+    """The entry behind a private link has been withdrawn already."""
+
+    status = 410
+
+
+def category_choices():
+    tax = taxonomy()
+    return sorted(((cid, spec["label"]) for cid, spec in tax.categories.items() if spec["tier"] == "individual"),
+                  key=lambda c: c[1])
+
+
+def parse(form):
+    """The cleaned fields of the offer form; FormInvalid listing every problem."""
+    from asset_map.suggestions import _EMAIL, _PHONE
+
+    problems, values = {}, {}
+    for name, label, limit, multiline, required in (
+            ("name", "your name", 120, False, True),
+            ("offers", "what you can help with", 500, True, True),
+            ("description", "anything else about your offer", 1000, True, False),
+            ("postcode", "your postcode", 10, False, True),
+            ("email", "your e-mail address", 254, False, False),
+            ("phone", "your phone number", 40, False, False)):
+        try:
+            values[name] = plaintext.clean(form.get(name), field=name, label=label, max_length=limit,
+                                           multiline=multiline, required=required)
+        except InputError as err:
+            problems[name] = err.user_message
+    category = form.get("category") or "skill_share"
+    if category not in dict(category_choices()):
+        problems["category"] = "Choose how you would like to help from the list."
+    values["category"] = category
+    contact = form.get("contact_by") or ""
+    if contact not in CONTACT_CHOICES:
+        problems["contact_by"] = "Choose how an organiser may contact you."
+    values["contact_by"] = contact
+    if contact == "email" and not values.get("email"):
+        problems.setdefault("email", "Enter your e-mail address, so an organiser can contact you.")
+    if contact == "phone" and not values.get("phone"):
+        problems.setdefault("phone", "Enter your phone number, so an organiser can contact you.")
+    if values.get("email") and not _EMAIL.match(values["email"]):
+        problems["email"] = "Enter your e-mail address like name@example.org."
+    if values.get("phone") and not _PHONE.match(values["phone"]):
+        problems["phone"] = "Enter your phone number in digits, like 07700 900123."
+    if values.get("postcode"):
+        normal = normalise_postcode(values["postcode"])
+        if normal is None:
+            problems["postcode"] = f"{values['postcode']!r} is not a UK postcode; enter one like ST16 2LP."
+        values["postcode"] = normal
+    if form.get("consent") != CURRENT_WORDING:
+        problems["consent"] = "To be on the map you need to agree to the statement. If you do not, nothing is kept."
+    if problems:
+        raise FormInvalid(problems)
+    values["offers"] = [o.strip() for o in values["offers"].replace("\n", ",").split(",") if o.strip()][:20]
+    return values
+
+
+def _place(conn, postcode, tolerance_m):
+    """The postcode's point and its areas; FormInvalid if it is unknown or outside the districts."""
+    from asset_map.suggestions import district_at
+
+    row = conn.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM postcodes WHERE postcode = :p"),
+                       {"p": postcode}).first()
+    if row is None:
+        raise FormInvalid({"postcode": f"We cannot find {postcode} in our postcode list; check it, please."})
+    lon, lat = row
+    district = district_at(conn, lon, lat, tolerance_m=tolerance_m)
+    if district is None:
+        raise FormInvalid({"postcode": f"{postcode} is outside the area this map covers, so we cannot add you here."})
+    areas = dict(conn.execute(text(
+        "SELECT vintage, code FROM areas WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326))"),
+        {"x": lon, "y": lat}).all())
+    return lon, lat, district, areas.get(2011), areas.get(2021)
+
+
+def _serializer(secret):
+    return URLSafeSerializer(secret, salt=SALT)
+
+
+def _hash(key):
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def offer(engine, form, *, secret, ip=None, tolerance_m=200):
+    """Store a person's offer with their consent; returns (asset id, private token)."""
+    values = parse(form)
+    key = secrets.token_urlsafe(24)
+    with engine.begin() as conn:
+        lon, lat, district, lsoa11, lsoa21 = _place(conn, values["postcode"], tolerance_m)
+        conn.execute(text("INSERT INTO registers (name, source_file, kind) VALUES (:n, :f, 'manual') "
+                          "ON CONFLICT (name) DO NOTHING"),
+                     {"n": REGISTER, "f": "offered by the people themselves on asset-map"})
+        partitions.ensure(conn, REGISTER)
+        source_key = f"offer-{uuid.uuid4().hex[:16]}"
+        asset_id = conn.execute(text(
+            "INSERT INTO assets (register, source_key, match_key, tier, category, name, description, offers, postcode, "
+            "email, phone, status, last_verified, visibility, consent, consent_at, consent_source, consent_wording, "
+            "geom, geocode_method, geocode_quality, district_code, lsoa11_code, lsoa21_code, properties) VALUES "
+            "(:r, :sk, :mk, 'individual', :cat, :name, :descr, :offers, :pc, :email, :phone, 'open', CURRENT_DATE, "
+            "'restricted', TRUE, CURRENT_DATE, :src, :wording, ST_SetSRID(ST_MakePoint(:x, :y), 4326), 'postcode', "
+            "0.8, :d, :l11, :l21, CAST(:props AS jsonb)) RETURNING id"),
+            {"r": REGISTER, "sk": source_key, "mk": "k:" + source_key, "cat": values["category"],
+             "name": values["name"], "descr": values["description"], "offers": values["offers"],
+             "pc": values["postcode"], "email": values["email"], "phone": values["phone"], "src": SOURCE,
+             "wording": CURRENT_WORDING, "x": lon, "y": lat, "d": district, "l11": lsoa11, "l21": lsoa21,
+             "props": json.dumps({"contact_by": values["contact_by"]})}).scalar_one()
+        conn.execute(text("INSERT INTO offer_keys (asset_id, key_hash) VALUES (:i, :h)"),
+                     {"i": asset_id, "h": _hash(key)})
+        # The audit log holds the id and district, never the person's details.
+        audit.record(conn, actor="the person (offer form)", action="offer", target=f"asset:{asset_id}",
+                     details={"district": district, "consent_wording": CURRENT_WORDING, "ip": ip})
+    return asset_id, _serializer(secret).dumps([asset_id, key])
+
+
+def _resolve(conn, token, secret, *, lock=False):
+    """The entry's id for a private link; InputError for a forged or damaged link, Withdrawn once withdrawn."""
+    try:
+        asset_id, key = _serializer(secret).loads(token)
+        asset_id = int(asset_id)
+    except (BadSignature, ValueError, TypeError) as err:
+        raise InputError("This link is not valid: it may have been copied incompletely. Use the whole link from "
+                         "the page or e-mail you were given.", status=404) from err
+    row = conn.execute(text("SELECT key_hash FROM offer_keys WHERE asset_id = :i" + (" FOR UPDATE" if lock else "")),
+                       {"i": asset_id}).first()
+    if row is None:
+        erased = conn.execute(text("SELECT erased_at FROM assets WHERE id = :i AND tier = 'individual'"),
+                              {"i": asset_id}).scalar()
+        when = f" on {erased:%d %B %Y}" if erased else ""
+        raise Withdrawn(f"This entry was withdrawn{when}. Nothing about you is kept on asset-map, so there is "
+                        "nothing more to do.")
+    if not hmac.compare_digest(row.key_hash, _hash(str(key))):
+        raise InputError("This link is not valid. Use the whole link from the page or e-mail you were given.",
+                         status=404)
+    return asset_id
+
+
+def view(engine, token, *, secret):
+    """What is held about the person behind the link (everything: it is theirs)."""
+    with engine.connect() as conn:
+        asset_id = _resolve(conn, token, secret)
+        row = conn.execute(text(
+            "SELECT id, name, category, description, offers, postcode, email, phone, district_code, consent_at, "
+            "consent_source, consent_wording, properties, created_at, updated_at FROM assets WHERE id = :i"),
+            {"i": asset_id}).mappings().one()
+    out = dict(row)
+    out["contact_by"] = (out.pop("properties") or {}).get("contact_by")
+    out["wording_text"] = WORDINGS.get(out["consent_wording"], "")
+    return out
+
+
+def change(engine, token, form, *, secret, ip=None, tolerance_m=200):
+    """The person changes their entry (the same checks as the form; consent is asked again with the current
+    wording and its date recorded)."""
+    values = parse(form)
+    with engine.begin() as conn:
+        asset_id = _resolve(conn, token, secret, lock=True)
+        lon, lat, district, lsoa11, lsoa21 = _place(conn, values["postcode"], tolerance_m)
+        conn.execute(text(
+            "UPDATE assets SET name = :name, category = :cat, description = :descr, offers = :offers, postcode = :pc, "
+            "email = :email, phone = :phone, geom = ST_SetSRID(ST_MakePoint(:x, :y), 4326), district_code = :d, "
+            "lsoa11_code = :l11, lsoa21_code = :l21, consent_at = CURRENT_DATE, consent_wording = :wording, "
+            "last_verified = CURRENT_DATE, properties = properties || CAST(:props AS jsonb), updated_at = now() "
+            "WHERE id = :i"),
+            {"i": asset_id, "name": values["name"], "cat": values["category"], "descr": values["description"],
+             "offers": values["offers"], "pc": values["postcode"], "email": values["email"], "phone": values["phone"],
+             "x": lon, "y": lat, "d": district, "l11": lsoa11, "l21": lsoa21, "wording": CURRENT_WORDING,
+             "props": json.dumps({"contact_by": values["contact_by"]})})
+        audit.record(conn, actor="the person (private link)", action="offer-change", target=f"asset:{asset_id}",
+                     details={"district": district, "consent_wording": CURRENT_WORDING, "ip": ip})
+    return asset_id
+
+
+def withdraw(engine, token, *, secret, ip=None):
+    """Erase the person's entry at once (issue 12's erasure) and end the link. A second withdrawal raises
+    Withdrawn with a polite message."""
+    with engine.begin() as conn:
+        asset_id = _resolve(conn, token, secret, lock=True)
+        people.erase_person(conn, asset_id, "withdrawn by the person with their private link",
+                            "the person (private link)")
+        conn.execute(text("DELETE FROM offer_keys WHERE asset_id = :i"), {"i": asset_id})
+        audit.record(conn, actor="the person (private link)", action="offer-withdraw", target=f"asset:{asset_id}",
+                     details={"ip": ip})
+    return asset_id

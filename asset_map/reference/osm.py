@@ -1,0 +1,170 @@
+"""Street networks from OpenStreetMap extracts (.osm.pbf) with pyosmium: file in, arrays out.
+
+Which ways a mode may use follows the OSM highway and access tags (as osmnx's network types do, simplified):
+walkers use every street and path but motorways and ways closed to them (foot=no/private, access=no/private without
+a foot permission), in both directions; drivers use roads open to motor vehicles and respect one-way streets;
+cyclists use roads but motorways, cycleways and paths where bicycles are allowed, and respect one-way streets unless
+cycling against them is allowed.
+
+Every OSM node of a kept way is a network node (bends included), so the network draws streets as they are and
+isochrones follow them. Only the part within the given box (the loaded districts plus a buffer) is kept.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pyproj import Transformer
+
+from asset_map.analysis.network import MODES, Network
+from asset_map.errors import InputError
+
+_ROADS = {"trunk", "trunk_link", "primary", "primary_link", "secondary", "secondary_link", "tertiary",
+          "tertiary_link", "unclassified", "residential", "living_street", "service", "road"}
+HIGHWAYS = {
+    "walk": _ROADS | {"footway", "path", "pedestrian", "steps", "track", "cycleway", "bridleway", "corridor"},
+    "drive": _ROADS | {"motorway", "motorway_link"},
+    "cycle": _ROADS | {"cycleway", "path", "track", "bridleway", "pedestrian", "footway"} - {"trunk", "trunk_link"},
+}
+_CLOSED = {"no", "private"}
+_ALLOWED = {"yes", "designated", "permissive", "destination"}
+_MODE_KEY = {"walk": "foot", "drive": "motor_vehicle", "cycle": "bicycle"}
+PBF_MAGIC = b"OSMHeader"
+
+
+@dataclass
+class OsmNetwork:
+    network: Network
+    osm_id: np.ndarray      # OSM node id per network node
+    lon: np.ndarray
+    lat: np.ndarray
+    highway: np.ndarray     # per edge
+    source_date: str | None
+    sha256: str
+    ways: int               # ways of the mode found in the whole file
+
+
+def _usable(tags, mode):
+    """(usable, oneway direction: 0 both ways, 1 forward, -1 backward) of a way with these tags for ``mode``."""
+    hw = tags.get("highway")
+    if hw not in HIGHWAYS[mode] or tags.get("area") == "yes":
+        return False, 0
+    own = tags.get(_MODE_KEY[mode]) or (tags.get("motorcar") if mode == "drive" else None)
+    if own in _CLOSED:
+        return False, 0
+    if tags.get("access") in _CLOSED and own not in _ALLOWED:
+        return False, 0
+    if mode == "cycle" and hw in ("footway", "pedestrian") and own not in _ALLOWED:
+        return False, 0
+    if mode == "walk":
+        return True, 0
+    ow = tags.get("oneway")
+    if mode == "cycle" and tags.get("oneway:bicycle") == "no":
+        ow = "no"
+    if ow in ("yes", "true", "1"):
+        return True, 1
+    if ow == "-1":
+        return True, -1
+    if ow is None and (hw in ("motorway", "motorway_link") or tags.get("junction") == "roundabout"):
+        return True, 1
+    return True, 0
+
+
+def _check_file(path):
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file.")
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError(f"{path.name}: the file is empty; expected an OpenStreetMap extract (.osm.pbf).")
+    with path.open("rb") as fh:
+        head = fh.read(64)
+    if PBF_MAGIC not in head:
+        raise InputError(f"{path.name}: not an OpenStreetMap PBF file (it does not start with an OSMHeader "
+                         "block); expected an extract such as staffordshire-latest.osm.pbf.")
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_network(path, mode, bbox=None):
+    """The ``mode`` network of the extract at ``path``, clipped to ``bbox`` (min lon, min lat, max lon, max lat;
+    an edge is kept when one of its ends is inside). Raises InputError for a missing, empty, truncated or non-PBF
+    file, a file with no ways for the mode, or one whose ways all lie outside the box."""
+    import osmium
+
+    if mode not in MODES:
+        raise InputError(f"Mode {mode!r} is not known; expected one of {', '.join(MODES)}.")
+    path = Path(path)
+    sha = _check_file(path)
+    refs, lons, lats, starts, directions, highways = [], [], [], [0], [], []
+    ways = 0
+    try:
+        reader = osmium.io.Reader(str(path))
+        stamp = reader.header().get("osmosis_replication_timestamp") or reader.header().get("timestamp")
+        reader.close()
+        fp = (osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY).with_locations()
+              .with_filter(osmium.filter.KeyFilter("highway")))
+        for obj in fp:
+            if not obj.is_way():
+                continue
+            ok, direction = _usable(obj.tags, mode)
+            if not ok or len(obj.nodes) < 2:
+                continue
+            ways += 1
+            for n in obj.nodes:
+                if not n.location.valid():
+                    continue
+                refs.append(n.ref)
+                lons.append(n.location.lon)
+                lats.append(n.location.lat)
+            starts.append(len(refs))
+            directions.append(direction)
+            highways.append(obj.tags.get("highway"))
+    except (RuntimeError, osmium.InvalidLocationError) as err:
+        msg = f"{path.name}: cannot be read as an OpenStreetMap PBF file (truncated or damaged?): {err}"
+        raise InputError(msg) from err
+    if not ways:
+        raise InputError(f"{path.name}: no ways usable for {mode} (no highway=* ways open to it) in the file.")
+    return _build(np.asarray(refs, np.int64), np.asarray(lons), np.asarray(lats), np.asarray(starts, np.int64),
+                  np.asarray(directions, np.int8), np.asarray(highways, dtype=object), mode, bbox, path, sha,
+                  stamp or None, ways)
+
+
+def _build(refs, lons, lats, starts, directions, highways, mode, bbox, path, sha, stamp, ways):
+    # Consecutive nodes of a way are an edge; way boundaries are not.
+    way_of = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+    same = way_of[1:] == way_of[:-1]
+    a = np.flatnonzero(same)
+    b = a + 1
+    w = way_of[a]
+    d = directions[w]
+    keep = np.ones(len(a), bool)
+    if bbox is not None:
+        x0, y0, x1, y1 = bbox
+        inside = (lons >= x0) & (lons <= x1) & (lats >= y0) & (lats <= y1)
+        keep = inside[a] | inside[b]
+    a, b, w, d = a[keep], b[keep], w[keep], d[keep]
+    if not len(a):
+        raise InputError(f"{path.name}: none of its {ways:,} {mode} ways lies within the loaded districts plus the "
+                         f"buffer ({_box_text(bbox)}); is it an extract of another part of the country?")
+    # Backward one-ways are stored forward.
+    a, b = np.where(d < 0, b, a), np.where(d < 0, a, b)
+    ids, inverse = np.unique(np.concatenate([refs[a], refs[b]]), return_inverse=True)
+    u, v = inverse[:len(a)], inverse[len(a):]
+    first = np.zeros(len(ids), np.int64)
+    first[inverse] = np.concatenate([a, b])
+    lon, lat = lons[first], lats[first]
+    x, y = Transformer.from_crs(4326, 27700, always_xy=True).transform(lon, lat)
+    x, y = np.asarray(x), np.asarray(y)
+    length = np.hypot(x[u] - x[v], y[u] - y[v])
+    loop = u != v
+    net = Network(x, y, u[loop].astype(np.int64), v[loop].astype(np.int64), length[loop], (d != 0)[loop], mode)
+    return OsmNetwork(net, ids, lon, lat, highways[w][loop], stamp, sha, ways)
+
+
+def _box_text(bbox):
+    return "no box" if bbox is None else ", ".join(f"{v:.4f}" for v in bbox)

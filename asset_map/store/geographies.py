@@ -1,0 +1,224 @@
+"""Geographies in the store: their areas, each asset's areas in them (``asset_areas``), and the writes that keep
+the two in step.
+
+Assets are assigned to every area they lie in (point in polygon, EPSG:4326 as stored, the same test PostGIS's
+ST_Intersects makes): in bulk here when a geography is loaded or an area drawn, and by the importer for the assets
+it has just written (``assign_register``). Every write is one transaction and audited.
+"""
+
+import io
+
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import text
+
+from asset_map import audit
+from asset_map.errors import InputError, NotFound
+from asset_map.reference.geographies import CODE, check_name, polygon_from_geojson, read_geography
+from asset_map.store import writes
+
+
+def load(engine, name, path, *, label=None, code_field=None, name_field=None, crs=None, actor="cli"):
+    """Load (or reload) geography ``name`` from a boundary file and assign every asset to its areas. Areas missing
+    from a reloaded file are removed (with their assets' links and councillors' attachments). Returns a summary
+    dict with the notes of the read."""
+    name = check_name(name)
+    read = read_geography(path, code_field=code_field, name_field=name_field, crs=crs)
+    frame = read.frame
+    with engine.begin() as conn:
+        _ensure(conn, name, label or name.replace("-", " ").replace("_", " ").capitalize(), read.source)
+        removed = conn.execute(text("DELETE FROM geography_areas WHERE geography = :g AND NOT code = ANY(:c)"),
+                               {"g": name, "c": frame["code"].tolist()}).rowcount
+        writes.upsert(conn, frame.assign(geography=name), "geography_areas", keys=["geography", "code"],
+                      columns=["geography", "code", "name"], geometry_sql="ST_Multi(geometry)")
+        links = assign_geography(conn, name)
+        _touch(conn, name)
+        audit.record(conn, actor=actor, action="geography-load", target=name, rows=len(frame),
+                     details={"source": read.source, "crs": read.crs, "removed": removed, "assets_linked": links,
+                              "notes": len(read.notes)})
+    return {"geography": name, "areas": len(frame), "removed": removed, "assets_linked": links,
+            "source": read.source, "crs": read.crs, "notes": read.notes}
+
+
+def save_drawn(engine, geography, code, area_name, geometry, *, actor, label=None):
+    """Save a polygon drawn on the map (a GeoJSON geometry, EPSG:4326) as area ``code`` of ``geography`` (created
+    when new; an existing code is redrawn) and assign the assets inside it. Returns a summary dict."""
+    geography = check_name(geography)
+    code = str(code or "").strip()
+    area_name = str(area_name or "").strip() or code
+    if not CODE.match(code):
+        raise InputError("Give the area a code of 1 to 64 letters, digits, spaces, '.', '_' or '-', e.g. PN-01.")
+    shape, note = polygon_from_geojson(geometry)
+    if shapely.area(shape) <= 0:
+        raise InputError("The drawn area has no area: draw an outline around the neighbourhood.")
+    with engine.begin() as conn:
+        _ensure(conn, geography, label or geography.replace("-", " ").replace("_", " ").capitalize(), "drawn")
+        conn.execute(text(
+            "INSERT INTO geography_areas (geography, code, name, geom, drawn_by) "
+            "VALUES (:g, :c, :n, ST_Multi(ST_GeomFromText(:wkt, 4326)), :by) "
+            "ON CONFLICT (geography, code) DO UPDATE SET name = EXCLUDED.name, geom = EXCLUDED.geom, "
+            "drawn_by = EXCLUDED.drawn_by, loaded_at = now()"),
+            {"g": geography, "c": code, "n": area_name, "wkt": shape.wkt, "by": actor})
+        conn.execute(text("DELETE FROM asset_areas WHERE geography = :g AND area_code = :c"),
+                     {"g": geography, "c": code})
+        links = conn.execute(text(
+            "INSERT INTO asset_areas (geography, area_code, asset_id) SELECT g.geography, g.code, a.id "
+            "FROM geography_areas g JOIN assets a ON ST_Intersects(g.geom, a.geom) "
+            "WHERE g.geography = :g AND g.code = :c"), {"g": geography, "c": code}).rowcount
+        _touch(conn, geography)
+        audit.record(conn, actor=actor, action="geography-draw", target=f"{geography}:{code}", rows=links,
+                     details={"name": area_name, "repaired": note})
+    return {"geography": geography, "code": code, "name": area_name, "assets_linked": links, "note": note}
+
+
+def _ensure(conn, name, label, source):
+    conn.execute(text("INSERT INTO geographies (name, label, source) VALUES (:n, :l, :s) "
+                      "ON CONFLICT (name) DO UPDATE SET label = EXCLUDED.label, "
+                      "source = COALESCE(EXCLUDED.source, geographies.source)"),
+                 {"n": name, "l": label, "s": source})
+
+
+def _touch(conn, name):
+    conn.execute(text("UPDATE geographies SET updated_at = now(), areas = (SELECT count(*) FROM geography_areas "
+                      "WHERE geography = :n) WHERE name = :n"), {"n": name})
+
+
+def assign_geography(conn, name):
+    """Replace the asset links of one geography: every asset with a point, in every area it lies in. Points and
+    polygons are read in binary and tested in memory with a prepared STRtree (as districts are in the import),
+    then the links are COPYed back. Returns the number of links."""
+    conn.execute(text("DELETE FROM asset_areas WHERE geography = :g"), {"g": name})
+    raw = conn.connection.driver_connection
+    with raw.cursor(binary=True) as cur:
+        cur.execute("SELECT code, ST_AsBinary(geom) FROM geography_areas WHERE geography = %s ORDER BY code",
+                    (name,))
+        rows = cur.fetchall()
+    if not rows:
+        return 0
+    codes = np.array([r[0] for r in rows], dtype=object)
+    polys = shapely.from_wkb([r[1] for r in rows])
+    ids, lon, lat = _asset_points(raw)
+    if not len(ids):
+        return 0
+    pt, poly = _inside(lon, lat, polys)
+    with raw.cursor() as cur, cur.copy("COPY asset_areas (geography, area_code, asset_id) FROM STDIN") as copy:
+        buf = io.StringIO()
+        pd.DataFrame({"g": name, "c": codes[poly], "i": ids[pt]}).to_csv(buf, sep="\t", header=False, index=False)
+        copy.write(buf.getvalue())
+    return len(pt)
+
+
+def _asset_points(raw):
+    """(ids, lon, lat) of every asset with a point, by COPY (a million rows in about a second)."""
+    buf = io.BytesIO()
+    with raw.cursor() as cur, cur.copy("COPY (SELECT id, ST_X(geom), ST_Y(geom) FROM assets WHERE geom IS NOT NULL) "
+                                       "TO STDOUT WITH (FORMAT csv)") as copy:
+        for chunk in copy:
+            buf.write(chunk)
+    buf.seek(0)
+    if not buf.getbuffer().nbytes:
+        return np.array([], dtype=np.int64), np.array([]), np.array([])
+    frame = pd.read_csv(buf, header=None, names=["id", "lon", "lat"], dtype={"id": np.int64, "lon": float,
+                                                                            "lat": float}, engine="c")
+    return frame["id"].to_numpy(), frame["lon"].to_numpy(), frame["lat"].to_numpy()
+
+
+def _inside(lon, lat, polys):
+    """(point index, polygon index) of each point and polygon containing or touching it. Points repeat (every
+    asset geocoded by one postcode shares a point), so each distinct point is tested once."""
+    pairs = np.empty(len(lon), dtype=complex)
+    pairs.real, pairs.imag = lon, lat
+    codes, uniques = pd.factorize(pairs)
+    points = shapely.points(uniques.real, uniques.imag)
+    shapely.prepare(polys)
+    tree = shapely.STRtree(polys)
+    upt, upoly = tree.query(points)
+    hit = shapely.intersects(polys[upoly], points[upt])
+    upt, upoly = upt[hit], upoly[hit]
+    # Spread each distinct point's polygons back to the rows that share it.
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], upt, side="left")
+    ends = np.searchsorted(codes[order], upt, side="right")
+    counts = ends - starts
+    rows = order[np.repeat(starts, counts) + _ranges(counts)]
+    return rows, np.repeat(upoly, counts)
+
+
+def _ranges(counts):
+    """0..n-1 for each n in counts, concatenated."""
+    total = int(counts.sum())
+    if not total:
+        return np.array([], dtype=np.int64)
+    ends = np.cumsum(counts)
+    return np.arange(total) - np.repeat(ends - counts, counts)
+
+
+def assign_register(conn, register):
+    """Link a register's assets (just imported) to every loaded geography's areas, in SQL: an import touches one
+    register, and with no geography loaded this is one cheap query."""
+    if not conn.execute(text("SELECT EXISTS (SELECT 1 FROM geography_areas)")).scalar():
+        return 0
+    conn.execute(text("DELETE FROM asset_areas x USING assets a WHERE a.id = x.asset_id AND a.register = :r"),
+                 {"r": register})
+    return conn.execute(text(
+        "INSERT INTO asset_areas (geography, area_code, asset_id) SELECT g.geography, g.code, a.id "
+        "FROM assets a JOIN geography_areas g ON ST_Intersects(g.geom, a.geom) WHERE a.register = :r"),
+        {"r": register}).rowcount
+
+
+# -- reads ---------------------------------------------------------------------------------------------------------
+
+def list_geographies(engine):
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(text(
+            "SELECT name, label, source, areas, loaded_at, updated_at FROM geographies ORDER BY name"))]
+
+
+def areas(engine, geography):
+    """[{code, name, assets}] of a geography, by code; NotFound for an unknown geography."""
+    with engine.connect() as conn:
+        label = conn.execute(text("SELECT label FROM geographies WHERE name = :g"), {"g": geography}).scalar()
+        if label is None:
+            raise NotFound(f"No geography named {str(geography)[:64]!r} is loaded.")
+        return [dict(r._mapping) for r in conn.execute(text(
+            "SELECT g.code, g.name, g.drawn_by, (SELECT count(*) FROM asset_areas x WHERE x.geography = g.geography "
+            "AND x.area_code = g.code) AS assets FROM geography_areas g WHERE g.geography = :g ORDER BY g.code"),
+            {"g": geography})]
+
+
+def area(engine, geography, code):
+    """{geography, label, code, name, geometry (shapely, EPSG:4326), drawn_by, loaded_at}; NotFound otherwise."""
+    with engine.connect() as conn:
+        row = conn.execute(text(
+            "SELECT g.geography, s.label, g.code, g.name, ST_AsBinary(g.geom) AS wkb, g.drawn_by, g.loaded_at "
+            "FROM geography_areas g JOIN geographies s ON s.name = g.geography "
+            "WHERE g.geography = :g AND g.code = :c"), {"g": geography, "c": code}).first()
+    if row is None:
+        raise NotFound(f"No area {str(code)[:64]!r} in geography {str(geography)[:64]!r}.")
+    out = dict(row._mapping)
+    out["geometry"] = shapely.from_wkb(bytes(out.pop("wkb")))
+    return out
+
+
+def choices(engine, *, limit=2000):
+    """[(geography label, [(value 'geography:code', area name)])] for filter forms; geographies with more areas
+    than ``limit`` are left out of the list (they are still accepted as parameters)."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT s.name, s.label, g.code, g.name FROM geographies s JOIN geography_areas g ON g.geography = s.name "
+            "WHERE s.areas <= :lim ORDER BY s.label, g.name, g.code"), {"lim": limit}).all()
+    out = {}
+    for geo, label, code, name in rows:
+        out.setdefault((geo, label), []).append((f"{geo}:{code}", name))
+    return [(label, items) for (_, label), items in out.items()]
+
+
+def area_label(engine, value):
+    """'Name (geography label)' of a 'geography:code' value, or the value itself when unknown."""
+    geo, _, code = str(value).partition(":")
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT g.name, s.label FROM geography_areas g JOIN geographies s ON "
+                                "s.name = g.geography WHERE g.geography = :g AND g.code = :c"),
+                           {"g": geo, "c": code}).first()
+    return f"{row[0]} ({row[1]})" if row else str(value)

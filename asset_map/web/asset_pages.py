@@ -1,0 +1,138 @@
+"""Assets one at a time: the asset page (/assets/<id>) and the forms that add, edit, verify, close and withdraw an
+asset. Routes are thin: the work (checks, geocoding, history, audit) is in asset_map.registers.edits, who sees what
+in asset_map.privacy and asset_map.store.assets."""
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+
+from asset_map import privacy
+from asset_map.errors import Forbidden, InputError
+from asset_map.maps import asset_page, styles
+from asset_map.registers import edits
+from asset_map.registers.schema import taxonomy
+from asset_map.vocabulary import STATUSES, TIERS, VISIBILITIES
+from asset_map.web import extensions
+from asset_map.web.auth import current_actor, current_role, require_role
+
+bp = Blueprint("asset_pages", __name__)
+
+
+def _need():
+    indicator, _, vintage = str(current_app.config["ASSET_MAP"].get("DEFAULT_NEED") or "imd:2025").partition(":")
+    return indicator or "imd", vintage
+
+
+def _map_config(asset=None, *, pick=False, nearby=()):
+    settings = current_app.config["ASSET_MAP"]
+    tiles = settings.get("TILES") or ""
+    return {"tiles": "" if tiles.lower() == "none" else tiles, "attribution": settings.get("TILES_ATTRIBUTION", ""),
+            "point": [asset["lon"], asset["lat"]] if asset and asset.get("lon") is not None else None,
+            "name": asset["name"] if asset else None, "pick": pick,
+            "nearby": [{"lon": n["lon"], "lat": n["lat"], "name": n["name"],
+                        "url": url_for("asset_pages.show", asset_id=n["id"])} for n in nearby]}
+
+
+@bp.get("/assets/<int:asset_id>")
+def show(asset_id):
+    role = current_role()
+    asset = asset_page.load(extensions.engine(), asset_id, role=role, need=_need())
+    settings = current_app.config["ASSET_MAP"]
+    return render_template("assets/show.html", asset=asset, may_edit=privacy.may_edit(role, asset["tier"],
+                                                                                      asset.get("visibility")),
+                           is_officer=role in ("officer", "admin"), stale_months=settings["STALE_MONTHS"],
+                           map_config=_map_config(asset, nearby=asset["nearby"]), label=styles.label_for)
+
+
+def _choices():
+    tax = taxonomy()
+    return {"tiers": TIERS, "statuses": STATUSES, "visibilities": VISIBILITIES,
+            "categories": sorted(((c, styles.label_for(c)) for c in tax.categories), key=lambda x: x[1])}
+
+
+def _form(template_values, *, asset=None, error=None, problems=(), status=200):
+    role = current_role()
+    values = template_values
+    point = None
+    if values.get("lon") and values.get("lat"):
+        try:
+            point = {"lon": float(values["lon"]), "lat": float(values["lat"]), "name": values.get("name")}
+        except ValueError:
+            point = None
+    return render_template("assets/form.html", asset=asset, values=values, error=error, problems=problems,
+                           choices=_choices(), role=role, editable=edits.EDITABLE,
+                           map_config=_map_config(point, pick=True)), status
+
+
+def _posted():
+    return {f: request.form.get(f, "") for f in edits.EDITABLE if f in request.form}
+
+
+@bp.route("/assets/new", methods=["GET", "POST"])
+@require_role("organiser")
+def new():
+    if request.method == "GET":
+        privacy.check_may_edit(current_role())
+        return _form({"status": "open", "visibility": "public", "lon": request.args.get("lon", ""),
+                      "lat": request.args.get("lat", "")})
+    values = _posted()
+    try:
+        asset_id, warnings = edits.create_asset(extensions.engine(), values, actor=current_actor(),
+                                                role=current_role(), reason=request.form.get("reason"))
+    except edits.EditRefused as err:
+        return _form(values, error=err.user_message, problems=err.problems, status=422)
+    except (InputError, Forbidden) as err:
+        return _form(values, error=err.user_message, status=err.status)
+    flash("Asset added." + (" Warnings: " + "; ".join(warnings) if warnings else ""))
+    return redirect(url_for("asset_pages.show", asset_id=asset_id))
+
+
+@bp.route("/assets/<int:asset_id>/edit", methods=["GET", "POST"])
+@require_role("organiser")
+def edit(asset_id):
+    engine = extensions.engine()
+    with engine.connect() as conn:
+        asset = edits.read(conn, asset_id)
+    privacy.check_may_edit(current_role(), asset["tier"], asset["visibility"])
+    if request.method == "GET":
+        return _form(edits.as_fields(asset) | {"version": asset["version"]}, asset=asset)
+    values = _posted()
+    try:
+        _, warnings = edits.update_asset(engine, asset_id, values, version=request.form.get("version"),
+                                         actor=current_actor(), role=current_role(),
+                                         reason=request.form.get("reason"))
+    except edits.StaleEdit as err:
+        return _form(values | {"version": request.form.get("version")}, asset=asset, error=err.user_message,
+                     status=409)
+    except edits.EditRefused as err:
+        return _form(values | {"version": request.form.get("version")}, asset=asset, error=err.user_message,
+                     problems=err.problems, status=422)
+    except InputError as err:
+        return _form(values | {"version": request.form.get("version")}, asset=asset, error=err.user_message,
+                     status=err.status)
+    flash("Changes saved." + (" Warnings: " + "; ".join(warnings) if warnings else ""))
+    return redirect(url_for("asset_pages.show", asset_id=asset_id))
+
+
+_ACTIONS = {
+    "verify": (edits.verify_asset, "Marked as checked today."),
+    "close": (edits.close_asset, "Marked as closed."),
+    "reopen": (edits.reopen_asset, "Marked as open."),
+    "withdraw": (edits.withdraw_asset, "Withdrawn: it no longer shows on the map."),
+    "restore": (lambda *a, **k: edits.withdraw_asset(*a, restore=True, **k), "Restored to the map."),
+}
+
+
+@bp.post("/assets/<int:asset_id>/<any(verify, close, reopen, withdraw, restore):action>")
+@require_role("organiser")
+def act(asset_id, action):
+    run, done = _ACTIONS[action]
+    try:
+        run(extensions.engine(), asset_id, version=request.form.get("version"), actor=current_actor(),
+            role=current_role(), reason=request.form.get("reason"))
+    except InputError as err:
+        flash(err.user_message, "error")
+        return redirect(url_for("asset_pages.show", asset_id=asset_id))
+    except edits.StaleEdit as err:
+        flash(err.user_message, "error")
+        return redirect(url_for("asset_pages.show", asset_id=asset_id))
+    flash(done)
+    return redirect(url_for("asset_pages.show", asset_id=asset_id))

@@ -1,0 +1,127 @@
+"""/moderation: the queue of suggestions for organisers and officers, by district, and their decisions. Thin
+routes over asset_map.suggestions (what to show) and asset_map.moderation (what to do). The path is protected
+for organisers and above in asset_map.web.auth.PATH_ROLES."""
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+
+from asset_map import moderation, suggestions
+from asset_map.errors import FormInvalid, InputError
+from asset_map.store.assets import parse_int
+from asset_map.web import extensions
+from asset_map.web.auth import client_ip, current_actor, current_role, require_role, role_at_least
+from asset_map.web.community import _map_config
+
+bp = Blueprint("moderation", __name__, url_prefix="/moderation")
+PAGE_SIZE = 25
+
+
+def waiting_count():
+    """Suggestions waiting, for the header of moderators' pages; None for everybody else (and nothing is asked of
+    the database for them)."""
+    if not role_at_least("organiser"):
+        return None
+    try:
+        return suggestions.waiting_count(extensions.engine())
+    except Exception:  # noqa: BLE001 - the header must render even with the database away
+        return None
+
+
+@bp.app_context_processor
+def _header_context():
+    return {"moderation_waiting": waiting_count}
+
+
+@bp.get("")
+@require_role("organiser")
+def queue():
+    engine = extensions.engine()
+    district = request.args.get("district") or None
+    page = parse_int(request.args, "page", 1, 1, 100000)
+    total, rows = suggestions.queue(engine, district=district, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    markers = [{"lat": r["lat"], "lon": r["lon"], "label": f"{r['id']}: {r['name']}"} for r in rows]
+    config = _map_config() | {"markers": markers}
+    return render_template("moderation/queue.html", rows=rows, total=total, page=page, pages=-(-total // PAGE_SIZE),
+                           district=district, districts=suggestions.waiting_by_district(engine),
+                           label=suggestions.category_label, map_config=config)
+
+
+@bp.get("/<int:suggestion_id>")
+@require_role("organiser")
+def show(suggestion_id, problems=None, status=200):
+    engine = extensions.engine()
+    suggestion = suggestions.get(engine, suggestion_id)
+    found = suggestions.checks(engine, suggestion, role=current_role())
+    dup_ids = {d["id"] for d in found["duplicates"]}
+    markers = [{"lat": r["lat"], "lon": r["lon"], "label": f"{r['name']} ({r['distance_m']:.0f} m)",
+                "duplicate": r["id"] in dup_ids} for r in found["nearest"]]
+    config = _map_config([suggestion["lat"], suggestion["lon"]], 16) | {"markers": markers}
+    values = dict(suggestion)
+    values["offers"] = ", ".join(suggestion["offers"] or [])
+    if problems:
+        values.update(request.form.items())
+    return render_template("moderation/show.html", s=suggestion, found=found, values=values, problems=problems or {},
+                           choices=suggestions.category_choices(), label=suggestions.category_label,
+                           map_config=config), status
+
+
+@bp.post("/<int:suggestion_id>/accept")
+@require_role("organiser")
+def accept(suggestion_id):
+    try:
+        asset_id = moderation.accept(extensions.engine(), suggestion_id, request.form, actor=current_actor(),
+                                     role=current_role(), ip=client_ip())
+    except FormInvalid as err:
+        return show(suggestion_id, problems=err.problems, status=400)
+    except InputError as err:
+        if err.status not in (400, 422):
+            raise
+        # The edit core refused the values (an unknown kind, a place out of area): say so beside the form.
+        return show(suggestion_id, problems={"name": err.user_message}, status=err.status)
+    flash(f"Suggestion {suggestion_id} accepted: it is on the map as asset {asset_id}.")
+    return redirect(url_for("moderation.queue", district=request.form.get("back_district") or None))
+
+
+@bp.post("/<int:suggestion_id>/merge")
+@require_role("organiser")
+def merge(suggestion_id):
+    asset_id = request.form.get("asset_id")
+    filled = moderation.merge(extensions.engine(), suggestion_id, asset_id, actor=current_actor(),
+                              role=current_role(), ip=client_ip())
+    what = f"filled in {', '.join(filled)}" if filled else "nothing new to add"
+    flash(f"Suggestion {suggestion_id} merged into asset {asset_id} ({what}).")
+    return redirect(url_for("moderation.queue", district=request.form.get("back_district") or None))
+
+
+@bp.post("/<int:suggestion_id>/reject")
+@require_role("organiser")
+def reject(suggestion_id):
+    try:
+        moderation.reject(extensions.engine(), suggestion_id, request.form.get("reason"), actor=current_actor(),
+                          ip=client_ip())
+    except InputError as err:
+        if err.status != 400:
+            raise
+        return show(suggestion_id, problems={"reason": err.user_message}, status=400)
+    flash(f"Suggestion {suggestion_id} rejected.")
+    return redirect(url_for("moderation.queue", district=request.form.get("back_district") or None))
+
+
+@bp.post("/confirmations")
+@require_role("organiser")
+def send_confirmations():
+    """Send confirm-your-listing links: to the assets ticked (``asset_id``), or to every stale association and
+    organisation of a district with an e-mail (``district`` and ``stale``)."""
+    from asset_map import confirmations
+    from asset_map.web.community import external_url
+
+    engine, settings = extensions.engine(), current_app.config["ASSET_MAP"]
+    district = request.form.get("district") or None
+    ids = request.form.getlist("asset_id", type=int)
+    if request.form.get("stale") and district:
+        ids = confirmations.stale_with_contact(engine, district, months=settings["STALE_MONTHS"])
+    if not ids:
+        raise InputError("Choose at least one asset to send a confirm link to.")
+    results = confirmations.send(engine, ids, secret=current_app.config["SECRET_KEY"], settings=settings,
+                                 link_for=lambda token: external_url("community.confirm_listing", token=token),
+                                 actor=current_actor(), role=current_role())
+    return render_template("moderation/sent.html", results=results, district=district)

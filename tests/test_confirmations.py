@@ -1,0 +1,174 @@
+"""Confirm your listing: links sent through a real local SMTP server (aiosmtpd) and read as they arrive; confirm
+sets last_verified through the edit core (history); a correction waits in the moderation queue; a link used twice,
+expired or forged gets a polite answer; with no SMTP the messages go to the outbox."""
+
+import re
+import socket
+import threading
+from email import message_from_bytes, policy
+
+import pytest
+from sqlalchemy import text
+
+from tests.accounts import signed_in_client
+from tests.community_data import community_app, community_engine, community_template, community_url  # noqa: F401
+from tests.conftest import make_app
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+TAMWORTH = "E07000199"
+
+
+class Inbox:
+    """A real SMTP server on a free loopback port that keeps what it receives."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+
+        self.messages = []
+        self.lock = threading.Lock()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.controller = Controller(self, hostname="127.0.0.1", port=port)
+        self.controller.start()
+        self.url = f"smtp://127.0.0.1:{port}"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        with self.lock:
+            self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 OK"
+
+    def stop(self):
+        self.controller.stop()
+
+
+@pytest.fixture
+def inbox():
+    box = Inbox()
+    yield box
+    box.stop()
+
+
+def _give_tamworth_contacts(engine):
+    """The pack's registers carry no e-mail: give Tamworth's libraries one each (as an officer would)."""
+    with engine.begin() as conn:
+        return [tuple(r) for r in conn.execute(text(
+            "UPDATE assets SET email = lower(regexp_replace(name, '[^A-Za-z]+', '.', 'g')) || '@example.org' "
+            "WHERE district_code = :d AND tier <> 'individual' RETURNING id, name, email"), {"d": TAMWORTH})]
+
+
+def _links(inbox):
+    return [re.search(r"(http://\S+/confirm/\S+)", m.get_content()).group(1) for _, m in inbox.messages]
+
+
+def _send_all_stale(app, engine):
+    organiser = signed_in_client(app, engine, "organiser")
+    page = organiser.get(f"/districts/{TAMWORTH}/freshness").get_data(as_text=True)
+    token = _CSRF.search(page).group(1)
+    res = organiser.post("/moderation/confirmations", data={"csrf_token": token, "district": TAMWORTH, "stale": "1"})
+    assert res.status_code == 200, res.get_data(as_text=True)[:1000]
+    return organiser, res.get_data(as_text=True)
+
+
+def test_confirm_links_arrive_and_confirm_once(community_url, tmp_path, community_engine, inbox):
+    assets = _give_tamworth_contacts(community_engine)
+    app = make_app(community_url, tmp_path, SMTP_URL=inbox.url, SITE_URL="http://localhost")
+    organiser, page = _send_all_stale(app, community_engine)
+    assert f"{len(assets)} sent by e-mail" in page
+    assert sorted(r[0] for r, _ in inbox.messages) == sorted(a[2] for a in assets)
+    _, first = inbox.messages[0]
+    assert first["Subject"].startswith("Is the listing of") and "works once" in first.get_content()
+    link = _links(inbox)[0].replace("http://localhost", "")
+    public = app.test_client()
+    listing = public.get(link)
+    assert listing.status_code == 200 and "Yes, this is right" in listing.get_data(as_text=True)
+    token = _CSRF.search(listing.get_data(as_text=True)).group(1)
+    res = public.post(link, data={"csrf_token": token})
+    assert res.status_code == 200 and "confirmed as right" in res.get_data(as_text=True)
+    with community_engine.connect() as conn:
+        cid = int(conn.execute(text("SELECT id FROM confirmations WHERE used_at IS NOT NULL")).scalar_one())
+        asset_id, verified = conn.execute(text(
+            "SELECT a.id, a.last_verified FROM assets a JOIN confirmations c ON c.asset_id = a.id WHERE c.id = :c"),
+            {"c": cid}).one()
+        last = conn.execute(text("SELECT action, actor FROM asset_versions WHERE asset_id = :i "
+                                 "ORDER BY version DESC LIMIT 1"), {"i": asset_id}).one()
+    assert verified is not None and last.action == "verify" and last.actor.startswith("listing contact")
+    again = public.post(link, data={"csrf_token": token})
+    assert again.status_code == 410 and "already used" in again.get_data(as_text=True)
+    assert public.get(link).status_code == 410
+
+
+def test_a_correction_waits_for_moderation_then_is_accepted(community_url, tmp_path, community_engine, inbox):
+    _give_tamworth_contacts(community_engine)
+    app = make_app(community_url, tmp_path, SMTP_URL=inbox.url, SITE_URL="http://localhost")
+    organiser, _ = _send_all_stale(app, community_engine)
+    link = _links(inbox)[1].replace("http://localhost", "")
+    public = app.test_client()
+    page = public.get(link).get_data(as_text=True)
+    token = _CSRF.search(page).group(1)
+    name = re.search(r'id="name" name="name" type="text" maxlength="200" value="([^"]*)"', page).group(1)
+    category = re.search(r'name="category" value="([^"]*)"', page).group(1)
+    res = public.post(link + "/correct", data={"csrf_token": token, "name": name, "category": category,
+                                               "phone": "01827 475645"})
+    assert res.status_code == 200 and "changes have been sent" in res.get_data(as_text=True)
+    with community_engine.connect() as conn:
+        sid, kind, asset_id = conn.execute(text("SELECT id, kind, asset_id FROM suggestions")).one()
+        phone = conn.execute(text("SELECT phone FROM assets WHERE id = :i"), {"i": asset_id}).scalar()
+    assert kind == "correction" and phone is None  # nothing reaches the map unreviewed
+    mod_token = _CSRF.search(organiser.get(f"/moderation/{sid}").get_data(as_text=True)).group(1)
+    assert organiser.post(f"/moderation/{sid}/accept", data={"csrf_token": mod_token}).status_code == 302
+    with community_engine.connect() as conn:
+        phone, verified = conn.execute(text("SELECT phone, last_verified FROM assets WHERE id = :i"),
+                                       {"i": asset_id}).one()
+    assert phone == "01827 475645" and verified is not None
+    assert public.post(link + "/correct", data={"csrf_token": token, "name": "x"}).status_code == 410
+
+
+def test_expired_and_forged_links_get_a_polite_answer(community_url, tmp_path, community_engine, inbox):
+    _give_tamworth_contacts(community_engine)
+    app = make_app(community_url, tmp_path, SMTP_URL=inbox.url, SITE_URL="http://localhost")
+    _send_all_stale(app, community_engine)
+    link = _links(inbox)[0].replace("http://localhost", "")
+    public = app.test_client()
+    with community_engine.begin() as conn:
+        conn.execute(text("UPDATE confirmations SET expires_at = now() - interval '1 second'"))
+    res = public.get(link)
+    assert res.status_code == 410 and "expired" in res.get_data(as_text=True)
+    assert public.get(link[:-4] + "AAAA").status_code == 404
+    assert "not valid" in public.get("/confirm/forged.token.here").get_data(as_text=True)
+    # A private link of an individual's offer is signed with another purpose: it opens no listing.
+    from asset_map import offers
+
+    other = offers._serializer("test").dumps({"c": 1, "n": "x"})
+    assert public.get(f"/confirm/{other}").status_code == 404
+
+
+def test_the_signature_is_what_stops_a_forged_link(community_url, tmp_path, community_engine, inbox, monkeypatch):
+    """With the signature unchecked, a link made up from a row's id and nonce would confirm the listing."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    from asset_map import confirmations
+
+    _give_tamworth_contacts(community_engine)
+    app = make_app(community_url, tmp_path, SMTP_URL=inbox.url, SITE_URL="http://localhost")
+    _send_all_stale(app, community_engine)
+    with community_engine.connect() as conn:
+        cid, nonce = conn.execute(text("SELECT id, nonce FROM confirmations ORDER BY id LIMIT 1")).one()
+    forged = URLSafeTimedSerializer("attacker's key", salt=confirmations.SALT).dumps({"c": cid, "n": nonce})
+    public = app.test_client()
+    assert public.get(f"/confirm/{forged}").status_code == 404
+    monkeypatch.setattr(confirmations, "_serializer", lambda secret: URLSafeTimedSerializer("attacker's key",
+                                                                                           salt=confirmations.SALT))
+    assert public.get(f"/confirm/{forged}").status_code == 200
+
+
+def test_without_smtp_the_links_wait_in_the_outbox(community_url, tmp_path, community_engine):
+    assets = _give_tamworth_contacts(community_engine)
+    app = make_app(community_url, tmp_path)
+    _, page = _send_all_stale(app, community_engine)
+    assert "written to the outbox" in page
+    files = sorted((tmp_path / "outbox").glob("*.eml"))
+    assert len(files) == len(assets) and b"/confirm/" in files[0].read_bytes()
+    with community_engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM confirmations WHERE delivery = 'outbox'")).scalar_one() == len(
+            assets)
