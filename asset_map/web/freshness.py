@@ -6,7 +6,7 @@ from flask import Blueprint, Response, current_app, render_template
 from asset_map.maps import freshness, summary
 from asset_map.registers.schema import taxonomy
 from asset_map.web import extensions
-from asset_map.web.auth import current_role, role_at_least
+from asset_map.web.auth import current_role, record_read, role_at_least
 
 bp = Blueprint("freshness", __name__)
 
@@ -29,5 +29,7 @@ def district(code):
 @bp.get("/districts/<code>/freshness.csv")
 def district_csv(code):
     info, data = _data(code)
+    # The stale list carries contacts (individuals' too, for officers): a bulk read, audited or counted.
+    record_read(f"freshness:{info['code']}", details={"format": "csv"}, rows=len(data["stale"]))
     return Response("\ufeff" + freshness.csv_text(data, info["code"]), content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="freshness-{info["code"]}.csv"'})
