@@ -42,6 +42,21 @@ def _engine():
     return get_engine(load_settings())
 
 
+@cli.command("settings")
+@click.option("--markdown", is_flag=True, help="The README's settings tables, in Markdown.")
+def settings_command(markdown):
+    """Every setting with its value here (environment over instance file over default), or the README's tables."""
+    from asset_map.config import markdown_table
+
+    if markdown:
+        click.echo(markdown_table(), nl=False)
+        return
+    values = load_settings()
+    for s in SETTINGS:
+        shown = "(set)" if s.name == "SECRET_KEY" and values[s.name] else values[s.name]
+        click.echo(f"{s.env}={shown}")
+
+
 # -- database --------------------------------------------------------------------------------------------------
 @cli.group()
 def db():
@@ -549,8 +564,10 @@ def _date_option(value, name):
               default="councillor", show_default=True, help="Whose view: the stale list needs a signed-in role.")
 @click.option("--send-monthly", is_flag=True, help="E-mail every councillor their areas' briefings (for cron).")
 @click.option("--force", is_flag=True, help="With --send-monthly: send even if already sent this month.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Render in this many processes (e.g. the number of cores).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def briefing(geography, codes, all_areas, output, formats, since, as_of, role, send_monthly, force, quiet):
+def briefing(geography, codes, all_areas, output, formats, since, as_of, role, send_monthly, force, jobs, quiet):
     """Briefings of areas as A4 PDFs (and printable HTML): --geography divisions --all -o DIR makes one per area;
     --send-monthly e-mails each councillor theirs (run it from cron on the 1st of the month, see the README)."""
     from tqdm import tqdm
@@ -574,7 +591,8 @@ def briefing(geography, codes, all_areas, output, formats, since, as_of, role, s
     total = len(codes) if codes else len(areas(engine, geography))
     with tqdm(total=total, desc="briefings", unit="area", disable=True if quiet else None) as bar:
         rows = batch.write_all(engine, shared, geography, output, codes=codes or None,
-                               formats=tuple(formats) or ("pdf",), progress=lambda code: bar.update(1))
+                               formats=tuple(formats) or ("pdf",), progress=lambda code: bar.update(1),
+                               jobs=jobs)
     click.echo(f"{len(rows)} briefings written to {output} (index.csv lists them)")
 
 
@@ -586,7 +604,7 @@ def geographies_(name):
 
     engine = _engine()
     if name:
-        for a in store.areas(engine, name):
+        for a in store.areas(engine, name, role="officer"):
             click.echo(f"{a['code']}\t{a['name']}\t{a['assets']} assets" + (f"\tdrawn by {a['drawn_by']}"
                                                                               if a["drawn_by"] else ""))
         return
@@ -706,7 +724,7 @@ def serve(host, port, dev, no_worker):
         from asset_map.web.server import run
 
         run(host=host, port=port, workers=settings["WORKERS"], threads=settings["THREADS"],
-            max_requests=settings["MAX_REQUESTS"])
+            max_requests=settings["MAX_REQUESTS"], preload=bool(settings["PRELOAD"]))
     finally:
         if worker is not None:
             worker.terminate()
@@ -881,7 +899,7 @@ def token():
 
 @token.command("create")
 @click.argument("email")
-@click.option("--scope", type=click.Choice(["read", "export"]), default="read", show_default=True,
+@click.option("--scope", type=click.Choice(["read", "export", "write"]), default="read", show_default=True,
               help="read: the API and pages; export: also /export downloads.")
 @click.option("--expires-days", type=int, help="Days until it expires (default ASSET_MAP_TOKEN_DAYS; 0: never).")
 @click.option("--label", help="What the token is for, e.g. 'QGIS on the GIS team laptop'.")

@@ -18,7 +18,7 @@ from asset_map import audit
 from asset_map.errors import Forbidden, InputError, NotFound, TooManyRequests, Unauthorized
 from asset_map.vocabulary import ACCOUNT_ROLES, ROLES, role_rank  # noqa: F401 - users.ROLES and role_rank are read by callers
 
-SCOPES = ("read", "export")
+SCOPES = ("read", "export", "write")
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "amt_"
 _EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$")

@@ -16,10 +16,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from asset_map.config import PROJECT_DIR
+from asset_map.config import PROJECT_DIR, find_reference_pack
 
-PACK = Path(os.environ.get("ASSET_MAP_REFERENCE_DIR") or PROJECT_DIR.parent / "shared" / "data" / "staffordshire")
+PACK = find_reference_pack() or PROJECT_DIR.parent / "shared" / "data" / "staffordshire"
 REQUIRE_POSTGIS = os.environ.get("ASSET_MAP_REQUIRE_POSTGIS") == "1"
+# Under .ci/run (or any CI) a missing reference pack fails the tests that need it instead of skipping them.
+REQUIRE_PACK = os.environ.get("ASSET_MAP_REQUIRE_PACK") == "1" or bool(os.environ.get("CI"))
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
@@ -172,7 +174,10 @@ def ref_db(pg_server, reference_template):
 @pytest.fixture(scope="session")
 def pack():
     if not PACK.is_dir():
-        pytest.skip(f"reference pack not found at {PACK}")
+        msg = f"reference pack not found at {PACK}: set ASSET_MAP_REFERENCE_DIR to its folder"
+        if REQUIRE_PACK:
+            pytest.fail(f"{msg} (ASSET_MAP_REQUIRE_PACK=1 or CI is set, so this fails rather than skips)")
+        pytest.skip(msg)
     return PACK
 
 
@@ -202,6 +207,34 @@ def make_app(url, tmp_path, **extra):
     config = {"DATABASE_URL": url, "TESTING": 1, "VAR_DIR": str(tmp_path), "SECRET_KEY": "test", "TILES": "none"}
     config.update(extra)
     return create_app(config)
+
+
+def hold_slot(app, name):
+    """Take one of the app's ``name`` slots (web.slots) on another thread, as a concurrent request would; returns
+    an object whose ``release()`` gives it back."""
+    import threading
+
+    from asset_map.web.slots import slots
+
+    taken, done = threading.Event(), threading.Event()
+
+    def hold():
+        with app.app_context():
+            held = slots(name).acquire()
+        taken.set()
+        done.wait(60)
+        held.release()
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    assert taken.wait(10)
+
+    class _Release:
+        def release(self):
+            done.set()
+            thread.join(10)
+
+    return _Release()
 
 
 @pytest.fixture
@@ -291,3 +324,7 @@ def geo_db(pg_server, pack_db, pack, tmp_path_factory):
 def geo_engine(geo_db):
     with engine_over(geo_db[0]) as eng:
         yield eng
+
+
+# The pack with its libraries and a walk network over Tamworth, shared by the network report and isochrone tests.
+from tests.network_data import walk_db  # noqa: E402,F401

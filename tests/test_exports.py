@@ -283,3 +283,16 @@ def test_cli_csv_sidecar_and_errors(export_db, tmp_path, monkeypatch):
     assert "Crown copyright" in (tmp_path / "d.csv.txt").read_text()
     bad = CliRunner().invoke(cli, ["export", "nowhere", "-o", str(tmp_path / "x.geojson")])
     assert bad.exit_code == 1 and "no layer 'nowhere'" in bad.output
+
+
+def test_exports_give_district_and_lsoa_names_beside_their_codes(xclient, export_engine):
+    doc = json.loads(xclient.get(STAFFORD_LIBRARIES % "geojson").get_data())
+    with export_engine.connect() as conn:
+        lsoa = dict(conn.execute(text("SELECT code, name FROM areas WHERE vintage = 2021")).all())
+    for f in doc["features"]:
+        p = f["properties"]
+        assert p["district_code"] == STAFFORD and p["district_name"] == "Stafford"
+        assert p["lsoa21_name"] == lsoa[p["lsoa21_code"]] and p["lsoa21_name"].startswith("Stafford ")
+    rows = list(csv.DictReader(io.StringIO(xclient.get(STAFFORD_LIBRARIES % "csv" + "&comments=0")
+                                           .get_data(as_text=True).lstrip("\ufeff"))))
+    assert {r["district_name"] for r in rows} == {"Stafford"} and all(r["lsoa21_name"] for r in rows)

@@ -130,6 +130,10 @@ def _areas_source(layer):
 
 
 # -- the layers ------------------------------------------------------------------------------------------------
+# People read names; codes stay beside them for joins (one primary-key lookup per row).
+_DISTRICT_NAME = "(SELECT d.name FROM districts d WHERE d.code = g.district_code)"
+
+
 def _asset_columns(role):
     cols = [
         Column("name", "g.name", queryable=True, description="Name of the asset"),
@@ -143,8 +147,11 @@ def _asset_columns(role):
         Column("status", "g.status", queryable=True, description="open, temporarily closed, closed, withdrawn"),
         Column("last_verified", "g.last_verified", "date", description="When the record was last checked"),
         Column("district_code", "g.district_code", queryable=True, description="ONS district code"),
+        Column("district_name", _DISTRICT_NAME, description="District name"),
         Column("lsoa11_code", "g.lsoa11_code", queryable=True),
         Column("lsoa21_code", "g.lsoa21_code", queryable=True),
+        Column("lsoa21_name", "(SELECT r.name FROM areas r WHERE r.code = g.lsoa21_code AND r.vintage = 2021)",
+               description="LSOA 2021 name"),
         Column("register", "g.register", queryable=True, description="The register the asset came from"),
         Column("updated_at", "g.updated_at", "datetime"),
         Column("page", "'/assets/' || g.id", description="The asset's page on this site (details, history)"),
@@ -162,6 +169,7 @@ COUNT_COLUMNS = (
     Column("code", "g.code", queryable=True, description="LSOA 2021 code"),
     Column("name", "g.name"),
     Column("district_code", "g.district_code", queryable=True),
+    Column("district_name", _DISTRICT_NAME),
     Column("individuals", disclosure.sql_value("COALESCE(c.n, 0)"), "integer",
            description="Consenting individuals in the area, rounded to the nearest 5; empty when fewer than 5 "
                        "(none included): asset_map.disclosure"),

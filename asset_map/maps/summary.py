@@ -52,3 +52,17 @@ def asset_counts(engine, code, flt=None, *, role="public", suppress_below=5):
                                  suppress_below=suppress_below)
         individuals = rows[0][2] if rows else disclosure.as_method(suppress_below).label_below()
     return {"tiers": sorted(tiers.items()), "categories": cats, "individuals": individuals}
+
+
+def districts(engine, *, role="public"):
+    """Every district with its LSOA 2021 areas, residents and the assets ``role`` may see (open or temporarily
+    closed), by name: the districts page's table."""
+    where, params = AssetFilter().where(role=role)
+    sql = ("SELECT d.code, d.name, "
+           "(SELECT count(*) FROM areas r WHERE r.district_code = d.code AND r.vintage = 2021) AS areas, "
+           "(SELECT sum(r.population) FROM areas r WHERE r.district_code = d.code AND r.vintage = 2021) "
+           "AS population, "
+           f"(SELECT count(*) FROM assets a WHERE a.district_code = d.code AND {where}) AS assets "
+           "FROM districts d ORDER BY d.name")
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(text(sql), params).mappings()]

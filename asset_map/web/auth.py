@@ -35,6 +35,8 @@ EXPORT_PATHS = re.compile(r"^(/export/|/assets\.csv$|/gaps/report\.|/registers/[
 # Paths answered as an API (401 rather than a redirect to the sign-in page).
 API_PREFIXES = ("/api", "/ogc", "/oruk", "/export", "/healthz")
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
+# Paths where a token of scope "write" may send POST, PUT, PATCH and DELETE (OGC API - Features Part 4).
+WRITE_PREFIXES = ("/ogc/collections/",)
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -179,8 +181,9 @@ def _identify():
         g.asset_map_token = ident
         g.asset_map_role = ident.user.role
         g.asset_map_actor = f"{ident.user.email} (token {ident.token_id})"
-        if request.method not in READ_METHODS:
-            raise Forbidden("API tokens only read: sign in to change anything.")
+        if request.method not in READ_METHODS and not _token_may_write(ident):
+            raise Forbidden("This token only reads: edits through the OGC API need a token of scope 'write' "
+                            "(`asset-map token create EMAIL --scope write`); other changes need a sign-in.")
         if request.path.startswith("/admin"):
             raise Forbidden("API tokens cannot be used for administration: sign in as an admin.")
         if is_bulk_read(request.path) and ident.scope != "export":
@@ -201,6 +204,12 @@ def _identify():
         # Bearer requests carry no cookies an attacker's page could ride on, and are read-only anyway.
         csrf.protect()
     return None
+
+
+def _token_may_write(ident):
+    """A 'write' token edits features through the OGC API (Part 4), and nothing else; what it may change is then
+    the edit path's rule (privacy.may_edit)."""
+    return ident.scope == "write" and request.path.startswith(WRITE_PREFIXES)
 
 
 def _challenge(response):

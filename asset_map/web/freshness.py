@@ -3,6 +3,7 @@ confirm links, suggestions waiting) and as CSV. Thin routes over asset_map.maps.
 
 from flask import Blueprint, Response, current_app, render_template
 
+from asset_map.csv_writer import BOM, MEDIA_TYPE
 from asset_map.maps import freshness, summary
 from asset_map.registers.schema import taxonomy
 from asset_map.web import extensions
@@ -31,5 +32,5 @@ def district_csv(code):
     info, data = _data(code)
     # The stale list carries contacts (individuals' too, for officers): a bulk read, audited or counted.
     record_read(f"freshness:{info['code']}", details={"format": "csv"}, rows=len(data["stale"]))
-    return Response("\ufeff" + freshness.csv_text(data, info["code"]), content_type="text/csv; charset=utf-8",
+    return Response(BOM + freshness.csv_text(data, info["code"]), content_type=MEDIA_TYPE,
                     headers={"Content-Disposition": f'attachment; filename="freshness-{info["code"]}.csv"'})
