@@ -38,7 +38,7 @@ GEOGRAPHIES = {"district": ("district_code", None), "lsoa21": ("lsoa21_code", 20
                "lsoa11": ("lsoa11_code", 2011)}
 _BY_COLUMN = {"district_code": "district", "lsoa21_code": "lsoa21", "lsoa11_code": "lsoa11"}
 # Filters a public count of individuals ignores (named in responses, so a user knows the count is not filtered).
-IGNORED_FILTERS = ("tier", "category", "status", "verified_within", "q", "updated_since")
+IGNORED_FILTERS = ("tier", "category", "status", "verified_within", "q", "updated_since", "area")
 _CODE = re.compile(r"^[A-Z][0-9]{8}$")
 
 

@@ -30,8 +30,8 @@ PATH_ROLES = (("/admin", "admin"), ("/registers", "officer"), ("/geographies/dra
 # Paths whose responses are exports (bulk reads): an API token needs the "export" scope for them, and they are
 # audited (who, what, filters, rows), or counted per hour for the anonymous (asset_map.access).
 EXPORT_PREFIXES = ("/export",)
-EXPORT_PATHS = re.compile(r"^(/export/|/assets\.csv$|/gaps/report\.|/registers/[^/]+/duplicates\.csv$|"
-                          r"/ogc/collections/individual-points/items|/admin/audit\.csv$)")
+EXPORT_PATHS = re.compile(r"^(/export/|/assets\.csv$|/gaps/report\.|/registers/[^/]+/[a-z_-]+\.csv$|"
+                          r"/ogc/collections/individual-points/items|/admin/audit\.csv$|/districts/[^/]+/freshness\.csv$)")
 # Paths answered as an API (401 rather than a redirect to the sign-in page).
 API_PREFIXES = ("/api", "/ogc", "/oruk", "/export", "/healthz")
 READ_METHODS = ("GET", "HEAD", "OPTIONS")

@@ -7,7 +7,7 @@ from asset_map.csv_writer import BOM, MEDIA_TYPE
 from asset_map.maps import summary
 from asset_map.registers.schema import taxonomy
 from asset_map.web import extensions
-from asset_map.web.auth import current_role, role_at_least
+from asset_map.web.auth import current_role, record_read, role_at_least
 from asset_map.web.lazy import lazy
 
 # Charts and frames come with it: loaded by the first freshness page, not at start-up (issue 16).
@@ -34,5 +34,7 @@ def district(code):
 @bp.get("/districts/<code>/freshness.csv")
 def district_csv(code):
     info, data = _data(code)
+    # The stale list carries contacts (individuals' too, for officers): a bulk read, audited or counted.
+    record_read(f"freshness:{info['code']}", details={"format": "csv"}, rows=len(data["stale"]))
     return Response(BOM + freshness.csv_text(data, info["code"]), content_type=MEDIA_TYPE,
                     headers={"Content-Disposition": f'attachment; filename="freshness-{info["code"]}.csv"'})
