@@ -21,6 +21,7 @@ from sqlalchemy import text
 from asset_map import audit
 from asset_map.errors import InputError, NotFound
 from asset_map.privacy import PERSONAL_FIELDS
+from asset_map.store import history
 
 # What an erased individual keeps: enough to prove what was done, nothing that identifies the person.
 KEPT_AFTER_ERASURE = ("id", "register", "source_row", "tier", "category", "district_code", "consent_at",
@@ -31,7 +32,7 @@ _ERASE_SET = (
     "phone = NULL, url = NULL, source_key = NULL, properties = '{}', geom = NULL, lsoa11_code = NULL, "
     "lsoa21_code = NULL, area_flag = NULL, geocode_method = NULL, geocode_quality = NULL, last_verified = NULL, "
     "consent = FALSE, match_key = 'erased:' || id, withdrawn_at = COALESCE(withdrawn_at, now()), "
-    "erased_at = now(), erased_reason = :reason, updated_at = now()")
+    "erased_at = now(), erased_reason = :reason, updated_at = now(), version = version + 1")
 _PERSON_COLUMNS = ("id", "register", "source_row", "source_key", "tier", "category", "name", "description", "offers",
                    "address", "postcode", "uprn", "email", "phone", "url", "status", "last_verified", "visibility",
                    "consent", "consent_at", "consent_source", "consent_wording", "district_code", "lsoa11_code",
@@ -54,6 +55,13 @@ def erase_assets(conn, ids, *, reason, actor, action="person-erase", files_dir=N
         return {"erased": [], "quarantine_rows": 0, "report_rows": 0, "files": 0}
     conn.execute(text(f"UPDATE assets SET {_ERASE_SET} WHERE id = ANY(:ids)"),
                  {"ids": [r["id"] for r in before], "reason": reason})
+    # The history kept the values each version changed (names, contacts, points): they are emptied, the versions
+    # themselves (who, when, which fields) stay with one more saying the person was erased. Overrides of the
+    # person's fields are keyed by their name or source key: they go.
+    stamp = history.Stamp(actor=actor, action="erase", reason=reason)
+    for r in before:
+        history.erase(conn, r["id"], stamp)
+    conn.execute(text("DELETE FROM asset_overrides WHERE asset_id = ANY(:ids)"), {"ids": [r["id"] for r in before]})
     quarantine_rows = sum(_erase_quarantine(conn, r) for r in before)
     report_rows = _erase_from_reports(conn, before)
     files = _erase_files(before, files_dir)
@@ -215,6 +223,9 @@ def export(engine, asset_ids, *, actor="cli"):
         for p in people:
             quarantined += _quarantine_of(conn, p)
             reports += _report_rows_of(conn, p)
+        versions = conn.execute(text(
+            "SELECT asset_id, version, at, actor, action, changes, reason FROM asset_versions "
+            "WHERE asset_id = ANY(:ids) ORDER BY asset_id, version"), {"ids": ids}).mappings().all()
         events = conn.execute(text(
             "SELECT id, at, actor, action, target, rows FROM audit_log WHERE details->'asset_ids' @> "
             "ANY(SELECT to_jsonb(ARRAY[i]) FROM unnest(CAST(:ids AS bigint[])) i) ORDER BY id"),
@@ -227,6 +238,7 @@ def export(engine, asset_ids, *, actor="cli"):
         "assets": [dict(p) for p in people],
         "quarantine": quarantined,
         "import_reports": reports,
+        "history": [dict(v) for v in versions],
         "audit_events": [dict(e) for e in events],
         "personal_fields": list(PERSONAL_FIELDS),
     })

@@ -70,6 +70,26 @@ def test_find_export_and_erase_one_person(engine, six):  # noqa: F811
             .scalar() == 5
 
 
+def test_erasure_empties_the_persons_history_and_overrides(engine, six):  # noqa: F811
+    """An officer's edit of her phone is a version holding the old and new numbers, and an override of the register's
+    value: after erasure neither holds anything of her, while the versions (who, when, which fields) stay."""
+    from asset_map.registers import edits
+
+    version = edits.read(engine.connect(), six)["version"]
+    edits.update_asset(engine, six, {"phone": "01785 999999"}, version=version, actor="officer@example.org",
+                       role="officer", reason="she called")
+    assert "01785 999999" in json.dumps(people.export(engine, [six])["history"], default=str)
+    people.erase(engine, [six], reason="erasure request", actor="admin@example.org")
+    with engine.connect() as conn:
+        held = json.dumps([list(map(str, r)) for r in conn.execute(text(
+            "SELECT changes, (SELECT json_agg(o) FROM asset_overrides o) FROM asset_versions WHERE asset_id = :i"),
+            {"i": six})])
+        actions = [r[0] for r in conn.execute(text(
+            "SELECT action FROM asset_versions WHERE asset_id = :i ORDER BY version"), {"i": six})]
+    assert not [s for s in SECRETS + ("01785 999999",) if s in held]
+    assert actions[-1] == "erase" and "edit" in actions
+
+
 def test_erasing_somebody_who_does_not_exist_says_so_and_changes_nothing(engine, six):  # noqa: F811
     with pytest.raises(NotFound, match="999999"):
         people.erase(engine, [six, 999999], reason="x", actor="t")
