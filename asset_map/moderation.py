@@ -6,6 +6,8 @@ Assets are only ever written through the asset edit core (issue 13, ``asset_map.
 functions ``_create``, ``_change`` and ``verify`` below are the only places that call it. Nothing imports Flask.
 """
 
+from datetime import date
+
 from sqlalchemy import text
 
 from asset_map import audit, plaintext, suggestions
@@ -35,8 +37,10 @@ def _text_fields(values):
 
 def _create(engine, fields, *, lon, lat, actor, role, reason):
     """A new asset in its district's manual register, through the edit core; returns its id."""
+    # The moderator has just checked it: it is verified as of today.
     asset_id, _warnings = _edits().create_asset(
-        engine, {**fields, "lon": f"{lon:.6f}", "lat": f"{lat:.6f}", "status": "open"},
+        engine, {**fields, "lon": f"{lon:.6f}", "lat": f"{lat:.6f}", "status": "open",
+                 "last_verified": date.today().isoformat()},
         actor=actor, role=role, reason=reason)
     return asset_id
 

@@ -24,7 +24,6 @@ from sqlalchemy import text
 
 from asset_map import audit, people, plaintext
 from asset_map.errors import AssetMapError, FormInvalid, InputError, NotFound
-from asset_map.reference.postcodes import normalise_postcode
 from asset_map.registers.schema import taxonomy
 from asset_map.store import partitions
 
@@ -58,7 +57,7 @@ def category_choices():
 
 def parse(form):
     """The cleaned fields of the offer form; FormInvalid listing every problem."""
-    from asset_map.suggestions import _EMAIL, _PHONE
+    from asset_map.suggestions import check_contact
 
     problems, values = {}, {}
     for name, label, limit, multiline, required in (
@@ -85,15 +84,7 @@ def parse(form):
         problems.setdefault("email", "Enter your e-mail address, so an organiser can contact you.")
     if contact == "phone" and not values.get("phone"):
         problems.setdefault("phone", "Enter your phone number, so an organiser can contact you.")
-    if values.get("email") and not _EMAIL.match(values["email"]):
-        problems["email"] = "Enter your e-mail address like name@example.org."
-    if values.get("phone") and not _PHONE.match(values["phone"]):
-        problems["phone"] = "Enter your phone number in digits, like 07700 900123."
-    if values.get("postcode"):
-        normal = normalise_postcode(values["postcode"])
-        if normal is None:
-            problems["postcode"] = f"{values['postcode']!r} is not a UK postcode; enter one like ST16 2LP."
-        values["postcode"] = normal
+    check_contact(values, problems, whose="your", phone_example="07700 900123", tail="")
     if form.get("consent") != CURRENT_WORDING:
         problems["consent"] = "To be on the map you need to agree to the statement. If you do not, nothing is kept."
     if problems:
@@ -217,14 +208,35 @@ def change(engine, token, form, *, secret, ip=None, tolerance_m=200):
     return asset_id
 
 
-def withdraw(engine, token, *, secret, ip=None):
-    """Erase the person's entry at once (issue 12's erasure) and end the link. A second withdrawal raises
-    Withdrawn with a polite message."""
+def withdraw(engine, token, *, secret, ip=None, settings=None):
+    """Erase the person's entry at once (issue 12's erasure) and end the link; with ``settings``, also the e-mails
+    to them still in the outbox (their address and private link). A second withdrawal raises Withdrawn with a
+    polite message."""
     with engine.begin() as conn:
         asset_id = _resolve(conn, token, secret, lock=True)
+        email = conn.execute(text("SELECT email FROM assets WHERE id = :i"), {"i": asset_id}).scalar()
         people.erase_person(conn, asset_id, "withdrawn by the person with their private link",
                             "the person (private link)")
         conn.execute(text("DELETE FROM offer_keys WHERE asset_id = :i"), {"i": asset_id})
+        files = _erase_outbox(settings, email) if settings and email else 0
         audit.record(conn, actor="the person (private link)", action="offer-withdraw", target=f"asset:{asset_id}",
-                     details={"ip": ip})
+                     details={"ip": ip, "outbox_files": files})
     return asset_id
+
+
+def _erase_outbox(settings, email):
+    """Delete the outbox's messages (waiting or sent by hand) addressed to ``email``; returns how many."""
+    from email.parser import BytesHeaderParser
+    from email.policy import default
+
+    from asset_map import mail
+
+    folder = mail.outbox_dir(settings)
+    removed = 0
+    for path in [*folder.glob("*.eml"), *(folder / "sent").glob("*.eml")] if folder.is_dir() else []:
+        with path.open("rb") as fh:
+            to = str(BytesHeaderParser(policy=default).parse(fh)["To"] or "")
+        if to.strip().lower() == email.strip().lower():
+            path.unlink()
+            removed += 1
+    return removed

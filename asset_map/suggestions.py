@@ -15,6 +15,7 @@ from asset_map import audit, plaintext
 from asset_map.errors import FormInvalid, InputError, NotFound
 from asset_map.reference.postcodes import normalise_postcode
 from asset_map.registers.schema import taxonomy
+from asset_map.vocabulary import STATUSES as ASSET_STATUSES
 
 KINDS = ("new", "change", "correction")
 STATUSES = ("waiting", "accepted", "merged", "rejected")
@@ -35,6 +36,7 @@ FIELDS = (
 )
 ASSET_FIELDS = ("name", "tier", "category", "description", "offers", "address", "postcode", "email", "phone", "url")
 DUPLICATE_RADIUS_M = 250
+NEAR_BOX_DEG = (0.075, 0.045)  # about 5 km each way at English latitudes
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,24}$")
 _PHONE = re.compile(r"^[0-9 +()-]{6,40}$")
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
@@ -80,21 +82,27 @@ def parse(form):
         values["tier"] = taxonomy().categories[category]["tier"]
     else:
         problems["category"] = "Choose what kind of place or group it is from the list, or 'Not sure'."
-    if values.get("email") and not _EMAIL.match(values["email"]):
-        problems["email"] = "Enter its e-mail address like name@example.org, or leave it empty."
-    if values.get("phone") and not _PHONE.match(values["phone"]):
-        problems["phone"] = "Enter its phone number in digits, like 01785 223344, or leave it empty."
     if values.get("url") and not _URL.match(values["url"]):
         problems["url"] = "Enter its website starting with https://, or leave it empty."
+    check_contact(values, problems)
+    values["offers"] = [o.strip().lower() for o in re.split(r"[;,\n]", values.get("offers") or "") if o.strip()][:20]
+    if problems:
+        raise FormInvalid(problems)
+    return values
+
+
+def check_contact(values, problems, *, whose="its", phone_example="01785 223344", tail=", or leave it empty"):
+    """Add to ``problems`` what is wrong with the e-mail, phone and postcode of ``values``; normalises the
+    postcode in place. Shared by every public form."""
+    if values.get("email") and not _EMAIL.match(values["email"]):
+        problems["email"] = f"Enter {whose} e-mail address like name@example.org{tail}."
+    if values.get("phone") and not _PHONE.match(values["phone"]):
+        problems["phone"] = f"Enter {whose} phone number in digits, like {phone_example}{tail}."
     if values.get("postcode"):
         normal = normalise_postcode(values["postcode"])
         if normal is None:
             problems["postcode"] = f"{values['postcode']!r} is not a UK postcode; enter one like ST16 2LP."
         values["postcode"] = normal
-    values["offers"] = [o.strip().lower() for o in re.split(r"[;,\n]", values.get("offers") or "") if o.strip()][:20]
-    if problems:
-        raise FormInvalid(problems)
-    return values
 
 
 def _point(form):
@@ -203,14 +211,16 @@ _COLUMNS = ("s.id, s.kind, s.asset_id, s.status, s.district_code, s.tier, s.cate
             "s.created_at, ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat")
 
 
-def queue(engine, *, district=None, limit=25, offset=0):
-    """(total, rows) of waiting suggestions, oldest first, optionally of one district."""
+def queue(engine, *, district=None, limit=25, offset=0, total=None):
+    """(total, rows) of waiting suggestions, oldest first, optionally of one district; ``total`` when the caller
+    knows it already (from ``waiting_by_district``) saves counting again."""
     where, params = "s.status = 'waiting'", {"limit": int(limit), "offset": int(offset)}
     if district:
         where += " AND s.district_code = :d"
         params["d"] = district
     with engine.connect() as conn:
-        total = conn.execute(text(f"SELECT count(*) FROM suggestions s WHERE {where}"), params).scalar_one()
+        if total is None:
+            total = conn.execute(text(f"SELECT count(*) FROM suggestions s WHERE {where}"), params).scalar_one()
         rows = conn.execute(text(f"SELECT {_COLUMNS} FROM suggestions s WHERE {where} "
                                  "ORDER BY s.created_at, s.id LIMIT :limit OFFSET :offset"), params).mappings().all()
     return total, [dict(r) for r in rows]
@@ -248,7 +258,12 @@ def checks(engine, suggestion, *, role):
     from asset_map.maps import near as near_
     from asset_map.store.assets import AssetFilter, visibility_condition
 
-    flt = AssetFilter(status=("open", "temporarily closed", "closed"))
+    # Within about 5 km only: nothing farther is a duplicate, and the box lets the spatial index stop early (a
+    # register of individuals, none of which a moderator below officer may see, would otherwise be walked whole).
+    lon, lat = suggestion["lon"], suggestion["lat"]
+    box = (max(lon - NEAR_BOX_DEG[0], -180), max(lat - NEAR_BOX_DEG[1], -90), min(lon + NEAR_BOX_DEG[0], 180),
+           min(lat + NEAR_BOX_DEG[1], 90))
+    flt = AssetFilter(status=ASSET_STATUSES, bbox=box)
     nearest = near_.nearest(engine, suggestion["lon"], suggestion["lat"], flt, role=role, limit=8)
     nearest = [dict(r) for r in nearest.to_dict("records")]
     duplicates = {}
@@ -260,10 +275,13 @@ def checks(engine, suggestion, *, role):
     if suggestion.get("postcode"):
         privacy, _ = visibility_condition(role, "a")
         with engine.connect() as conn:
+            # A postcode covers a few streets: searching within ~2 km of the point first lets the spatial index
+            # do the work (there is no index on postcodes of assets).
             for row in conn.execute(text(
                     "SELECT a.id, a.name, a.category, a.address, a.postcode, a.status, a.district_code "
-                    f"FROM assets a WHERE a.postcode = :p AND a.withdrawn_at IS NULL AND {privacy} "
-                    "ORDER BY a.name LIMIT 20"), {"p": suggestion["postcode"]}).mappings():
+                    "FROM assets a WHERE a.geom && ST_Expand(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 0.03) "
+                    f"AND a.postcode = :p AND a.withdrawn_at IS NULL AND {privacy} ORDER BY a.name LIMIT 20"),
+                    {"p": suggestion["postcode"], "lon": suggestion["lon"], "lat": suggestion["lat"]}).mappings():
                 why = f"the same postcode, {row['postcode']}"
                 if row["id"] in duplicates:
                     duplicates[row["id"]]["why"] += f"; {why}"

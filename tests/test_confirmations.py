@@ -3,50 +3,16 @@ sets last_verified through the edit core (history); a correction waits in the mo
 expired or forged gets a polite answer; with no SMTP the messages go to the outbox."""
 
 import re
-import socket
-import threading
-from email import message_from_bytes, policy
 
-import pytest
 from sqlalchemy import text
 
 from tests.accounts import signed_in_client
 from tests.community_data import community_app, community_engine, community_template, community_url  # noqa: F401
 from tests.conftest import make_app
+from tests.mailbox import inbox  # noqa: F401
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 TAMWORTH = "E07000199"
-
-
-class Inbox:
-    """A real SMTP server on a free loopback port that keeps what it receives."""
-
-    def __init__(self):
-        from aiosmtpd.controller import Controller
-
-        self.messages = []
-        self.lock = threading.Lock()
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.controller = Controller(self, hostname="127.0.0.1", port=port)
-        self.controller.start()
-        self.url = f"smtp://127.0.0.1:{port}"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        with self.lock:
-            self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default)))
-        return "250 OK"
-
-    def stop(self):
-        self.controller.stop()
-
-
-@pytest.fixture
-def inbox():
-    box = Inbox()
-    yield box
-    box.stop()
 
 
 def _give_tamworth_contacts(engine):
@@ -172,3 +138,12 @@ def test_without_smtp_the_links_wait_in_the_outbox(community_url, tmp_path, comm
     with community_engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM confirmations WHERE delivery = 'outbox'")).scalar_one() == len(
             assets)
+    # Listed for an officer to send by hand (organisers may not read other people's mail).
+    assert signed_in_client(app, community_engine, "organiser").get("/moderation/outbox").status_code == 403
+    officer = signed_in_client(app, community_engine, "officer")
+    listing = officer.get("/moderation/outbox").get_data(as_text=True)
+    assert files[0].name in listing and assets[0][2] in listing or assets[1][2] in listing
+    eml = officer.get(f"/moderation/outbox/{files[0].name}")
+    assert eml.status_code == 200 and eml.mimetype == "message/rfc822" and b"/confirm/" in eml.data
+    assert officer.get("/moderation/outbox/..%2Fsecret_key").status_code in (400, 404)
+    assert officer.get("/moderation/outbox/secret_key").status_code == 404

@@ -3,6 +3,7 @@ an organiser; a private link to see, change and withdraw; withdrawal erases at o
 public and organisers see the person only as a protected count."""
 
 import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -73,8 +74,11 @@ def test_the_private_link_changes_and_withdraws_and_withdrawing_twice_is_polite(
     res = client.post(link, data={"csrf_token": token, **PERSON, "offers": "fixing bikes"})
     assert res.status_code == 302
     assert _person(community_engine)[0]["offers"] == ["fixing bikes"]
+    outbox = list((Path(community_app.config["ASSET_MAP"]["VAR_DIR"]) / "outbox").glob("*.eml"))
+    assert len(outbox) == 1 and b"priya@example.org" in outbox[0].read_bytes()  # no SMTP set: the outbox
     res = client.post(link + "/withdraw", data={"csrf_token": token})
     assert res.status_code == 200 and "has been withdrawn" in res.get_data(as_text=True)
+    assert not outbox[0].exists()  # the e-mail with their address and link is gone too
     [row] = _person(community_engine)
     assert row["erased_at"] is not None and row["name"] == "" and row["email"] is None and row["geom"] is None
     with community_engine.connect() as conn:

@@ -36,6 +36,8 @@ EXPECTED = {
     "/admin/users": (302, 403, 403, 200),
     "/admin/users/1/role": (405, 405, 405, 405),
     "/admin/users/1/remove": (405, 405, 405, 405),
+    # Drawing a neighbourhood is for officers (auth.PATH_ROLES).
+    "/geographies/draw": (302, 403, 200, 200),
 }
 
 XSS = ["<script>alert('xss-name')</script>", "\"><img src=x onerror=alert('xss-attr')>",

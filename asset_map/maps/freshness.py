@@ -3,11 +3,12 @@ and category (asset_map.freshness, issue 19's computation), the stale list (cont
 see them), confirm links sent and answered, and suggestions waiting. Also the one-line freshness of any selection
 that a gap report records in its inputs. Nothing imports Flask."""
 
-import csv
 import io
 from datetime import date
+from decimal import Decimal
 
 from asset_map import confirmations, freshness, privacy, suggestions
+from asset_map.csv_writer import CsvWriter
 from asset_map.reports import charts
 from asset_map.store.assets import AssetFilter, select
 
@@ -29,32 +30,30 @@ def district(engine, code, *, role="public", stale_months=12, today=None):
     overall = shares[(shares["tier"] == freshness.ALL) & (shares["category"] == freshness.ALL)].iloc[0].to_dict()
     return {"shares": shares, "overall": overall, "stale": stale, "confirmations": confirmations.counts(engine, code),
             "waiting": suggestions.waiting_count(engine, [code]), "today": today, "stale_months": stale_months,
-            "chart": chart(overall, shares)}
+            "chart": chart(overall)}
 
 
-def chart(overall, shares):
-    """Inline SVG: the share (%) verified within 3, 6 and 12 months, for all assets and each tier."""
-    tiers = shares[(shares["category"] == freshness.ALL) & (shares["tier"] != freshness.ALL)]
+def chart(overall):
+    """Inline SVG: the share (%) verified within 3, 6 and 12 months (the table beside it has the same numbers by
+    tier and category)."""
     labels, values = [], []
     for n in freshness.WINDOWS:
         labels.append(f"{n} months")
         share = overall[f"share_{n}m"]
         values.append(None if share is None or share != share else round(100 * share, 1))
-    title = "Share of assets verified in the last 3, 6 and 12 months"
-    if len(tiers):
-        title += f" ({int(overall['assets'])} assets)"
-    return charts.bars(title, labels, values, x_label="Verified within", y_label="% of assets")
+    title = f"Verified recently: % of {int(overall['assets'])} assets"
+    return charts.bars(title, labels, values, x_label="Verified within", y_label="% of assets", y_max=100)
 
 
 def csv_text(data, district_code):
     """The shares table as CSV (one row per tier and category, then per tier, then all)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = CsvWriter(buffer, bom=False, lineterminator="\n")
     shares = data["shares"]
-    writer.writerow(["district", *shares.columns])
+    writer.header(["district", *shares.columns])
     for row in shares.itertuples(index=False):
-        writer.writerow([district_code, *("" if v is None or v != v else (f"{v:.4f}" if isinstance(v, float) else v)
-                                          for v in row)])
+        writer.row([district_code, *(None if v is None or v != v else (Decimal(f"{v:.4f}") if isinstance(v, float)
+                                                                        else v) for v in row)])
     return buffer.getvalue()
 
 

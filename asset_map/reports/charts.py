@@ -44,10 +44,10 @@ def _frame(title, desc, x_label, y_label, y_max):
     return parts
 
 
-def bars(title, labels, values, *, x_label, y_label, color="#3d6b8c", highlight=()):
-    """A bar chart; ``None`` values draw no bar and say "no data"."""
+def bars(title, labels, values, *, x_label, y_label, color="#3d6b8c", highlight=(), y_max=None):
+    """A bar chart; ``None`` values draw no bar and say "no data". ``y_max``: a fixed top (e.g. 100 for shares)."""
     finite = [v for v in values if v is not None and v == v]
-    y_max = _nice_max(max(finite) if finite else 0)
+    y_max = y_max or _nice_max(max(finite) if finite else 0)
     desc = "; ".join(f"{lab}: {'no data' if v is None or v != v else _fmt(v)}" for lab, v in zip(labels, values))
     parts = _frame(title, desc, x_label, y_label, y_max)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM

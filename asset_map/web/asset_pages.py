@@ -28,6 +28,7 @@ def _map_config(asset=None, *, pick=False, nearby=()):
     return {"tiles": "" if tiles.lower() == "none" else tiles, "attribution": settings.get("TILES_ATTRIBUTION", ""),
             "point": [asset["lon"], asset["lat"]] if asset and asset.get("lon") is not None else None,
             "name": asset["name"] if asset else None, "pick": pick,
+            "districts": url_for("ogc.items", collection_id="districts", limit=1000) if pick else None,
             "nearby": [{"lon": n["lon"], "lat": n["lat"], "name": n["name"],
                         "url": url_for("asset_pages.show", asset_id=n["id"])} for n in nearby]}
 

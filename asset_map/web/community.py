@@ -2,7 +2,10 @@
 skills (and their private links), and answers to confirm-your-listing links. Thin routes: the work is in
 asset_map.suggestions, asset_map.offers and asset_map.confirmations. POSTs are rate-limited (web/limits.py)."""
 
+import time
+
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from sqlalchemy import text
 
 from asset_map import confirmations, offers, suggestions
 from asset_map.errors import FormInvalid, InputError
@@ -12,19 +15,29 @@ from asset_map.web.auth import client_ip
 bp = Blueprint("community", __name__)
 # A field no person sees or fills (hidden by CSS and from screen readers); robots fill every field they find.
 HONEYPOT = "website_address"
+_BOUNDS_TTL_S = 300
 
 
-def _map_config(point=None, zoom=None):
+def _district_bounds():
+    """[[south, west], [north, east]] of the loaded districts, kept for a few minutes per process (districts are
+    reference data: they change when somebody reloads them, not between requests)."""
+    cache = current_app.extensions.setdefault("asset_map.community_bounds", {})
+    if cache.get("at", 0) + _BOUNDS_TTL_S < time.monotonic():
+        with extensions.engine().connect() as conn:
+            b = conn.execute(text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                                  "(SELECT ST_Extent(geom) AS e FROM districts) x")).first()
+        cache["bounds"] = [[b[1], b[0]], [b[3], b[2]]] if b and b[0] is not None else None
+        cache["at"] = time.monotonic()
+    return cache["bounds"]
+
+
+def map_config(point=None, zoom=None):
     settings = current_app.config["ASSET_MAP"]
     tiles = settings["TILES"] if settings["TILES"] and settings["TILES"].lower() != "none" else None
-    with extensions.engine().connect() as conn:
-        from sqlalchemy import text
-
-        bounds = conn.execute(text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-                                   "(SELECT ST_Extent(geom) AS e FROM districts) x")).first()
+    bounds = _district_bounds()
     return {"tiles": tiles, "attribution": settings["TILES_ATTRIBUTION"], "point": point, "zoom": zoom,
             "districts_url": url_for("ogc.items", collection_id="districts", f="json", limit=100),
-            "bounds": [[bounds[1], bounds[0]], [bounds[3], bounds[2]]] if bounds and bounds[0] is not None else None}
+            "bounds": bounds}
 
 
 def _robot():
@@ -62,9 +75,10 @@ def suggest():
         if current is not None and current.get("lat") is not None:
             point = [current["lat"], current["lon"]]
     status = 400 if problems else 200
+    config = map_config(point, request.values.get("zoom", type=int))
+    config["assets_url"] = url_for("explorer.assets_geojson")
     return render_template("community/suggest.html", values=values, problems=problems, current=current,
-                           choices=suggestions.category_choices(), honeypot=HONEYPOT,
-                           map_config=_map_config(point, request.values.get("zoom", type=int))), status
+                           choices=suggestions.category_choices(), honeypot=HONEYPOT, map_config=config), status
 
 
 @bp.get("/suggest/thanks")
@@ -146,7 +160,8 @@ def offer_manage(token):
 
 @bp.post("/offer/manage/<token>/withdraw")
 def offer_withdraw(token):
-    offers.withdraw(extensions.engine(), token, secret=_secret(), ip=client_ip())
+    offers.withdraw(extensions.engine(), token, secret=_secret(), ip=client_ip(),
+                    settings=current_app.config["ASSET_MAP"])
     return render_template("community/offer_withdrawn.html")
 
 

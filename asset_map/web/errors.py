@@ -13,7 +13,7 @@ from asset_map.errors import AssetMapError, DatabaseUnavailable, QueryTimeout
 from asset_map.store.db import failure_cause
 
 log = logging.getLogger(__name__)
-API_PREFIXES = ("/api", "/ogc", "/oruk", "/healthz", "/export", "/tiles")
+API_PREFIXES = ("/api", "/ogc", "/oruk", "/healthz", "/export", "/tiles", "/changes.json")
 
 
 def _wants_json():

@@ -2,14 +2,14 @@
 routes over asset_map.suggestions (what to show) and asset_map.moderation (what to do). The path is protected
 for organisers and above in asset_map.web.auth.PATH_ROLES."""
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, send_file, url_for
 
 from asset_map import moderation, suggestions
-from asset_map.errors import FormInvalid, InputError
+from asset_map.errors import FormInvalid, InputError, NotFound
 from asset_map.store.assets import parse_int
 from asset_map.web import extensions
 from asset_map.web.auth import client_ip, current_actor, current_role, require_role, role_at_least
-from asset_map.web.community import _map_config
+from asset_map.web.community import map_config
 
 bp = Blueprint("moderation", __name__, url_prefix="/moderation")
 PAGE_SIZE = 25
@@ -20,10 +20,12 @@ def waiting_count():
     the database for them)."""
     if not role_at_least("organiser"):
         return None
-    try:
-        return suggestions.waiting_count(extensions.engine())
-    except Exception:  # noqa: BLE001 - the header must render even with the database away
-        return None
+    if "moderation_waiting" not in g:
+        try:
+            g.moderation_waiting = suggestions.waiting_count(extensions.engine())
+        except Exception:  # noqa: BLE001 - the header must render even with the database away
+            return None
+    return g.moderation_waiting
 
 
 @bp.app_context_processor
@@ -37,11 +39,15 @@ def queue():
     engine = extensions.engine()
     district = request.args.get("district") or None
     page = parse_int(request.args, "page", 1, 1, 100000)
-    total, rows = suggestions.queue(engine, district=district, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    districts = suggestions.waiting_by_district(engine)
+    g.moderation_waiting = sum(n for _code, _name, n in districts)  # the header's count, without asking again
+    total = next((n for code, _name, n in districts if code == district), 0) if district else g.moderation_waiting
+    total, rows = suggestions.queue(engine, district=district, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
+                                    total=total)
     markers = [{"lat": r["lat"], "lon": r["lon"], "label": f"{r['id']}: {r['name']}"} for r in rows]
-    config = _map_config() | {"markers": markers}
+    config = map_config() | {"markers": markers}
     return render_template("moderation/queue.html", rows=rows, total=total, page=page, pages=-(-total // PAGE_SIZE),
-                           district=district, districts=suggestions.waiting_by_district(engine),
+                           district=district, districts=districts,
                            label=suggestions.category_label, map_config=config)
 
 
@@ -54,7 +60,7 @@ def show(suggestion_id, problems=None, status=200):
     dup_ids = {d["id"] for d in found["duplicates"]}
     markers = [{"lat": r["lat"], "lon": r["lon"], "label": f"{r['name']} ({r['distance_m']:.0f} m)",
                 "duplicate": r["id"] in dup_ids} for r in found["nearest"]]
-    config = _map_config([suggestion["lat"], suggestion["lon"]], 16) | {"markers": markers}
+    config = map_config([suggestion["lat"], suggestion["lon"]], 16) | {"markers": markers}
     values = dict(suggestion)
     values["offers"] = ", ".join(suggestion["offers"] or [])
     if problems:
@@ -125,3 +131,25 @@ def send_confirmations():
                                  link_for=lambda token: external_url("community.confirm_listing", token=token),
                                  actor=current_actor(), role=current_role())
     return render_template("moderation/sent.html", results=results, district=district)
+
+
+@bp.get("/outbox")
+@require_role("officer")
+def outbox():
+    """The e-mails waiting in the outbox (no SMTP server set, or delivery failed), for an officer to send by hand:
+    each can be downloaded as an .eml file and opened in a mail program."""
+    from asset_map import mail
+
+    return render_template("moderation/outbox.html", items=mail.outbox(current_app.config["ASSET_MAP"]))
+
+
+@bp.get("/outbox/<name>")
+@require_role("officer")
+def outbox_file(name):
+    from asset_map import mail
+    from asset_map.filenames import inside
+
+    path = inside(mail.outbox_dir(current_app.config["ASSET_MAP"]), name)
+    if path.suffix != ".eml" or not path.is_file():
+        raise NotFound("There is no such message in the outbox (it may have been sent already).")
+    return send_file(path, mimetype="message/rfc822", as_attachment=True, download_name=path.name)

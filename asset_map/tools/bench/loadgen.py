@@ -63,26 +63,28 @@ def wrk_path():
     return shutil.which("wrk")
 
 
-def run(base_url, paths, *, clients, seconds, timeout_s=10, max_requests=None, tool=None):
-    """Load ``paths`` (round-robin) on ``base_url`` with ``clients`` connections for ``seconds``."""
+def run(base_url, paths, *, clients, seconds, timeout_s=10, max_requests=None, tool=None, headers=None):
+    """Load ``paths`` (round-robin) on ``base_url`` with ``clients`` connections for ``seconds``; ``headers`` are
+    sent with every request besides HEADERS (e.g. an API token)."""
+    headers = {**HEADERS, **(headers or {})}
     tool = tool or ("wrk" if wrk_path() else "python")
     if urlsplit(base_url).hostname not in ("127.0.0.1", "localhost", "::1"):
         msg = f"load benchmarks run on loopback only, not against {base_url}"
         raise ConfigError(msg)
     if tool == "wrk":
-        return _wrk(base_url, paths, clients=clients, seconds=seconds, timeout_s=timeout_s)
+        return _wrk(base_url, paths, clients=clients, seconds=seconds, timeout_s=timeout_s, headers=headers)
     return _python(base_url, paths, clients=clients, seconds=seconds, timeout_s=timeout_s,
-                   max_requests=max_requests or clients * seconds * 2000)
+                   max_requests=max_requests or clients * seconds * 2000, headers=headers)
 
 
-def _wrk(base_url, paths, *, clients, seconds, timeout_s):
+def _wrk(base_url, paths, *, clients, seconds, timeout_s, headers=HEADERS):
     quoted = ", ".join(json.dumps(p) for p in paths)
     with tempfile.TemporaryDirectory(prefix="asset-map-wrk-") as tmp:
         script = Path(tmp) / "paths.lua"
         script.write_text(_WRK_SCRIPT % {"paths": quoted})
         cmd = [wrk_path(), "-t", str(min(2, clients)), "-c", str(clients), "-d", f"{seconds}s",
                "--timeout", f"{timeout_s}s", "-s", str(script)]
-        for name, value in HEADERS.items():
+        for name, value in headers.items():
             cmd += ["-H", f"{name}: {value}"]
         proc = subprocess.run([*cmd, base_url + paths[0]], capture_output=True, text=True,
                               timeout=seconds + timeout_s + 30, check=False)
@@ -98,7 +100,7 @@ def _wrk(base_url, paths, *, clients, seconds, timeout_s):
                       s["bytes"] / 2**20)
 
 
-def _python(base_url, paths, *, clients, seconds, timeout_s, max_requests):
+def _python(base_url, paths, *, clients, seconds, timeout_s, max_requests, headers=HEADERS):
     """One thread per client on a kept-alive connection; bounded by time and by a total number of requests."""
     parts = urlsplit(base_url)
     deadline = time.perf_counter() + seconds
@@ -117,7 +119,7 @@ def _python(base_url, paths, *, clients, seconds, timeout_s, max_requests):
             i += 1
             started = time.perf_counter()
             try:
-                conn.request("GET", path, headers=HEADERS)
+                conn.request("GET", path, headers=headers)
                 res = conn.getresponse()
                 body = res.read()
                 ok = res.status < 400

@@ -7,6 +7,8 @@ Revises: 0012
 organiser or officer decides; nothing in it is shown on the map. ``confirmations`` records each confirm-your-listing
 link sent (the link itself is signed and carries only the row's id and nonce) and what came of it.
 ``offer_keys`` holds the hash of each individual's private link key, removed with the entry when they withdraw.
+The public feed of changes reads ``asset_versions`` by time: a BRIN index on ``at`` serves it and costs imports
+next to nothing (versions are appended in time order).
 """
 import sqlalchemy as sa
 from alembic import op
@@ -53,6 +55,7 @@ def upgrade():
     # The queue reads waiting suggestions by district, oldest first; decided ones are only read by id.
     op.execute("CREATE INDEX ix_suggestions_waiting ON suggestions (district_code, created_at, id) "
                "WHERE status = 'waiting'")
+    op.execute("CREATE INDEX ix_suggestions_waiting_all ON suggestions (created_at, id) WHERE status = 'waiting'")
     op.create_table(
         "confirmations",
         sa.Column("id", sa.BigInteger, primary_key=True),
@@ -75,9 +78,11 @@ def upgrade():
         sa.Column("key_hash", sa.String(64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     )
+    op.execute("CREATE INDEX ix_asset_versions_at_brin ON asset_versions USING brin (at)")
 
 
 def downgrade():
+    op.execute("DROP INDEX IF EXISTS ix_asset_versions_at_brin")
     op.drop_table("offer_keys")
     op.drop_table("confirmations")
     op.drop_table("suggestions")

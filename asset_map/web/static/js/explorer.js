@@ -273,12 +273,18 @@
     var offNow = Object.keys(categoryLayers).filter(function (k) { return !map.hasLayer(categoryLayers[k]); });
     if (offNow.length) { hash += "&off=" + encodeURIComponent(offNow.join(",")); }
     history.replaceState(null, "", location.pathname + location.search + hash);
-    // "Suggest an asset here" opens the suggest form on the middle of this view.
+    suggestHere();
+  }
+
+  // "Suggest an asset here" opens the suggest form on the middle of this view.
+  function suggestHere() {
     var suggest = document.getElementById("suggest-here");
     if (suggest && cfg.urls.suggest) {
+      var c = map.getCenter();
       suggest.href = cfg.urls.suggest + "?lat=" + c.lat.toFixed(6) + "&lon=" + c.lng.toFixed(6) + "&zoom=" + map.getZoom();
     }
   }
+  suggestHere();
 
   map.on("overlayadd overlayremove", function () { setTimeout(remember, 0); });
   map.on("moveend", function () {
@@ -310,6 +316,12 @@
     return div;
   };
   legend.addTo(map);
+
+  // ---- the area of a geography the view is filtered to (?area=divisions:D001), outlined
+  if (cfg.outline) {
+    L.geoJSON(cfg.outline.geojson, {interactive: false, style: {color: "#0b0c0c", weight: 3, fill: false}})
+      .addTo(map);
+  }
 
   // ---- the searched postcode and the numbered nearest assets (explorer-view.js has set the opening view)
   if (cfg.focus) {

@@ -11,8 +11,29 @@
   if (cfg.tiles) { L.tileLayer(cfg.tiles, {attribution: cfg.attribution, maxZoom: 19}).addTo(map); }
   if (cfg.districts_url) {
     fetch(cfg.districts_url).then(function (r) { return r.ok ? r.json() : null; }).then(function (fc) {
-      if (fc) { L.geoJSON(fc, {style: {color: "#1d70b8", weight: 1, fillOpacity: 0.03}, interactive: false}).addTo(map); }
+      if (fc) { L.geoJSON(fc, {style: {color: "#1d70b8", weight: 2, fillOpacity: 0.06}, interactive: false}).addTo(map); }
     });
+  }
+  // Assets already on the map around the view (the public API), so people can see what is there already.
+  if (cfg.assets_url) {
+    var known = L.layerGroup().addTo(map);
+    var showKnown = function () {
+      var b = map.getBounds();
+      var url = cfg.assets_url + "?zoom=" + map.getZoom() + "&bbox=" + [b.getWest(), b.getSouth(), b.getEast(),
+        b.getNorth()].map(function (v) { return v.toFixed(5); }).join(",");
+      fetch(url).then(function (r) { return r.ok ? r.json() : null; }).then(function (fc) {
+        known.clearLayers();
+        (fc ? fc.features : []).forEach(function (f) {
+          var c = f.geometry.coordinates;
+          var dot = L.circleMarker([c[1], c[0]], {radius: 5, color: "#505a5f", weight: 1, fillOpacity: 0.6});
+          var label = document.createElement("span");
+          label.textContent = f.properties.count > 1 ? f.properties.count + " assets" : (f.properties.name || "");
+          dot.bindTooltip(label);
+          known.addLayer(dot);
+        });
+      });
+    };
+    map.on("moveend", showKnown);
   }
   var marker = null;
   var lat = document.getElementById("lat"), lon = document.getElementById("lon");
