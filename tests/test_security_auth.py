@@ -112,11 +112,17 @@ def _post_routes(app):
 
 
 def _build(rule):
-    from werkzeug.routing import IntegerConverter
+    from werkzeug.routing import AnyConverter, IntegerConverter
 
     values = {}
     for arg in rule.arguments:
-        values[arg] = 1 if isinstance(rule._converters[arg], IntegerConverter) else "x"
+        converter = rule._converters[arg]
+        if isinstance(converter, IntegerConverter):
+            values[arg] = 1
+        elif isinstance(converter, AnyConverter):
+            values[arg] = sorted(converter.items)[0]
+        else:
+            values[arg] = "x"
     return rule.build(values, append_unknown=False)[1]
 
 
