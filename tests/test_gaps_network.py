@@ -126,6 +126,8 @@ def test_dask_local_cluster_report_is_byte_identical(walk_db):
             compute.close_clients()
     assert gaps.csv_text(remote) == gaps.csv_text(local)
     assert gaps.geojson_text(remote) == gaps.geojson_text(local)
+    html_settings = load_settings({"TILES": "none"})
+    assert gaps.standalone_html(remote, html_settings) == gaps.standalone_html(local, html_settings)
     assert local.inputs["network"]["partitions"] == 2
     eng.dispose()
 

@@ -358,7 +358,25 @@ def _map(frame, map_assets, attribution, *, tiles, tiles_attribution, static_url
     folium_.Attribution(attribution).add_to(m)
     root = m.get_root()
     root.render()
-    return {"header": root.header.render(), "html": root.html.render(), "script": root.script.render()}
+    return _stable_ids({"header": root.header.render(), "html": root.html.render(),
+                        "script": root.script.render()})
+
+
+_FOLIUM_ID = re.compile(r"\b([a-z][a-z0-9_]*?)_([0-9a-f]{32})(?![0-9a-f])")
+
+
+def _stable_ids(parts):
+    """Folium names each element with a random UUID: number them in order of appearance instead, so the same inputs
+    give the same file byte for byte (in-process or on a cluster, today or tomorrow)."""
+    seen = {}
+
+    def stable(match):
+        key = match.group(2)
+        if key not in seen:
+            seen[key] = f"{len(seen) + 1:032x}"
+        return f"{match.group(1)}_{seen[key]}"
+
+    return {name: _FOLIUM_ID.sub(stable, parts[name]) for name in ("header", "html", "script")}
 
 
 def _environment():
