@@ -36,6 +36,9 @@ EXPECTED = {
     "/admin/users": (302, 403, 403, 200),
     "/admin/users/1/role": (405, 405, 405, 405),
     "/admin/users/1/remove": (405, 405, 405, 405),
+    # The outbox holds other people's e-mails: officers only (the rest of /moderation: organisers and above).
+    "/moderation/outbox": (302, 403, 200, 200),
+    "/moderation/outbox/x": (302, 403, 404, 404),
 }
 
 XSS = ["<script>alert('xss-name')</script>", "\"><img src=x onerror=alert('xss-attr')>",
