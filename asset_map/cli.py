@@ -42,6 +42,21 @@ def _engine():
     return get_engine(load_settings())
 
 
+@cli.command("settings")
+@click.option("--markdown", is_flag=True, help="The README's settings tables, in Markdown.")
+def settings_command(markdown):
+    """Every setting with its value here (environment over instance file over default), or the README's tables."""
+    from asset_map.config import markdown_table
+
+    if markdown:
+        click.echo(markdown_table(), nl=False)
+        return
+    values = load_settings()
+    for s in SETTINGS:
+        shown = "(set)" if s.name == "SECRET_KEY" and values[s.name] else values[s.name]
+        click.echo(f"{s.env}={shown}")
+
+
 # -- database --------------------------------------------------------------------------------------------------
 @cli.group()
 def db():
@@ -59,7 +74,7 @@ def db_start():
         return
     cluster = local_cluster(settings)
     cluster.start()
-    click.echo(f"local PostGIS running: {cluster.url()}")
+    click.echo(f"local PostGIS running: {cluster.display_url()} (passwords in {cluster.root / 'passwords.json'})")
 
 
 @db.command("stop")
@@ -97,11 +112,10 @@ def db_status():
 @click.argument("revision", default="head")
 def db_upgrade(revision):
     """Create or upgrade the schema (Alembic)."""
-    from asset_map.store.db import current_revision, upgrade
+    from asset_map.store.db import current_revision, owner_engine, upgrade
 
-    engine = _engine()
-    upgrade(engine, revision)
-    click.echo(f"schema at revision {current_revision(engine)}")
+    upgrade(owner_engine(), revision)
+    click.echo(f"schema at revision {current_revision(_engine())}")
 
 
 # -- reference data --------------------------------------------------------------------------------------------
@@ -430,11 +444,11 @@ def bootstrap():
     county) unless already loaded."""
     from asset_map.maps.queries import counts
     from asset_map.reference.pack import load_pack as run
-    from asset_map.store.db import upgrade
+    from asset_map.store.db import owner_engine, upgrade
 
     settings = load_settings()
+    upgrade(owner_engine(settings))
     engine = _engine()
-    upgrade(engine)
     have = counts(engine)
     pack = default_reference_dir(settings)
     if have["districts"] and have["areas_2011"] + have["areas_2021"]:
@@ -550,8 +564,10 @@ def _date_option(value, name):
               default="councillor", show_default=True, help="Whose view: the stale list needs a signed-in role.")
 @click.option("--send-monthly", is_flag=True, help="E-mail every councillor their areas' briefings (for cron).")
 @click.option("--force", is_flag=True, help="With --send-monthly: send even if already sent this month.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Render in this many processes (e.g. the number of cores).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def briefing(geography, codes, all_areas, output, formats, since, as_of, role, send_monthly, force, quiet):
+def briefing(geography, codes, all_areas, output, formats, since, as_of, role, send_monthly, force, jobs, quiet):
     """Briefings of areas as A4 PDFs (and printable HTML): --geography divisions --all -o DIR makes one per area;
     --send-monthly e-mails each councillor theirs (run it from cron on the 1st of the month, see the README)."""
     from tqdm import tqdm
@@ -575,7 +591,8 @@ def briefing(geography, codes, all_areas, output, formats, since, as_of, role, s
     total = len(codes) if codes else len(areas(engine, geography))
     with tqdm(total=total, desc="briefings", unit="area", disable=True if quiet else None) as bar:
         rows = batch.write_all(engine, shared, geography, output, codes=codes or None,
-                               formats=tuple(formats) or ("pdf",), progress=lambda code: bar.update(1))
+                               formats=tuple(formats) or ("pdf",), progress=lambda code: bar.update(1),
+                               jobs=jobs)
     click.echo(f"{len(rows)} briefings written to {output} (index.csv lists them)")
 
 
@@ -587,7 +604,7 @@ def geographies_(name):
 
     engine = _engine()
     if name:
-        for a in store.areas(engine, name):
+        for a in store.areas(engine, name, role="officer"):
             click.echo(f"{a['code']}\t{a['name']}\t{a['assets']} assets" + (f"\tdrawn by {a['drawn_by']}"
                                                                               if a["drawn_by"] else ""))
         return
@@ -707,7 +724,7 @@ def serve(host, port, dev, no_worker):
         from asset_map.web.server import run
 
         run(host=host, port=port, workers=settings["WORKERS"], threads=settings["THREADS"],
-            max_requests=settings["MAX_REQUESTS"])
+            max_requests=settings["MAX_REQUESTS"], preload=bool(settings["PRELOAD"]))
     finally:
         if worker is not None:
             worker.terminate()
@@ -882,7 +899,7 @@ def token():
 
 @token.command("create")
 @click.argument("email")
-@click.option("--scope", type=click.Choice(["read", "export"]), default="read", show_default=True,
+@click.option("--scope", type=click.Choice(["read", "export", "write"]), default="read", show_default=True,
               help="read: the API and pages; export: also /export downloads.")
 @click.option("--expires-days", type=int, help="Days until it expires (default ASSET_MAP_TOKEN_DAYS; 0: never).")
 @click.option("--label", help="What the token is for, e.g. 'QGIS on the GIS team laptop'.")
@@ -926,3 +943,82 @@ def token_revoke(token_id_or_prefix):
 
     row = core.revoke_token(_engine(), token_id_or_prefix, actor=_cli_actor())
     click.echo(f"token {row['id']} ({row['prefix']}...) of {row['email']} revoked")
+
+
+# -- people's rights and retention -------------------------------------------------------------------------------
+@cli.group()
+def people():
+    """The rights of a person a register records: find them, export everything held (subject access), erase them.
+    Each is written to the audit log with asset ids and counts, never the personal data."""
+
+
+@people.command("find")
+@click.option("--email", help="The person's e-mail address (exact, any case).")
+@click.option("--name", help="The person's name (exact, any case); with --postcode.")
+@click.option("--postcode", help="The postcode stored with the name.")
+@click.option("--source-key", help="The register's own key for the person.")
+def people_find(email, name, postcode, source_key):
+    """Individuals matching an e-mail, a name and postcode, or a source key: their asset ids."""
+    from asset_map import people as core
+
+    found = core.find(_engine(), email=email, name=name, postcode=postcode, source_key=source_key,
+                      actor=_cli_actor())
+    if not found:
+        click.echo("Nobody found.")
+        return
+    for p in found:
+        state = f"erased {p['erased_at']:%Y-%m-%d}" if p["erased_at"] else "held"
+        click.echo(f"{p['id']:>8}  {p['register']}  row {p['source_row']}  {p['category']}  "
+                   f"{p['district_code'] or ''}  {state}")
+
+
+@people.command("export")
+@click.argument("asset_ids", nargs=-1, type=int, required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the JSON here (default: stdout).")
+def people_export(asset_ids, output):
+    """Everything held about the person with these asset ids, in every table, as JSON (a subject access request)."""
+    import json
+
+    from asset_map import people as core
+
+    doc = json.dumps(core.export(_engine(), asset_ids, actor=_cli_actor()), indent=2, ensure_ascii=False)
+    if output:
+        Path(output).write_text(doc + "\n", encoding="utf-8")
+        click.echo(f"written {output}", err=True)
+    else:
+        click.echo(doc)
+
+
+@people.command("erase")
+@click.argument("asset_ids", nargs=-1, type=int, required=True)
+@click.option("--reason", required=True, help="Why, for the audit log (e.g. 'erasure request 2026-11-30').")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def people_erase(asset_ids, reason, yes):
+    """Erase these individuals: personal fields, quarantined rows, saved reports' rows and kept files. All or
+    nothing: an unknown id changes nothing."""
+    from asset_map import people as core
+
+    if not yes:
+        click.confirm(f"Erase {len(asset_ids)} individual(s)? This cannot be undone", abort=True)
+    settings = load_settings()
+    done = core.erase(_engine(), asset_ids, reason=reason, actor=_cli_actor(),
+                      files_dir=Path(settings["VAR_DIR"]) / "tmp")
+    click.echo(f"erased {len(done['erased'])} individual(s): {done['quarantine_rows']} quarantined row(s), "
+               f"{done['report_rows']} report entr(ies), {done['files']} file(s)")
+
+
+@cli.group()
+def retention():
+    """How long quarantine rows, import reports and withdrawn assets are kept (RETAIN_* settings)."""
+
+
+@retention.command("apply")
+@click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
+def retention_apply(dry_run):
+    """Remove what is older than the RETAIN_* settings allow, and report it. Run it from cron or a systemd timer."""
+    from asset_map import retention as core
+
+    removed = core.apply(_engine(), load_settings(), actor=_cli_actor(), dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for what, n in removed.items():
+        click.echo(f"{verb} {n:>7,} {what.replace('_', ' ')}")

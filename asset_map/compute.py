@@ -2,7 +2,8 @@
 DASK_SCHEDULER setting names one. Either way the same pure function (analysis.network_gap.run_partition) runs on
 the same partitions, so the results are the same.
 
-A runner is a ``map``-like callable: ``runner(function, items) -> results in the order of items``.
+A runner is a callable ``runner(function, items, shared) -> [function(item, shared) for item in items]``, in the
+order of items; ``shared`` (the network) is sent to each worker once, not with every item.
 """
 
 import threading
@@ -17,8 +18,6 @@ class ComputeUnavailable(AssetMapError):
     status = 503
 
 
-def _in_process(function, items):
-    return [function(item) for item in items]
 
 
 class DaskRunner:
@@ -42,19 +41,26 @@ class DaskRunner:
                 _CLIENTS[self.address] = client
         return client
 
-    def __call__(self, function, items):
+    def __call__(self, function, items, shared):
         items = list(items)
         if not items:
             return []
         client = self.client()
-        futures = client.map(function, items, pure=False)
+        # Data goes to the workers by scatter, not inside the task graph (where the scheduler would hold and forward
+        # every array): the shared network once to every worker, each partition to the worker that runs it.
+        common = client.scatter(shared, broadcast=True)
+        futures = client.map(function, client.scatter(items), [common] * len(items), pure=False)
         return client.gather(futures)
 
 
 def runner(settings):
     """The runner the settings ask for: Dask at DASK_SCHEDULER, else in-process."""
     address = (settings.get("DASK_SCHEDULER") or "").strip() if settings else ""
-    return DaskRunner(address) if address else _in_process
+    if address:
+        return DaskRunner(address)
+    from asset_map.analysis.network_gap import in_process
+
+    return in_process
 
 
 def close_clients():

@@ -1,7 +1,9 @@
-"""Settings as data: one list drives validation, the CLI help, the README table and the app config.
+"""Settings as data: one list drives validation, the CLI help, the README table (``asset-map settings --markdown``
+writes it; a test fails when the README differs) and the app config.
 
-Each setting is read from the environment as ``ASSET_MAP_<NAME>``; a Flask app can also take them from an
-instance ``config.py`` or a test config. Nothing here imports Flask.
+Each setting has a default here; an instance ``config.py`` (keys ``ASSET_MAP_<NAME>``) overrides the default, the
+environment (``ASSET_MAP_<NAME>``) overrides both, as in Flask's own pattern; a test config overrides all three.
+Nothing here imports Flask.
 """
 
 import os
@@ -22,6 +24,8 @@ class Setting:
     default: object
     help: str
     type: type = str
+    # What the README shows as the default, when the value itself is long or made at run time.
+    doc_default: str = ""
 
     @property
     def env(self):
@@ -31,11 +35,14 @@ class Setting:
 SETTINGS = [
     Setting("DATABASE_URL", "", "SQLAlchemy URL of a PostGIS database. Empty: the project runs its own cluster "
             "under var/ (created on first use)."),
+    Setting("OWNER_DATABASE_URL", "", "URL of the owner role that runs migrations (`asset-map db upgrade`) on an "
+            "external server. Empty: DATABASE_URL. The project's own cluster has its owner and app roles built in."),
     Setting("VAR_DIR", str(PROJECT_DIR / "var"), "Where the local cluster, logs and import reports live."),
+    Setting("LAYERS_DIR", "", "Folder of the map layer YAML files. Empty: the project's top-level layers/ folder."),
     Setting("REFERENCE_DIR", "", "Reference pack loaded by `make run`. Empty: ../shared/data/staffordshire when "
             "present, else a synthetic county."),
     Setting("TILES", OSM_TILES, "Base-map tile URL template; empty or 'none' for no base map (the map still "
-            "draws its own layers)."),
+            "draws its own layers).", doc_default="OpenStreetMap"),
     Setting("TILES_ATTRIBUTION", OSM_ATTRIBUTION, "Attribution shown for the base-map tiles."),
     Setting("ATTRIBUTION", "Contains OS data (c) Crown copyright and database right|"
             "Contains Royal Mail data (c) Royal Mail copyright and database right|"
@@ -43,9 +50,10 @@ SETTINGS = [
             "Source: Ministry of Housing, Communities and Local Government, English Indices of Deprivation "
             "2019 and 2025|"
             "Library data: DCMS / Arts Council basic dataset for libraries, as collected by Libraries Hacked",
-            "Data attribution lines shown on maps and carried by exports, separated by '|'."),
+            "Data attribution lines shown on maps and carried by exports, separated by '|'.",
+            doc_default="the reference pack's lines"),
     Setting("LICENCE", "Open Government Licence v3.0; OS OpenData; boundaries CC-BY-4.0 (martinjc/UK-GeoJSON)",
-            "Licence text carried by exports."),
+            "Licence text carried by exports.", doc_default="OGL v3 / OS OpenData / CC-BY-4.0"),
     Setting("DEFAULT_NEED", "imd:2025", "Need indicator and vintage the map opens with (indicator:vintage)."),
     Setting("SUPPRESS_BELOW", 5, "Counts of individuals below this (zero included) are shown as 'fewer than N' "
             "(asset_map.disclosure).", int),
@@ -66,33 +74,38 @@ SETTINGS = [
             "layers in the page itself (one request, works with no tile requests); above it, the map draws them "
             "from vector tiles (/tiles/...), so the page stays small at England scale.", int),
     Setting("TILE_SLOTS", 4, "Tiles one server process renders at once; more requests wait TILE_WAIT_S, then get "
-            "a 503 with Retry-After (cached tiles are served without a slot).", int),
+            "a 429 with Retry-After (cached tiles are served without a slot).", int),
     Setting("TILE_WAIT_S", 10, "How long a tile request waits for a rendering slot.", int),
-    Setting("EXPORT_SLOTS", 1, "Downloads (exports, the table's CSV) one server process streams at once; one more "
-            "gets a 503 with Retry-After, so map requests keep their threads.", int),
+    Setting("EXPORT_SLOTS", 2, "Downloads (exports, the table's CSV) the server streams at once, all its worker "
+            "processes together; one more gets a 503 with Retry-After, so map requests keep their threads.", int),
     Setting("EXPORT_WAIT_S", 1, "How long a download waits for a free export slot.", int),
     Setting("STALE_MONTHS", 12, "Assets not verified for longer than this are drawn as stale.", int),
     Setting("HOST", "127.0.0.1", "Address `asset-map serve` listens on."),
     Setting("PORT", 5000, "Port `asset-map serve` listens on.", int),
-    Setting("WORKERS", 4, "Server worker processes.", int),
-    Setting("THREADS", 2, "Threads per worker.", int),
+    Setting("WORKERS", 4, "Server worker processes (gunicorn; more processes than cores pays off, as requests are "
+            "Python-bound).", int),
+    Setting("THREADS", 2, "Threads per worker (they overlap database waits).", int),
+    Setting("PRELOAD", 1, "1: build the app once and fork the workers from it (they share its memory); 0: each "
+            "worker builds its own (the layout before issue 16, kept for measuring).", int),
     Setting("POOL_SIZE", 5, "Database connections kept per process.", int),
-    Setting("STATEMENT_TIMEOUT_MS", 15000, "A query running longer than this is cancelled.", int),
+    Setting("STATEMENT_TIMEOUT_MS", 15000, "A query running longer than this is cancelled; the request gets a 504.",
+            int),
     Setting("CONNECT_TIMEOUT_S", 2, "Give up connecting to the database after this many seconds (libpq's minimum "
             "is 2); a stopped database on the same host is refused at once.", int),
     Setting("POOL_TIMEOUT_S", 3, "A request waits at most this long for a free database connection, then gets a "
             "503.", int),
     Setting("MAX_REQUESTS", 20000, "Recycle a server worker after about this many requests (0: never).", int),
     Setting("STATIC_MAX_AGE_S", 3600, "Cache-Control max-age of the app's own static files.", int),
-    Setting("VENDOR_MAX_AGE_S", 604800, "Cache-Control max-age of the vendored JavaScript/CSS (pinned versions).",
-            int),
-    Setting("SECRET_KEY", "", "Flask secret key for sessions. Empty: a random key kept in var/secret_key."),
+    Setting("VENDOR_MAX_AGE_S", 604800, "Cache-Control max-age of the vendored JavaScript/CSS (pinned versions; 7 "
+            "days).", int),
+    Setting("SECRET_KEY", "", "Flask secret key for sessions. Empty: a random key kept in var/secret_key.",
+            doc_default="(random, kept in var/secret_key)"),
     Setting("MAX_UPLOAD_MB", 50, "Largest upload accepted.", int),
     Setting("AREA_TOLERANCE_M", 200, "An imported point this close (metres, EPSG:27700) outside every district or "
             "LSOA takes the nearest one, flagged; farther out it is quarantined as out of area.", int),
     Setting("IMPORT_MAX_COLUMNS", 1000, "A register file with more columns than this is refused.", int),
     Setting("GEOCODER", "", "Online geocoder tried after coordinates, grid reference, UPRN and postcode: empty (off) "
-            "or nominatim (1 request/s, answers cached under var/)."),
+            "or nominatim (1 request/s, answers cached under var/geocode-cache/)."),
     Setting("GEOCODER_USER_AGENT", "asset-map", "User agent the online geocoder sends (Nominatim's policy asks for "
             "one that names the application)."),
     Setting("COOKIE_SECURE", 1, "1: session cookies are sent over HTTPS only (browsers also accept them from "
@@ -128,6 +141,18 @@ SETTINGS = [
 
 _BY_NAME = {s.name: s for s in SETTINGS}
 
+# Read by the test suite only (not by the app); documented with the others.
+TEST_SETTINGS = [
+    Setting("REQUIRE_BROWSER", 0, "1: browser tests fail instead of skipping without Chromium (.ci/run sets it).", int),
+    Setting("REQUIRE_PACK", 0, "1: tests that need the reference pack fail instead of skipping when it is not found "
+            "(.ci/run sets it; so does a CI environment variable).", int),
+    Setting("TEST_SERVER_URL", "", "Run the tests against this PostgreSQL server instead of a throwaway cluster."),
+    Setting("CHROMIUM", "/usr/bin/chromium", "The Chromium binary the browser tests drive."),
+    Setting("STANDARDS_DIR", "", "Published standards' schemas (HSDS-UK 3.0) the tests validate against. Empty: "
+            "../shared/data/standards."),
+    Setting("TESTING", 0, "1: the app runs as the tests' app (set by their test config).", int),
+]
+
 
 def _convert(setting, raw):
     if setting.type is int:
@@ -139,12 +164,14 @@ def _convert(setting, raw):
     return raw
 
 
-def load_settings(overrides=None, environ=None):
-    """Defaults, then the environment, then explicit overrides; returns {NAME: value}."""
+def load_settings(overrides=None, environ=None, instance=None):
+    """Defaults, then the instance file's values (``instance``: {NAME: value}), then the environment, then explicit
+    overrides; returns {NAME: value}."""
     environ = os.environ if environ is None else environ
+    instance = instance or {}
     values = {}
     for s in SETTINGS:
-        raw = environ.get(s.env, s.default)
+        raw = environ.get(s.env, instance.get(s.name, s.default))
         values[s.name] = _convert(s, raw)
     for name, raw in (overrides or {}).items():
         if name in _BY_NAME:
@@ -158,6 +185,36 @@ def setting(name, environ=None):
     return load_settings(environ=environ)[name]
 
 
+def markdown_table():
+    """The README's settings tables, made from SETTINGS and TEST_SETTINGS."""
+    def default(s):
+        if s.doc_default:
+            return s.doc_default
+        value = str(s.default)
+        if value == str(PROJECT_DIR / "var"):
+            return "`var/`"
+        return f"`{value}`" if value else "(empty)"
+
+    def rows(settings):
+        return [f"| `{s.env}` | {default(s)} | {s.help.replace('|', chr(92) + '|')} |" for s in settings]
+
+    head = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    return "\n".join(head + rows(SETTINGS) + ["", "Read by the tests only:", ""] + head + rows(TEST_SETTINGS)) + "\n"
+
+
+def find_reference_pack(environ=None):
+    """The reference pack: ASSET_MAP_REFERENCE_DIR, else the nearest ``shared/data/staffordshire`` beside the project
+    or one of the folders above it (a worktree or a clone sits under the same parent); None when there is none."""
+    environ = os.environ if environ is None else environ
+    if environ.get("ASSET_MAP_REFERENCE_DIR"):
+        return Path(environ["ASSET_MAP_REFERENCE_DIR"])
+    for folder in PROJECT_DIR.parents:
+        pack = folder / "shared" / "data" / "staffordshire"
+        if pack.is_dir():
+            return pack
+    return None
+
+
 def attribution_lines(settings):
     return [line.strip() for line in settings["ATTRIBUTION"].split("|") if line.strip()]
 
@@ -166,5 +223,4 @@ def default_reference_dir(settings):
     """The pack `make run` loads, or None for the synthetic county."""
     if settings["REFERENCE_DIR"]:
         return Path(settings["REFERENCE_DIR"])
-    pack = PROJECT_DIR.parent / "shared" / "data" / "staffordshire"
-    return pack if pack.is_dir() else None
+    return find_reference_pack(environ={})

@@ -108,13 +108,14 @@ def protect(n, how=None):
 
 def total(cells, how=None):
     """A total built from protected cells: the sum of what is shown (suppressed cells count as nothing), so it
-    agrees with its parts. Labelled "at least N" when some parts are suppressed, "fewer than T" when all are."""
+    agrees with its parts. Labelled "at least N" when some parts are suppressed, "fewer than T in each" when all
+    are (several small parts can add up to more than T: the total does not say how many)."""
     how = how or Method()
     cells = list(cells)
     shown = sum(c.value for c in cells if c.value is not None)
     hidden = any(c.value is None for c in cells)
     if shown == 0:
-        return Cell(None, how.label_below())
+        return Cell(None, how.label_below() + (" in each" if len(cells) > 1 else ""))
     return Cell(shown, f"at least {shown:,}" if hidden else f"{shown:,}")
 
 

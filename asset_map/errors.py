@@ -62,7 +62,7 @@ class TooManyRequests(AssetMapError):
 
 
 class Busy(AssetMapError):
-    """Every slot for this kind of work is taken (exports, tile rendering): try again in ``retry_after`` seconds."""
+    """Every slot for this kind of work is taken (downloads): try again in ``retry_after`` seconds."""
 
     status = 503
 

@@ -144,10 +144,10 @@ class GapResult:
 
 
 def run(engine, request, *, role="public", population_points=None, timings=None, suppress_below=5, settings=None,
-        map_fn=None):
+        runner=None):
     """The gap analysis for ``request`` as ``role`` sees the assets (public: no individuals, no restricted ones).
     ``timings`` (a dict) receives the seconds each stage took. ``settings`` (default: the environment's) give the
-    network snap and search distances and where network partitions run (``map_fn`` overrides that)."""
+    network snap and search distances and where network partitions run (``runner`` overrides that)."""
     from asset_map import compute
     from asset_map.config import load_settings
 
@@ -205,7 +205,7 @@ def run(engine, request, *, role="public", population_points=None, timings=None,
         net, _ = store_network.read(engine, params.distance)
         clock("read network")
     frame = gap.analyse(areas, asset_gdf, params, report=report, population_points=population_points, network=net,
-                        map_fn=map_fn or compute.runner(settings))
+                        run=runner or compute.runner(settings))
     clock("measures and classes")
 
     near_cols = [f"nearest_{gap.slug(g)}_id" for g in params.groups]

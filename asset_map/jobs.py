@@ -180,11 +180,37 @@ def jobs_of(engine, register, *, limit=20):
     return rows
 
 
-def work(settings=None, *, wait=True, concurrency=1):
+def work(settings=None, *, wait=True, concurrency=1, retry_after_s=5):
     """Run a worker on the import queue (``asset-map worker``): until stopped, or, ``wait=False``, until the queue
-    is empty."""
-    app = make_app(settings)
-    app.run_worker(queues=[QUEUE], wait=wait, concurrency=concurrency, install_signal_handlers=wait)
+    is empty. When the database goes away the worker starts again once it is back (an import it was running was
+    rolled back by PostgreSQL; its page says it was interrupted)."""
+    import time
+
+    settings = settings or load_settings()
+    _warm(settings)
+    while True:
+        try:
+            make_app(settings).run_worker(queues=[QUEUE], wait=wait, concurrency=concurrency,
+                                          install_signal_handlers=wait)
+            return
+        except Exception as err:  # noqa: BLE001 - any failure of the queue's connection means: wait and retry
+            if not wait:
+                raise
+            log.warning("import worker stopped (%s); starting again in %s s", err, retry_after_s)
+            time.sleep(retry_after_s)
+
+
+def _warm(settings):
+    """Read the reference data an import needs (gazetteer, boundaries) into this process's caches before the first
+    job: a worker lives long, so its imports need not pay for it (the caches notice a newer reference load)."""
+    from asset_map.registers import edits
+    from asset_map.store.db import get_engine
+
+    try:
+        edits._placed(get_engine(settings), {"name": "warm-up", "category": "library", "postcode": "ST16 2LP"},
+                      settings)
+    except Exception as err:  # noqa: BLE001 - an empty or unreachable database: the first job reads it instead
+        log.info("import worker: reference data not read ahead (%s)", err)
 
 
 def spawn_worker():

@@ -75,13 +75,13 @@ def erase_person(conn, asset_id, reason, actor):
     return done
 
 
-def erase(engine, asset_ids, *, reason, actor):
+def erase(engine, asset_ids, *, reason, actor, files_dir=None):
     """Erase these individuals in one transaction: every id must be a stored individual, or nothing changes."""
     ids = sorted({int(i) for i in asset_ids})
     if not ids:
         raise InputError("Give at least one asset id to erase (see `asset-map people find`).")
     with engine.begin() as conn:
-        done = erase_assets(conn, ids, reason=reason, actor=actor)
+        done = erase_assets(conn, ids, reason=reason, actor=actor, files_dir=files_dir)
         missing = sorted(set(ids) - set(done["erased"]))
         if missing:
             msg = (f"No individual to erase with id {', '.join(map(str, missing))} (unknown, not an individual, or "
@@ -118,7 +118,11 @@ def _erase_from_reports(conn, people):
     by_register = {}
     for p in people:
         by_register.setdefault(p["register"], set()).add(p["source_row"])
-    reports = conn.execute(text("SELECT name, report FROM registers WHERE report IS NOT NULL")).all()
+    # Only the reports that can name them: their registers' own, and those listing pairs with their registers.
+    reports = conn.execute(text(
+        "SELECT name, report FROM registers WHERE report IS NOT NULL AND (name = ANY(:r) OR EXISTS ("
+        "SELECT 1 FROM jsonb_array_elements(COALESCE(report->'duplicates', '[]')) d "
+        "WHERE d->>'other_register' = ANY(:r)))"), {"r": sorted(by_register)}).all()
     for name, report in reports:
         rows = by_register.get(name, set())
         problems = report.get("problems") or []

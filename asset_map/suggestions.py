@@ -15,6 +15,7 @@ from asset_map import audit, plaintext
 from asset_map.errors import FormInvalid, InputError, NotFound
 from asset_map.reference.postcodes import normalise_postcode
 from asset_map.registers.schema import taxonomy
+from asset_map.vocabulary import STATUSES as ASSET_STATUSES
 
 KINDS = ("new", "change", "correction")
 STATUSES = ("waiting", "accepted", "merged", "rejected")
@@ -262,7 +263,7 @@ def checks(engine, suggestion, *, role):
     lon, lat = suggestion["lon"], suggestion["lat"]
     box = (max(lon - NEAR_BOX_DEG[0], -180), max(lat - NEAR_BOX_DEG[1], -90), min(lon + NEAR_BOX_DEG[0], 180),
            min(lat + NEAR_BOX_DEG[1], 90))
-    flt = AssetFilter(status=("open", "temporarily closed", "closed"), bbox=box)
+    flt = AssetFilter(status=ASSET_STATUSES, bbox=box)
     nearest = near_.nearest(engine, suggestion["lon"], suggestion["lat"], flt, role=role, limit=8)
     nearest = [dict(r) for r in nearest.to_dict("records")]
     duplicates = {}

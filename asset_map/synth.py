@@ -746,18 +746,22 @@ def write_street_grid(grid, path):
                                tags={"highway": grid.highway, "name": f"Row {r} Street"}))
             wid += 1
         for c in range(grid.cols):
-            if grid.river_row is None or c in grid.bridges:
-                pieces = [(0, grid.rows - 1)]
+            # (first row, last row, bridge?) of each piece of this north-south street.
+            if grid.river_row is None:
+                pieces = [(0, grid.rows - 1, False)]
+            elif c in grid.bridges:
+                pieces = [(0, grid.river_row, False), (grid.river_row, grid.river_row + 1, True),
+                          (grid.river_row + 1, grid.rows - 1, False)]
             else:
-                pieces = [(0, grid.river_row), (grid.river_row + 1, grid.rows - 1)]
-            for lo_r, hi_r in pieces:
+                pieces = [(0, grid.river_row, False), (grid.river_row + 1, grid.rows - 1, False)]
+            for lo_r, hi_r, bridge in pieces:
                 if hi_r > lo_r:
                     tags = {"highway": grid.highway, "name": f"Column {c} Road"}
+                    if bridge:
+                        tags.update(bridge="yes", layer="1")
                     writer.add_way(way(id=wid, nodes=[grid.node_id(c, r) for r in range(lo_r, hi_r + 1)],
                                        version=1, timestamp=ts, tags=tags))
                     wid += 1
-            if grid.river_row is not None and c in grid.bridges:
-                pass  # the bridge is the column's street itself, unbroken over the river
         if river_ids:
             writer.add_way(way(id=wid, nodes=river_ids, version=1, timestamp=ts,
                                tags={"waterway": "river", "name": "River Synth"}))

@@ -18,7 +18,7 @@ from asset_map import audit
 from asset_map.errors import Forbidden, InputError, NotFound, TooManyRequests, Unauthorized
 from asset_map.vocabulary import ACCOUNT_ROLES, ROLES, role_rank  # noqa: F401 - users.ROLES and role_rank are read by callers
 
-SCOPES = ("read", "export")
+SCOPES = ("read", "export", "write")
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "amt_"
 _EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$")
@@ -33,11 +33,13 @@ class User:
     password_hash: str
     created_at: datetime | None = None
     last_sign_in_at: datetime | None = None
+    session_version: int = 0
 
     @property
     def session_stamp(self):
-        """Changes whenever the password does, so a new password ends every other session."""
-        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
+        """Changes whenever the password or the session version does (a sign-out moves it), so a new password or a
+        sign-out ends every session signed in before, server-side: a copied cookie is worthless after it."""
+        return hashlib.sha256(f"{self.password_hash}:{self.session_version}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -78,10 +80,16 @@ def hash_password(password):
 
 def _user(row):
     return User(id=row.id, email=row.email, role=row.role, password_hash=row.password_hash,
-                created_at=row.created_at, last_sign_in_at=row.last_sign_in_at)
+                created_at=row.created_at, last_sign_in_at=row.last_sign_in_at,
+                session_version=row.session_version)
 
 
-_USER_COLUMNS = "id, email, role, password_hash, created_at, last_sign_in_at"
+_USER_COLUMNS = "id, email, role, password_hash, created_at, last_sign_in_at, session_version"
+
+
+def end_sessions(conn, user_id):
+    """End every session of the user (sign-out): their cookies no longer match the stored session version."""
+    conn.execute(text("UPDATE users SET session_version = session_version + 1 WHERE id = :i"), {"i": int(user_id)})
 
 
 def get_user(engine, user_id):
@@ -199,14 +207,20 @@ def authenticate(engine, email, password, *, ip, max_failures=5, window_minutes=
     ip = str(ip or "unknown")[:64]
     limited, user, good = None, None, False
     with engine.begin() as conn:
+        # Attempts from one address take turns: counting the failures and logging this one happen as one step,
+        # so concurrent attempts cannot all pass the check before any is logged.
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": "sign-in:" + ip})
         pair, address, oldest = _recent_failures(conn, raw, ip, window_minutes)
         if pair >= max_failures or address >= max_failures * 10:
             limited = window_minutes * 60
             if oldest is not None and pair >= max_failures:
                 age = (datetime.now(timezone.utc) - oldest).total_seconds()
                 limited = max(1, int(window_minutes * 60 - age))
-            audit.record(conn, actor="anonymous", action="sign-in-failed", target=raw,
-                         details={"ip": ip, "reason": "rate-limited"})
+            # Refused attempts are counted per hour and address, not logged one by one: a flood of them cannot
+            # flood the audit log (the failures that led to the limit are logged).
+            from asset_map import access
+
+            access.count(conn, "sign-in-refused", ip)
         else:
             try:
                 user = find_user(conn, raw)

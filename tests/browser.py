@@ -106,11 +106,12 @@ class PageSession:
 
 
 @contextlib.contextmanager
-def open_page(url, *, width=1280, height=900, offline=True, timeout_ms=15000):
+def open_page(url, *, width=1280, height=900, offline=True, timeout_ms=15000, javascript=True):
     """Open ``url`` in headless Chromium and yield a ``PageSession`` once the page's load event has fired.
 
     With ``offline`` (the default) any request to a host other than this machine is blocked and recorded in
-    ``external_requests``, as it would fail for our users without internet.
+    ``external_requests``, as it would fail for our users without internet. ``javascript=False``: as a browser
+    with JavaScript off.
     """
     require_browser()
     from playwright.sync_api import sync_playwright
@@ -118,7 +119,7 @@ def open_page(url, *, width=1280, height=900, offline=True, timeout_ms=15000):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
+            page = browser.new_page(viewport={"width": width, "height": height}, java_script_enabled=javascript)
             page.set_default_timeout(timeout_ms)
             session = PageSession(page)
             page.on("console", session._on_console)

@@ -6,6 +6,7 @@ an unreachable PostGIS fails the run.
 """
 
 import contextlib
+import glob
 import os
 import tempfile
 import uuid
@@ -15,10 +16,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from asset_map.config import PROJECT_DIR
+from asset_map.config import PROJECT_DIR, find_reference_pack
 
-PACK = Path(os.environ.get("ASSET_MAP_REFERENCE_DIR") or PROJECT_DIR.parent / "shared" / "data" / "staffordshire")
+PACK = find_reference_pack() or PROJECT_DIR.parent / "shared" / "data" / "staffordshire"
 REQUIRE_POSTGIS = os.environ.get("ASSET_MAP_REQUIRE_POSTGIS") == "1"
+# Under .ci/run (or any CI) a missing reference pack fails the tests that need it instead of skipping them.
+REQUIRE_PACK = os.environ.get("ASSET_MAP_REQUIRE_PACK") == "1" or bool(os.environ.get("CI"))
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
@@ -135,10 +138,46 @@ def engine(db_url):
         yield eng
 
 
+# -- the reference data an import needs (districts, both LSOA vintages, postcodes), loaded once -------------
+def load_reference(engine, pack):
+    from asset_map.reference import load
+
+    """What an import needs: districts, both LSOA vintages and the postcode gazetteers (no need indicators)."""
+    load.load_districts(engine, pack / "boundaries" / "districts.geojson")
+    load.load_areas(engine, sorted(glob.glob(str(pack / "boundaries" / "lsoa2011" / "*.geojson"))), vintage=2011)
+    load.load_areas(engine, pack / "boundaries" / "lsoa2021_imd2025.geojson", vintage=2021)
+    for name in ("codepoint_open_2014.csv", "codepoint_open_2014_outside_area.csv", "nspl_nov2021_TF.csv"):
+        load.load_postcodes(engine, pack / "postcodes" / name)
+
+
+@pytest.fixture(scope="session")
+def reference_template(pg_server, template_db, pack):
+    """A database with the reference data an import needs, loaded once; tests get copies of it."""
+    from asset_map.config import load_settings
+    from asset_map.store.db import make_engine
+
+    name = f"am_regref_{uuid.uuid4().hex[:8]}"
+    engine = make_engine(pg_server.create(name, template=template_db), load_settings())
+    load_reference(engine, pack)
+    engine.dispose()
+    yield name
+    pg_server.drop(name)
+
+
+@pytest.fixture
+def ref_db(pg_server, reference_template):
+    """A fresh copy of the reference database for one test (imports write to it)."""
+    with copied_database(pg_server, reference_template) as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def pack():
     if not PACK.is_dir():
-        pytest.skip(f"reference pack not found at {PACK}")
+        msg = f"reference pack not found at {PACK}: set ASSET_MAP_REFERENCE_DIR to its folder"
+        if REQUIRE_PACK:
+            pytest.fail(f"{msg} (ASSET_MAP_REQUIRE_PACK=1 or CI is set, so this fails rather than skips)")
+        pytest.skip(msg)
     return PACK
 
 
@@ -168,6 +207,34 @@ def make_app(url, tmp_path, **extra):
     config = {"DATABASE_URL": url, "TESTING": 1, "VAR_DIR": str(tmp_path), "SECRET_KEY": "test", "TILES": "none"}
     config.update(extra)
     return create_app(config)
+
+
+def hold_slot(app, name):
+    """Take one of the app's ``name`` slots (web.slots) on another thread, as a concurrent request would; returns
+    an object whose ``release()`` gives it back."""
+    import threading
+
+    from asset_map.web.slots import slots
+
+    taken, done = threading.Event(), threading.Event()
+
+    def hold():
+        with app.app_context():
+            held = slots(name).acquire()
+        taken.set()
+        done.wait(60)
+        held.release()
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    assert taken.wait(10)
+
+    class _Release:
+        def release(self):
+            done.set()
+            thread.join(10)
+
+    return _Release()
 
 
 @pytest.fixture
@@ -257,3 +324,7 @@ def geo_db(pg_server, pack_db, pack, tmp_path_factory):
 def geo_engine(geo_db):
     with engine_over(geo_db[0]) as eng:
         yield eng
+
+
+# The pack with its libraries and a walk network over Tamworth, shared by the network report and isochrone tests.
+from tests.network_data import walk_db  # noqa: E402,F401

@@ -44,9 +44,10 @@ def add_asset(engine, *, name, tier, visibility, lon, lat, consent=None):
                             {"n": name}).scalar()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def walk_db(pg_server, template_db, pack, tmp_path_factory):
-    """(database URL, the grid): the pack, its open libraries and the Tamworth walk network."""
+    """(database URL, the grid): the pack, its open libraries and the Tamworth walk network; made once per run and
+    shared by the network report and isochrone tests (registered in conftest)."""
     from asset_map.reference.pack import load_pack
 
     name = f"am_gapnet_{uuid.uuid4().hex[:8]}"

@@ -65,7 +65,7 @@ def test_far_points_are_not_snapped_and_islands_are_unreachable(grid):
     parts, *_ = network_gap.plan(island, xy, [100, 100], ["D", "D"], [True, True],
                                  np.array([osm_data.junction(4, 0)]), {"any": np.array([True])},
                                  catchment_m=800, decay="none", max_snap_m=500, search_m=5_000)
-    got = network_gap.measure(parts)
+    got = network_gap.measure(parts, island)
     assert list(got["any\tstatus"]) == [network_gap.UNREACHABLE, network_gap.OK]
     assert np.isnan(got["any\tm"].iloc[0]) and got["any\tm"].iloc[1] == pytest.approx(300, abs=1)
 

@@ -32,6 +32,8 @@ def test_bootstrap_without_a_pack_makes_a_synthetic_county(run, engine, monkeypa
     result = run("bootstrap")
     assert result.exit_code == 0, result.output
     assert "synthetic county" in result.output
+    # Reports by walking distance work without an extract: a synthetic street grid is loaded, and says so.
+    assert "walk network:" in result.output and "synthetic street grid" in result.output
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM areas")).scalar() == 700
     again = run("bootstrap")

@@ -12,7 +12,7 @@ from asset_map.config import load_settings
 from asset_map.privacy import PERSONAL_FIELDS
 from asset_map.registers import importer
 from asset_map.store.db import make_engine
-from tests.test_registers_import import ref_db, reference_template  # noqa: F401 - fixtures
+
 
 DATA = Path(__file__).parent / "data"
 SIX = DATA / "individuals_stafford.csv"
@@ -73,7 +73,8 @@ def test_withdrawn_consent_erases_the_person_in_the_same_import(engine):
     with engine.connect() as conn:
         quarantined = conn.execute(text("SELECT row, problems FROM quarantine WHERE register = 'people'")).all()
         saved = conn.execute(text("SELECT report::text FROM registers WHERE name = 'people'")).scalar()
-        events = conn.execute(text("SELECT details::text FROM audit_log WHERE action = 'consent-erase'")).scalars().all()
+        events = conn.execute(text("SELECT details::text FROM audit_log "
+                                   "WHERE action = 'consent-erase'")).scalars().all()
     # The withdrawn row is quarantined with its reason, without its personal cells.
     assert len(quarantined) == 1
     row, problems = quarantined[0]
@@ -86,7 +87,7 @@ def test_withdrawn_consent_erases_the_person_in_the_same_import(engine):
     assert len(events) == 1 and str(frank["id"]) in events[0]
 
 
-@pytest.mark.parametrize("spelling", ["no", "N", "refused", "", "withdrawn", "Consent withdrawn"])
+@pytest.mark.parametrize("spelling", ["N", "", "Consent withdrawn"])  # every spelling: tests/test_privacy.py
 def test_every_no_spelling_erases(engine, tmp_path, spelling):
     importer.import_register(engine, SIX, register="people")
     text_ = SIX.read_text(encoding="utf-8").replace(",Yes,2025-03-06", f",{spelling},2025-03-06")
@@ -126,3 +127,16 @@ def test_a_failed_import_erases_nobody(engine, monkeypatch):
     with pytest.raises(RuntimeError):
         importer.import_register(engine, WITHDRAWN, register="people")
     assert _people(engine)[6]["name"] == "Frank Fairweather"
+
+
+def test_a_register_without_consent_dates_keeps_the_first_date_and_is_unchanged_on_reimport(engine, tmp_path):
+    lines = SIX.read_text(encoding="utf-8").splitlines()
+    undated = "\n".join([lines[0].replace(",consent_date,consent_wording", "")] +
+                        [line.rsplit(",", 2)[0] for line in lines[1:]]) + "\n"
+    path = _write(tmp_path, "undated.csv", undated)
+    importer.import_register(engine, path, register="people")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE assets SET consent_at = DATE '2024-01-01'"))
+    again = importer.import_register(engine, path, register="people")
+    assert again.unchanged == 6 and again.updated == 0
+    assert {str(p["consent_at"]) for p in _people(engine).values()} == {"2024-01-01"}

@@ -10,7 +10,7 @@ from asset_map import mail
 from asset_map.briefing import councillors
 from asset_map.cli import cli
 from asset_map.config import load_settings
-from tests.accounts import email_for, make_user, sign_in
+from tests.accounts import make_user, sign_in
 from tests.conftest import make_app
 from tests.test_mail import smtp_server  # noqa: F401 - the fixture
 
@@ -21,8 +21,8 @@ def _cleanup(engine, email):
 
 
 def test_councillor_signs_in_to_their_briefings(geo_db, geo_engine, tmp_path):
-    email = email_for("councillor")
-    make_user(geo_engine, "councillor")
+    email = "cllr.signin@example.org"  # its own account: the shared database may hold email_for("councillor")
+    make_user(geo_engine, "councillor", email=email)
     try:
         assert councillors.attach(geo_engine, email, "pilot-neighbourhoods", ["PN-01"], actor="test") == 1
         assert councillors.attach(geo_engine, email, "pilot-neighbourhoods", ["PN-01"], actor="test") == 0

@@ -44,7 +44,7 @@ def test_totals_are_built_from_the_protected_cells():
     how = Method()
     cells = [protect(n, how) for n in (6, 1, 0, 13)]
     assert total(cells, how) == Cell(20, "at least 20")  # 5 + 15: agrees with its parts exactly
-    assert total([protect(3, how), protect(0, how)], how) == Cell(None, "fewer than 5")
+    assert total([protect(3, how), protect(0, how)], how) == Cell(None, "fewer than 5 in each")
     assert total([protect(8, how)], how) == Cell(10, "10")
 
 
@@ -140,8 +140,8 @@ def _truth(engine):
 
 
 # -- the attacker ----------------------------------------------------------------------------------------------------
-FILTERS = ["", "category=mentor", "status=open", "verified_within=12", "q=Seeded", "tier=individual",
-           "status=all", "offer=skills", "offer=time", "offer=care", "offer=skills,time", "category=volunteer&offer=time"]
+FILTERS = ["", "category=mentor", "status=open", "verified_within=12", "q=Seeded", "offer=skills", "offer=care",
+           "offer=skills,time", "category=volunteer&offer=time"]
 BBOXES = ["-2.3,52.7,-2.0,52.9", "-2.2,52.75,-2.05,52.85", "-2.15,52.78,-2.1,52.82", "-2.1,52.65,-1.9,52.75"]
 
 
@@ -198,14 +198,17 @@ def _observe(client):
         record("export-geojson", "lsoa21", query, [(f["properties"]["code"], f["properties"]["individuals"])
                                                    for f in fc["features"]], district)
     for need, geography in (("imd:2019", "lsoa11"), ("imd:2025", "lsoa21")):
-        for query, district in itertools.product(("", "offer=skills", "category=mentor", "tier=individual"),
-                                                 DISTRICTS):
+        for query, district in itertools.product(("", "offer=skills", "category=mentor"), DISTRICTS):
+            if query and need == "imd:2019":
+                continue  # each gap report takes a while: the filters are tried on one vintage
             args = f"district={district}&need={need}&{query}"
             res = client.get(f"/gaps/report.csv?{args}")
             assert res.status_code == 200, res.get_data(as_text=True)[:300]
             rows = list(csv.DictReader(io.StringIO(res.get_data(as_text=True).lstrip("\ufeff"))))
             if rows and "individuals" in rows[0]:
                 record("gap-csv", geography, query, [(r["code"], r["individuals"]) for r in rows], district)
+            if query:
+                continue  # GeoJSON carries the same column as the CSV: once per vintage
             fc = json.loads(client.get(f"/gaps/report.geojson?{args}").get_data())
             pairs = [(f["properties"]["code"], f["properties"]["individuals"]) for f in fc["features"]
                      if "individuals" in f["properties"]]

@@ -221,18 +221,39 @@ def test_filters(xclient):
     assert box and all(n.startswith("Tamworth") for n in box)
 
 
-def test_exports_are_audited(xclient, export_engine):
+def test_exports_are_audited(export_db, export_engine, tmp_path):
+    from tests.accounts import bearer
+
+    app = make_app(export_db, tmp_path)
     with export_engine.connect() as conn:
         before = conn.execute(text("SELECT count(*) FROM audit_log WHERE action = 'export'")).scalar()
-    xclient.get(STAFFORD_LIBRARIES % "csv").get_data()
+    app.test_client().get(STAFFORD_LIBRARIES % "csv", headers=bearer(export_engine, "officer", scope="export")) \
+        .get_data()
     with export_engine.connect() as conn:
         row = conn.execute(text("SELECT actor, target, details, rows FROM audit_log WHERE action = 'export' "
                                 "ORDER BY id DESC LIMIT 1")).one()
         after = conn.execute(text("SELECT count(*) FROM audit_log WHERE action = 'export'")).scalar()
     assert after == before + 1
-    assert row.actor == "anonymous" and row.target == "associations" and row.rows == 5
+    # An officer also sees the restricted library: six rows.
+    assert row.actor.startswith("officer@example.org") and row.target == "associations" and row.rows == 6
     assert row.details["filters"] == {"district": STAFFORD, "category": "community_run_library"}
     assert row.details["format"] == "csv" and row.details["complete"] is True
+
+
+def test_anonymous_exports_are_counted_per_hour_not_logged_one_by_one(xclient, export_engine):
+    # Issue 12: the anonymous public's downloads cannot flood the audit log.
+    counted = ("SELECT count(*), COALESCE(sum(n), 0) FROM access_counts WHERE kind = 'download' "
+               "AND target = 'associations'")
+    with export_engine.connect() as conn:
+        before = conn.execute(text("SELECT count(*) FROM audit_log")).scalar()
+        rows_before, n_before = conn.execute(text(counted)).one()
+    for _ in range(5):
+        xclient.get(STAFFORD_LIBRARIES % "csv").get_data()
+    with export_engine.connect() as conn:
+        after = conn.execute(text("SELECT count(*) FROM audit_log")).scalar()
+        rows_after, n_after = conn.execute(text(counted)).one()
+    assert after == before
+    assert rows_after - rows_before <= 1 and n_after - n_before == 5  # one row per hour, however many requests
 
 
 @pytest.mark.parametrize("fmt", ["geojson", "gpkg", "csv"])
@@ -262,3 +283,16 @@ def test_cli_csv_sidecar_and_errors(export_db, tmp_path, monkeypatch):
     assert "Crown copyright" in (tmp_path / "d.csv.txt").read_text()
     bad = CliRunner().invoke(cli, ["export", "nowhere", "-o", str(tmp_path / "x.geojson")])
     assert bad.exit_code == 1 and "no layer 'nowhere'" in bad.output
+
+
+def test_exports_give_district_and_lsoa_names_beside_their_codes(xclient, export_engine):
+    doc = json.loads(xclient.get(STAFFORD_LIBRARIES % "geojson").get_data())
+    with export_engine.connect() as conn:
+        lsoa = dict(conn.execute(text("SELECT code, name FROM areas WHERE vintage = 2021")).all())
+    for f in doc["features"]:
+        p = f["properties"]
+        assert p["district_code"] == STAFFORD and p["district_name"] == "Stafford"
+        assert p["lsoa21_name"] == lsoa[p["lsoa21_code"]] and p["lsoa21_name"].startswith("Stafford ")
+    rows = list(csv.DictReader(io.StringIO(xclient.get(STAFFORD_LIBRARIES % "csv" + "&comments=0")
+                                           .get_data(as_text=True).lstrip("\ufeff"))))
+    assert {r["district_name"] for r in rows} == {"Stafford"} and all(r["lsoa21_name"] for r in rows)

@@ -74,7 +74,8 @@ def _serve(url, tmp_path):
            "ASSET_MAP_THREADS": "2"}
     exe = Path(sys.executable).with_name("asset-map")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from asset_map.cli import cli; cli()"]
-    proc = subprocess.Popen([*cmd, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+    # The web server alone: this test counts its gunicorn workers (the import worker has tests of its own).
+    proc = subprocess.Popen([*cmd, "serve", "--port", str(port), "--no-worker"], env=env, stdout=subprocess.DEVNULL,
                             stderr=open(tmp_path / "server.log", "w"))
     return proc, f"http://127.0.0.1:{port}"
 

@@ -15,7 +15,7 @@ from asset_map.cli import cli
 from asset_map.config import load_settings
 from asset_map.errors import InputError
 from asset_map.store.db import make_engine
-from asset_map.tools.vendor import external_urls
+from asset_map.web.vendored import external_urls
 from tests.conftest import make_app
 from tests.gap_libraries import read_libraries, store_libraries
 

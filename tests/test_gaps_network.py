@@ -17,7 +17,7 @@ from asset_map.errors import InputError
 from asset_map.store import network
 from asset_map.store.db import make_engine
 
-from tests.network_data import TAMWORTH, walk_db  # noqa: F401 - a module-scoped fixture
+from tests.network_data import TAMWORTH
 
 
 @pytest.fixture(scope="module")

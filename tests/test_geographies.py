@@ -13,7 +13,7 @@ from asset_map.errors import InputError
 from asset_map.registers import importer
 from asset_map.store import assets as store_assets
 from asset_map.store import geographies
-from tests.geography_data import PILOT, TAMWORTH, divisions
+from tests.geography_data import PILOT, TAMWORTH
 
 COMMUNITY = Path(__file__).parent / "data" / "tamworth_community.csv"
 

@@ -6,7 +6,7 @@ import pytest
 from asset_map import synth
 from asset_map.errors import ConfigError
 from asset_map.maps import styles
-from asset_map.tools.vendor import DEFAULT_DIR
+from asset_map.web.vendored import DEFAULT_DIR
 
 NAMED = ["library", "community_run_library", "school", "gp_practice", "childrens_centre", "community_centre", "park",
          "business", "voluntary_organisation", "faith_group", "sports_club", "youth_club", "self_help_group",

@@ -107,7 +107,7 @@ def test_links_walk_the_table_and_bad_cursors_are_400(synth_db, tmp_path):
 
 
 def test_csv_streams_every_row_and_waits_for_a_free_export_slot(synth_db, eng, tmp_path):
-    from asset_map.web.slots import slots
+    from tests.conftest import hold_slot
 
     app = make_app(synth_db, tmp_path, EXPORT_SLOTS=1, EXPORT_WAIT_S=0)
     web = app.test_client()
@@ -115,8 +115,7 @@ def test_csv_streams_every_row_and_waits_for_a_free_export_slot(synth_db, eng, t
     assert res.is_streamed
     lines = res.get_data(as_text=True).splitlines()
     assert len(lines) - 1 == len(_expected(eng, "name", "asc"))
-    with app.app_context():
-        held = slots("export").acquire()
+    held = hold_slot(app, "export")
     try:
         busy = web.get("/assets.csv")
         assert busy.status_code == 503 and busy.headers["Retry-After"] == "5"

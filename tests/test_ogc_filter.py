@@ -201,3 +201,13 @@ def test_gdal_pushes_its_where_to_the_server(oapp, export_engine, live_server):
         pushed = [q for q in seen if sent in q]
         # The filter reached the server: GDAL did not download the layer to filter it itself.
         assert pushed and not [q for q in seen if "items" in q and sent not in q and "limit=20" not in q], seen
+
+
+def test_number_matched_follows_the_assets(oclient, export_engine):
+    """numberMatched of full pages is kept between requests and changes as soon as the assets do."""
+    url = "/ogc/collections/associations/items?limit=2&" + _text("name LIKE '%Library'")
+    first = oclient.get(url).get_json()["numberMatched"]
+    assert oclient.get(url).get_json()["numberMatched"] == first
+    with export_engine.begin() as conn:
+        conn.execute(text("UPDATE assets SET status = 'closed' WHERE name = 'Gnosall Library'"))
+    assert oclient.get(url).get_json()["numberMatched"] == first - 1

@@ -168,3 +168,13 @@ def test_cors_preflight(oclient):
                                                       "Access-Control-Request-Method": "GET"})
     assert res.status_code == 200 and res.headers["Access-Control-Allow-Origin"] == "*"
     assert "GET" in res.headers["Access-Control-Allow-Methods"]
+
+
+def test_totals_follow_the_assets(oclient, export_engine):
+    """The total of a page is kept between requests, and changes as soon as the assets do."""
+    before = oclient.get("/oruk/services?page=2&per_page=2").get_json()["total_items"]
+    assert oclient.get("/oruk/services?page=3&per_page=2").get_json()["total_items"] == before
+    with export_engine.begin() as conn:
+        offers = conn.execute(text("UPDATE assets SET status = 'closed' WHERE name = 'Stone Library' "
+                                   "RETURNING cardinality(offers)")).scalar()
+    assert oclient.get("/oruk/services?page=2&per_page=2").get_json()["total_items"] == before - offers

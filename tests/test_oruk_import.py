@@ -2,6 +2,7 @@
 nothing; broken and hostile feeds stop with a clear message and write nothing."""
 
 import json
+import re
 import threading
 import uuid
 
@@ -166,3 +167,39 @@ def test_bad_feeds_stop_clearly_and_write_nothing(case, target, tmp_path, live_s
         import_feed(target, source, limits=limits)
     assert expect in err.value.user_message and "nothing was imported" in err.value.user_message.lower()
     assert _state(target) == before
+
+
+@pytest.mark.slow
+def test_upload_an_oruk_file_in_the_browser_workflow(export_db, target_url, target, tmp_path):
+    """The registers upload takes an ORUK JSON file like any register: mapped, previewed, imported in the
+    background."""
+    import io
+
+    from asset_map import jobs
+    from tests.accounts import csrf_token, signed_in_client
+
+    source = make_app(export_db, tmp_path / "source").test_client()
+    listed = source.get("/oruk/services?per_page=1000").get_json()["contents"]
+    feed_json = json.dumps({"contents": [source.get(f"/oruk/services/{s['id']}").get_json() for s in listed]})
+    app = make_app(target_url, tmp_path / "target")
+    officer = signed_in_client(app, target, "officer")
+    token = csrf_token(officer, "/registers/upload")
+    page = officer.post("/registers/upload", data={"csrf_token": token, "new_register": "partner-directory",
+                                                   "file": (io.BytesIO(feed_json.encode()), "directory.json")},
+                        content_type="multipart/form-data")
+    assert page.status_code == 302, page.get_data(as_text=True)[:500]
+    upload_id = int(page.headers["Location"].split("/uploads/")[1].split("/")[0])
+    form = officer.get(page.headers["Location"]).get_data(as_text=True)
+    assert 'data-column="category"' in form and 'data-column="oruk_services"' in form
+    # The proposal maps the columns named like fields; saved as proposed.
+    chosen = dict(re.findall(r'id="(col-\d+)"[^>]*>\s*<option value="">[^<]*</option>(?:(?!</select>).)*?'
+                             r'<option value="(\w+)" selected', form, re.S))
+    assert {"name", "category", "lon", "lat"} <= set(chosen.values())
+    assert officer.post(page.headers["Location"], data={"csrf_token": token, **chosen}).status_code == 302
+    preview = officer.get(f"/registers/uploads/{upload_id}/preview")
+    assert preview.status_code == 200 and _state(target)[0] == 0
+    assert officer.post(f"/registers/uploads/{upload_id}/import", data={"csrf_token": token}).status_code == 302
+    jobs.work(app.config["ASSET_MAP"], wait=False)
+    with target.connect() as conn:
+        got = conn.execute(text("SELECT count(*) FROM assets WHERE register = 'partner-directory'")).scalar()
+    assert got == len({s["organization_id"] for s in listed})

@@ -50,3 +50,26 @@ def test_individuals_without_consent_are_seen_by_nobody(engine, tmp_path):
         seen = assets.select(engine, everything, role=role, columns=["source_key"])
         assert set(seen["source_key"]).isdisjoint(refused["source_key"])
         assert len(seen) == stored[True]
+
+
+@pytest.mark.parametrize("value,state", [
+    ("Y", "given"), ("agreed", "given"), ("✓", "given"), ("x", "given"), ("Tick", "given"), ("Opted in", "given"),
+    ("no", "refused"), ("Declined", "refused"), ("✗", "refused"), ("withdrawn", "withdrawn"),
+    ("Consent withdrawn", "withdrawn"), ("", "missing"), ("  ", "missing"), (None, "missing"), ("n/a", "missing"),
+    ("ask my daughter", "unknown"), ("yes please", "unknown"),
+])
+def test_every_spelling_councils_use_is_read_by_one_rule(value, state):
+    from asset_map.privacy import consent_state
+
+    assert consent_state(value) == state
+
+
+def test_quarantine_and_reports_keep_only_non_personal_cells():
+    from asset_map.privacy import PERSONAL_FIELDS, scrub_fields
+
+    row = {"tier": "individual", "category": "mentor", "name": "A", "email": "a@x.org", "postcode": "ST16 2JU",
+           "consent": "maybe", "status": "open"}
+    kept = scrub_fields(row)
+    assert kept == {"tier": "individual", "category": "mentor", "consent": "maybe", "status": "open"}
+    assert not set(kept) & set(PERSONAL_FIELDS)
+    assert scrub_fields({**row, "tier": "association"})["name"] == "A"

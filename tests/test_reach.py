@@ -11,7 +11,7 @@ from asset_map.config import load_settings
 from asset_map.store.db import make_engine
 from tests.accounts import signed_in_client
 from tests.conftest import make_app
-from tests.network_data import add_asset, walk_db  # noqa: F401 - a module-scoped fixture
+from tests.network_data import add_asset
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +101,14 @@ def test_asset_page_and_main_map_show_who_can_reach_a_library(reach, tmp_path, l
         view.screenshot(artifacts / "reach_tamworth_library_page.png")
         assert view.console_errors == [] and view.external_requests == []
     assert polys == 3 and "15 minutes" in rows and "1,200 m" in rows
+    # The asset's own page (issue 13) carries the same section.
+    with open_page(f"{url}/assets/{reach['library']}", height=1800) as view:
+        view.page.wait_for_selector(".asset-reach-map[data-drawn]")
+        drawn = view.page.get_attribute(".asset-reach-map", "data-drawn")
+        view.page.locator(".asset-reach").scroll_into_view_if_needed()
+        view.screenshot(artifacts / "reach_tamworth_library_asset_page.png")
+        assert view.console_errors == []
+    assert drawn == "1"
     lon, lat = reach["point"]
     with open_page(f"{url}/?category=library#map=15/{lat}/{lon}", height=900) as view:
         marker = view.page.wait_for_selector('.asset-marker[title^="Tamworth Library"]')

@@ -1,8 +1,6 @@
 """Reference readers against the real Staffordshire pack, plus small bad files written per test."""
 
 import gzip
-import os
-from pathlib import Path
 
 import geopandas
 import numpy as np
@@ -23,9 +21,6 @@ from asset_map.reference.postcodes import (
     sectors,
 )
 
-PACK = Path(
-    os.environ.get("ASSET_MAP_REFERENCE_DIR") or Path(__file__).parents[1] / ".." / "shared" / "data" / "staffordshire"
-)
 DISTRICTS = {
     "E07000192": "Cannock Chase",
     "E07000193": "East Staffordshire",
@@ -46,13 +41,6 @@ CODEPOINT_HEADER = (
 FILE_1 = "File_1_-_IMD2019_Index_of_Multiple_Deprivation.csv.gz"
 FILE_2 = "File_2_-_IoD2019_Domains_of_Deprivation.csv.gz"
 FILE_6 = "File_6_-_IoD2019_Population_Denominators.csv.gz"
-
-
-@pytest.fixture
-def pack():
-    if not PACK.is_dir():
-        pytest.skip(f"reference pack not found at {PACK}")
-    return PACK
 
 
 def _assert_names(err, *parts):

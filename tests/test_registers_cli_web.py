@@ -10,7 +10,6 @@ from asset_map.config import load_settings
 from asset_map.store.db import make_engine
 from tests.accounts import signed_in_client
 from tests.conftest import make_app
-from tests.test_registers_import import ref_db, reference_template  # noqa: F401 - fixtures
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Importing the pack's real library registers into a fresh database: placement, quarantine, re-import, withdrawal,
 duplicates across registers and atomicity."""
 
-import glob
 import uuid
 
 import pandas as pd
@@ -9,40 +8,11 @@ import pytest
 from sqlalchemy import text
 
 from asset_map.config import load_settings
-from asset_map.reference import load
 from asset_map.reference.postcodes import normalise_postcodes
 from asset_map.registers import importer
 from asset_map.store.db import make_engine
-from tests.conftest import copied_database
 
 LIBRARIES = ["libraries_staffordshire.csv", "libraries_stoke.csv", "libraries_2023.csv"]
-
-
-def load_reference(engine, pack):
-    """What an import needs: districts, both LSOA vintages and the postcode gazetteers (no need indicators)."""
-    load.load_districts(engine, pack / "boundaries" / "districts.geojson")
-    load.load_areas(engine, sorted(glob.glob(str(pack / "boundaries" / "lsoa2011" / "*.geojson"))), vintage=2011)
-    load.load_areas(engine, pack / "boundaries" / "lsoa2021_imd2025.geojson", vintage=2021)
-    for name in ("codepoint_open_2014.csv", "codepoint_open_2014_outside_area.csv", "nspl_nov2021_TF.csv"):
-        load.load_postcodes(engine, pack / "postcodes" / name)
-
-
-@pytest.fixture(scope="session")
-def reference_template(pg_server, template_db, pack):
-    """A database with the reference data an import needs, loaded once; tests get copies of it."""
-    name = f"am_regref_{uuid.uuid4().hex[:8]}"
-    engine = make_engine(pg_server.create(name, template=template_db), load_settings())
-    load_reference(engine, pack)
-    engine.dispose()
-    yield name
-    pg_server.drop(name)
-
-
-@pytest.fixture
-def ref_db(pg_server, reference_template):
-    """A fresh copy of the reference database for one test (imports write to it)."""
-    with copied_database(pg_server, reference_template) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Export slots: a bounded number of downloads per process, a polite 503 with Retry-After when all are taken, and
 each slot given back when its stream ends (so one download after another never waits)."""
 
-from asset_map.web.slots import slots
+from tests.conftest import hold_slot
 from tests.conftest import make_app
 
 
@@ -13,17 +13,16 @@ def test_exports_take_a_slot_and_give_it_back(db_url, tmp_path):
         assert res.status_code == 200, (fmt, res.get_data(as_text=True)[:200])
         res.get_data()
         res.close()
-    with app.app_context():
-        held = slots("export").acquire()
+    held = hold_slot(app, "export")
     try:
-        busy = web.get("/export/assets.geojson")
+        busy = web.get("/export/assets.geojson?q=not-made-before")
         assert busy.status_code == 503 and busy.headers["Retry-After"] == "5"
         assert "try again in 5 seconds" in busy.get_json()["description"]
         # The map keeps answering while every export slot is taken.
         assert web.get("/api/assets.geojson").status_code == 200
     finally:
         held.release()
-    assert web.get("/export/assets.geojson").status_code == 200
+    assert web.get("/export/assets.geojson?q=not-made-before").status_code == 200
 
 
 def test_a_stream_abandoned_halfway_gives_its_slot_back(db_url, tmp_path):
@@ -33,3 +32,32 @@ def test_a_stream_abandoned_halfway_gives_its_slot_back(db_url, tmp_path):
     assert res.status_code == 200
     res.close()  # the client went away
     assert web.get("/export/assets.csv").status_code == 200
+
+
+def test_a_public_download_is_kept_until_the_data_changes(db_url, engine, tmp_path):
+    """The same public export again is sent from the kept file (identical bytes, no slot, still audited); a new
+    asset changes the stamp, so the next download is made afresh and holds it."""
+    from sqlalchemy import text
+
+    from tests.explorer_data import add_hand_made
+
+    add_hand_made(engine, [("k1", "Kept Hall", "organisation", "community_centre", -2.1, 52.8, {})])
+    app = make_app(db_url, tmp_path, EXPORT_SLOTS=1, EXPORT_WAIT_S=0)
+    web = app.test_client()
+    first = web.get("/export/assets.geojson").get_data()
+    kept = list((tmp_path / "exports").glob("*.geojson"))
+    assert len(kept) == 1 and kept[0].read_bytes() == first
+    held = hold_slot(app, "export")
+    try:
+        again = web.get("/export/assets.geojson")  # every slot taken, but this one needs none
+        assert again.status_code == 200 and again.get_data() == first
+        assert web.get("/export/assets.geojson?category=library").status_code == 503  # not kept: needs a slot
+    finally:
+        held.release()
+    with engine.connect() as conn:
+        logged = conn.execute(text("SELECT count(*) FROM audit_log WHERE action = 'export'")).scalar()
+    assert logged >= 2
+    add_hand_made(engine, [("k2", "Newer Hall", "organisation", "community_centre", -2.1, 52.8, {})])
+    fresh = web.get("/export/assets.geojson").get_data()
+    assert b"Newer Hall" in fresh and b"Newer Hall" not in first
+    assert len(list((tmp_path / "exports").glob("*.geojson"))) == 1  # the older stamp's file is gone

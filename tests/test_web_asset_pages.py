@@ -14,8 +14,10 @@ from tests.conftest import copied_database, engine_over, make_app
 FILE = "libraries_staffordshire.csv"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def engine(pg_server, pack_db):
+    """One copy of the pack database for the module, with the Staffordshire libraries imported; each test changes
+    assets of its own."""
     with copied_database(pg_server, pack_db.rsplit("/", 1)[1]) as url, engine_over(url) as eng:
         eng.url_text = url
         yield eng
@@ -26,18 +28,18 @@ def app(engine, tmp_path):
     return make_app(engine.url_text, tmp_path)
 
 
-@pytest.fixture
-def imported(engine, pack, tmp_path):
-    path = tmp_path / FILE
+@pytest.fixture(scope="module")
+def imported(engine, pack, tmp_path_factory):
+    path = tmp_path_factory.mktemp("libs") / FILE
     shutil.copy(pack / "registers" / FILE, path)
     importer.import_register(engine, path, register="libs")
     with engine.connect() as conn:
         return dict(conn.execute(text("SELECT name, id FROM assets WHERE register = 'libs'")).all())
 
 
-def _individual(engine):
+def _individual(engine, name="Pat Example (gardening)"):
     """A consenting individual placed in Stafford (officers may see it; nobody below)."""
-    asset_id, _ = edits.create_asset(engine, {"name": "Pat Example (gardening)", "tier": "individual",
+    asset_id, _ = edits.create_asset(engine, {"name": name, "tier": "individual",
                                               "category": "skills", "lon": "-2.117", "lat": "52.806",
                                               "consent": "yes"}, actor="officer@example.org")
     return asset_id
@@ -69,7 +71,7 @@ def test_the_rule_is_what_hides_individuals(app, engine, imported, monkeypatch):
     """Without the visibility rule the page would show the individual: the test can fail."""
     from asset_map.maps import asset_page
 
-    asset_id = _individual(engine)
+    asset_id = _individual(engine, "Sam Example (cooking)")
     monkeypatch.setattr(asset_page, "visibility_condition", lambda role, alias: ("TRUE", {}))
     assert app.test_client().get(f"/assets/{asset_id}").status_code == 200
 
@@ -85,11 +87,11 @@ def test_add_edit_verify_withdraw_through_the_forms(app, engine, imported):
     page = client.get(f"/assets/{asset_id}").get_data(as_text=True)
     assert "manual-E07000197" in page and "create" in page
 
-    audley = imported["Audley Library"]
+    audley = imported["Barton Under Needwood Library"]
     form = client.get(f"/assets/{audley}/edit").get_data(as_text=True)
     version = re.search(r'name="version" value="(\d+)"', form).group(1)
     saved = client.post(f"/assets/{audley}/edit", data={"csrf_token": token, "version": version,
-                                                        "name": "Audley Community Library", "reason": "renamed"})
+                                                        "name": "Barton Community Library", "reason": "renamed"})
     assert saved.status_code == 302
     stale = client.post(f"/assets/{audley}/edit", data={"csrf_token": token, "version": version,
                                                         "name": "Another name"})
@@ -102,7 +104,7 @@ def test_add_edit_verify_withdraw_through_the_forms(app, engine, imported):
     client.post(f"/assets/{audley}/withdraw", data={"csrf_token": token, "version": str(int(version) + 2),
                                                     "reason": "moved"})
     page = client.get(f"/assets/{audley}").get_data(as_text=True)
-    assert "Withdrawn on" in page and "verify" in page and "Audley Community Library" in page
+    assert "Withdrawn on" in page and "verify" in page and "Barton Community Library" in page
     assert "Kept through re-imports" in page
     assert app.test_client().get(f"/assets/{audley}").status_code == 404
     with engine.connect() as conn:
@@ -112,7 +114,7 @@ def test_add_edit_verify_withdraw_through_the_forms(app, engine, imported):
 
 
 def test_forms_need_csrf_and_a_role(app, engine, imported):
-    audley = imported["Audley Library"]
+    audley = imported["Baswich Library"]
     officer = signed_in_client(app, engine, "officer")
     assert officer.post(f"/assets/{audley}/verify", data={"version": "1"}).status_code == 400
     public = app.test_client()

@@ -246,3 +246,13 @@ def test_pack_map_page_is_light_and_offers_domains_of_both_vintages(pack_client)
     for need in (next(o for o in domains if o.endswith(":2025")), next(o for o in domains if o.endswith(":2019"))):
         page = pack_client.get("/?need=" + need).get_data(as_text=True)
         assert f'<option value="{need}" selected>' in page
+
+
+def test_the_table_and_its_csv_name_districts_beside_their_codes(web, synth_engine):
+    with synth_engine.connect() as conn:
+        code, name = conn.execute(text("SELECT d.code, d.name FROM districts d JOIN assets a ON a.district_code = d.code "
+                                       "ORDER BY d.code LIMIT 1")).one()
+    html = web.get(f"/assets?district={code}").get_data(as_text=True)
+    assert f">{name}</a><span class=\"app-code-cell\">{code}</span>" in html
+    rows = list(csv.DictReader(io.StringIO(web.get(f"/assets.csv?district={code}").get_data().decode("utf-8-sig"))))
+    assert rows and {(r["District code"], r["District name"]) for r in rows} == {(code, name)}

@@ -3,7 +3,7 @@
 import json
 import re
 
-from asset_map.tools.vendor import external_urls
+from asset_map.web.vendored import external_urls
 
 
 def _features(html):

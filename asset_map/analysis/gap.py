@@ -299,7 +299,7 @@ def supply_classes(key):
 
 # -- the whole analysis --------------------------------------------------------------------------------------------
 
-def analyse(areas, assets, params, *, report=None, population_points=None, network=None, map_fn=map):
+def analyse(areas, assets, params, *, report=None, population_points=None, network=None, run=None):
     """Supply, classes and priority gaps per reported area.
 
     ``areas``: GeoDataFrame of every area of one vintage (all are demand for 2SFCA) with ``code, name,
@@ -308,7 +308,7 @@ def analyse(areas, assets, params, *, report=None, population_points=None, netwo
     label in ``params.groups`` (an asset may be in several groups; the "any" group needs no column).
     ``network`` (an analysis.network.Network, needed unless ``params.distance`` is "straight"): distances,
     counts within the catchment and 2SFCA are measured along it, per district, each district's partition run by
-    ``map_fn`` (the builtin map, or a cluster's).
+    ``run`` (default in this process; asset_map.compute gives a cluster's).
     Returns a GeoDataFrame (the reported areas, sorted by code, in the areas' CRS).
     """
     params.check()
@@ -345,7 +345,7 @@ def analyse(areas, assets, params, *, report=None, population_points=None, netwo
     lacks = [[] for _ in range(int(mask.sum()))]
     measured = None
     if params.distance != "straight":
-        measured = _network_measures(network, areas, origins, population, mask, assets, asset_xy, params, map_fn)
+        measured = _network_measures(network, areas, origins, population, mask, assets, asset_xy, params, run)
     straight = []
     for label in params.groups:
         s = slug(label)
@@ -398,7 +398,7 @@ def analyse(areas, assets, params, *, report=None, population_points=None, netwo
     return result
 
 
-def _network_measures(network, areas, origins, population, mask, assets, asset_xy, params, map_fn):
+def _network_measures(network, areas, origins, population, mask, assets, asset_xy, params, run):
     """Network measures for the reported areas (in their order): see analysis.network_gap."""
     from asset_map.analysis import network_gap
 
@@ -409,7 +409,7 @@ def _network_measures(network, areas, origins, population, mask, assets, asset_x
     parts, o_snap, a_snap, o_node, a_node = network_gap.plan(
         network, origins, population, district, mask, asset_xy, groups, catchment_m=float(params.catchment_m),
         decay=params.decay, max_snap_m=float(params.max_snap_m), search_m=float(params.search_m))
-    measured = network_gap.measure(parts, map_fn).reindex(np.flatnonzero(mask))
+    measured = network_gap.measure(parts, network, run).reindex(np.flatnonzero(mask))
     measured["origin_snap_m"] = o_snap[mask]
     off = a_node < 0
     ids = assets["id"].to_numpy()[off] if len(assets) else np.empty(0)

@@ -85,10 +85,13 @@ def graph(net, *, reverse=False, extra=None):
         er, ec, ew, n = extra
         rows, cols, w = np.concatenate([rows, er]), np.concatenate([cols, ec]), np.concatenate([w, ew])
     w = np.maximum(w, _EPS)
-    # Parallel edges: keep the shortest (a CSR matrix built from duplicates would add them up).
+    g = sparse.csr_matrix((w, (rows, cols)), shape=(n, n))
+    if g.nnz == len(w):
+        return g
+    # Parallel edges (rare): keep the shortest, where the CSR constructor would have added them up.
     order = np.lexsort((w, cols, rows))
     rows, cols, w = rows[order], cols[order], w[order]
-    first = np.r_[True, (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])] if len(rows) else np.empty(0, bool)
+    first = np.r_[True, (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])]
     return sparse.csr_matrix((w[first], (rows[first], cols[first])), shape=(n, n))
 
 
@@ -143,10 +146,40 @@ def nearest_on_network(net, origin_nodes, origin_snap, asset_nodes, asset_snap, 
     return dist, which
 
 
-def pairs_on_network(net, origin_nodes, origin_snap, asset_nodes, asset_snap, limit, *, chunk=64):
+class _Tiles:
+    """Nodes bucketed in square tiles, so the nodes within a box are a few contiguous slices of one sorted array."""
+
+    def __init__(self, net, size):
+        self.size = float(size)
+        self.x0, self.y0 = float(net.x.min()), float(net.y.min())
+        tx = ((net.x - self.x0) // self.size).astype(np.int64)
+        ty = ((net.y - self.y0) // self.size).astype(np.int64)
+        self.ny = int(ty.max()) + 1
+        key = tx * self.ny + ty
+        self.order = np.argsort(key, kind="stable")
+        self.keys = key[self.order]
+        self.nx = int(tx.max()) + 1
+
+    def within(self, lo, hi):
+        """Sorted indices of the nodes in the tiles that cover the box ``lo``-``hi`` (x, y)."""
+        tx0, ty0 = (max(0, int((lo[0] - self.x0) // self.size)), max(0, int((lo[1] - self.y0) // self.size)))
+        tx1 = min(self.nx - 1, int((hi[0] - self.x0) // self.size))
+        ty1 = min(self.ny - 1, int((hi[1] - self.y0) // self.size))
+        parts = []
+        for tx in range(tx0, tx1 + 1):
+            a, b = np.searchsorted(self.keys, [tx * self.ny + ty0, tx * self.ny + ty1 + 1])
+            parts.append(self.order[a:b])
+        return np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+
+
+def pairs_on_network(net, origin_nodes, origin_snap, asset_nodes, asset_snap, limit, *, chunk=32):
     """(origin index, asset index, cost) of every origin-asset pair whose network cost (snaps included) is at most
-    ``limit`` metres: bounded Dijkstra from each distinct origin node, ``chunk`` origins at a time so a dense block
-    stays small (64 x nodes)."""
+    ``limit`` metres: bounded Dijkstra from each distinct origin node.
+
+    A route of at most ``limit`` metres never leaves a circle of that radius (an edge is at least as long as the
+    straight line between its ends), so origins go in spatial chunks of ``chunk`` and each chunk runs on the part of
+    the graph within ``limit`` of its box only: the dense result block is ``chunk`` x a few thousand nodes, not
+    ``chunk`` x the whole network."""
     origin_nodes = np.asarray(origin_nodes, np.int64)
     asset_nodes = np.asarray(asset_nodes, np.int64)
     origin_snap, asset_snap = np.asarray(origin_snap, float), np.asarray(asset_snap, float)
@@ -156,23 +189,48 @@ def pairs_on_network(net, origin_nodes, origin_snap, asset_nodes, asset_snap, li
     if not len(a_on) or not len(o_on):
         return empty
     g = graph(net)
+    tiles = _Tiles(net, max(float(limit), 100.0))
     starts, inverse = np.unique(origin_nodes[o_on], return_inverse=True)
+    # The origins at each start node: o_on[o_group[o_from[s]:o_from[s + 1]]].
+    o_group = np.argsort(inverse, kind="stable")
+    o_from = np.searchsorted(inverse[o_group], np.arange(len(starts) + 1))
+    # Assets by node: the assets at each node, to read them off a block's columns.
     a_nodes = asset_nodes[a_on]
+    by_node = np.argsort(a_nodes, kind="stable")
+    a_sorted = a_nodes[by_node]
+    sx, sy = net.x[starts], net.y[starts]
+    tile = max(float(limit), 100.0)
+    spatial = np.lexsort(((sy // tile), (sx // tile)))
+    pad = float(limit) + 1.0  # lengths are stored to the millimetre: a little slack over the straight line
     out_o, out_a, out_c = [], [], []
     for lo in range(0, len(starts), chunk):
-        block = csgraph.dijkstra(g, directed=True, indices=starts[lo:lo + chunk], limit=limit)[:, a_nodes]
+        pick = spatial[lo:lo + chunk]
+        nodes = starts[pick]
+        xy = np.column_stack([net.x[nodes], net.y[nodes]])
+        keep = tiles.within(xy.min(axis=0) - pad, xy.max(axis=0) + pad)
+        sub = g[keep][:, keep]
+        local = np.searchsorted(keep, nodes)
+        # The assets whose node is in this part of the graph, and its column there.
+        first, last = np.searchsorted(a_sorted, [keep[0], keep[-1] + 1])
+        cand = by_node[first:last]
+        col = np.searchsorted(keep, a_nodes[cand])
+        inside = keep[np.minimum(col, len(keep) - 1)] == a_nodes[cand]
+        cand, col = cand[inside], col[inside]
+        if not len(cand):
+            continue
+        block = csgraph.dijkstra(sub, directed=True, indices=local, limit=limit)[:, col]
         for k in range(block.shape[0]):
             row = block[k]
             hit = np.flatnonzero(np.isfinite(row))
             if not len(hit):
                 continue
-            origins = o_on[inverse == lo + k]
-            for o in origins:
-                cost = row[hit] + asset_snap[a_on[hit]] + origin_snap[o]
-                keep = cost <= limit
-                out_o.append(np.full(int(keep.sum()), o, np.int64))
-                out_a.append(a_on[hit[keep]])
-                out_c.append(cost[keep])
+            s_ = pick[k]
+            for o in o_on[o_group[o_from[s_]:o_from[s_ + 1]]]:
+                cost = row[hit] + asset_snap[a_on[cand[hit]]] + origin_snap[o]
+                keep_pair = cost <= limit
+                out_o.append(np.full(int(keep_pair.sum()), o, np.int64))
+                out_a.append(a_on[cand[hit[keep_pair]]])
+                out_c.append(cost[keep_pair])
     if not out_o:
         return empty
     o, a, c = np.concatenate(out_o), np.concatenate(out_a), np.concatenate(out_c)

@@ -1,5 +1,6 @@
 """Gap measures on the street network, computed per district so the same pure functions run in-process or on a
-cluster (``map_fn``: the builtin ``map``, or a Dask client's map: see asset_map.compute).
+cluster (``run``: :func:`in_process`, or a Dask cluster's runner: see asset_map.compute). The network is shared by
+every partition (sent once to each worker); a partition names its nodes.
 
 A district's partition holds:
 
@@ -34,9 +35,9 @@ class Partition:
     """One district's share of a network gap analysis: everything :func:`run_partition` needs, as arrays."""
 
     district: str
-    net: nw.Network
+    nodes: np.ndarray            # indices of the network's nodes in this partition (sorted)
     origin_index: np.ndarray     # global index of each origin in the partition
-    origin_node: np.ndarray      # node in ``net`` (-1: off the network or outside the partition)
+    origin_node: np.ndarray      # node among ``nodes`` (-1: off the network or outside the partition)
     origin_snap: np.ndarray
     population: np.ndarray
     reported: np.ndarray         # bool: results wanted for this origin
@@ -84,14 +85,13 @@ def plan(net, origins_xy, population, district, report, asset_xy, groups, *, cat
         def within(xy, pad, lo=lo, hi=hi):
             return np.all((xy >= lo - pad) & (xy <= hi + pad), axis=1) if len(xy) else np.zeros(0, bool)
 
-        keep_nodes = within(node_xy, reach_m + max_snap_m)
-        sub, old = net.subset(keep_nodes)
+        old = np.flatnonzero(within(node_xy, reach_m + max_snap_m))
         new_of_old = np.full(net.n_nodes, -1, np.int64)
         new_of_old[old] = np.arange(len(old))
         oi = np.flatnonzero(within(origins_xy, 2 * catchment_m) | mine)
         ai = np.flatnonzero(within(asset_xy, max(catchment_m, search_m)))
         parts.append(Partition(
-            district=code, net=sub, origin_index=oi,
+            district=code, nodes=old, origin_index=oi,
             origin_node=np.where(o_node[oi] >= 0, new_of_old[np.maximum(o_node[oi], 0)], -1),
             origin_snap=o_snap[oi], population=np.asarray(population, float)[oi], reported=mine[oi],
             asset_index=ai, asset_node=np.where(a_node[ai] >= 0, new_of_old[np.maximum(a_node[ai], 0)], -1),
@@ -101,17 +101,21 @@ def plan(net, origins_xy, population, district, report, asset_xy, groups, *, cat
     return parts, o_snap, a_snap, o_node, a_node
 
 
-def run_partition(part):
-    """Network measures for the reported origins of one partition, as a DataFrame indexed by global origin index:
+def run_partition(part, net):
+    """Network measures for the reported origins of one partition of ``net``, as a DataFrame indexed by global
+    origin index:
     per group ``<label>\\tm`` (cost to the nearest asset), ``<label>\\tasset`` (its global index, -1 none) and
     ``<label>\\tstatus``; ``within`` (assets within the catchment) and ``access`` (2SFCA per 1,000 residents)."""
     from asset_map.analysis.gap import fca_from_pairs
 
+    keep = np.zeros(net.n_nodes, bool)
+    keep[part.nodes] = True
+    sub, _ = net.subset(keep)
     rep = np.flatnonzero(part.reported)
     out = {}
     for label, member in part.groups.items():
         nodes = np.where(member, part.asset_node, -1)
-        dist, which = nw.nearest_on_network(part.net, part.origin_node[rep], part.origin_snap[rep], nodes,
+        dist, which = nw.nearest_on_network(sub, part.origin_node[rep], part.origin_snap[rep], nodes,
                                             part.asset_snap, limit=part.search_m)
         status = np.full(len(rep), OK, dtype=object)
         status[~np.isfinite(dist)] = BEYOND
@@ -121,7 +125,7 @@ def run_partition(part):
         out[f"{label}\tm"] = dist
         out[f"{label}\tasset"] = np.where(which >= 0, part.asset_index[np.maximum(which, 0)], -1)
         out[f"{label}\tstatus"] = status
-    o, a, c = nw.pairs_on_network(part.net, part.origin_node, part.origin_snap, part.asset_node, part.asset_snap,
+    o, a, c = nw.pairs_on_network(sub, part.origin_node, part.origin_snap, part.asset_node, part.asset_snap,
                                   part.catchment_m)
     within = np.bincount(o, minlength=len(part.origin_index))[rep]
     access = fca_from_pairs(o, a, c, part.population, len(part.asset_index), part.catchment_m, part.decay)
@@ -130,9 +134,15 @@ def run_partition(part):
     return pd.DataFrame(out, index=pd.Index(part.origin_index[rep], name="origin"))
 
 
-def measure(parts, map_fn=map):
-    """Run every partition through ``map_fn`` and put the results together, in origin order."""
-    frames = list(map_fn(run_partition, parts))
+def in_process(function, items, shared):
+    """The runner without a cluster: ``function(item, shared)`` for each item, in order."""
+    return [function(item, shared) for item in items]
+
+
+def measure(parts, net, run=None):
+    """Run every partition of ``net`` (by ``run``, default :func:`in_process`) and put the results together, in
+    origin order."""
+    frames = list((run or in_process)(run_partition, parts, net))
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames).sort_index(kind="mergesort")

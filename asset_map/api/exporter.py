@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date
 
-from asset_map import audit, disclosure
+from asset_map import access, disclosure
 from asset_map.api import csv_, geojson, gpkg, layers
 from asset_map.config import attribution_lines
 from asset_map.errors import InputError
@@ -65,8 +65,7 @@ class Export:
         details = {"format": self.fmt, "filters": self.flt.as_args(), "role": self.role, "complete": complete}
         try:
             with self.engine.begin() as conn:
-                audit.record(conn, actor=self.actor, action="export", target=self.layer_id, details=details,
-                             rows=rows)
+                access.record_read(conn, actor=self.actor, target=self.layer_id, details=details, rows=rows)
         except Exception:  # noqa: BLE001 - the download already happened; losing its log line must be seen
             log.exception("could not record the export of %s", self.layer_id)
 

@@ -4,12 +4,10 @@ with the attribution and licence in the GeoPackage metadata tables and in each l
 import os
 import tempfile
 
-import geopandas as gpd
-import pandas as pd
-import pyogrio
-import shapely
-
 from asset_map.api import rows
+
+# geopandas, pandas, shapely and pyogrio (GDAL) are imported by the functions that write: a serving process loads
+# them with its first GeoPackage download, not at start-up.
 
 MEDIA_TYPE = "application/geopackage+sqlite3"
 BATCH = 20_000
@@ -17,6 +15,10 @@ _DTYPES = {"integer": "Int64", "number": "float64", "date": "datetime64[ms]", "d
 
 
 def _frame(layer, batch):
+    import geopandas as gpd
+    import pandas as pd
+    import shapely
+
     names = [c.name for c in layer.columns]
     data = {"id": [r[0] for r in batch]}
     for i, col in enumerate(layer.columns, start=1):
@@ -57,6 +59,8 @@ def write_layer(path, engine, layer, flt, *, role, attribution, licence, suppres
 
 
 def _write(path, frame, layer, meta, options, *, append, first, attribution, licence):
+    import pyogrio
+
     """The first batch of a layer creates it (with its description and metadata); later batches append. A file that
     already holds other layers is opened for appending either way."""
     kwargs = {}

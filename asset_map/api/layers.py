@@ -12,11 +12,10 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import text
 
-from asset_map import disclosure
+from asset_map import disclosure, privacy
 from asset_map.errors import NotFound
 from asset_map.maps.queries import area_vintage
 from asset_map.store.assets import AssetFilter
-from asset_map.vocabulary import role_rank
 
 _SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 _DISTRICT_LAYER = re.compile(r"^assets-([EWSN][0-9]{8})$")
@@ -131,6 +130,10 @@ def _areas_source(layer):
 
 
 # -- the layers ------------------------------------------------------------------------------------------------
+# People read names; codes stay beside them for joins (one primary-key lookup per row).
+_DISTRICT_NAME = "(SELECT d.name FROM districts d WHERE d.code = g.district_code)"
+
+
 def _asset_columns(role):
     cols = [
         Column("name", "g.name", queryable=True, description="Name of the asset"),
@@ -144,13 +147,16 @@ def _asset_columns(role):
         Column("status", "g.status", queryable=True, description="open, temporarily closed, closed, withdrawn"),
         Column("last_verified", "g.last_verified", "date", description="When the record was last checked"),
         Column("district_code", "g.district_code", queryable=True, description="ONS district code"),
+        Column("district_name", _DISTRICT_NAME, description="District name"),
         Column("lsoa11_code", "g.lsoa11_code", queryable=True),
         Column("lsoa21_code", "g.lsoa21_code", queryable=True),
+        Column("lsoa21_name", "(SELECT r.name FROM areas r WHERE r.code = g.lsoa21_code AND r.vintage = 2021)",
+               description="LSOA 2021 name"),
         Column("register", "g.register", queryable=True, description="The register the asset came from"),
         Column("updated_at", "g.updated_at", "datetime"),
         Column("page", "'/assets/' || g.id", description="The asset's page on this site (details, history)"),
     ]
-    if role_rank(role) >= role_rank("organiser"):
+    if privacy.sees_contacts(role):
         cols[8:8] = [Column("email", "g.email"), Column("phone", "g.phone")]
     return tuple(cols)
 
@@ -163,6 +169,7 @@ COUNT_COLUMNS = (
     Column("code", "g.code", queryable=True, description="LSOA 2021 code"),
     Column("name", "g.name"),
     Column("district_code", "g.district_code", queryable=True),
+    Column("district_name", _DISTRICT_NAME),
     Column("individuals", disclosure.sql_value("COALESCE(c.n, 0)"), "integer",
            description="Consenting individuals in the area, rounded to the nearest 5; empty when fewer than 5 "
                        "(none included): asset_map.disclosure"),
@@ -216,7 +223,7 @@ def static_layers(role="public"):
     out = [_asset_layer("assets", "All assets", "Every asset you may see, all tiers.", role)]
     for layer_id, (tier, title, description) in _TIER_LAYERS.items():
         out.append(_asset_layer(layer_id, title, description, role, tier=(tier,)))
-    if role_rank(role) >= role_rank("officer"):
+    if privacy.sees_individual_points(role):
         out.append(_asset_layer("individual-points", "Individuals (points)",
                                 "Individuals as points: personal data, for officers only.", role,
                                 tier=("individual",)))

@@ -29,6 +29,10 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     *cql2_.CONFORMANCE,
+    # Part 4: create, replace, update and delete features of the asset collections.
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
 ]
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 GEOJSON = "application/geo+json"
@@ -217,17 +221,32 @@ def _fetch_one(engine, sql, params):
 
 
 
+_MATCHED = {}  # (layer, source SQL, parameters) -> (change stamp, numberMatched)
+_FAMILY = {"assets": "assets", "counts": "assets", "districts": "reference", "areas": "reference"}
+
+
 def items(engine, layer, q, *, role, base, suppress_below=5):
     """The items page as GeoJSON text: one statement builds the features and counts the matches."""
     conds, params = _conditions(layer, q)
     source, params = layer.source(q.flt, role=role, suppress_below=suppress_below, conditions=conds, params=params)
-    params.update(p_limit=q.limit, p_offset=q.offset)
-    # The full count runs only when this page is full; otherwise it is known from the page (InitPlans are lazy).
+    # numberMatched of a full page was counted before for the same filter: it holds while the change stamp of the
+    # layer's data (moved by database triggers on every write) is the same.
+    key = (layer.id, source, repr(sorted(params.items())))
+    known_stamp, known = _MATCHED.get(key, (None, None))
+    params.update(p_limit=q.limit, p_offset=q.offset, p_known=known, p_known_stamp=known_stamp)
+    stamp = f"(SELECT max(id) FROM tile_changes WHERE family = '{_FAMILY.get(layer.kind, 'assets')}')"
+    # The full count runs only when this page is full and the count is not known; otherwise it is known from the
+    # page or from before (InitPlans run only when CASE reaches them).
     sql = (f"WITH page AS (SELECT {feature_sql(layer)} AS f {source} ORDER BY {layer.id_sql} "
-           f"LIMIT :p_limit OFFSET :p_offset), n AS (SELECT count(*) AS k FROM page) "
+           f"LIMIT :p_limit OFFSET :p_offset), n AS (SELECT count(*) AS k FROM page), s AS (SELECT {stamp} AS v) "
            f"SELECT n.k, CASE WHEN n.k < :p_limit AND (n.k > 0 OR :p_offset = 0) THEN :p_offset + n.k "
-           f"ELSE (SELECT count(*) {source}) END, (SELECT string_agg(f, ',') FROM page) FROM n")
-    returned, matched, features = _fetch_one(engine, sql, params)
+           f"WHEN s.v IS NOT DISTINCT FROM CAST(:p_known_stamp AS bigint) THEN CAST(:p_known AS bigint) "
+           f"ELSE (SELECT count(*) {source}) END, (SELECT string_agg(f, ',') FROM page), s.v FROM n, s")
+    returned, matched, features, now = _fetch_one(engine, sql, params)
+    if known is None or now != known_stamp:
+        if len(_MATCHED) >= 1024:
+            _MATCHED.pop(next(iter(_MATCHED)))
+        _MATCHED[key] = (now, matched)
     # The query string is encoded once and the links are spliced from it: they cost more than the SQL otherwise.
     page = f"{base}/collections/{layer.id}/items?"
     kept = urlencode({k: v for k, v in q.args.items() if k not in ("offset", "f") and v not in (None, "")})
@@ -289,13 +308,19 @@ def conformance():
     return {"conformsTo": CONFORMANCE}
 
 
-def _extents(engine):
+def _extents(engine, role="public"):
+    """Spatial extents, and the temporal extent of the assets ``role`` may see (an individual's or a restricted
+    asset's verification date is not the public's to learn)."""
+    from asset_map.store.assets import visibility_condition
+
+    seen, params = visibility_condition(role, alias="")
     with engine.connect() as conn:
         row = conn.execute(text(
             "SELECT (SELECT ST_Extent(geom) FROM districts), "
             "(SELECT ST_Extent(geom) FROM areas WHERE vintage = 2011), "
             "(SELECT ST_Extent(geom) FROM areas WHERE vintage = 2021), "
-            "(SELECT min(last_verified) FROM assets), (SELECT max(last_verified) FROM assets)")).one()
+            f"(SELECT min(last_verified) FROM assets WHERE withdrawn_at IS NULL AND {seen}), "
+            f"(SELECT max(last_verified) FROM assets WHERE withdrawn_at IS NULL AND {seen})"), params).one()
     return row
 
 
@@ -345,15 +370,15 @@ def _iso(day):
 
 
 def collections(engine, *, role, base):
-    extents = _extents(engine)
+    extents = _extents(engine, role)
     listed = layer_defs.available(engine, role)
     return {"links": [{"href": _url(base, "/collections", {"f": "json"}), "rel": "self", "type": JSON},
                       {"href": _url(base, "/collections", {"f": "html"}), "rel": "alternate", "type": HTML}],
             "collections": [_collection(layer, base, extents) for layer in listed]}
 
 
-def collection(engine, layer, *, base):
-    return _collection(layer, base, _extents(engine))
+def collection(engine, layer, *, base, role="public"):
+    return _collection(layer, base, _extents(engine, role))
 
 
 SCHEMA_TYPES = {"string": {"type": "string"}, "integer": {"type": "integer"}, "number": {"type": "number"},

@@ -25,11 +25,12 @@ from asset_map.reference.need import INDICATOR_LABELS
 from asset_map.store import assets as store_assets
 from asset_map.store import gap_inputs, geographies
 from asset_map.store.assets import AssetFilter
-from asset_map.vocabulary import role_rank
+from asset_map.vocabulary import STORED_STATUSES, TIER_LABELS, role_rank
 
 LISTED_TIERS = ("association", "organisation")
-CHANGES_SHOWN = 40
-STALE_SHOWN = 40
+# What a briefing lists in full before saying "and N more": it is read on paper.
+CHANGES_SHOWN = 12
+STALE_SHOWN = 20
 SINCE_DAYS = 31
 
 
@@ -45,6 +46,8 @@ class County:
     gap_inputs: dict
     profile: dict                   # the county's need profile (residents by decile, weighted score)
     districts: gpd.GeoDataFrame     # code, name, geometry (for the map's context)
+    lsoas_bng: gpd.GeoDataFrame     # the LSOAs in EPSG:27700, projected once for every map of the run
+    districts_bng: gpd.GeoDataFrame
     district_names: dict
     settings: dict
     suppress_below: int = 5
@@ -67,6 +70,8 @@ def county(engine, settings, *, role="public", today=None, since=None):
                                      geom_col="geom", crs=4326)
     return County(role=role, today=today, since=since, need=(indicator, vintage), lsoas=lsoas, gap=result.frame,
                   gap_inputs=result.inputs, profile=profile, districts=districts,
+                  lsoas_bng=lsoas[["code", "need_decile", "geometry"]].to_crs(27700),
+                  districts_bng=districts.to_crs(27700),
                   district_names=dict(zip(districts["code"], districts["name"])), settings=settings,
                   suppress_below=int(settings["SUPPRESS_BELOW"]),
                   reference_loads=gap_inputs.reference_loads(engine, indicator=indicator, vintages=(vintage, av)))
@@ -113,7 +118,7 @@ def build(engine, shared, geography, code):
         "districts": _districts(shared, overlap),
         "today": shared.today, "since": shared.since, "role": shared.role, "signed_in": signed_in,
         "assets_total": int(len(assets)),
-        "tiers": [(t, styles.TIER_LABELS.get(t, t), int(by_category.loc[by_category["tier"] == t, "n"].sum()))
+        "tiers": [(t, TIER_LABELS.get(t, t), int(by_category.loc[by_category["tier"] == t, "n"].sum()))
                   for t in LISTED_TIERS],
         "categories": [(t, styles.label_for(c, table), int(n)) for t, c, n in by_category.itertuples(index=False)],
         "individuals": individuals.label,
@@ -173,7 +178,7 @@ def _records(frame, table):
 
 def _changes(engine, listed, role, since, table):
     """New, updated and withdrawn assets of the area since ``since``, from the assets' own timestamps."""
-    flt = replace(listed, status=store_assets.STATUSES)
+    flt = replace(listed, status=STORED_STATUSES)
     where, params = flt.where(role=role)
     params["since"] = datetime.combine(since, time.min, tzinfo=timezone.utc)
     sql = (f"SELECT a.name, a.category, a.created_at, a.updated_at, a.withdrawn_at, a.status FROM assets a "

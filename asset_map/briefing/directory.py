@@ -11,7 +11,6 @@ from datetime import date
 
 import geopandas as gpd
 import pandas as pd
-import shapely
 from sqlalchemy import text
 
 from asset_map.briefing import mapimage, render
@@ -20,6 +19,7 @@ from asset_map.errors import InputError, NotFound
 from asset_map.maps import near, styles
 from asset_map.store import assets as store_assets
 from asset_map.store import geographies
+from asset_map.privacy import sees_contacts
 from asset_map.store.assets import AssetFilter, visibility_condition
 
 TIERS = ("association", "organisation")
@@ -124,6 +124,6 @@ def document(engine, settings, where, *, role="public", title=None, today=None):
     ctx = {"title": heading, "groups": sorted(groups.items()), "listed": len(shown), "total": len(found),
            "today": today, "site": settings["SITE_URL"].rstrip("/"), "place": place, "where": where,
            "attribution": attribution_lines(settings), "map_png": render.context({}, png)["map_png"],
-           "contacts_shown": store_assets.role_rank(role) >= store_assets.role_rank("organiser"), **render.HELPERS}
+           "contacts_shown": sees_contacts(role), **render.HELPERS}
     html = render._ENV.get_template("briefing/directory.html").render(**ctx)
     return Directory(html, render.pdf(html), len(shown), len(found), place)

@@ -25,7 +25,7 @@ matplotlib.rcParams.update({"font.family": "DejaVu Sans", "svg.hashsalt": "asset
 
 
 def area_map(shape, *, lsoas=None, context=None, districts=None, assets=None, centre=None, size=(7.0, 4.6),
-             dpi=150, title=None):
+             dpi=130, title=None):
     """PNG bytes. ``shape`` (EPSG:4326 shapely geometry) is the area outlined; ``lsoas`` (GeoDataFrame with
     ``need_decile``), ``context`` (polygons drawn faintly around, e.g. every LSOA), ``districts`` and ``assets``
     (with ``tier``) are drawn when given; ``centre`` (lon, lat) marks a point (a directory's "here")."""
@@ -38,22 +38,27 @@ def area_map(shape, *, lsoas=None, context=None, districts=None, assets=None, ce
     cx, cy, w, h = (minx + maxx) / 2, (miny + maxy) / 2, maxx - minx, maxy - miny
     w, h = max(w, h * ratio), max(h, w / ratio)
     fig, ax = plt.subplots(figsize=size, dpi=dpi)
+    # No axes to draw: geopandas redraws the figure after each layer, and tick labels are most of that time.
+    ax.set_axis_off()
+    fig.patch.set_edgecolor("#b1b4b6")
+    fig.patch.set_linewidth(1)
     ax.set_xlim(cx - w / 2, cx + w / 2)
     ax.set_ylim(cy - h / 2, cy + h / 2)
     ax.set_aspect("equal")
     handles = []
     if context is not None and len(context):
-        around = context.to_crs(MEASURE_CRS).cx[cx - w / 2:cx + w / 2, cy - h / 2:cy + h / 2]
+        around = _measured(context).cx[cx - w / 2:cx + w / 2, cy - h / 2:cy + h / 2]
         around.plot(ax=ax, facecolor="#f3f2f1", edgecolor="#d0d0d0", linewidth=0.3)
     if lsoas is not None and len(lsoas):
-        shaded = lsoas.to_crs(MEASURE_CRS)
+        shaded = _measured(lsoas)
         colours = [DECILE_COLOURS[int(d) - 1] if d == d and d is not None else NO_DATA
                    for d in shaded["need_decile"]]
         shaded.plot(ax=ax, color=colours, edgecolor="#b1b4b6", linewidth=0.3, alpha=0.75)
         handles += [Patch(facecolor=DECILE_COLOURS[0], label="Need decile 1 (most deprived)"),
                     Patch(facecolor=DECILE_COLOURS[9], edgecolor="#b1b4b6", label="Need decile 10")]
     if districts is not None and len(districts):
-        districts.to_crs(MEASURE_CRS).boundary.plot(ax=ax, color="#505a5f", linewidth=0.8, linestyle="--")
+        near = _measured(districts).cx[cx - w / 2:cx + w / 2, cy - h / 2:cy + h / 2]
+        near.boundary.plot(ax=ax, color="#505a5f", linewidth=0.8, linestyle="--")
     outline.boundary.plot(ax=ax, color="#0b0c0c", linewidth=2.2)
     handles.append(Line2D([0], [0], color="#0b0c0c", linewidth=2.2, label=title or "The area"))
     if assets is not None and len(assets):
@@ -73,12 +78,6 @@ def area_map(shape, *, lsoas=None, context=None, districts=None, assets=None, ce
     ax.set_xlim(cx - w / 2, cx + w / 2)
     ax.set_ylim(cy - h / 2, cy + h / 2)
     _scale_bar(ax)
-    ax.set_xlabel("")
-    ax.set_ylabel("")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_color("#b1b4b6")
     ax.legend(handles=handles, loc="lower left", fontsize=7, framealpha=0.9)
     fig.tight_layout(pad=0.2)
     buf = io.BytesIO()
@@ -86,6 +85,11 @@ def area_map(shape, *, lsoas=None, context=None, districts=None, assets=None, ce
     fig.savefig(buf, format="png", metadata={"Software": None})
     plt.close(fig)
     return buf.getvalue()
+
+
+def _measured(gdf):
+    """The frame in EPSG:27700 (a no-op for frames already there: briefings project the county's once)."""
+    return gdf if gdf.crs is not None and gdf.crs.to_epsg() == MEASURE_CRS else gdf.to_crs(MEASURE_CRS)
 
 
 def _scale_bar(ax):

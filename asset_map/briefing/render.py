@@ -52,8 +52,8 @@ HELPERS = {"num": num, "pct": pct, "day": day}
 
 def briefing_map(b, shared):
     """The briefing's map image (PNG bytes): the area, its LSOAs by need, districts around it, its assets."""
-    lsoas = shared.lsoas[shared.lsoas["code"].isin(b["lsoas"]["code"])]
-    return mapimage.area_map(b["geometry"], lsoas=lsoas, context=shared.lsoas, districts=shared.districts,
+    lsoas = shared.lsoas_bng[shared.lsoas_bng["code"].isin(b["lsoas"]["code"])]
+    return mapimage.area_map(b["geometry"], lsoas=lsoas, context=shared.lsoas_bng, districts=shared.districts_bng,
                              assets=b["assets"], title=b["name"])
 
 

@@ -1,8 +1,9 @@
 """What the filter form and the layer control offer: districts, and the tiers, categories and offers present in the
 store as ``role`` may see them (so the public form never lists a category only individuals have).
 
-Counting categories and offers reads every asset (about 0.1 s at 50,000), so the answers are kept until an asset is
-added or changed (highest id or ``updated_at`` moves) or for at most CACHE_SECONDS (withdrawals and deletions).
+Counting categories and offers reads every asset (about 0.1 s at 50,000, seconds at a million), so the answers are
+kept until the assets change: the change stamp that database triggers move on every write to assets (store.changes,
+migration 0015), withdrawals and deletions included. CACHE_SECONDS is only a safety net.
 """
 
 import threading
@@ -10,17 +11,17 @@ import time
 
 from sqlalchemy import text
 
+from asset_map.store import changes
 from asset_map.store.assets import AssetFilter
 from asset_map.vocabulary import STATUSES
 
-CACHE_SECONDS = 60
+CACHE_SECONDS = 3600
 _CACHE = {}
 _LOCK = threading.Lock()
 
 
 def _assets_version(conn):
-    # Both maxima come from indexes (primary key, ix_assets_updated_at): no scan of the table.
-    return tuple(conn.execute(text("SELECT max(id), max(updated_at) FROM assets")).one())
+    return changes.stamps(conn)["assets"]
 
 
 def _cached(engine, name, role, compute):

@@ -137,8 +137,10 @@ def individual_counts_geojson(engine, flt=None, *, by="lsoa21_code", suppress_be
     geography = {"district_code": "district", "lsoa11_code": "lsoa11"}.get(by, "lsoa21")
     cells = disclosure.individual_table(engine, geography, districts=flt.district, offer=offer, bbox=flt.bbox,
                                         how=how, flt=flt)
+    whole = disclosure.total([disclosure.Cell(c.value, c.label) for c in cells], how)
     head = {"type": "FeatureCollection", "suppress_below": how.threshold, "geography": geography,
-            "offer": offer, "disclosure_control": disclosure.describe(how), "ignored_filters": list(ignored)}
+            "offer": offer, "total": {"count": whole.value, "label": whole.label},
+            "disclosure_control": disclosure.describe(how), "ignored_filters": list(ignored)}
     if not cells:
         return json.dumps({**head, "features": []})
     codes = [c.code for c in cells]

@@ -92,6 +92,10 @@ def add_choropleth(m, layer, frame, *, title):
     ).add_to(m)
 
 
+def _script_json(value):
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 class Legend(MacroElement):
     """A legend box in the map's corner: a title and (colour, label) rows, all escaped."""
 
@@ -118,8 +122,9 @@ class Legend(MacroElement):
         body = [f"<strong>{html.escape(title)}</strong>"]
         for color, label in rows:
             body.append(f'<div><i style="background:{html.escape(color)}"></i>{html.escape(label)}</div>')
-        self.title_json = json.dumps(title)
-        self.body_json = json.dumps("".join(body))
+        # Inside a <script> block: "<" is escaped too, so no text can close the block.
+        self.title_json = _script_json(title)
+        self.body_json = _script_json("".join(body))
 
 
 class Attribution(MacroElement):

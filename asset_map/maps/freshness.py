@@ -3,11 +3,12 @@ and category (asset_map.freshness, issue 19's computation), the stale list (cont
 see them), confirm links sent and answered, and suggestions waiting. Also the one-line freshness of any selection
 that a gap report records in its inputs. Nothing imports Flask."""
 
-import csv
 import io
 from datetime import date
+from decimal import Decimal
 
 from asset_map import confirmations, freshness, privacy, suggestions
+from asset_map.csv_writer import CsvWriter
 from asset_map.reports import charts
 from asset_map.store.assets import AssetFilter, select
 
@@ -47,12 +48,12 @@ def chart(overall):
 def csv_text(data, district_code):
     """The shares table as CSV (one row per tier and category, then per tier, then all)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = CsvWriter(buffer, bom=False, lineterminator="\n")
     shares = data["shares"]
-    writer.writerow(["district", *shares.columns])
+    writer.header(["district", *shares.columns])
     for row in shares.itertuples(index=False):
-        writer.writerow([district_code, *("" if v is None or v != v else (f"{v:.4f}" if isinstance(v, float) else v)
-                                          for v in row)])
+        writer.row([district_code, *(None if v is None or v != v else (Decimal(f"{v:.4f}") if isinstance(v, float)
+                                                                        else v) for v in row)])
     return buffer.getvalue()
 
 

@@ -46,13 +46,13 @@ def nearest(engine, lon, lat, flt=None, *, role="public", limit=20):
             "district_code"]
     if role_rank(role) >= role_rank("organiser"):
         cols += [c for c in CONTACT_COLUMNS if c not in cols]
-    # Candidates by KNN in degrees, generously more than asked, then exact metres in British National Grid.
-    # The KNN ORDER BY takes the point as an expression of parameters, not a column of the CTE: only then can the
-    # planner walk each partition's GiST index in distance order (with the CTE it sorted every asset: 0.5 s at 100k).
+    # Candidates by KNN in degrees, generously more than asked, then exact metres in British National Grid. The point
+    # is written in the ORDER BY itself: taken from the CTE, the planner cannot use the GiST index for KNN and sorts
+    # every asset (0.4 s at 100,000 assets instead of a fraction of a millisecond).
     sql = (f"WITH here AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g), "
            f"cand AS (SELECT {', '.join('a.' + c for c in cols)}, a.geom FROM assets a "
-           f"WHERE {where} AND a.geom IS NOT NULL "
-           f"ORDER BY a.geom <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) LIMIT :cand) "
+           f"WHERE {where} AND a.geom IS NOT NULL ORDER BY a.geom <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) "
+           f"LIMIT :cand) "
            f"SELECT {', '.join('cand.' + c for c in cols)}, ST_X(cand.geom) AS lon, ST_Y(cand.geom) AS lat, "
            f"ST_Distance(ST_Transform(cand.geom, 27700), ST_Transform(here.g, 27700)) AS distance_m "
            f"FROM cand, here ORDER BY distance_m, cand.id LIMIT :limit")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import text
 
+from asset_map import privacy
 from asset_map.config import attribution_lines
 from asset_map.maps import choices, folium_, queries, styles
 from asset_map.reference.need import INDICATOR_LABELS
@@ -157,6 +158,20 @@ def _boundaries(engine, layers, settings, indicator, vintage, district_codes, ro
     return parts
 
 
+def _outline(engine, values):
+    """The areas a view is filtered to (?area=...), as GeoJSON with their bounds, or None."""
+    if not values:
+        return None
+    import shapely
+
+    from asset_map.store import geographies
+
+    shapes = [geographies.area(engine, *value.split(":", 1))["geometry"] for value in values]
+    union = shapely.union_all(shapes)
+    minx, miny, maxx, maxy = union.bounds
+    return {"geojson": shapely.geometry.mapping(union), "bounds": [[miny, minx], [maxy, maxx]]}
+
+
 def build(engine, layers, settings, *, need=None, flt=None, role="public", focus=None, urls=None):
     """The map page's parts. ``flt`` is the shared asset filter (its districts also limit the choropleth);
     ``focus`` an optional {lon, lat, zoom, label} to open on (a postcode); ``urls`` the API addresses."""
@@ -182,9 +197,10 @@ def build(engine, layers, settings, *, need=None, flt=None, role="public", focus
         "stale_months": settings["STALE_MONTHS"],
         "suppress_below": settings["SUPPRESS_BELOW"],
         # Below officer the browser never receives individuals as points, only as counts per area.
-        "individuals": "points" if role_rank(role) >= role_rank("officer") else "counts",
+        "individuals": "points" if privacy.sees_individual_points(role) else "counts",
         "focus": focus,
         "fit": fit,
+        "outline": _outline(engine, flt.area),
         # Need and boundaries as vector tiles (England scale), drawn by explorer.js; empty when in the page.
         "tile_layers": tile_layers,
     }

@@ -4,15 +4,20 @@ Polygons are simplified for display in EPSG:27700 metres (so the tolerance means
 back in EPSG:4326. All SQL takes its values as bound parameters.
 """
 
-import geopandas as gpd
+import re
+import threading
+
 from sqlalchemy import text
 
 from asset_map.errors import InputError
+from asset_map.store import changes
 
 # IMD 2019 and earlier are published on LSOA 2011; IMD 2025 on LSOA 2021. Codes of unchanged LSOAs are the same in
 # both vintages, so the join must name the area vintage, not guess it from the codes.
 AREA_VINTAGE_FOR_NEED = {2010: 2011, 2015: 2011, 2019: 2011, 2025: 2021}
 DISPLAY_TOLERANCE_M = 15
+_NEED_OPTIONS = {}
+_LOCK = threading.Lock()
 
 
 def area_vintage(need_vintage):
@@ -25,17 +30,29 @@ def _simplified(column="geom", tolerance=DISPLAY_TOLERANCE_M):
 
 def districts(engine, *, simplify=True):
     geom = _simplified() if simplify else "geom"
+    import geopandas as gpd  # here, not at the top: tiles and tables use this module without frames
+
     sql = f"SELECT code, name, {geom} AS geometry FROM districts ORDER BY code"
     with engine.connect() as conn:
         return gpd.read_postgis(text(sql), conn, geom_col="geometry", crs=4326)
 
 
 def need_options(engine):
-    """[(indicator, vintage, areas)] loaded, most recent first."""
+    """[(indicator, vintage, areas)] loaded, most recent first. Kept until reference data changes (the change
+    stamp of store.changes): every map page and every need tile asks, and at England scale the count reads
+    hundreds of thousands of rows."""
     sql = ("SELECT indicator, vintage, count(*) AS areas FROM need_indicators GROUP BY indicator, vintage "
            "ORDER BY vintage DESC, indicator")
     with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(sql))]
+        key = (str(engine.url), changes.stamps(conn)["reference"])
+        with _LOCK:
+            if key in _NEED_OPTIONS:
+                return list(_NEED_OPTIONS[key])
+        options = [tuple(r) for r in conn.execute(text(sql))]
+    with _LOCK:
+        _NEED_OPTIONS.clear()
+        _NEED_OPTIONS[key] = options
+    return list(options)
 
 
 def choropleth(engine, *, indicator, vintage, district=None, simplify=True):
@@ -50,11 +67,16 @@ def choropleth(engine, *, indicator, vintage, district=None, simplify=True):
     sql = (f"SELECT a.code, a.name, a.district_code, a.population, n.score, n.rank, n.decile, {geom} AS geometry "
            f"FROM areas a LEFT JOIN need_indicators n ON n.area_code = a.code AND n.indicator = :ind "
            f"AND n.vintage = :nv WHERE {' AND '.join(where)} ORDER BY a.code")
+    import geopandas as gpd
+
     with engine.connect() as conn:
         gdf = gpd.read_postgis(text(sql), conn, geom_col="geometry", crs=4326, params=params)
     for col in ("population", "rank", "decile"):
         gdf[col] = gdf[col].astype("Int64")
     return gdf
+
+
+_INDICATOR = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
 
 def parse_need(value, options):
@@ -65,6 +87,9 @@ def parse_need(value, options):
     except (AttributeError, ValueError) as err:
         msg = f"need must look like 'imd:2025' (indicator:vintage), got {value!r}."
         raise InputError(msg) from err
+    if not _INDICATOR.match(indicator):
+        msg = f"need: {indicator[:40]!r} is not an indicator name (lower-case letters, digits and '_')."
+        raise InputError(msg)
     loaded = {(i, v) for i, v, _ in options}
     if loaded and (indicator, vintage) not in loaded:
         known = ", ".join(f"{i}:{v}" for i, v in sorted(loaded))

@@ -3,11 +3,10 @@ category (as ``role`` may see them; individuals as a suppressed count for everyb
 
 from sqlalchemy import text
 
+from asset_map import disclosure, privacy
 from asset_map.errors import NotFound
-from asset_map import disclosure
 from asset_map.maps.queries import area_vintage
 from asset_map.store.assets import AssetFilter, individual_counts
-from asset_map.vocabulary import role_rank
 
 
 def district(engine, code):
@@ -44,7 +43,7 @@ def asset_counts(engine, code, flt=None, *, role="public", suppress_below=5):
     for tier, _, n in cats:
         tiers[tier] = tiers.get(tier, 0) + n
     individuals = None
-    if role_rank(role) < role_rank("officer"):
+    if not privacy.sees_individual_points(role):
         # The district's cell of the fixed table (asset_map.disclosure): of the page's filters only one offer
         # group chooses the table; the others do not change it.
         how = disclosure.as_method(suppress_below)
@@ -53,3 +52,17 @@ def asset_counts(engine, code, flt=None, *, role="public", suppress_below=5):
                                  suppress_below=suppress_below)
         individuals = rows[0][2] if rows else disclosure.as_method(suppress_below).label_below()
     return {"tiers": sorted(tiers.items()), "categories": cats, "individuals": individuals}
+
+
+def districts(engine, *, role="public"):
+    """Every district with its LSOA 2021 areas, residents and the assets ``role`` may see (open or temporarily
+    closed), by name: the districts page's table."""
+    where, params = AssetFilter().where(role=role)
+    sql = ("SELECT d.code, d.name, "
+           "(SELECT count(*) FROM areas r WHERE r.district_code = d.code AND r.vintage = 2021) AS areas, "
+           "(SELECT sum(r.population) FROM areas r WHERE r.district_code = d.code AND r.vintage = 2021) "
+           "AS population, "
+           f"(SELECT count(*) FROM assets a WHERE a.district_code = d.code AND {where}) AS assets "
+           "FROM districts d ORDER BY d.name")
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(text(sql), params).mappings()]

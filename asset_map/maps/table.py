@@ -15,7 +15,6 @@ from sqlalchemy import text
 from asset_map.csv_writer import CsvWriter
 
 from asset_map.errors import InputError
-from asset_map.store import assets as store
 from asset_map.vocabulary import role_rank
 
 COLUMNS = [("name", "Name"), ("tier", "Tier"), ("category", "Category"), ("offers", "Offers"),
@@ -24,8 +23,9 @@ COLUMNS = [("name", "Name"), ("tier", "Tier"), ("category", "Category"), ("offer
 CONTACT = [("url", "Website"), ("email", "Email"), ("phone", "Phone")]
 SORTABLE = ("name", "tier", "category", "postcode", "district_code", "status", "last_verified")
 PAGE_SIZE = 100
-# Counting is exact up to this many matching rows; beyond, the table says "about N (estimated)".
-EXACT_COUNT_UP_TO = 10_000
+# Counting is exact up to this many matching rows (a bounded scan of a few milliseconds); beyond, the table says
+# "about N (estimated)" from the planner's estimate.
+EXACT_COUNT_UP_TO = 2_000
 # Sort columns whose cursor value is not text.
 _SORT_TYPES = {"last_verified": "date"}
 
@@ -195,6 +195,12 @@ def _plain(row):
     return out
 
 
+def district_names(engine):
+    """{ONS code: name} of the loaded districts."""
+    with engine.connect() as conn:
+        return dict(conn.execute(text("SELECT code, name FROM districts")).all())
+
+
 def csv_chunks(engine, flt, *, role="public", chunk=5000):
     """All matching assets as CSV text pieces (with BOM), sorted by name, lon/lat in EPSG:4326: read by keyset a
     chunk at a time, so a download of a million rows holds one chunk in memory and no transaction open."""
@@ -202,9 +208,13 @@ def csv_chunks(engine, flt, *, role="public", chunk=5000):
     names = [c for c, _ in cols]
     where, params = flt.where(role=role)
     params["n"] = chunk
+    district = district_names(engine)
     out = io.StringIO()
     writer = CsvWriter(out)
-    writer.header([label for _, label in cols] + ["Longitude", "Latitude"])
+    # People read the district's name; the ONS code stays beside it for joining to other data.
+    labels = ["District code" if c == "district_code" else label for c, label in cols]
+    at = names.index("district_code") + 1
+    writer.header(labels[:at] + ["District name"] + labels[at:] + ["Longitude", "Latitude"])
     cursor = None
     while True:
         if cursor is not None:
@@ -217,7 +227,9 @@ def csv_chunks(engine, flt, *, role="public", chunk=5000):
             plain = _plain(row)
             # Decimal keeps the fixed 6 decimals (about 0.1 m) and is written as a number, minus sign and all.
             xy = [None, None] if row["lon"] is None else [Decimal(f"{row['lon']:.6f}"), Decimal(f"{row['lat']:.6f}")]
-            writer.row([plain[c] for c in names] + xy)
+            values = [plain[c] for c in names]
+            values.insert(at, district.get(plain["district_code"], ""))
+            writer.row(values + xy)
         yield out.getvalue()
         out.seek(0)
         out.truncate()

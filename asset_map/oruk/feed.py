@@ -24,6 +24,7 @@ import pandas as pd
 
 from asset_map.errors import InputError
 from asset_map.registers.schema import normalise_word, taxonomy
+from asset_map.vocabulary import STATUSES
 
 PER_PAGE = 100
 USER_AGENT = "asset-map ORUK import"
@@ -258,7 +259,7 @@ def to_rows(services, where):
 
 def _status(group):
     statuses = [_STATUS.get(_text(s.get("status")).lower(), "open") for s in group]
-    for status in ("open", "temporarily closed", "closed"):
+    for status in STATUSES:
         if status in statuses:
             return status
     return "open"

@@ -95,7 +95,7 @@ def document(base):
         "maximum_age": _param("maximum_age", {"type": "number", "minimum": 0, "maximum": 150},
                               "Accepted; services here have no age limits, so none is excluded."),
         "postcode": _param("postcode", TEXT, "A postcode of the loaded gazetteer to measure 'proximity' from."),
-        "proximity": _param("proximity", {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_PROXIMITY_M},
+        "proximity": _param("proximity", {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": MAX_PROXIMITY_M},
                             "Metres from the postcode (default 1000; needs 'postcode')."),
     }
     refs = {name: {"$ref": f"#/components/parameters/{name}"} for name in params}

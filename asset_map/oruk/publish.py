@@ -2,7 +2,7 @@
 
 An asset is an ORUK organisation; each of its offers is a service ("Kinver Library: buildings/space"), or the asset
 itself is its one service when it lists no offers; its point is a physical location (WGS84, the UPRN as external
-identifier) and its category, offers and district are taxonomy terms (``vocabulary``). Empty optional fields are
+identifier) and its category, offers and district are taxonomy terms (``taxonomies``). Empty optional fields are
 left out. What each role sees is the store's rule (``AssetFilter.where``, ``sees_contacts``): the public gets no
 restricted assets and no e-mail addresses.
 
@@ -17,8 +17,10 @@ from sqlalchemy import text
 
 from asset_map.errors import InputError, NotFound
 from asset_map.maps.near import lookup_postcode
-from asset_map.oruk import ids, vocabulary
-from asset_map.store.assets import DEFAULT_STATUSES, AssetFilter, sees_contacts
+from asset_map.oruk import ids, taxonomies
+from asset_map.privacy import sees_contacts
+from asset_map.store import changes
+from asset_map.store.assets import DEFAULT_STATUSES, AssetFilter
 
 VERSION = "3.0"
 PROFILE = "https://openreferraluk.org/"
@@ -28,13 +30,15 @@ MAX_PROXIMITY_M = 100_000
 # HSDS service status for each asset status (withdrawn assets are never listed).
 STATUS = {"open": "active", "temporarily closed": "temporarily closed", "closed": "defunct"}
 _SEARCH_MAX = 200
+_TOTALS = {}        # (assets change stamp, count SQL, parameters) -> total items
+_TOTALS_KEPT = 512
 
 
 @dataclass(frozen=True)
 class ServiceQuery:
     page: int = 1
     per_page: int = DEFAULT_PER_PAGE
-    flt: AssetFilter = AssetFilter(tier=vocabulary.PUBLIC_TIERS)
+    flt: AssetFilter = AssetFilter(tier=taxonomies.PUBLIC_TIERS)
     offer: str | None = None          # only the service of this offer
     offers_only: bool = False         # only services that are offers (the offers taxonomy)
     empty: bool = False               # a term or taxonomy that selects nothing
@@ -86,15 +90,15 @@ def parse_services(engine, args, *, with_location=False):
             msg = f"Parameter '{name}' has value {value:g}: expected an age between 0 and 150."
             raise InputError(msg)
     search = str(args.get("search") or "").strip()[:_SEARCH_MAX] or None
-    q = ServiceQuery(page=page, per_page=per_page, flt=AssetFilter(tier=vocabulary.PUBLIC_TIERS, q=search))
+    q = ServiceQuery(page=page, per_page=per_page, flt=AssetFilter(tier=taxonomies.PUBLIC_TIERS, q=search))
     term_id, taxonomy_id = args.get("taxonomy_term_id"), args.get("taxonomy_id")
     if term_id:
         q = _with_term(engine, q, str(term_id))
     if taxonomy_id:
-        found = [t for t in vocabulary.taxonomies(engine) if t.id == str(taxonomy_id)]
+        found = [t for t in taxonomies.taxonomies(engine) if t.id == str(taxonomy_id)]
         if not found:
             q = replace(q, empty=True)
-        elif found[0].key == vocabulary.OFFERS:
+        elif found[0].key == taxonomies.OFFERS:
             q = replace(q, offers_only=True)
         elif found[0].terms and found[0].terms[0].match[0] == "categories":
             cats = tuple(c for t in found[0].terms for c in t.match[1])
@@ -113,7 +117,7 @@ def parse_services(engine, args, *, with_location=False):
 
 
 def _with_term(engine, q, term_id):
-    for tax in vocabulary.taxonomies(engine):
+    for tax in taxonomies.taxonomies(engine):
         for term in tax.terms:
             if term.id != term_id:
                 continue
@@ -135,6 +139,9 @@ def _with_term(engine, q, term_id):
 # One row per service: the asset's offers with their 1-based ordinal, or ordinal 0 for an asset without offers.
 _SERVICES = ("CROSS JOIN LATERAL (SELECT 0::bigint AS n, NULL::text AS offer WHERE COALESCE(cardinality(a.offers), 0) = 0 "
              "UNION ALL SELECT u.n, u.offer FROM unnest(a.offers) WITH ORDINALITY AS u(offer, n)) o")
+_ASSET_COLUMNS = ", ".join(f"a.{c}" for c in ("id", "offers", "name", "description", "url", "email", "status",
+                                                "updated_at", "category", "tier", "address", "postcode", "uprn",
+                                                "district_code", "geom"))
 _COLUMNS = ("a.id, o.n, o.offer, a.name, a.description, a.url, {email} AS email, a.status, a.updated_at, a.category, "
             "a.tier, a.address, a.postcode, a.uprn, a.district_code, d.name AS district_name, "
             "round(ST_X(a.geom)::numeric, 7)::float AS lon, round(ST_Y(a.geom)::numeric, 7)::float AS lat")
@@ -150,6 +157,7 @@ def _where(q, role):
         params["s_offer"] = q.offer
     elif q.offers_only:
         service.append("o.n > 0")
+        where += " AND cardinality(a.offers) > 0"
     if q.near:
         lon, lat, metres = q.near
         # Metres on the spheroid (geography), with the GiST index on the points doing the first cut in degrees.
@@ -163,7 +171,7 @@ def _count_sql(q, where):
     if q.offer:
         return f"SELECT count(*) FROM assets a WHERE {where}"
     if q.offers_only:
-        return f"SELECT COALESCE(sum(cardinality(a.offers)), 0) FROM assets a WHERE {where}"
+        return f"SELECT COALESCE(sum(cardinality(a.offers)), 0) FROM assets a WHERE {where}"  # offers > 0 in where
     return f"SELECT COALESCE(sum(GREATEST(COALESCE(cardinality(a.offers), 0), 1)), 0) FROM assets a WHERE {where}"
 
 
@@ -174,21 +182,36 @@ def _rows(engine, q, role, *, one=None):
     cols = _COLUMNS.format(email=email)
     conds = " AND ".join([where, *service])
     if one is not None:
-        conds += " AND a.id = :one_id AND o.n = :one_n"
+        where += " AND a.id = :one_id"
+        service.append("o.n = :one_n")
         params.update(one_id=one[0], one_n=one[1])
-    sql = (f"SELECT {cols} FROM assets a {_SERVICES} LEFT JOIN districts d ON d.code = a.district_code "
-           f"WHERE {conds} ORDER BY a.id, o.n LIMIT :lim OFFSET :off")
-    params.update(lim=q.per_page, off=(q.page - 1) * q.per_page)
+    # Every selected asset gives at least one service, so a page's services come from the first offset + limit
+    # assets in id order: those are read by the (tier, id) index of each partition, one tier at a time (a
+    # partition of individuals then costs nothing), and only they are unnested and sorted.
+    by_tier = " UNION ALL ".join(f"(SELECT {_ASSET_COLUMNS} FROM assets a WHERE {where} AND a.tier = '{tier}' "
+                                 f"ORDER BY a.id LIMIT :alim)" for tier in taxonomies.PUBLIC_TIERS)
+    sql = (f"WITH a AS ({by_tier} ORDER BY id LIMIT :alim) "
+           f"SELECT {cols} FROM a {_SERVICES} LEFT JOIN districts d ON d.code = a.district_code "
+           f"{'WHERE ' + ' AND '.join(service) if service else ''} ORDER BY a.id, o.n LIMIT :lim OFFSET :off")
+    params.update(lim=q.per_page, off=(q.page - 1) * q.per_page, alim=q.page * q.per_page)
     with engine.connect() as conn:
         rows = conn.execute(text(sql), params).mappings().all()
         if one is not None or q.empty:
             return len(rows), rows
         if q.page == 1 and len(rows) < q.per_page:
-            total = len(rows)  # the whole result is on this page: no need to count
-        else:
-            total = conn.execute(text(_count_sql(q, where) if not q.near else
-                                      f"SELECT count(*) FROM assets a {_SERVICES} WHERE {conds}"), params).scalar()
-    return int(total), rows
+            return len(rows), rows  # the whole result is on this page: no need to count
+        count_sql = _count_sql(q, where) if not q.near else f"SELECT count(*) FROM assets a {_SERVICES} WHERE {conds}"
+        # Counting every service costs more than the page: the total is kept until the assets change (the change
+        # stamp that database triggers move on every write to assets).
+        count_params = {k: v for k, v in params.items() if k not in ("lim", "off", "alim")}
+        key = (changes.stamps(conn)["assets"], count_sql, repr(sorted(count_params.items())))
+        total = _TOTALS.get(key)
+        if total is None:
+            total = int(conn.execute(text(count_sql), count_params).scalar())
+            if len(_TOTALS) >= _TOTALS_KEPT:
+                _TOTALS.pop(next(iter(_TOTALS)))
+            _TOTALS[key] = total
+    return total, rows
 
 
 # -- JSON --------------------------------------------------------------------------------------------------------
@@ -220,7 +243,7 @@ def _organization(row):
 
 
 def _category_label(row):
-    terms = vocabulary.category_terms(row["category"])
+    terms = taxonomies.category_terms(row["category"])
     label = terms[0][1].name if terms else row["category"]
     return f"{label} ({row['tier']})"
 
@@ -255,9 +278,9 @@ def _location(row, *, full):
     if full:
         out["addresses"] = _address(row, location_id)
         if row["district_code"] and row["district_name"]:
-            tax = vocabulary.districts_taxonomy()
+            tax = taxonomies.districts_taxonomy()
             out["attributes"] = [_attribute(location_id, "location", tax,
-                                            vocabulary.district_term(row["district_code"], row["district_name"]), 0)]
+                                            taxonomies.district_term(row["district_code"], row["district_name"]), 0)]
     return _drop_empty(out)
 
 
@@ -273,9 +296,9 @@ def _service_full(row):
     out["organization"] = _organization(row)
     out["service_at_locations"] = [_service_at_location(row, full=True)]
     attrs = [_attribute(out["id"], "service", tax, term, i)
-             for i, (tax, term) in enumerate(vocabulary.category_terms(row["category"]))]
+             for i, (tax, term) in enumerate(taxonomies.category_terms(row["category"]))]
     if row["offer"]:
-        found = vocabulary.offer_term(row["offer"])
+        found = taxonomies.offer_term(row["offer"])
         if found:
             attrs.append(_attribute(out["id"], "service", found[0], found[1], len(attrs)))
     if attrs:
@@ -314,7 +337,7 @@ def _one(engine, kind, value, role):
         msg = f"There is no {kind.replace('_', ' ')} {str(value)[:64]!r}."
         raise NotFound(msg)
     # Closed assets are still answered by id (status defunct), so a partner's stored link explains itself.
-    q = ServiceQuery(per_page=1, flt=AssetFilter(tier=vocabulary.PUBLIC_TIERS, status=(*DEFAULT_STATUSES, "closed")))
+    q = ServiceQuery(per_page=1, flt=AssetFilter(tier=taxonomies.PUBLIC_TIERS, status=(*DEFAULT_STATUSES, "closed")))
     _, rows = _rows(engine, q, role, one=parsed)
     if not rows:
         msg = f"There is no {kind.replace('_', ' ')} {str(value)[:64]!r}."
@@ -361,13 +384,13 @@ def _term_json(tax, term):
 
 def taxonomies(engine, args, **meta):
     number, per_page = paging(args)
-    every = vocabulary.taxonomies(engine)
+    every = taxonomies.taxonomies(engine)
     chunk = every[(number - 1) * per_page:number * per_page]
     return page([_taxonomy_json(t) for t in chunk], len(every), number, per_page, **meta)
 
 
 def taxonomy(engine, taxonomy_id):
-    for tax in vocabulary.taxonomies(engine):
+    for tax in taxonomies.taxonomies(engine):
         if tax.id == taxonomy_id:
             return _taxonomy_json(tax, with_terms=True)
     msg = f"There is no taxonomy {str(taxonomy_id)[:64]!r}."
@@ -376,7 +399,7 @@ def taxonomy(engine, taxonomy_id):
 
 def taxonomy_terms(engine, args, **meta):
     number, per_page = paging(args)
-    every = [(tax, term) for tax in vocabulary.taxonomies(engine) for term in tax.terms]
+    every = [(tax, term) for tax in taxonomies.taxonomies(engine) for term in tax.terms]
     taxonomy_id = args.get("taxonomy_id")
     if taxonomy_id:
         every = [(tax, term) for tax, term in every if tax.id == taxonomy_id]
@@ -385,7 +408,7 @@ def taxonomy_terms(engine, args, **meta):
 
 
 def taxonomy_term(engine, term_id):
-    for tax in vocabulary.taxonomies(engine):
+    for tax in taxonomies.taxonomies(engine):
         for term in tax.terms:
             if term.id == term_id:
                 return _term_json(tax, term)

@@ -127,16 +127,21 @@ def _expand(paths):
     return files
 
 
-def _read_vector(path):
-    """Read any vector file with pyogrio and return it in EPSG:4326, guessing the CRS when the file has none."""
+def read_vector_file(path):
+    """Any vector file pyogrio opens, as it is (its own CRS, or none); InputError naming the file otherwise."""
     if not path.exists():
         msg = f"{path.name}: file not found"
         raise InputError(msg)
     try:
-        gdf = geopandas.read_file(path, engine="pyogrio")
+        return geopandas.read_file(path, engine="pyogrio")
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as err:
         msg = f"{path.name}: not a readable vector file ({_safe(err, path)})"
         raise InputError(msg) from err
+
+
+def _read_vector(path):
+    """Read any vector file with pyogrio and return it in EPSG:4326, guessing the CRS when the file has none."""
+    gdf = read_vector_file(path)
     crs = gdf.crs
     looks_projected = _looks_like_bng(gdf)
     # GeoJSON readers assume EPSG:4326 when the file names no CRS, so grid coordinates there mean BNG too.

@@ -14,13 +14,12 @@ from pathlib import Path
 import geopandas
 import numpy as np
 import pandas as pd
-import pyogrio
 import shapely
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from asset_map.errors import InputError
-from asset_map.reference.boundaries import _looks_like_bng, _polygonal_parts, _safe
+from asset_map.reference.boundaries import _looks_like_bng, _polygonal_parts, read_vector_file
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 # Codes go into URLs and the shared filter's area=geography:code, so they keep to these characters.
@@ -94,7 +93,7 @@ def read_geography(path, *, code_field=None, name_field=None, crs=None):
     return GeographyFile(frame, path.name, gdf.crs.to_string(), notes)
 
 
-def polygon_from_geojson(geometry, *, label="the drawn area"):
+def polygon_from_geojson(geometry, *, label="The drawn area"):
     """A valid MultiPolygon (EPSG:4326) from a GeoJSON geometry drawn on the map; InputError with a plain message
     for lines, two-point shapes and shapes that collapse to nothing."""
     if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
@@ -153,14 +152,7 @@ def overlaps(frame):
 
 
 def _read(path, crs):
-    if not path.exists():
-        msg = f"{path.name}: file not found"
-        raise InputError(msg)
-    try:
-        gdf = geopandas.read_file(path, engine="pyogrio")
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as err:
-        msg = f"{path.name}: not a readable vector file ({_safe(err, path)})"
-        raise InputError(msg) from err
+    gdf = read_vector_file(path)
     if not len(gdf):
         msg = f"{path.name}: the file has no features"
         raise InputError(msg)

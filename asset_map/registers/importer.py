@@ -279,10 +279,12 @@ def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None, st
         records = pool.submit(quarantine.records, register, bad, problems, mapped)
         if withdraw:
             counts = assets.sync(conn, good, register=register, keep_keys=keep_keys, stamp=stamp)
+            assets.date_consents(conn, register)
             counts["erased"] = _erase_missing(conn, register, counts.pop("missing_individuals", []), bad_states,
                                               actor)
         else:
             assets.upsert(conn, good, stamp=stamp)
+            assets.date_consents(conn, register)
             counts = {"inserted": len(good), "updated": 0, "unchanged": 0, "withdrawn": 0}
         if timer:
             timer.mark("write assets")
@@ -299,12 +301,12 @@ def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None, st
 
 
 def _consent_record(good, register):
-    """Each stored individual's consent record: the date the register gives (else today's, when we learned of
-    it), the source (register and row) and the wording's version."""
+    """Each stored individual's consent record: the date the register gives (else the date already stored, else
+    the day of the import that first saw it: ``assets.date_consents``), the source (register and row) and the
+    wording's version."""
     person = (good["tier"] == "individual").to_numpy()
-    today = pd.Timestamp.now(tz="UTC").date().isoformat()
     dates = good["consent_date"].to_numpy(dtype=object) if "consent_date" in good else np.full(len(good), None)
-    good["consent_at"] = np.where(person, np.where(pd.isna(dates), today, dates), None).astype(object)
+    good["consent_at"] = np.where(person & pd.notna(dates), dates, None).astype(object)
     good["consent_source"] = np.where(person, "register " + register + " row " + good[ROW].astype(str), None)
     wording = good["consent_wording"].to_numpy(dtype=object) if "consent_wording" in good \
         else np.full(len(good), None)

@@ -86,6 +86,7 @@ def facts(engine, register, *, stale_months=12):
     with engine.connect() as conn:
         row = conn.execute(text(
             "SELECT (SELECT kind FROM registers WHERE name = :r) AS kind, "
+            "(SELECT mapping FROM registers WHERE name = :r) AS mapping, "
             "count(*) FILTER (WHERE withdrawn_at IS NULL) AS assets, "
             "count(*) FILTER (WHERE withdrawn_at IS NOT NULL) AS withdrawn, "
             "count(*) FILTER (WHERE withdrawn_at IS NULL AND (last_verified IS NULL OR last_verified < "

@@ -73,7 +73,7 @@ def apply(mapped, table):
     mapped = mapped.copy()
     position = pd.Series(np.flatnonzero(hit.to_numpy()), index=keys[hit].to_numpy())
     position = position[~position.index.duplicated(keep="first")]
-    conflicts, drop = [], []
+    conflicts, drop, by_field = [], [], {}
     for oid, key, field, value, base in table[["id", "row_key", "field", "value", "base"]].itertuples(
             index=False, name=None):
         if key not in position.index:
@@ -87,16 +87,16 @@ def apply(mapped, table):
         current = mapped[field].iat[i]
         if base is not None and comparable(field, current) != comparable(field, base):
             conflicts.append((int(oid), "" if current is None else str(current)))
-        mapped[field] = _with(mapped[field], i, value)
+        by_field.setdefault(field, []).append((i, "" if value is None else value))
+    # One new column per overridden field (not one per override): a register may have many fixes.
+    for field, pairs in by_field.items():
+        values = mapped[field].astype(object).to_numpy(copy=True)
+        rows, new = zip(*pairs)
+        values[list(rows)] = list(new)
+        mapped[field] = pd.Series(values, index=mapped.index, dtype=object)
     if drop:
         mapped = mapped.drop(index=mapped.index[drop])
     return mapped, conflicts
-
-
-def _with(column, i, value):
-    values = column.astype(object).to_numpy(copy=True)
-    values[i] = "" if value is None else value
-    return pd.Series(values, index=column.index, dtype=column.dtype if column.dtype != object else object)
 
 
 def save_conflicts(conn, conflicts):

@@ -89,7 +89,8 @@ def one(conn, register, quarantine_id):
     from asset_map.errors import NotFound
 
     row = conn.execute(text("SELECT id, source_row, row, problems, created_at FROM quarantine "
-                            "WHERE id = :i AND register = :r"), {"i": int(quarantine_id), "r": register}).mappings().first()
+                            "WHERE id = :i AND register = :r"),
+                       {"i": int(quarantine_id), "r": register}).mappings().first()
     if row is None:
         raise NotFound(f"Register {register!r} has no quarantined row {quarantine_id} (it may have been placed).")
     return dict(row)

@@ -53,6 +53,8 @@ def read_register(path, *, max_columns=1000):
         frame = read_csv(path)
     elif suffix in XLSX_SUFFIXES:
         frame = read_xlsx(path)
+    elif suffix == ".json" and _is_oruk(path):
+        frame = read_oruk(path)
     elif suffix in VECTOR_SUFFIXES:
         frame = read_vector(path)
     else:
@@ -66,6 +68,25 @@ def read_register(path, *, max_columns=1000):
     if not len(frame):
         msg = f"{path.name}: the file has a header but no rows"
         raise InputError(msg)
+    return frame
+
+
+_GEOJSON = re.compile(rb'"type"\s*:\s*"(Feature|FeatureCollection)"')
+
+
+def _is_oruk(path):
+    """A .json file that is not GeoJSON: read as an Open Referral UK feed (a page, a list of services or one)."""
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    return not _GEOJSON.search(head)
+
+
+def read_oruk(path):
+    """An ORUK feed's services grouped into register rows (one per organisation), as text, ``_row`` numbered."""
+    from asset_map.oruk import feed
+
+    frame = feed.to_rows(feed.read_file(path), path.name).astype(str)
+    frame[ROW] = np.arange(1, len(frame) + 1)
     return frame
 
 

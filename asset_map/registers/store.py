@@ -3,7 +3,6 @@
 from sqlalchemy import text
 
 from asset_map.errors import NotFound
-from asset_map.registers.import_report import ImportReport
 
 
 def list_registers(engine):
@@ -24,6 +23,9 @@ def get_register(engine, name):
     if row is None:
         msg = f"No register named {name!r}."
         raise NotFound(msg)
+    # The report module brings pandas: imported when a report is shown, not by every process that lists registers.
+    from asset_map.registers.import_report import ImportReport
+
     data = dict(row._mapping)
     report = ImportReport.from_dict(data.pop("report")) if data.get("report") else None
     return data, report

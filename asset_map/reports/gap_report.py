@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from asset_map.reports import charts
 from asset_map.analysis.gap import NEED_CLASSES, NO_DATA, SUPPLY_CLASSES, SUPPLY_LABELS, slug
 from asset_map.config import PROJECT_DIR
-from asset_map.maps import folium_
+from asset_map.maps import folium_, styles
 
 # Bivariate palette after Joshua Stevens: need grows to the red, supply to the blue; high need and low supply
 # (the gaps) is the strongest red.
@@ -34,6 +34,25 @@ LEAFLET_CSS = "vendor/leaflet/dist/leaflet.css"
 
 def color(need_class, supply_class):
     return PALETTE.get((need_class, supply_class), folium_.NO_DATA_COLOR)
+
+
+def _luminance(hex_color):
+    """WCAG relative luminance of #rrggbb."""
+    def channel(c):
+        c = c / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def contrast(a, b):
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def text_color(background):
+    """Near-black or white, whichever reads better on ``background`` (the legend's counts must be readable)."""
+    return max(("#0b0c0c", "#ffffff"), key=lambda fg: contrast(fg, background))
 
 
 def _f(v, decimals=0):
@@ -61,7 +80,9 @@ def build(frame, inputs, *, districts, group_counts, attribution, tiles=None, ti
     names = [districts.get(d, d) for d in inputs["districts"]]
     if inputs.get("area"):
         names = [a["label"] for a in inputs["area"]["areas"]]
-    group_text = ", ".join(g.replace("_", " ") for g in groups) if groups != ["any"] else "all selected assets"
+    # Categories by their label ("Community-run library"); offers are words already ("buildings/space").
+    group_labels = [styles.label_for(g) if g in styles.load() else g.replace("_", " ") for g in groups]
+    group_text = ", ".join(group_labels) if groups != ["any"] else "all selected assets"
     pop = pd.to_numeric(frame["population"], errors="coerce")
 
     grid = []
@@ -69,7 +90,8 @@ def build(frame, inputs, *, districts, group_counts, attribution, tiles=None, ti
         row = []
         for s in SUPPLY_CLASSES:
             count = int(((frame["need_class"] == n) & (frame["supply_class"] == s)).sum())
-            row.append({"color": color(n, s), "count": count, "label": f"{n} need / {s} supply"})
+            row.append({"color": color(n, s), "text": text_color(color(n, s)), "count": count,
+                        "label": f"{n} need / {s} supply"})
         grid.append({"need": n, "cells": row})
 
     by_band = []
@@ -133,7 +155,8 @@ def build(frame, inputs, *, districts, group_counts, attribution, tiles=None, ti
         "distance": distance_text(params, inputs), "network": inputs.get("network") if network else None,
         "network_summary": _network_summary(frame) if network else None,
         "title": f"Gap report: {group_text} in {', '.join(names)}",
-        "districts": names, "groups": groups, "group_text": group_text, "group_counts": group_counts,
+        "districts": names, "groups": groups, "group_labels": group_labels, "group_text": group_text,
+        "group_counts": group_counts,
         "need_label": _need_label(inputs), "band_label": band_label,
         "summary": {"areas": len(frame), "population": _f(pop.sum()), "assets_used": inputs["assets_used"],
                     "inside": int(frame["assets_inside"].sum()), "priority": int(frame["priority"].sum()),

@@ -9,15 +9,16 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
-import geopandas as gpd
-import numpy as np
-import pandas as pd
 from sqlalchemy import text
 
+from asset_map import privacy
 from asset_map.errors import InputError
-from asset_map.store import bulk, history, partitions, writes
-from asset_map.store.models import Asset
+from asset_map.store import history, partitions
 from asset_map.vocabulary import DEFAULT_STATUSES, ROLES, STORED_STATUSES, TIERS, role_rank
+
+# geopandas, pandas, numpy and the bulk writers are imported where they are used: the map, tiles and table read
+# assets through this module's filter and never need them, and a serving process that does not load them holds
+# about a third of the memory (BENCHMARKS.md, issue 16).
 
 # The statuses a filter may ask for include the store's own "withdrawn" (gone from its register).
 STATUSES = STORED_STATUSES
@@ -33,11 +34,6 @@ _CODE = re.compile(r"^[A-Z][0-9]{8}$")
 _WORD = re.compile(r"^[a-z0-9_/ -]{1,64}$")
 # An area of any loaded geography: "geography:code", e.g. divisions:E58001234 or pilot-neighbourhoods:PN-01.
 _AREA = re.compile(r"^[a-z][a-z0-9_-]{0,63}:[A-Za-z0-9 _.-]{1,64}$")
-
-
-def sees_contacts(role):
-    """Contact details (e-mail, phone) of associations and organisations: organisers and above."""
-    return role_rank(role) >= role_rank("organiser")
 
 
 def _values(args, name):
@@ -107,8 +103,9 @@ class AssetFilter:
                 raise _bad("verified_within", verified, "expected between 1 and 1200 months")
         q = _one(args, "q")
         q = q.strip()[:200] if q and q.strip() else None
-        return cls(district=district, area=area, tier=tier, category=category, offer=offer, status=status or DEFAULT_STATUSES,
-                   verified_within=verified, q=q, bbox=parse_bbox(_one(args, "bbox")),
+        return cls(district=district, area=area, tier=tier, category=category, offer=offer,
+                   status=status or DEFAULT_STATUSES, verified_within=verified, q=q,
+                   bbox=parse_bbox(_one(args, "bbox")),
                    updated_since=parse_datetime(_one(args, "updated_since"), "updated_since"))
 
     def as_args(self):
@@ -237,7 +234,7 @@ def visibility_condition(role, alias="a"):
     if role not in ROLES:
         msg = f"Unknown role {role!r}."
         raise InputError(msg)
-    if role_rank(role) >= role_rank("officer"):
+    if privacy.sees_individual_points(role):
         # An individual without recorded consent should never have been stored (privacy.consent_problem); if one
         # was, nobody sees it.
         return f"({p}tier <> 'individual' OR ({p}consent IS TRUE AND {p}erased_at IS NULL))", {}
@@ -261,8 +258,9 @@ def _order_by(order):
 
 
 def visible_columns(columns, role):
-    """The columns ``role`` may read: below organiser, no e-mail or phone (a web address is public)."""
-    if role_rank(role) < role_rank("organiser"):
+    """The columns ``role`` may read: without asset_map.privacy's contacts, no e-mail or phone (a web address is
+    public)."""
+    if not privacy.sees_contacts(role):
         return [c for c in columns if c not in CONTACT_COLUMNS or c == "url"]
     return list(columns)
 
@@ -278,6 +276,8 @@ def select(engine, flt=None, *, role="public", columns=None, limit=None, offset=
     if limit is not None:
         sql += " LIMIT :limit OFFSET :offset"
         params.update(limit=int(limit), offset=int(offset))
+    import geopandas as gpd
+
     with engine.connect() as conn:
         return gpd.read_postgis(text(sql), conn, geom_col="geometry", crs=4326, params=params)
 
@@ -332,6 +332,8 @@ def upsert(conn, frame, *, stamp=None):
     version in the history, stamped with ``stamp`` (history.Stamp; default: an import by nobody named). Returns rows
     written."""
     stamp = stamp or history.Stamp()
+    from asset_map.store import writes
+
     written = 0
     known = partitions.existing(conn, frame["register"].unique().tolist())
     for register, part in frame.groupby("register", sort=True):
@@ -349,6 +351,8 @@ def sync(conn, frame, *, register, keep_keys=(), stamp=None):
     except ``keep_keys`` (rows still in the register but quarantined this time). Returns counts
     ``inserted, updated, unchanged, withdrawn``. Each change is a version in the history, stamped with ``stamp``."""
     stamp = stamp or history.Stamp()
+    from asset_map.store import writes
+
     if not partitions.existing(conn, [register]):
         return {"inserted": _load_new(conn, register, frame, stamp), "updated": 0, "unchanged": 0, "withdrawn": 0}
     staged = stage_assets(conn, frame)
@@ -387,8 +391,17 @@ def sync(conn, frame, *, register, keep_keys=(), stamp=None):
     return out
 
 
+def date_consents(conn, register):
+    """Individuals of the register stored without a consent date (the register gives none) take today's: the day
+    asset-map learned of their consent."""
+    conn.execute(text("UPDATE assets SET consent_at = CURRENT_DATE WHERE register = :r AND tier = 'individual' "
+                      "AND consent IS TRUE AND consent_at IS NULL AND erased_at IS NULL"), {"r": register})
+
+
 def _load_new(conn, register, frame, stamp):
     """A register's first assets: COPY straight into its own new partition, then index and attach it."""
+    from asset_map.store import bulk
+
     name = partitions.create_detached(conn, register)
     bulk.copy_columns(conn, name, _columns(frame, offers_as_array=True))
     partitions.attach(conn, register)
@@ -399,6 +412,9 @@ def _load_new(conn, register, frame, stamp):
 def stage_assets(conn, frame):
     """COPY the frame into a temporary table typed like ``assets`` (offers as text); returns its name."""
     import uuid
+
+    from asset_map.store import bulk
+    from asset_map.store.models import Asset
 
     name = f"_stage_{uuid.uuid4().hex[:12]}"
     types = {c.name: c.type.compile(dialect=conn.dialect) for c in Asset.__table__.columns}
@@ -411,6 +427,10 @@ def stage_assets(conn, frame):
 def _columns(frame, *, offers_as_array):
     """WRITE_COLUMNS plus ``geom`` (hex EWKB, EPSG:4326) as COPY wants them; ``offers`` as a PostgreSQL array
     literal, or as the ';'-joined text that ``_merge`` splits."""
+    import numpy as np
+
+    from asset_map.store import bulk
+
     geoms = frame.geometry
     if geoms.crs is not None and geoms.crs.to_epsg() != 4326:
         geoms = geoms.to_crs(4326)
@@ -427,6 +447,9 @@ def _columns(frame, *, offers_as_array):
 def _pg_arrays(offers):
     """';'-joined offers as PostgreSQL array literals, split as ``_merge`` splits them in SQL (blanks dropped).
     Registers repeat a few offer lists, so each distinct one is converted once."""
+    import numpy as np
+    import pandas as pd
+
     codes, uniques = pd.factorize(pd.Series(offers, dtype=object), use_na_sentinel=True)
     literals = []
     for value in uniques:
@@ -443,28 +466,19 @@ def _merge(conn, staged, stamp):
         if c == "offers" else c
         for c in _STORED)
     compared = [c for c in _STORED if c not in ("register", "match_key")]
-    changed = " OR ".join(f"assets.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in compared) + \
+    # A register without consent dates keeps the date stored (date_consents set it when the person was first seen).
+    new = {c: f"EXCLUDED.{c}" for c in _STORED}
+    new["consent_at"] = "COALESCE(EXCLUDED.consent_at, assets.consent_at)"
+    changed = " OR ".join(f"assets.{c} IS DISTINCT FROM {new[c]}" for c in compared) + \
         " OR assets.geom IS DISTINCT FROM EXCLUDED.geom OR assets.withdrawn_at IS NOT NULL"
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in compared)
-    # The history of the updates is written first, from the rows as they are before the merge: the old values are
-    # gone once it has run (PostgreSQL 15's RETURNING sees only the new row).
-    new_cols = select_cols.replace("'{}')", "'{}') AS offers")
-    new = f'(SELECT {new_cols}, geom FROM "{staged}")'
-    diff = history.diff_sql("a", "s", compared + ["geom"])
-    conn.execute(text(
-        f"INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id, changes) "
-        f"SELECT a.id, a.version + 1, a.register, h.*, {diff} || CASE WHEN a.withdrawn_at IS NOT NULL THEN "
-        f"jsonb_build_object('withdrawn_at', jsonb_build_array(a.withdrawn_at, NULL)) ELSE '{{}}' END "
-        f"FROM {new} s JOIN assets a ON a.register = s.register AND a.match_key = s.match_key, "
-        f"(VALUES {history.VALUES}) AS h "
-        f"WHERE {changed.replace('assets.', 'a.').replace('EXCLUDED.', 's.')}"), stamp.params())
-    # Unchanged rows are left alone (no new row version, updated_at kept); RETURNING counts only what was written.
+    updates = ", ".join(f"{c} = {new[c]}" for c in compared)
+    # Unchanged rows are left alone (no new row version, updated_at kept); RETURNING counts only what was written,
+    # and the history CTE gives each written row its version (see history.merged_cte).
     sql = (f"WITH w AS (INSERT INTO assets ({cols}, geom) SELECT {select_cols}, geom FROM \"{staged}\" "
            f"ON CONFLICT (register, match_key) DO UPDATE SET {updates}, geom = EXCLUDED.geom, withdrawn_at = NULL, "
            f"updated_at = now(), version = assets.version + 1 WHERE {changed} "
-           f"RETURNING id, register, (created_at = now()) AS inserted), "
-           f"h AS (INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id) "
-           f"SELECT w.id, 1, w.register, v.* FROM w, (VALUES {history.VALUES}) AS v WHERE w.inserted) "
+           f"RETURNING assets.*, (created_at = now()) AS inserted)"
+           f"{history.merged_cte('w', compared + ['geom', 'withdrawn_at'])} "
            f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), "
            f"(SELECT count(*) FROM \"{staged}\") FROM w")
     inserted, updated, total = conn.execute(text(sql), stamp.params()).one()

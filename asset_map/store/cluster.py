@@ -3,10 +3,17 @@
 initdb refuses to run as root, so as root the cluster belongs to the ``postgres`` user and every server command runs
 through ``runuser``. The port is picked once (never 5432, where a machine's own server may listen) and kept in a file,
 so URLs stay stable across restarts.
+
+Nothing is trusted: connections over TCP need a password (scram-sha-256), the Unix socket only takes the server's
+own system user (peer). The superuser, the owner role that runs migrations and the app's role have random passwords
+kept in ``passwords.json`` beside the data (mode 0600). A cluster made before this (``trust``) is converted when it
+starts, keeping its data.
 """
 
 import glob
+import json
 import os
+import secrets
 import pwd
 import shutil
 import socket
@@ -72,6 +79,8 @@ class Cluster:
         self.log = self.root / "postgres.log"
         self.socket_dir = self.root / "run"
         self._port_file = self.root / "port"
+        self._passwords_file = self.root / "passwords.json"
+        self._roles_marker = self.root / "roles.ok"
 
     # -- facts
     @property
@@ -81,8 +90,23 @@ class Cluster:
             self._port_file.write_text(str(_pick_port()))
         return int(self._port_file.read_text())
 
-    def url(self, database=DATABASE):
-        return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+    def passwords(self):
+        """{role: password}, made on first use and kept (0600) beside the data."""
+        if self._passwords_file.exists():
+            return json.loads(self._passwords_file.read_text())
+        from asset_map.store import roles
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        made = {r: secrets.token_urlsafe(24) for r in (SUPERUSER, roles.OWNER, roles.APP)}
+        fd = os.open(self._passwords_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(made, fh)
+        return made
+
+    def url(self, database=DATABASE, role=SUPERUSER):
+        """A URL with the role's password: the superuser's (tests, administration), ``roles.OWNER`` (migrations) or
+        ``roles.APP`` (the app)."""
+        return f"postgresql+psycopg://{role}:{self.passwords()[role]}@127.0.0.1:{self.port}/{database}"
 
     def initialised(self):
         return (self.data / "PG_VERSION").exists()
@@ -100,7 +124,8 @@ class Cluster:
         return args
 
     def _run(self, args, check=True):
-        res = subprocess.run(self._as_owner(args), capture_output=True, text=True, check=False)
+        env = dict(os.environ, PGPASSWORD=self.passwords()[SUPERUSER]) if self.root.exists() else None
+        res = subprocess.run(self._as_owner(args), capture_output=True, text=True, check=False, env=env)
         if check and res.returncode != 0:
             msg = f"{Path(args[0]).name} failed: {(res.stderr or res.stdout).strip()[-800:]}"
             raise ConfigError(msg)
@@ -132,10 +157,43 @@ class Cluster:
         self.data.mkdir(exist_ok=True)
         self.socket_dir.mkdir(exist_ok=True)
         self.log.touch()
-        self._give_to_owner(self.root, self.data, self.socket_dir, self.log)
+        pwfile = self.root / "initdb.pw"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self.passwords()[SUPERUSER] + "\n")
+        self._give_to_owner(self.root, self.data, self.socket_dir, self.log, pwfile)
         os.chmod(self.data, 0o700)
-        self._run([str(bindir / "initdb"), "-D", str(self.data), "-U", SUPERUSER, "--auth=trust",
-                   "--encoding=UTF8", "--locale=C.UTF-8"])
+        try:
+            self._run([str(bindir / "initdb"), "-D", str(self.data), "-U", SUPERUSER, "--auth-host=scram-sha-256",
+                       "--auth-local=peer", f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C.UTF-8"])
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def _trusting(self):
+        hba = self.data / "pg_hba.conf"
+        try:
+            lines = hba.read_text().splitlines()
+        except PermissionError:
+            lines = self._run(["cat", str(hba)]).stdout.splitlines()
+        return any(line.split()[-1:] == ["trust"] for line in lines if line.strip() and not line.startswith("#"))
+
+    def _secure(self):
+        """A cluster made with ``trust`` (before issue 12): give the superuser its password while trust still lets
+        us in, then allow only password (TCP) and peer (socket) connections and reload. The data is untouched."""
+        if not self._trusting():
+            return
+        password = self.passwords()[SUPERUSER].replace("'", "''")
+        self.psql(f"ALTER ROLE {SUPERUSER} PASSWORD '{password}'")
+        hba = ("# asset-map: no trust. Password over TCP, the server's own system user over the socket.\n"
+               "local all all peer\n"
+               "host all all 127.0.0.1/32 scram-sha-256\n"
+               "host all all ::1/128 scram-sha-256\n")
+        tmp = self.root / "pg_hba.conf.new"
+        tmp.write_text(hba)
+        self._give_to_owner(tmp)
+        self._run(["cp", str(tmp), str(self.data / "pg_hba.conf")])
+        tmp.unlink()
+        self._run([str(_bindir() / "pg_ctl"), "-D", str(self.data), "reload"])
 
     def start(self, timeout=30):
         self.init()
@@ -147,7 +205,12 @@ class Cluster:
                 f"-c max_connections=200 -c shared_buffers=256MB{'' if self.durable else ' -c fsync=off'}")
         self._run([str(_bindir() / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", opts,
                    "-w", "-t", str(timeout), "start"])
+        self._secure()
         self.ensure_database()
+        # The project's own cluster gets the owner and app roles; a throwaway one (tests, benchmarks) is used by
+        # its superuser alone and is gone when they end.
+        if self.durable and not self._roles_marker.exists():
+            self.ensure_roles()
 
     def stop(self, mode="fast"):
         if self.running():
@@ -158,6 +221,7 @@ class Cluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def psql(self, sql, database="postgres", check=True):
+        # Over TCP with the superuser's password (PGPASSWORD, set by _run).
         return self._run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, "-d", database,
                           "-v", "ON_ERROR_STOP=1", "-qAtc", sql], check=check)
 
@@ -170,9 +234,26 @@ class Cluster:
             msg = f"PostGIS is not installed for this PostgreSQL. Install it: {INSTALL_HINT}"
             raise ConfigError(msg)
 
+    def ensure_roles(self, name=DATABASE):
+        """The owner and app roles (asset_map.store.roles) with their passwords; tables made before them pass to
+        the owner. Idempotent; run when the project's own cluster starts."""
+        from asset_map.store import roles
+
+        pw = self.passwords()
+        for statement in roles.create_sql(name, owner_password=pw[roles.OWNER], app_password=pw[roles.APP]) + \
+                roles.adopt_sql():
+            self.psql(statement, database=name)
+        self._roles_marker.write_text("ok\n")
+
     def status(self):
         return {"data_dir": str(self.data), "port": self.port, "initialised": self.initialised(),
-                "running": self.running(), "url": self.url()}
+                "running": self.running(), "url": self.display_url()}
+
+    def display_url(self, database=DATABASE):
+        """The app's URL without its password (passwords.json holds it), for messages."""
+        from asset_map.store import roles
+
+        return f"postgresql://{roles.APP}@127.0.0.1:{self.port}/{database}"
 
 
 def wait_until_accepting(url, timeout=10.0):

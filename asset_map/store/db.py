@@ -28,19 +28,24 @@ def local_cluster(settings=None):
     return Cluster(Path(settings["VAR_DIR"]) / "pg")
 
 
-def database_url(settings=None, *, start=True):
-    """The configured URL, or the local cluster's (started when ``start``)."""
+def database_url(settings=None, *, start=True, role="app"):
+    """The configured URL, or the local cluster's (started when ``start``). ``role``: "app" (what the app connects
+    as) or "owner" (migrations: ``OWNER_DATABASE_URL``, else ``DATABASE_URL``)."""
     settings = settings or load_settings()
     if settings["DATABASE_URL"]:
         url = settings["DATABASE_URL"]
+        if role == "owner" and settings.get("OWNER_DATABASE_URL"):
+            url = settings["OWNER_DATABASE_URL"]
         # Plain postgresql:// URLs would pick psycopg2, which we do not install.
         if url.startswith("postgresql://") or url.startswith("postgres://"):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
         return url
+    from asset_map.store import roles
+
     cluster = local_cluster(settings)
     if start:
         cluster.start()
-    return cluster.url()
+    return cluster.url(role=roles.OWNER if role == "owner" else roles.APP)
 
 
 def make_engine(url, settings=None, *, pre_ping=True, **options):
@@ -102,9 +107,22 @@ def alembic_config(connection=None):
 def upgrade(engine, revision="head"):
     from alembic import command
 
+    from asset_map.store import roles
+
     with engine.begin() as conn:
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
         command.upgrade(alembic_config(conn), revision)
+        # The app role's rights on what the migrations made (when the roles exist: the project's own cluster, or
+        # a server set up as the README says).
+        roles.grant(conn)
+
+
+def owner_engine(settings=None):
+    """An engine of the owner role, for migrations (not pooled: used once)."""
+    from sqlalchemy.pool import NullPool
+
+    settings = settings or load_settings()
+    return create_engine(database_url(settings, role="owner"), poolclass=NullPool)
 
 
 def current_revision(engine):

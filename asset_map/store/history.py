@@ -60,6 +60,19 @@ def created_from_table(conn, table, stamp, *, where="TRUE", params=None):
         {**stamp.params(), **(params or {})})
 
 
+def merged_cte(written, columns):
+    """A CTE to follow a merge's CTE ``written`` (the rows it wrote, ``RETURNING assets.*`` and ``inserted``): a
+    version of each, {column: [old, new]} for an update, version 1 for an insert. Every part of one statement sees
+    the same snapshot, so ``assets`` read here still holds the old values of the rows the merge has just updated:
+    the old values are looked up by primary key for the written rows only, and an unchanged re-import costs nothing
+    more."""
+    return (f", h AS (INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id, "
+            f"changes) SELECT {written}.id, {written}.version, {written}.register, v.*, CASE WHEN {written}.inserted "
+            f"THEN '{{}}'::jsonb ELSE {diff_sql('o', written, columns)} END "
+            f"FROM {written} LEFT JOIN assets o ON NOT {written}.inserted AND o.id = {written}.id "
+            f"AND o.register = {written}.register, (VALUES {VALUES}) AS v)")
+
+
 def start_import(conn, register, *, kind, actor, source_file=None, upload_id=None):
     """A row of register_imports for an import about to be stored; returns its id."""
     return conn.execute(text(
@@ -164,6 +177,22 @@ def rollback(conn, register, import_id, stamp):
                       "AND revoked_at IS NULL"), {"r": register, "t": at})
     conn.execute(text("DROP TABLE _restore"))
     return {"restored": int(counts[0]), "withdrawn": int(counts[1])}
+
+
+def erase(conn, asset_id, stamp, *, fields=None):
+    """Remove personal values from an asset's history (an individual's erasure, issue 12): the values of ``fields``
+    (default: every field) in all its versions become null, the versions themselves (who, when, which fields) stay,
+    and a version with ``stamp`` (action ``erase``) records that it was done. Call it in the transaction that erases
+    the asset itself."""
+    keys = list(fields) if fields else None
+    conn.execute(text(
+        "UPDATE asset_versions SET changes = (SELECT COALESCE(jsonb_object_agg(c.key, CASE WHEN CAST(:all AS boolean) "
+        "OR c.key = ANY(:keys) THEN '[null, null]'::jsonb ELSE c.value END), '{}') FROM jsonb_each(changes) c) "
+        "WHERE asset_id = :a"), {"a": asset_id, "all": keys is None, "keys": keys or []})
+    conn.execute(text(
+        f"INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id) "
+        f"SELECT a.id, (SELECT max(version) FROM asset_versions WHERE asset_id = a.id) + 1, a.register, h.* "
+        f"FROM assets a, (VALUES {VALUES}) AS h WHERE a.id = :a"), {"a": asset_id, **stamp.params()})
 
 
 def check_reason(reason, *, required=False):

@@ -314,7 +314,8 @@ class AssetArea(Base):
     """Each asset's area in each geography (an asset may lie in two overlapping areas of one geography)."""
 
     __tablename__ = "asset_areas"
-    geography = Column(String(64), ForeignKey("geographies.name", ondelete="CASCADE"), primary_key=True)
+    # No foreign key (migration 0018): links are replaced in bulk, a million at a time.
+    geography = Column(String(64), primary_key=True)
     area_code = Column(String(64), primary_key=True)
     asset_id = Column(BigInteger, primary_key=True, index=True)
 

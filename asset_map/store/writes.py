@@ -37,6 +37,22 @@ def stage(conn, frame, *, geometry="geometry"):
     return name
 
 
+def _stage_copy(conn, frame, table):
+    """Like ``stage`` for a frame without geometry, by COPY into columns typed like ``table``'s: a quarter of a
+    million need rows take seconds, where pandas' multi-row INSERTs take minutes."""
+    types = dict(conn.execute(text(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "WHERE a.attrelid = CAST(:t AS regclass) AND a.attnum > 0 AND NOT a.attisdropped"), {"t": table}).all())
+    cols = [identifier(c) for c in frame.columns]
+    if any(c not in types for c in cols):
+        return stage(conn, frame)
+    name = f"_stage_{uuid.uuid4().hex[:12]}"
+    conn.execute(text(f'CREATE TEMP TABLE "{name}" ({", ".join(f"{c} {types[c]}" for c in cols)}) ON COMMIT DROP'))
+    values = frame.astype(object).where(frame.notna(), None)
+    copy_rows(conn, f'"{name}"', cols, values.itertuples(index=False, name=None))
+    return name
+
+
 def drop(conn, name):
     conn.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
 
@@ -46,7 +62,7 @@ def upsert(conn, frame, table, *, keys, columns, geometry_sql=None):
     staged ``geometry`` (e.g. ``ST_Multi(geometry)``). Returns the number of rows written."""
     for name in [table, *keys, *columns]:
         identifier(name)
-    staged = stage(conn, frame)
+    staged = stage(conn, frame) if geometry_sql else _stage_copy(conn, frame, table)
     cols = list(columns)
     select = [f'"{c}"' for c in cols]
     if geometry_sql:

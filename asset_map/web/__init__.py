@@ -20,29 +20,30 @@ def _secret_key(settings):
 
 
 def create_app(test_config=None):
-    """Defaults in code, then the instance config file, then the environment; or the test config when given."""
+    """Defaults in code, then the instance config file, then the environment (which wins, as in Flask's own
+    pattern); or the test config when given."""
     app = Flask(__name__, template_folder=str(PROJECT_DIR / "templates"), instance_relative_config=True)
-    overrides = {}
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)
-        overrides = {k[len("ASSET_MAP_"):]: v for k, v in app.config.items() if k.startswith("ASSET_MAP_")}
+        instance = {k[len("ASSET_MAP_"):]: v for k, v in app.config.items() if k.startswith("ASSET_MAP_")}
+        settings = load_settings(instance=instance)
     else:
-        overrides = dict(test_config)
-    settings = load_settings(overrides)
+        settings = load_settings(dict(test_config))
     app.config["ASSET_MAP"] = settings
     app.config["SECRET_KEY"] = _secret_key(settings)
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_MB"] * 1024 * 1024
     app.config["TESTING"] = bool(settings.get("TESTING"))
 
     from asset_map.web import (admin, asset_pages, auth, briefings, changes, community, errors, explorer, exports,
-                               extensions, freshness, gaps, health, limits, maps, moderation, ogc, oruk, reach,
-                               registers, security, serving, tables, tiles)
+                               extensions, freshness, gaps, health, layout, limits, maps, moderation, ogc, oruk, pages,
+                               reach, registers, security, serving, tables, tiles)
 
     extensions.init_app(app)
     errors.init_app(app)
     serving.init_app(app)
     security.init_app(app)
     auth.init_app(app)
+    layout.init_app(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(maps.bp)
@@ -54,6 +55,7 @@ def create_app(test_config=None):
     app.register_blueprint(ogc.bp)
     app.register_blueprint(oruk.bp)
     app.register_blueprint(gaps.bp)
+    app.register_blueprint(pages.bp)
     app.register_blueprint(tiles.bp)
     app.register_blueprint(reach.bp)
     app.register_blueprint(briefings.bp)

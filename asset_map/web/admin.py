@@ -1,10 +1,13 @@
 """Admin pages: the audit log (filterable, downloadable as CSV) and users with their roles. Everything under
 /admin needs the admin role (auth.PATH_ROLES); the views say so again with @require_role."""
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+import json
+from pathlib import Path
 
-from asset_map import audit, users, vocabulary
-from asset_map.errors import NotFound
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+
+from asset_map import audit, people, users, vocabulary
+from asset_map.errors import InputError, NotFound
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, require_role
 
@@ -77,3 +80,52 @@ def user_remove(user_id):
     user = users.remove_user(extensions.engine(), _email_of(user_id), actor=current_actor())
     flash(f"{user.email} was removed.")
     return redirect(url_for("admin.user_list"))
+
+
+# -- people's rights: find, subject access, erasure ---------------------------------------------------------------
+# Searches are POSTed: an e-mail or a name in a query string would land in the server's and proxies' access logs.
+@bp.route("/people", methods=["GET", "POST"])
+@require_role("admin")
+def people_page():
+    form = {k: (request.form.get(k) or "").strip()[:254] for k in ("email", "name", "postcode", "source_key")}
+    found, error = None, None
+    if request.method == "POST":
+        try:
+            found = people.find(extensions.engine(), email=form["email"] or None, name=form["name"] or None,
+                                postcode=form["postcode"] or None, source_key=form["source_key"] or None,
+                                actor=current_actor())
+        except InputError as err:
+            error = err.user_message
+    return render_template("admin/people.html", form=form, found=found, error=error)
+
+
+def _ids():
+    ids = [v for v in request.form.getlist("asset_id") if v.isdigit()]
+    if not ids:
+        raise InputError("Choose at least one person (find them first).")
+    return [int(v) for v in ids]
+
+
+@bp.post("/people/export")
+@require_role("admin")
+def people_export():
+    doc = people.export(extensions.engine(), _ids(), actor=current_actor())
+    return Response(json.dumps(doc, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="subject-access.json"'})
+
+
+@bp.post("/people/erase")
+@require_role("admin")
+def people_erase():
+    ids = _ids()
+    if request.form.get("confirm") != "yes":
+        raise InputError("Tick the box to confirm the erasure: it cannot be undone.")
+    reason = (request.form.get("reason") or "").strip()[:200]
+    if not reason:
+        raise InputError("Give a reason for the erasure (it is kept in the audit log).")
+    settings = current_app.config["ASSET_MAP"]
+    done = people.erase(extensions.engine(), ids, reason=reason, actor=current_actor(),
+                        files_dir=Path(settings["VAR_DIR"]) / "tmp")
+    flash(f"Erased {len(done['erased'])} individual(s): {done['quarantine_rows']} quarantined row(s) and "
+          f"{done['report_rows']} report entr(ies) removed.")
+    return redirect(url_for("admin.people_page"))

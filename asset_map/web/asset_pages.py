@@ -9,6 +9,7 @@ from asset_map.errors import Forbidden, InputError
 from asset_map.maps import asset_page, styles
 from asset_map.registers import edits
 from asset_map.registers.schema import taxonomy
+from asset_map.store import network as store_network
 from asset_map.vocabulary import STATUSES, TIERS, VISIBILITIES
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, current_role, require_role
@@ -27,6 +28,7 @@ def _map_config(asset=None, *, pick=False, nearby=()):
     return {"tiles": "" if tiles.lower() == "none" else tiles, "attribution": settings.get("TILES_ATTRIBUTION", ""),
             "point": [asset["lon"], asset["lat"]] if asset and asset.get("lon") is not None else None,
             "name": asset["name"] if asset else None, "pick": pick,
+            "districts": url_for("ogc.items", collection_id="districts", limit=1000) if pick else None,
             "nearby": [{"lon": n["lon"], "lat": n["lat"], "name": n["name"],
                         "url": url_for("asset_pages.show", asset_id=n["id"])} for n in nearby]}
 
@@ -39,7 +41,9 @@ def show(asset_id):
     return render_template("assets/show.html", asset=asset, may_edit=privacy.may_edit(role, asset["tier"],
                                                                                       asset.get("visibility")),
                            is_officer=role in ("officer", "admin"), stale_months=settings["STALE_MONTHS"],
-                           map_config=_map_config(asset, nearby=asset["nearby"]), label=styles.label_for)
+                           map_config=_map_config(asset, nearby=asset["nearby"]), label=styles.label_for,
+                           walk_network=store_network.info(extensions.engine(), "walk") is not None,
+                           tiles=settings["TILES"], tiles_attribution=settings["TILES_ATTRIBUTION"])
 
 
 def _choices():

@@ -6,6 +6,7 @@ Every request is identified once, in a before_request hook, which sets ``g.asset
 or a token the role is the anonymous public, the safe default every surface is written against.
 """
 
+import re
 import time
 from datetime import timedelta
 from functools import wraps
@@ -26,11 +27,16 @@ ROLES = vocabulary.ROLES
 # ``@require_role``.
 PATH_ROLES = (("/admin", "admin"), ("/registers", "officer"), ("/geographies/draw", "officer"),
               ("/moderation", "organiser"))
-# Paths whose responses are exports: an API token needs the "export" scope for them.
+# Paths whose responses are exports (bulk reads): an API token needs the "export" scope for them, and they are
+# audited (who, what, filters, rows), or counted per hour for the anonymous (asset_map.access).
 EXPORT_PREFIXES = ("/export",)
+EXPORT_PATHS = re.compile(r"^(/export/|/assets\.csv$|/gaps/report\.|/registers/[^/]+/duplicates\.csv$|"
+                          r"/ogc/collections/individual-points/items|/admin/audit\.csv$)")
 # Paths answered as an API (401 rather than a redirect to the sign-in page).
 API_PREFIXES = ("/api", "/ogc", "/oruk", "/export", "/healthz")
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
+# Paths where a token of scope "write" may send POST, PUT, PATCH and DELETE (OGC API - Features Part 4).
+WRITE_PREFIXES = ("/ogc/collections/",)
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -62,13 +68,32 @@ def audit(action, *, target=None, details=None, rows=None):
     details={"format": "gpkg", "filters": flt.as_args()}, rows=len(frame))``."""
     from asset_map import audit as log
 
+    with extensions.engine().begin() as conn:
+        log.record(conn, actor=current_actor(), action=action, target=target, details=_request_details(details),
+                   rows=rows)
+
+
+def _request_details(details):
+    """``details`` with who asked from where: the client address and the token's id."""
     details = dict(details or {})
     details.setdefault("ip", _client_ip())
     token = getattr(g, "asset_map_token", None)
     if token is not None:
         details.setdefault("token_id", token.token_id)
+    return details
+
+
+def is_bulk_read(path):
+    return bool(EXPORT_PATHS.match(path))
+
+
+def record_read(target, *, details=None, rows=None):
+    """Log a bulk read the current request made (asset_map.access): an export event for a signed-in user or a
+    token, an hourly count for the anonymous. ``details``: what and with which filters; never the data itself."""
+    from asset_map import access
+
     with extensions.engine().begin() as conn:
-        log.record(conn, actor=current_actor(), action=action, target=target, details=details, rows=rows)
+        access.record_read(conn, actor=current_actor(), target=target, details=_request_details(details), rows=rows)
 
 
 def role_at_least(role):
@@ -156,11 +181,12 @@ def _identify():
         g.asset_map_token = ident
         g.asset_map_role = ident.user.role
         g.asset_map_actor = f"{ident.user.email} (token {ident.token_id})"
-        if request.method not in READ_METHODS:
-            raise Forbidden("API tokens only read: sign in to change anything.")
+        if request.method not in READ_METHODS and not _token_may_write(ident):
+            raise Forbidden("This token only reads: edits through the OGC API need a token of scope 'write' "
+                            "(`asset-map token create EMAIL --scope write`); other changes need a sign-in.")
         if request.path.startswith("/admin"):
             raise Forbidden("API tokens cannot be used for administration: sign in as an admin.")
-        if request.path.startswith(EXPORT_PREFIXES) and ident.scope != "export":
+        if is_bulk_read(request.path) and ident.scope != "export":
             raise Forbidden(f"This token's scope is '{ident.scope}', which does not allow exports; "
                             "create one with `asset-map token create EMAIL --scope export`.")
     elif current_user.is_authenticated:
@@ -178,6 +204,12 @@ def _identify():
         # Bearer requests carry no cookies an attacker's page could ride on, and are read-only anyway.
         csrf.protect()
     return None
+
+
+def _token_may_write(ident):
+    """A 'write' token edits features through the OGC API (Part 4), and nothing else; what it may change is then
+    the edit path's rule (privacy.may_edit)."""
+    return ident.scope == "write" and request.path.startswith(WRITE_PREFIXES)
 
 
 def _challenge(response):
@@ -241,6 +273,7 @@ def sign_out():
         from asset_map import audit
 
         with extensions.engine().begin() as conn:
+            users.end_sessions(conn, current_user.user.id)
             audit.record(conn, actor=current_actor(), action="sign-out", target=current_actor(),
                          details={"ip": _client_ip()})
     logout_user()

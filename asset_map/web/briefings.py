@@ -43,7 +43,7 @@ def index():
     mine = councillors.areas_of(engine, current_user_id()) if current_user_id() else []
     listed = []
     for g in geographies.list_geographies(engine):
-        areas = geographies.areas(engine, g["name"]) if g["areas"] <= LISTED_AREAS else None
+        areas = geographies.areas(engine, g["name"], role=current_role()) if g["areas"] <= LISTED_AREAS else None
         listed.append((g, areas))
     return render_template("briefing/index.html", mine=mine, geographies=listed, can_draw=role_at_least("officer"))
 
@@ -59,7 +59,7 @@ def mine():
 @bp.get("/geographies/<name>")
 def geography(name):
     engine = extensions.engine()
-    areas = geographies.areas(engine, name)
+    areas = geographies.areas(engine, name, role=current_role())
     info = next(g for g in geographies.list_geographies(engine) if g["name"] == name)
     return render_template("briefing/geography.html", info=info, areas=areas)
 

@@ -2,15 +2,21 @@
 'near a postcode' and district pages. Routes are thin: the work is in asset_map.maps."""
 
 import dataclasses
+import json as json_
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from asset_map import disclosure
-from asset_map.maps import features, near as near_, page, summary
+from asset_map.maps import features, summary
 from asset_map.store.assets import parse_int
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
 from asset_map.web.filters import form_choices, request_filter
+from asset_map.web.lazy import lazy
+
+# Folium and geopandas come with these: loaded by the first page that draws a map or finds the nearest assets.
+near_ = lazy("asset_map.maps.near")
+page = lazy("asset_map.maps.page")
 
 bp = Blueprint("explorer", __name__)
 
@@ -33,6 +39,14 @@ def individuals_geojson():
     return Response(body, mimetype="application/geo+json")
 
 
+@bp.get("/api/openapi.json")
+def map_api():
+    from asset_map.api import openapi
+
+    base = f"{request.scheme}://{request.host}{request.script_root}/api"
+    return Response(json_.dumps(openapi.map_document(base)), content_type="application/vnd.oai.openapi+json;version=3.0")
+
+
 @bp.get("/api/postcode")
 def postcode():
     return jsonify(near_.lookup_postcode(extensions.engine(), request.args.get("postcode", "")))
@@ -49,6 +63,7 @@ def near():
         found = near_.lookup_postcode(engine, raw)
         rows = near_.nearest(engine, found["lon"], found["lat"], flt, role=current_role(),
                              limit=parse_int(request.args, "limit", 20, 1, near_.MAX_RESULTS))
+        extensions.folium_assets()
         built = page.build(engine, extensions.layers(), current_app.config["ASSET_MAP"], flt=flt,
                            role=current_role(), urls=api_urls(),
                            focus={"lon": found["lon"], "lat": found["lat"], "zoom": 14, "label": found["postcode"]})
@@ -58,6 +73,12 @@ def near():
                            rows=rows, page=built, need_label=page.need_label)
 
 
+@bp.get("/districts")
+def districts():
+    engine = extensions.engine()
+    return render_template("explorer/districts.html", districts=summary.districts(engine, role=current_role()))
+
+
 @bp.get("/districts/<code>")
 def district(code):
     from asset_map.web.maps import api_urls
@@ -65,6 +86,7 @@ def district(code):
     engine, settings, role = extensions.engine(), current_app.config["ASSET_MAP"], current_role()
     info = summary.district(engine, code)
     flt = dataclasses.replace(request_filter(), district=(code,))
+    extensions.folium_assets()
     built = page.build(engine, extensions.layers(), settings, flt=flt, role=role, urls=api_urls())
     indicator, vintage = built.need
     return render_template("explorer/district.html", info=info, page=built, flt=flt, need_label=page.need_label,

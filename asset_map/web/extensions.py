@@ -5,15 +5,23 @@ from flask import current_app
 
 from asset_map.maps.spec import LAYERS_DIR, load_layers
 from asset_map.store.db import database_url, get_engine, make_engine
-from asset_map.tools import vendor
+from asset_map.web import vendored
 
 
 def init_app(app):
     settings = app.config["ASSET_MAP"]
     # Layer files are checked at start-up: a broken file stops the app with every problem listed.
     app.extensions["asset_map.layers"] = load_layers(settings.get("LAYERS_DIR") or LAYERS_DIR)
-    # folium's asset lists are class attributes: this points them at our static files for the whole process.
-    vendor.use_local_assets(lambda rel: f"{app.static_url_path}/{rel}")
+
+
+
+def folium_assets():
+    """Point folium's asset lists (class attributes, so for the whole process) at our static files, once per app,
+    before its first Folium map. Not at start-up: importing folium costs every worker memory it may never use."""
+    app = current_app
+    if not app.extensions.get("asset_map.folium_local"):
+        vendored.use_local_assets(lambda rel: f"{app.static_url_path}/{rel}")
+        app.extensions["asset_map.folium_local"] = True
 
 
 def engine():

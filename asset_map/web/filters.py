@@ -2,10 +2,11 @@
 
 from flask import current_app, request
 
+from asset_map import privacy
 from asset_map.maps import choices, styles
 from asset_map.store import geographies
 from asset_map.store.assets import AssetFilter
-from asset_map.vocabulary import DEFAULT_STATUSES, STATUS_LABELS, STATUSES, STORED_STATUSES, TIER_LABELS, role_rank
+from asset_map.vocabulary import DEFAULT_STATUSES, STATUS_LABELS, STATUSES, STORED_STATUSES, TIER_LABELS
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
 
@@ -26,7 +27,7 @@ def form_choices(flt):
         current = ""
     else:
         current = ",".join(flt.status)
-    visible_tiers = [t for t in TIER_LABELS if t != "individual" or role_rank(role) >= role_rank("officer")]
+    visible_tiers = [t for t in TIER_LABELS if t != "individual" or privacy.sees_individual_points(role)]
     return {
         "districts": choices.districts(engine),
         "areas": geographies.choices(engine),

@@ -3,6 +3,7 @@ confirm links, suggestions waiting) and as CSV. Thin routes over asset_map.maps.
 
 from flask import Blueprint, Response, current_app, render_template
 
+from asset_map.csv_writer import BOM, MEDIA_TYPE
 from asset_map.maps import freshness, summary
 from asset_map.registers.schema import taxonomy
 from asset_map.web import extensions
@@ -29,5 +30,5 @@ def district(code):
 @bp.get("/districts/<code>/freshness.csv")
 def district_csv(code):
     info, data = _data(code)
-    return Response("\ufeff" + freshness.csv_text(data, info["code"]), content_type="text/csv; charset=utf-8",
+    return Response(BOM + freshness.csv_text(data, info["code"]), content_type=MEDIA_TYPE,
                     headers={"Content-Disposition": f'attachment; filename="freshness-{info["code"]}.csv"'})

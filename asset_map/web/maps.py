@@ -2,10 +2,14 @@
 
 from flask import Blueprint, current_app, render_template, request, url_for
 
-from asset_map.maps import near, page
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
 from asset_map.web.filters import form_choices, request_filter
+from asset_map.web.lazy import lazy
+
+# Folium comes with the page builder: loaded by the first request for the map, not when a worker starts.
+near = lazy("asset_map.maps.near")
+page = lazy("asset_map.maps.page")
 
 bp = Blueprint("maps", __name__)
 POSTCODE_ZOOM = 15
@@ -26,6 +30,7 @@ def index():
     if postcode:
         found = near.lookup_postcode(extensions.engine(), postcode)
         focus = {"lon": found["lon"], "lat": found["lat"], "zoom": POSTCODE_ZOOM, "label": found["postcode"]}
+    extensions.folium_assets()
     built = page.build(extensions.engine(), extensions.layers(), settings, need=request.args.get("need"), flt=flt,
                        role=current_role(), focus=focus, urls=api_urls())
     return render_template("maps/index.html", page=built, need_label=page.need_label, flt=flt,

@@ -49,7 +49,8 @@ def api():
 
 @bp.get("/services")
 def services():
-    return _json(publish.services(extensions.engine(), request.args, role=current_role(), **_meta()))
+    # The read-only engine (autocommit, no ping), as the OGC items: a directory is read far more than written.
+    return _json(publish.services(extensions.read_engine(), request.args, role=current_role(), **_meta()))
 
 
 @bp.get("/services/<service_id>")
@@ -59,7 +60,8 @@ def service(service_id):
 
 @bp.get("/service_at_locations")
 def service_at_locations():
-    return _json(publish.service_at_locations(extensions.engine(), request.args, role=current_role(), **_meta()))
+    return _json(publish.service_at_locations(extensions.read_engine(), request.args, role=current_role(),
+                                              **_meta()))
 
 
 @bp.get("/service_at_locations/<sal_id>")

@@ -7,7 +7,7 @@ import io
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 
-from asset_map import jobs
+from asset_map import jobs, privacy
 from asset_map.csv_writer import MEDIA_TYPE, CsvWriter
 from asset_map.errors import InputError, NotFound
 from asset_map.filenames import safe_filename
@@ -16,9 +16,8 @@ from asset_map.registers.duplicates import cross_register_duplicates
 from asset_map.registers.import_report import redacted, write_duplicates_csv
 from asset_map.registers.schema import FIELDS
 from asset_map.registers.store import get_register, list_registers
-from asset_map.vocabulary import role_rank
 from asset_map.web import extensions
-from asset_map.web.auth import current_actor, current_role, require_role
+from asset_map.web.auth import current_actor, current_role, record_read, require_role
 
 bp = Blueprint("registers", __name__, url_prefix="/registers")
 QUARANTINE_PAGE = 25
@@ -44,11 +43,13 @@ def show(name):
             raise
         # A register's first import, queued or failed: the page shows its job.
         register, report = {"name": name, "source_file": None, "version": 0}, None
-    hidden = bool(report and report.personal and role_rank(current_role()) < role_rank("officer"))
+    hidden = bool(report and report.personal and not privacy.sees_individual_points(current_role()))
     facts, imports = manage.facts(engine, name, stale_months=_settings()["STALE_MONTHS"])
+    mapping_yaml = uploads.as_yaml(facts.pop("mapping") or {}, register=name) if facts.get("mapping") else None
     running = any(j["status"] in ("queued", "running") and not j["interrupted"] for j in import_jobs)
     return render_template("registers/show.html", register=register, report=redacted(report) if hidden else report,
-                           hidden=hidden, facts=facts, imports=imports, jobs=import_jobs, running=running)
+                           hidden=hidden, facts=facts, imports=imports, jobs=import_jobs, running=running,
+                           mapping_yaml=mapping_yaml)
 
 
 @bp.get("/<name>/duplicates.csv")
@@ -57,11 +58,12 @@ def duplicates_csv(name):
     lists the first ones found at import)."""
     engine = extensions.engine()
     _, report = get_register(engine, name)
-    hidden = bool(report and report.personal and role_rank(current_role()) < role_rank("officer"))
+    hidden = bool(report and report.personal and not privacy.sees_individual_points(current_role()))
     with engine.connect() as conn:
         pairs = cross_register_duplicates(conn, name)
     out = io.StringIO()
     write_duplicates_csv(pairs, out, hidden=hidden, bom=True)
+    record_read(f"duplicates:{name}", details={"format": "csv", "register": name}, rows=len(pairs))
     return _csv(out.getvalue(), f"{name}-duplicates.csv")
 
 
@@ -90,12 +92,9 @@ def assets_csv(name):
     with engine.connect() as conn:
         rows = conn.execute(text(f"SELECT {', '.join(_ASSET_CSV)}, ST_X(geom) AS lon, ST_Y(geom) AS lat "
                                  f"FROM assets WHERE register = :r ORDER BY id"), {"r": name}).all()
-    out = io.StringIO()
-    writer = CsvWriter(out)
-    writer.header(_ASSET_CSV + ["lon", "lat", "page"])
-    writer.rows(list(row) + [f"/assets/{row[0]}"] for row in rows)
     audit("export", target=f"register:{name}", details={"format": "csv", "what": "assets"}, rows=len(rows))
-    return _csv(out.getvalue(), f"{name}-assets.csv")
+    return _csv_table(_ASSET_CSV + ["lon", "lat", "page"], ([*row, f"/assets/{row[0]}"] for row in rows),
+                      f"{name}-assets.csv")
 
 
 @bp.get("/<name>/quarantine.csv")
@@ -107,15 +106,20 @@ def quarantine_csv(name):
     get_register(engine, name)
     with engine.connect() as conn:
         total, rows = quarantine.page(conn, name, limit=10**7)
+    audit("export", target=f"register:{name}", details={"format": "csv", "what": "quarantine"}, rows=total)
+    body = ([r["id"], r["source_row"],
+             "; ".join(f"{p['field']}: {p['reason']}" for p in r["problems"] if p.get("severity") == "error"),
+             *quarantine.row_fields(r).values()] for r in rows)
+    return _csv_table(["quarantine_id", "source_row", "problems", *FIELDS], body, f"{name}-quarantine.csv")
+
+
+def _csv_table(header, rows, filename):
+    """Rows as a spreadsheet-safe CSV download (the project's one CSV writer: BOM, formula-like cells neutralised)."""
     out = io.StringIO()
     writer = CsvWriter(out)
-    writer.header(["quarantine_id", "source_row", "problems"] + list(FIELDS))
-    for r in rows:
-        problems = "; ".join(f"{p['field']}: {p['reason']}" for p in r["problems"] if p.get("severity") == "error")
-        fields = quarantine.row_fields(r)
-        writer.row([r["id"], r["source_row"], problems] + [fields[f] for f in FIELDS])
-    audit("export", target=f"register:{name}", details={"format": "csv", "what": "quarantine"}, rows=total)
-    return _csv(out.getvalue(), f"{name}-quarantine.csv")
+    writer.header(header)
+    writer.rows(rows)
+    return _csv(out.getvalue(), filename)
 
 
 @bp.get("/<name>/mapping.yaml")
@@ -197,13 +201,23 @@ def preview(upload_id):
     upload_row = uploads.get(engine, upload_id)
     if not upload_row["mapping"]:
         return redirect(url_for("registers.mapping", upload_id=upload_id))
+    mapping_ = Mapping.from_dict(uploads.mapping_keys(upload_row["mapping"]), source="mapping form")
     result = preview_.preview(engine, uploads.path_of(_settings(), upload_row["stored_name"]),
-                              register=upload_row["register"],
-                              mapping=Mapping.from_dict(uploads.mapping_keys(upload_row["mapping"]), source="mapping form"),
-                              settings=_settings(), source_name=upload_row["original_name"])
+                              register=upload_row["register"], mapping=mapping_, settings=_settings(),
+                              source_name=upload_row["original_name"])
+    from asset_map.web.auth import audit
+
+    report = result["report"]
+    audit("preview", target=upload_row["register"], rows=report.rows_read,
+          details={"upload": upload_id, "file": upload_row["original_name"], "inserted": report.inserted,
+                   "updated": report.updated, "withdrawn": report.withdrawn, "quarantined": report.quarantined})
     return render_template("registers/preview.html", upload=upload_row, result=result, report=result["report"],
                            map_config={"tiles": _tiles(), "attribution": _settings().get("TILES_ATTRIBUTION", ""),
-                                       "points": result["points"]})
+                                       "points": result["points"], "districts": _districts_url()})
+
+
+def _districts_url():
+    return url_for("ogc.items", collection_id="districts", limit=1000)
 
 
 def _tiles():
@@ -298,7 +312,8 @@ def quarantine_fix(name, qid):
     return render_template("registers/quarantine_fix.html", name=name, row=row, values=values, error=error,
                            problems=problems, editable=edits.EDITABLE,
                            map_config={"tiles": _tiles(), "attribution": _settings().get("TILES_ATTRIBUTION", ""),
-                                       "point": point, "pick": True, "nearby": [], "name": values.get("name")}), \
+                                       "point": point, "pick": True, "nearby": [], "name": values.get("name"),
+                                       "districts": _districts_url()}), \
         status
 
 

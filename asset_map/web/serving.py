@@ -8,7 +8,7 @@ Compression is Flask-Compress (gzip, brotli, zstd as the client accepts) for HTM
 from flask import request
 from flask_compress import Compress
 
-from asset_map.tools.vendor import VENDOR_PREFIX
+from asset_map.web.vendored import VENDOR_PREFIX
 
 GEOJSON_TYPES = ["application/geo+json", "application/vnd.geo+json"]
 MIN_COMPRESS_BYTES = 1024

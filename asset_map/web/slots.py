@@ -1,52 +1,114 @@
 """Bounded slots for heavy work in a serving process, so it cannot take every thread from the map.
 
-A request that finds every slot taken waits a moment, then gets a polite 503 with Retry-After (``errors.Busy``)
-rather than queueing behind the others. A streamed response holds its slot until the last byte is sent (or the
-client goes away), not only while the view function runs.
+A request that finds every slot taken waits a moment, then gets a polite 503 (``errors.Busy``) or 429 with
+Retry-After rather than queueing behind the others. A streamed response holds its slot until the last byte is sent or the
+response is closed (the client went away), not only while the view function runs.
+
+A WSGI server streams a response on the thread that handled its request and takes no other request on that thread
+until it is done. So when a thread asks for a slot while still holding one, the earlier response was abandoned
+without being closed (a test client that never read the body does that): its slot is taken back, never leaked.
 """
 
+import fcntl
+import os
 import threading
+import time
+from pathlib import Path
 
 from flask import current_app
 
-from asset_map.errors import Busy
+from asset_map.errors import Busy, TooManyRequests
 
 
 class Slots:
-    def __init__(self, what, size, *, wait_s, retry_after):
+    """``size`` slots for one process (a semaphore), or, with ``lock_dir``, for every process of the server on
+    this machine: slot i is an exclusive ``flock`` on ``lock_dir/<what>-i.lock``, which the kernel also frees if
+    the process dies."""
+
+    def __init__(self, what, size, *, wait_s, retry_after, lock_dir=None, error=Busy):
         self.what = what
+        self.error = error
         self.size = size
         self.wait_s = wait_s
         self.retry_after = retry_after
         self._sem = threading.BoundedSemaphore(size)
+        self._dir = Path(lock_dir) if lock_dir else None
+        if self._dir is not None:
+            self._dir.mkdir(parents=True, exist_ok=True)
+        self._holders = {}
+        self._lock = threading.Lock()
 
     def acquire(self):
-        if not self._sem.acquire(timeout=self.wait_s):
+        me = threading.get_ident()
+        with self._lock:
+            stale = self._holders.pop(me, None)
+        if stale is not None:
+            stale.release()
+        token = self._take()
+        if token is None:
             msg = (f"All {self.size} {self.what} slots of this server are in use. Please try again in "
                    f"{self.retry_after} seconds.")
-            raise Busy(msg, retry_after=self.retry_after)
-        return _Held(self._sem)
+            raise self.error(msg, retry_after=self.retry_after)
+        held = _Held(self, me, token)
+        with self._lock:
+            self._holders[me] = held
+        return held
+
+    def _take(self):
+        if self._dir is None:
+            return True if self._sem.acquire(timeout=self.wait_s) else None
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            for i in range(self.size):
+                fd = os.open(self._dir / f"{self.what.replace(' ', '-')}-{i}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return fd
+                except BlockingIOError:
+                    os.close(fd)
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+
+    def _released(self, held):
+        with self._lock:
+            if self._holders.get(held.thread) is held:
+                del self._holders[held.thread]
+        if self._dir is None:
+            self._sem.release()
+        else:
+            os.close(held.token)  # closing the descriptor drops its flock
 
 
 class _Held:
     """One taken slot; ``release`` is safe to call more than once (a response's close and a generator's end)."""
 
-    def __init__(self, sem):
-        self._sem = sem
+    def __init__(self, slots, thread, token):
+        self._slots = slots
+        self.thread = thread
+        self.token = token
         self._lock = threading.Lock()
         self._done = False
 
     def release(self):
         with self._lock:
-            if not self._done:
-                self._done = True
-                self._sem.release()
+            if self._done:
+                return
+            self._done = True
+        self._slots._released(self)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.release()
+
+
+# Exports are shared by every worker of the server (they load the database and the machine, not one process);
+# tile rendering is bounded per process. A download that finds no slot is told the server is busy (503); a flood of
+# tile requests is told to slow down (429), a client's error rather than the server's.
+SHARED = {"export"}
+ERRORS = {"export": Busy, "tile": TooManyRequests}
 
 
 def slots(name):
@@ -56,6 +118,8 @@ def slots(name):
     if key not in app.extensions:
         settings = app.config["ASSET_MAP"]
         upper = name.upper()
+        lock_dir = Path(settings["VAR_DIR"]) / "slots" if name in SHARED else None
         app.extensions[key] = Slots(name.replace("_", " "), max(1, int(settings[f"{upper}_SLOTS"])),
-                                    wait_s=float(settings[f"{upper}_WAIT_S"]), retry_after=5)
+                                    wait_s=float(settings[f"{upper}_WAIT_S"]), retry_after=5, lock_dir=lock_dir,
+                                    error=ERRORS.get(name, Busy))
     return app.extensions[key]

@@ -11,10 +11,10 @@ from asset_map.errors import NotFound
 from asset_map.maps import styles, table
 from asset_map.vocabulary import TIER_LABELS
 from asset_map.web import extensions
-from asset_map.web.auth import current_role
+from asset_map.web.auth import current_role, record_read
 from asset_map.web.filters import form_choices, request_filter
-from asset_map.tools.vendor import DEFAULT_DIR
 from asset_map.web.slots import slots
+from asset_map.web.vendored import DEFAULT_DIR
 
 bp = Blueprint("tables", __name__)
 # The category styles are checked when the app starts, like the layer files: a broken file names every problem.
@@ -49,7 +49,8 @@ def assets():
 def assets_csv():
     engine, flt, role = extensions.engine(), request_filter(), current_role()
     held = slots("export").acquire()  # held until the last byte is sent (or the client goes away)
-    body = stream_with_context(_encoded(table.csv_chunks(engine, flt, role=role), held))
+    details = {"format": "csv", "filters": flt.as_args(), "role": role}
+    body = stream_with_context(_encoded(table.csv_chunks(engine, flt, role=role), held, details))
     name = f"assets-{date.today().isoformat()}.csv"
     res = Response(body, content_type="text/csv; charset=utf-8",
                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -57,12 +58,16 @@ def assets_csv():
     return res
 
 
-def _encoded(chunks, held):
+def _encoded(chunks, held, details):
+    # The bulk read is logged when the stream ends (or the client goes away), with the rows actually sent.
+    lines = 0
     try:
         for piece in chunks:
+            lines += piece.count("\r\n")
             yield piece.encode("utf-8")
     finally:
         held.release()
+        record_read("assets.csv", details=details, rows=max(lines - 1, 0))
 
 
 @bp.get("/assets/<path:filename>")

@@ -5,4 +5,18 @@ reference in the same run (a ratio), because these machines are noisy. The harne
 named in MODULES, prints each figure with its reference and writes BENCHMARKS.md and a JSON file.
 """
 
-MODULES = ["imports", "mappage", "exports", "gaps", "network", "security", "load", "community"]
+# One module a line, so that adding one merges cleanly.
+MODULES = [
+    "imports",
+    "mappage",
+    "exports",
+    "gaps",
+    "network",
+    "security",
+    "standards",
+    "load",
+    "registers",
+    "geographies",
+    "community",
+    "privacy",
+]

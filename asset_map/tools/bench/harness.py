@@ -22,7 +22,8 @@ from asset_map.tools.bench.core import SCALES, BenchContext, Figure
 
 # Areas the issues name, and the module that measures each, so `--only export` finds `exports`.
 AREA_MODULES = {"import": "imports", "geocode": "imports", "map": "mappage", "export": "exports", "ogc": "exports",
-                "gap": "gaps", "load": "load"}
+                "gap": "gaps", "load": "load", "geography": "geographies", "briefing": "geographies",
+                "tiles": "national", "tables": "national", "memory": "national"}
 
 
 @dataclass

@@ -139,7 +139,7 @@ def _explorer_figures(engine, url, n, browser, workdir):
 
 
 def _folium_reference(gdf, plugin, workdir, static_url):
-    from asset_map.tools import vendor
+    from asset_map.web import vendored as vendor
 
     vendor.use_local_assets(lambda rel: f"{static_url}/{rel}")
     xy = list(zip(gdf.geometry.y.round(6), gdf.geometry.x.round(6)))  # Leaflet order: lat, lon

@@ -46,9 +46,10 @@ def get(url, *, timeout=30, headers=None):
 
 
 class Server:
-    """``with Server(database_url, workdir, WORKERS=2) as srv: srv.url``; extra keywords are settings."""
+    """``with Server(database_url, workdir, WORKERS=2) as srv: srv.url``; extra keywords are settings. ``worker``:
+    also the background import worker `asset-map serve` starts (off by default, so its memory is not counted)."""
 
-    def __init__(self, database_url, workdir, **settings):
+    def __init__(self, database_url, workdir, *, worker=False, **settings):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = Path(workdir)
@@ -58,7 +59,8 @@ class Server:
         env.update({f"ASSET_MAP_{k}": str(v) for k, v in settings.items()})
         self.log = self.workdir / f"server-{self.port}.log"
         self._log = open(self.log, "w")
-        self.proc = subprocess.Popen([*serve_command(), "serve", "--port", str(self.port)], env=env,
+        extra = [] if worker else ["--no-worker"]
+        self.proc = subprocess.Popen([*serve_command(), "serve", "--port", str(self.port), *extra], env=env,
                                      stdout=subprocess.DEVNULL, stderr=self._log)
 
     def wait_ready(self, timeout=60):

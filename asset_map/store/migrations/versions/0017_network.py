@@ -6,6 +6,8 @@ Revises: 0010
 One network per mode (walk, drive, cycle), replaced whole by each `asset-map load network`. Nodes carry both the
 store's EPSG:4326 and the measuring EPSG:27700 coordinates, so the analysis reads arrays without a transform.
 Edges are node index pairs with their length in metres; the graph is small enough to read whole per report.
+No foreign keys on the millions of node and edge rows (a per-row check would double a county load): a load deletes
+and writes a mode's three tables together in one transaction.
 """
 import sqlalchemy as sa
 from alembic import op
@@ -33,7 +35,7 @@ def upgrade():
     )
     op.create_table(
         "network_nodes",
-        sa.Column("mode", sa.Text, sa.ForeignKey("network_loads.mode", ondelete="CASCADE"), nullable=False),
+        sa.Column("mode", sa.Text, nullable=False),
         sa.Column("id", sa.Integer, nullable=False),
         sa.Column("osm_id", sa.BigInteger, nullable=False),
         sa.Column("lon", sa.Float, nullable=False),
@@ -44,7 +46,7 @@ def upgrade():
     )
     op.create_table(
         "network_edges",
-        sa.Column("mode", sa.Text, sa.ForeignKey("network_loads.mode", ondelete="CASCADE"), nullable=False),
+        sa.Column("mode", sa.Text, nullable=False),
         sa.Column("u", sa.Integer, nullable=False),
         sa.Column("v", sa.Integer, nullable=False),
         sa.Column("length_m", sa.Float, nullable=False),

@@ -41,10 +41,11 @@ def upgrade():
         sa.Column("loaded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     )
     op.create_index("ix_geography_areas_geom", "geography_areas", ["geom"], postgresql_using="gist")
+    # No foreign keys here: a geography's links are replaced in bulk (a million rows for 9,000 wards), and a
+    # per-row foreign key check would take most of the load's time; the code deletes them with their geography.
     op.create_table(
         "asset_areas",
-        sa.Column("geography", sa.String(64), sa.ForeignKey("geographies.name", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column("geography", sa.String(64), nullable=False),
         sa.Column("area_code", sa.String(64), nullable=False),
         sa.Column("asset_id", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("geography", "area_code", "asset_id", name="pk_asset_areas"),

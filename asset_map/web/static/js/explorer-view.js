@@ -32,6 +32,8 @@
       map.setView([parseFloat(m[2]), parseFloat(m[3])], parseInt(m[1], 10), {animate: false});
     } else if (cfg.focus) {
       map.setView([cfg.focus.lat, cfg.focus.lon], cfg.focus.zoom || 15, {animate: false});
+    } else if (cfg.outline) {
+      map.fitBounds(cfg.outline.bounds, {animate: false});
     }
     var url = assetsUrl(map, cfg);
     window.assetMapView.prefetched = {url: url,

@@ -317,6 +317,12 @@
   };
   legend.addTo(map);
 
+  // ---- the area of a geography the view is filtered to (?area=divisions:D001), outlined
+  if (cfg.outline) {
+    L.geoJSON(cfg.outline.geojson, {interactive: false, style: {color: "#0b0c0c", weight: 3, fill: false}})
+      .addTo(map);
+  }
+
   // ---- the searched postcode and the numbered nearest assets (explorer-view.js has set the opening view)
   if (cfg.focus) {
     L.circleMarker([cfg.focus.lat, cfg.focus.lon], {radius: 9, color: "#0b0c0c", weight: 3, fillColor: "#ffdd00",

@@ -35,6 +35,18 @@
     });
     map.fitBounds(bounds, {padding: [20, 20], maxZoom: 15});
   }
+  // District outlines (the OGC API's districts collection) where a point is placed or rows previewed: the map has
+  // something to place a point against even without base-map tiles (offline).
+  if ((config.pick || config.points) && config.districts && window.fetch) {
+    fetch(config.districts, {headers: {"Accept": "application/geo+json"}})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (data) {
+        if (!data) { return; }
+        L.geoJSON(data, {interactive: false, style: {color: "#505a5f", weight: 1.5, fill: false}}).addTo(map);
+        holder.setAttribute("data-districts", "1");
+      })
+      .catch(function () { /* the outlines are a help, not a need */ });
+  }
   if (config.pick) {
     holder.classList.add("point-map--pick");
     map.on("click", function (e) {
@@ -43,5 +55,6 @@
       if (lon && lat) { lon.value = e.latlng.lng.toFixed(6); lat.value = e.latlng.lat.toFixed(6); }
     });
   }
+  window.pointMap = map;  // for tests and the browser console
   holder.setAttribute("data-ready", "1");
 })();

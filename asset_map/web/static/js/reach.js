@@ -148,16 +148,14 @@
     if (window.assetMap && window.assetMap.map) { initMainMap(window.assetMap); }
   }
 
-  function ready() {
-    if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
-  }
-
-  if (window.L) {
-    ready();
-  } else {
+  // Leaflet may come later in the page (an asset page loads it at the end): decide once the page is parsed.
+  function withLeaflet() {
+    if (window.L) { start(); return; }
     var s = document.createElement("script");
     s.src = current && current.dataset.leaflet;
-    s.onload = ready;
+    s.onload = start;
     document.head.appendChild(s);
   }
+
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", withLeaflet); } else { withLeaflet(); }
 })();
