@@ -132,7 +132,7 @@ def test_without_smtp_the_links_wait_in_the_outbox(community_url, tmp_path, comm
     assets = _give_tamworth_contacts(community_engine)
     app = make_app(community_url, tmp_path)
     _, page = _send_all_stale(app, community_engine)
-    assert "written to the outbox" in page
+    assert "for an officer to send by hand" in page
     files = sorted((tmp_path / "outbox").glob("*.eml"))
     assert len(files) == len(assets) and b"/confirm/" in files[0].read_bytes()
     with community_engine.connect() as conn:

@@ -38,6 +38,9 @@ EXPECTED = {
     "/admin/users/1/remove": (405, 405, 405, 405),
     # Drawing a neighbourhood is for officers (auth.PATH_ROLES).
     "/geographies/draw": (302, 403, 200, 200),
+    # The outbox holds other people's e-mails: officers only (the rest of /moderation: organisers and above).
+    "/moderation/outbox": (302, 403, 200, 200),
+    "/moderation/outbox/x": (302, 403, 404, 404),
 }
 
 XSS = ["<script>alert('xss-name')</script>", "\"><img src=x onerror=alert('xss-attr')>",
