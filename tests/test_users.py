@@ -34,8 +34,8 @@ def test_users_are_added_with_a_scrypt_hash_and_audited(engine):
 @pytest.mark.parametrize("email,password,role,message", [
     ("not-an-email", PASSWORD, "officer", "is not an e-mail address"),
     ("a@example.org", "short", "officer", "at least 10 characters"),
-    ("a@example.org", PASSWORD, "superuser", "is not one of organiser, officer, admin"),
-    ("a@example.org", PASSWORD, "public", "is not one of organiser, officer, admin"),
+    ("a@example.org", PASSWORD, "superuser", "is not one of organiser, councillor, officer, admin"),
+    ("a@example.org", PASSWORD, "public", "is not one of organiser, councillor, officer, admin"),
 ])
 def test_bad_users_are_refused_and_nothing_is_written(engine, email, password, role, message):
     with pytest.raises(InputError, match=message):

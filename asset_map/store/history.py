@@ -191,7 +191,8 @@ def erase(conn, asset_id, stamp, *, fields=None):
         "WHERE asset_id = :a"), {"a": asset_id, "all": keys is None, "keys": keys or []})
     conn.execute(text(
         f"INSERT INTO asset_versions (asset_id, version, register, actor, action, reason, import_id) "
-        f"SELECT a.id, (SELECT max(version) FROM asset_versions WHERE asset_id = a.id) + 1, a.register, h.* "
+        f"SELECT a.id, GREATEST(a.version, COALESCE((SELECT max(version) FROM asset_versions WHERE asset_id = a.id), 0) "
+        f"+ 1), a.register, h.* "
         f"FROM assets a, (VALUES {VALUES}) AS h WHERE a.id = :a"), {"a": asset_id, **stamp.params()})
 
 
