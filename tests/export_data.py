@@ -14,7 +14,7 @@ from shapely import wkb
 from sqlalchemy import text
 
 from asset_map.store import assets
-from tests.conftest import engine_over
+from tests.conftest import engine_over, make_app
 
 STAFFORD, TAMWORTH = "E07000197", "E07000199"
 EVIL_NAME = '=HYPERLINK("http://evil.example/","click")'
@@ -98,3 +98,14 @@ def export_db(pg_server, pack_db):
 def export_engine(export_db):
     with engine_over(export_db) as eng:
         yield eng
+
+
+# The OGC and ORUK tests' app and client over the export database.
+@pytest.fixture
+def oapp(export_db, tmp_path):
+    return make_app(export_db, tmp_path)
+
+
+@pytest.fixture
+def oclient(oapp):
+    return oapp.test_client()

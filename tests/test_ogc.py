@@ -8,8 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from asset_map.api import layers, rows
-from tests.conftest import make_app
-from tests.export_data import STAFFORD, export_db, export_engine  # noqa: F401
+from tests.export_data import STAFFORD, export_db, export_engine, oapp, oclient  # noqa: F401
 
 GDAL_READ = """
 import json, sys
@@ -24,16 +23,6 @@ for lid in ids:
                 "bounds": [float(v) for v in df.total_bounds]}
 print(json.dumps(out))
 """
-
-
-@pytest.fixture
-def oapp(export_db, tmp_path):
-    return make_app(export_db, tmp_path)
-
-
-@pytest.fixture
-def oclient(oapp):
-    return oapp.test_client()
 
 
 @pytest.mark.slow

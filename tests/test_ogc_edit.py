@@ -10,20 +10,9 @@ import pytest
 from sqlalchemy import text
 
 from tests.accounts import bearer
-from tests.conftest import make_app
-from tests.export_data import STAFFORD, export_db, export_engine  # noqa: F401
+from tests.export_data import STAFFORD, export_db, export_engine, oapp, oclient  # noqa: F401
 
 GEOJSON = "application/geo+json"
-
-
-@pytest.fixture
-def oapp(export_db, tmp_path):
-    return make_app(export_db, tmp_path)
-
-
-@pytest.fixture
-def oclient(oapp):
-    return oapp.test_client()
 
 
 @pytest.fixture

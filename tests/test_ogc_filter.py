@@ -10,20 +10,9 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import make_app
-from tests.export_data import STAFFORD, TAMWORTH, export_db, export_engine  # noqa: F401
+from tests.export_data import STAFFORD, TAMWORTH, export_db, export_engine, oapp, oclient  # noqa: F401
 
 ITEMS = "/ogc/collections/{}/items?limit=1000&"
-
-
-@pytest.fixture
-def oapp(export_db, tmp_path):
-    return make_app(export_db, tmp_path)
-
-
-@pytest.fixture
-def oclient(oapp):
-    return oapp.test_client()
 
 
 def _names(client, query, layer="assets", expect=200):

@@ -7,19 +7,8 @@ from sqlalchemy import text
 
 from asset_map.oruk import ids
 from tests.accounts import bearer
-from tests.conftest import make_app
-from tests.export_data import STAFFORD, export_db, export_engine  # noqa: F401
+from tests.export_data import STAFFORD, export_db, export_engine, oapp, oclient  # noqa: F401
 from tests.standards import problems, response_validator, validator
-
-
-@pytest.fixture
-def oapp(export_db, tmp_path):
-    return make_app(export_db, tmp_path)
-
-
-@pytest.fixture
-def oclient(oapp):
-    return oapp.test_client()
 
 
 def _all_pages(client, path, per_page=7, headers=None):
