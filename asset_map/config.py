@@ -95,6 +95,8 @@ SETTINGS = [
     Setting("POOL_TIMEOUT_S", 3, "A request waits at most this long for a free database connection, then gets a "
             "503.", int),
     Setting("MAX_REQUESTS", 20000, "Recycle a server worker after about this many requests (0: never).", int),
+    Setting("FEED_CACHE_MB", 32, "Memory per server process for answers of the ORUK feed, kept until the assets or "
+            "reference data change (0: every request reads the database).", int),
     Setting("STATIC_MAX_AGE_S", 3600, "Cache-Control max-age of the app's own static files.", int),
     Setting("VENDOR_MAX_AGE_S", 604800, "Cache-Control max-age of the vendored JavaScript/CSS (pinned versions; 7 "
             "days).", int),

@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from asset_map.oruk import ids
 from tests.accounts import bearer
+from tests.conftest import make_app
 from tests.export_data import STAFFORD, export_db, export_engine, oapp, oclient  # noqa: F401
 from tests.standards import problems, response_validator, validator
 
@@ -167,3 +168,40 @@ def test_totals_follow_the_assets(oclient, export_engine):
         offers = conn.execute(text("UPDATE assets SET status = 'closed' WHERE name = 'Stone Library' "
                                    "RETURNING cardinality(offers)")).scalar()
     assert oclient.get("/oruk/services?page=2&per_page=2").get_json()["total_items"] == before - offers
+
+
+def test_answers_are_kept_until_the_data_changes(oapp, oclient, export_engine, monkeypatch):
+    """A feed page asked again is sent from memory, without building it; a write to the assets makes it fresh."""
+    from asset_map.oruk import publish
+
+    built = []
+    real = publish.services
+    monkeypatch.setattr(publish, "services", lambda *a, **k: built.append(1) or real(*a, **k))
+    first = oclient.get("/oruk/services?per_page=5").get_data()
+    assert oclient.get("/oruk/services?per_page=5").get_data() == first and len(built) == 1
+    with export_engine.begin() as conn:
+        conn.execute(text("UPDATE assets SET name = 'Stafford Town Library' WHERE name = 'Stafford Library'"))
+    fresh = json.dumps(_all_pages(oclient, "/oruk/services", per_page=100)[0])
+    assert "Stafford Town Library" in fresh and len(built) > 1
+    with export_engine.begin() as conn:
+        conn.execute(text("UPDATE assets SET name = 'Stafford Library' WHERE name = 'Stafford Town Library'"))
+
+
+def test_kept_answers_are_per_role(oapp, monkeypatch, export_engine):
+    """An officer's page (with e-mail addresses and the restricted asset) is never sent to the public from the
+    cache; with the role left out of the key (the protection off) it would be."""
+    from asset_map.web import oruk as oruk_routes
+
+    officer = bearer(export_engine, "officer")
+
+    def leak_check(app):
+        client = app.test_client()
+        assert "@example.org" in client.get("/oruk/services?per_page=1000", headers=officer).get_data(as_text=True)
+        return client.get("/oruk/services?per_page=1000").get_data(as_text=True)
+
+    public = leak_check(oapp)
+    assert "@example.org" not in public and "Restricted Library" not in public
+    real_key = oruk_routes.answer_key
+    monkeypatch.setattr(oruk_routes, "answer_key", lambda: real_key()[:-1])
+    leaked = leak_check(make_app(oapp.config["ASSET_MAP"]["DATABASE_URL"], oapp.config["ASSET_MAP"]["VAR_DIR"]))
+    assert "@example.org" in leaked and "Restricted Library" in leaked

@@ -2,6 +2,9 @@
 writes reference data or assets, from database triggers, so every writer is covered. ``stamps`` reads the newest row
 per family; a cache entry made under older stamps is stale."""
 
+import threading
+from collections import OrderedDict
+
 from sqlalchemy import text
 
 FAMILIES = ("reference", "assets")
@@ -17,3 +20,38 @@ def stamps(conn):
 def record(conn, family):
     """For writes no trigger sees (attaching a partition that was filled while detached)."""
     conn.execute(text("INSERT INTO tile_changes (family) VALUES (:f)"), {"f": family})
+
+
+class StampedCache:
+    """Answers derived from the store, kept in this process while the change stamps they were made under are still
+    the newest: a hit costs the one stamps query, and any write to assets or reference data (every writer moves a
+    stamp through triggers) makes every older entry unreachable. Bounded by bytes, least recently used out first.
+
+    The stamps are read *before* the answer is computed, so an answer can be newer than its stamps but never older:
+    a write that lands in between moves the stamp and the next request recomputes."""
+
+    def __init__(self, max_bytes):
+        self.max_bytes = max_bytes
+        self._entries = OrderedDict()    # (stamps, key) -> bytes
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, engine, key, compute):
+        """The bytes for ``key`` under the store's current stamps; ``compute()`` makes them on a miss."""
+        with engine.connect() as conn:
+            full = (str(engine.url), tuple(sorted(stamps(conn).items())), key)
+        with self._lock:
+            value = self._entries.get(full)
+            if value is not None:
+                self._entries.move_to_end(full)
+                return value
+        value = compute()
+        if len(value) <= self.max_bytes // 4:  # one huge page must not flush everything else
+            with self._lock:
+                if full not in self._entries:
+                    self._entries[full] = value
+                    self._bytes += len(value)
+                while self._bytes > self.max_bytes:
+                    _, old = self._entries.popitem(last=False)
+                    self._bytes -= len(old)
+        return value

@@ -6,6 +6,7 @@ import json
 from flask import Blueprint, Response, current_app, request
 
 from asset_map.config import attribution_lines
+from asset_map.store.change_stamps import StampedCache
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
 from asset_map.web.lazy import lazy
@@ -31,6 +32,28 @@ def _json(doc, content_type=JSON):
     return Response(json.dumps(doc, ensure_ascii=False), content_type=content_type)
 
 
+def _answers():
+    app = current_app._get_current_object()
+    if "asset_map.oruk_answers" not in app.extensions:
+        app.extensions["asset_map.oruk_answers"] = StampedCache(app.config["ASSET_MAP"]["FEED_CACHE_MB"] * 2**20)
+    return app.extensions["asset_map.oruk_answers"]
+
+
+def answer_key():
+    """All that an answer depends on besides the data: path, arguments, address (its links) and the role, which
+    decides what the privacy rule lets it see (an officer's page carries e-mail addresses the public's does not)."""
+    return request.path, tuple(sorted(request.args.items(multi=True))), _base(), current_role()
+
+
+def _feed(engine, answer):
+    """``answer()``'s JSON, kept until the data changes: a feed is read page by page, over and over, by partners'
+    crawlers."""
+    if not current_app.config["ASSET_MAP"]["FEED_CACHE_MB"]:
+        return _json(answer())
+    body = _answers().get(engine, answer_key(), lambda: json.dumps(answer(), ensure_ascii=False).encode())
+    return Response(body, content_type=JSON)
+
+
 @bp.after_request
 def _cors(response):
     response.headers["Access-Control-Allow-Origin"] = "*"
@@ -54,23 +77,26 @@ def api():
 @bp.get("/services")
 def services():
     # The read-only engine (autocommit, no ping), as the OGC items: a directory is read far more than written.
-    return _json(publish.services(extensions.read_engine(), request.args, role=current_role(), **_meta()))
+    engine = extensions.read_engine()
+    return _feed(engine, lambda: publish.services(engine, request.args, role=current_role(), **_meta()))
 
 
 @bp.get("/services/<service_id>")
 def service(service_id):
-    return _json(publish.service(extensions.engine(), service_id, role=current_role()))
+    engine = extensions.read_engine()
+    return _feed(engine, lambda: publish.service(engine, service_id, role=current_role()))
 
 
 @bp.get("/service_at_locations")
 def service_at_locations():
-    return _json(publish.service_at_locations(extensions.read_engine(), request.args, role=current_role(),
-                                              **_meta()))
+    engine = extensions.read_engine()
+    return _feed(engine, lambda: publish.service_at_locations(engine, request.args, role=current_role(), **_meta()))
 
 
 @bp.get("/service_at_locations/<sal_id>")
 def service_at_location(sal_id):
-    return _json(publish.service_at_location(extensions.engine(), sal_id, role=current_role()))
+    engine = extensions.read_engine()
+    return _feed(engine, lambda: publish.service_at_location(engine, sal_id, role=current_role()))
 
 
 @bp.get("/taxonomies")
