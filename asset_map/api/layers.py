@@ -15,7 +15,7 @@ from sqlalchemy import text
 from asset_map import disclosure, privacy
 from asset_map.errors import NotFound
 from asset_map.maps.queries import area_vintage
-from asset_map.store.assets import AssetFilter
+from asset_map.store.assets import AssetFilter, one_of
 
 _SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 _DISTRICT_LAYER = re.compile(r"^assets-([EWSN][0-9]{8})$")
@@ -87,8 +87,7 @@ class Layer:
 def _polygon_filters(flt, params, *, code):
     conds = []
     if flt.district:
-        conds.append(f"{code} = ANY(:f_district)")
-        params["f_district"] = list(flt.district)
+        conds.append(one_of(code, "f_district", list(flt.district), params))
     if flt.bbox:
         conds.append("g.geom && ST_MakeEnvelope(:f_minx, :f_miny, :f_maxx, :f_maxy, 4326)")
         params.update(zip(("f_minx", "f_miny", "f_maxx", "f_maxy"), flt.bbox))
