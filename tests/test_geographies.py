@@ -175,3 +175,55 @@ def test_gap_report_for_a_drawn_neighbourhood(geo_engine):
         gaps.run(geo_engine, gaps.GapRequest.from_args({"area": "pilot-neighbourhoods:FAR", "need": "imd:2025"}))
     with geo_engine.begin() as conn:
         conn.execute(text("DELETE FROM geography_areas WHERE geography = 'pilot-neighbourhoods' AND code = 'FAR'"))
+
+
+def _links(engine):
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT geography, area_code, a.name FROM asset_areas x JOIN assets a "
+                                 "ON a.id = x.asset_id ORDER BY 1, 2, 3")).all()
+
+
+def _points(engine):
+    from asset_map.store import partitions
+
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO registers (name, version, imported_at) VALUES ('pts', 1, now())"))
+        partitions.ensure(conn, "pts")
+        conn.execute(text(
+            "INSERT INTO assets (register, match_key, tier, category, name, geom) VALUES "
+            "('pts', 'a', 'association', 'park', 'in A', ST_SetSRID(ST_MakePoint(-1.695, 52.605), 4326)), "
+            "('pts', 'b', 'association', 'park', 'on the edge of A', ST_SetSRID(ST_MakePoint(-1.69, 52.605), 4326)), "
+            "('pts', 'c', 'association', 'park', 'outside', ST_SetSRID(ST_MakePoint(-1.5, 52.5), 4326))"))
+
+
+def test_a_reload_swaps_the_geographys_links_and_leaves_the_others(engine, tmp_path):
+    """Each geography's links are a partition of their own, replaced whole by a reload; a point on a border is in
+    the area (as ST_Intersects says)."""
+    _points(engine)
+    geographies.load(engine, "wards", _features(tmp_path, [("A", "One", SQUARE)]))
+    geographies.load(engine, "parishes", _features(tmp_path, [("P", "Parish", SQUARE)], name="p.geojson"))
+    assert _links(engine) == [("parishes", "P", "in A"), ("parishes", "P", "on the edge of A"),
+                              ("wards", "A", "in A"), ("wards", "A", "on the edge of A")]
+    moved = shapely.box(-1.5005, 52.4995, -1.4995, 52.5005)
+    geographies.load(engine, "wards", _features(tmp_path, [("B", "Two", moved)], name="v2.geojson"))
+    assert _links(engine) == [("parishes", "P", "in A"), ("parishes", "P", "on the edge of A"),
+                              ("wards", "B", "outside")]
+    with engine.connect() as conn:
+        parts = conn.execute(text("SELECT count(*) FROM pg_inherits WHERE inhparent = 'asset_areas'::regclass")).scalar()
+    assert parts == 2
+
+
+def test_migration_0023_moves_the_links_into_partitions_and_back(engine, tmp_path):
+    from tests.test_store_bulk import _migrate
+
+    _points(engine)
+    geographies.load(engine, "wards", _features(tmp_path, [("A", "One", SQUARE)]))
+    before = _links(engine)
+    _migrate(engine, "downgrade", "0018")
+    assert _links(engine) == before
+    _migrate(engine, "upgrade", "head")
+    assert _links(engine) == before
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT relkind FROM pg_class WHERE relname = 'asset_areas'")).scalar() == "p"
+    geographies.load(engine, "wards", _features(tmp_path, [("A", "One", SQUARE)], name="again.geojson"))
+    assert _links(engine) == before

@@ -6,6 +6,7 @@ ST_Intersects makes): in bulk here when a geography is loaded or an area drawn, 
 it has just written (``assign_register``). Every write is one transaction and audited.
 """
 
+import hashlib
 import io
 import time
 
@@ -17,8 +18,10 @@ from sqlalchemy import text
 from asset_map import audit
 from asset_map.errors import InputError, NotFound
 from asset_map.reference.geographies import CODE, check_name, polygon_from_geojson, read_geography
-from asset_map.store import writes
+from asset_map.store import partitions, writes
 from asset_map.store.assets import AssetFilter
+
+LINKS = "asset_areas"    # partitioned by geography (migration 0023)
 
 
 def load(engine, name, path, *, label=None, code_field=None, name_field=None, crs=None, actor="cli"):
@@ -91,6 +94,14 @@ def _ensure(conn, name, label, source):
                       "ON CONFLICT (name) DO UPDATE SET label = EXCLUDED.label, "
                       "source = COALESCE(EXCLUDED.source, geographies.source)"),
                  {"n": name, "l": label, "s": source})
+    conn.execute(text(partitions.ddl(f'CREATE TABLE IF NOT EXISTS "{links_partition(name)}" PARTITION OF {LINKS} '
+                                     'FOR VALUES IN ({})', name, conn)))
+
+
+def links_partition(geography):
+    """The table of one geography's links, a partition of ``asset_areas`` named from the geography (as migration
+    0023 names them), so it needs no lookup."""
+    return "asset_areas_g_" + hashlib.md5(geography.encode("utf-8")).hexdigest()[:16]
 
 
 def _touch(conn, name):
@@ -102,34 +113,50 @@ def assign_geography(conn, name, *, timings=None):
     """Replace the asset links of one geography: every asset with a point, in every area it lies in. Points and
     polygons are read in binary and tested in memory with a prepared STRtree (as districts are in the import),
     then the links are COPYed back. Returns the number of links."""
-    conn.execute(text("DELETE FROM asset_areas WHERE geography = :g"), {"g": name})
     raw = conn.connection.driver_connection
     with raw.cursor(binary=True) as cur:
         cur.execute("SELECT code, ST_AsBinary(geom) FROM geography_areas WHERE geography = %s ORDER BY code",
                     (name,))
         rows = cur.fetchall()
-    if not rows:
-        return 0
     codes = np.array([r[0] for r in rows], dtype=object)
     polys = shapely.from_wkb([r[1] for r in rows])
     started = time.perf_counter()
-    ids, lon, lat = _asset_points(raw)
-    if not len(ids):
-        return 0
+    ids, lon, lat = _asset_points(raw) if rows else (np.array([], dtype=np.int64), np.array([]), np.array([]))
     read = time.perf_counter()
     pt, poly = _inside(lon, lat, polys)
     tested = time.perf_counter()
-    # In primary-key order: the index then grows at its right edge instead of splitting pages all over.
+    # Sorted as the primary key: the index is then built from presorted input.
     order = np.lexsort((ids[pt], poly))
-    links = pd.DataFrame({"g": name, "c": codes[poly[order]], "i": ids[pt[order]]})
-    with raw.cursor() as cur, cur.copy("COPY asset_areas (geography, area_code, asset_id) FROM STDIN") as copy:
-        buf = io.StringIO()
-        links.to_csv(buf, sep="\t", header=False, index=False)
-        copy.write(buf.getvalue())
+    _replace_links(conn, name, codes[poly[order]], ids[pt[order]])
     if timings is not None:
         timings.update({"read points": round(read - started, 3), "point in polygon": round(tested - read, 3),
                         "write links": round(time.perf_counter() - tested, 3)})
     return len(pt)
+
+
+def _replace_links(conn, name, area_codes, asset_ids):
+    """Swap in a new partition holding the links (area code, asset id) for the geography's old one: written with
+    no index, then indexed in one sorted build (four times faster than maintaining the indexes row by row at a
+    million links), all in the caller's transaction."""
+    part = links_partition(name)
+    fresh = f"{part}_new"
+    conn.execute(text(f'CREATE TABLE "{fresh}" (LIKE {LINKS})'))
+    # The geography is the same on every row: a default, so the COPY carries two short columns.
+    conn.execute(text(partitions.ddl(f'ALTER TABLE "{fresh}" ALTER geography SET DEFAULT {{}}', name, conn)))
+    # Proves every row belongs to the geography, so ATTACH need not scan the table to check.
+    conn.execute(text(partitions.ddl(f'ALTER TABLE "{fresh}" ADD CONSTRAINT "{fresh}_only" CHECK (geography = {{}})',
+                                     name, conn)))
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f'COPY "{fresh}" (area_code, asset_id) FROM STDIN') as copy:
+        # Area codes were checked on load (letters, digits, spaces, '.', '_', '-'): nothing to escape.
+        copy.write("".join(f"{c}\t{i}\n" for c, i in zip(area_codes.tolist(), asset_ids.tolist())))
+    conn.execute(text(f'ALTER TABLE "{fresh}" ALTER geography DROP DEFAULT'))
+    conn.execute(text(f'DROP TABLE IF EXISTS "{part}"'))  # first, so that the new indexes may take its names
+    conn.execute(text(f'ALTER TABLE "{fresh}" RENAME TO "{part}"'))
+    partitions.index_like_parent(conn, LINKS, part)
+    conn.execute(text(partitions.ddl(f'ALTER TABLE {LINKS} ATTACH PARTITION "{part}" FOR VALUES IN ({{}})', name,
+                                     conn)))
+    conn.execute(text(f'ALTER TABLE "{part}" DROP CONSTRAINT "{fresh}_only"'))
 
 
 def _asset_points(raw):
@@ -149,22 +176,34 @@ def _asset_points(raw):
 
 def _inside(lon, lat, polys):
     """(point index, polygon index) of each point and polygon containing or touching it. Points repeat (every
-    asset geocoded by one postcode shares a point), so each distinct point is tested once."""
+    asset geocoded by one postcode shares a point), so each distinct point is tested once.
+
+    No geometry is made for the points (a million GEOS points cost seconds): they are sorted by longitude once,
+    each polygon takes the slab of its bounding box by binary search and the points of the slab inside the box,
+    and its prepared geometry tests those in one vectorised call."""
     pairs = np.empty(len(lon), dtype=complex)
     pairs.real, pairs.imag = lon, lat
     codes, uniques = pd.factorize(pairs)
-    points = shapely.points(uniques.real, uniques.imag)
+    by_x = np.argsort(uniques.real, kind="stable")
+    xs, ys = uniques.real[by_x], uniques.imag[by_x]
+    boxes = shapely.bounds(polys)
+    starts = np.searchsorted(xs, boxes[:, 0], side="left")
+    ends = np.searchsorted(xs, boxes[:, 2], side="right")
     shapely.prepare(polys)
-    tree = shapely.STRtree(polys)
-    upt, upoly = tree.query(points)
-    hit = shapely.intersects(polys[upoly], points[upt])
-    upt, upoly = upt[hit], upoly[hit]
-    # Spread each distinct point's polygons back to the rows that share it.
-    order = np.argsort(codes, kind="stable")
-    starts = np.searchsorted(codes[order], upt, side="left")
-    ends = np.searchsorted(codes[order], upt, side="right")
-    counts = ends - starts
-    rows = order[np.repeat(starts, counts) + _ranges(counts)]
+    found_pt, found_poly = [np.array([], dtype=np.intp)], [np.array([], dtype=np.intp)]
+    for k in np.flatnonzero(ends > starts):
+        lo, hi = starts[k], ends[k]
+        in_box = lo + np.flatnonzero((ys[lo:hi] >= boxes[k, 1]) & (ys[lo:hi] <= boxes[k, 3]))
+        hit = in_box[shapely.intersects_xy(polys[k], xs[in_box], ys[in_box])]
+        found_pt.append(by_x[hit])
+        found_poly.append(np.full(len(hit), k, dtype=np.intp))
+    upt, upoly = np.concatenate(found_pt), np.concatenate(found_poly)
+    # Spread each distinct point's polygons back to the rows that share it (rows grouped by distinct point).
+    rows_by_point = np.argsort(codes, kind="stable")
+    per_point = np.bincount(codes, minlength=len(uniques))
+    first = np.cumsum(per_point) - per_point
+    counts = per_point[upt]
+    rows = rows_by_point[np.repeat(first[upt], counts) + _ranges(counts)]
     return rows, np.repeat(upoly, counts)
 
 

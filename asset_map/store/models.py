@@ -314,10 +314,12 @@ class AssetArea(Base):
     """Each asset's area in each geography (an asset may lie in two overlapping areas of one geography)."""
 
     __tablename__ = "asset_areas"
-    # No foreign key (migration 0018): links are replaced in bulk, a million at a time.
+    # No foreign key (migration 0018): links are replaced in bulk, a million at a time, a partition a geography
+    # (migration 0023).
     geography = Column(String(64), primary_key=True)
     area_code = Column(String(64), primary_key=True)
     asset_id = Column(BigInteger, primary_key=True, index=True)
+    __table_args__ = {"postgresql_partition_by": "LIST (geography)"}
 
 
 class CouncillorArea(Base):

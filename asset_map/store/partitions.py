@@ -45,7 +45,7 @@ def create_detached(conn, register):
     name = partition_name(register)
     conn.execute(text(f'CREATE TABLE "{name}" (LIKE {PARENT} INCLUDING DEFAULTS)'))
     # Proves every row belongs to the register, so ATTACH need not scan the table to check.
-    conn.execute(text(_sql(f'ALTER TABLE "{name}" ADD CONSTRAINT "{name}_only" CHECK (register = {{}})',
+    conn.execute(text(ddl(f'ALTER TABLE "{name}" ADD CONSTRAINT "{name}_only" CHECK (register = {{}})',
                            register, conn)))
     return name
 
@@ -54,24 +54,31 @@ def attach(conn, register):
     """Index the filled partition like its parent (the same constraints and indexes, so ATTACH adopts them rather
     than building its own) and attach it to ``assets``."""
     name = partition_name(register)
-    for conname, definition in conn.execute(text(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = CAST(:t AS regclass) "
-            "AND contype IN ('p', 'u') ORDER BY conname"), {"t": PARENT}):
-        conn.execute(text(f'ALTER TABLE "{name}" ADD CONSTRAINT "{name}_{conname}" {definition}'))
-    for index, definition in conn.execute(text(
-            "SELECT c.relname, pg_get_indexdef(c.oid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE i.indrelid = CAST(:t AS regclass) AND NOT EXISTS "
-            "(SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY c.relname"), {"t": PARENT}):
-        rest = _INDEX.match(definition)
-        conn.execute(text(f'CREATE {rest.group(1) or ""}INDEX "{name}_{index}" ON "{name}" {rest.group(3)}'))
-    conn.execute(text(_sql(f'ALTER TABLE {PARENT} ATTACH PARTITION "{name}" FOR VALUES IN ({{}})', register, conn)))
+    index_like_parent(conn, PARENT, name)
+    conn.execute(text(ddl(f'ALTER TABLE {PARENT} ATTACH PARTITION "{name}" FOR VALUES IN ({{}})', register, conn)))
     conn.execute(text(f'ALTER TABLE "{name}" DROP CONSTRAINT "{name}_only"'))
     # Attaching fires no trigger on ``assets``: the tile caches learn of the new rows here.
     change_stamps.record(conn, "assets")
     return name
 
 
-def _sql(template, register, conn):
-    """DDL cannot take bound parameters: the register's name goes in as a properly quoted literal."""
-    literal = sql.Literal(register).as_string(conn.connection.driver_connection)
+def index_like_parent(conn, parent, name):
+    """Give table ``name`` (filled, not yet attached) the constraints and indexes of partitioned table ``parent``,
+    built in bulk, so that ATTACH adopts them rather than building its own."""
+    for conname, definition in conn.execute(text(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = CAST(:t AS regclass) "
+            "AND contype IN ('p', 'u') ORDER BY conname"), {"t": parent}):
+        conn.execute(text(f'ALTER TABLE "{name}" ADD CONSTRAINT "{name}_{conname}" {definition}'))
+    for index, definition in conn.execute(text(
+            "SELECT c.relname, pg_get_indexdef(c.oid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid = CAST(:t AS regclass) AND NOT EXISTS "
+            "(SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY c.relname"), {"t": parent}):
+        rest = _INDEX.match(definition)
+        conn.execute(text(f'CREATE {rest.group(1) or ""}INDEX "{name}_{index}" ON "{name}" {rest.group(3)}'))
+
+
+def ddl(template, value, conn):
+    """DDL cannot take bound parameters: the value (a register's or a geography's name) goes in as a properly quoted
+    literal."""
+    literal = sql.Literal(value).as_string(conn.connection.driver_connection)
     return template.format(literal.replace(":", r"\:"))
