@@ -112,6 +112,19 @@ def _history_cost(engine, pack, workdir, rows):
     ]
 
 
+def _wait_for_worker(engine, timeout_s=300):
+    """Until the import worker takes jobs: it first reads the reference data (jobs.work's warm-up), once in its
+    life. A worker started seconds before the import would count that in the import; a deployed one has long
+    done it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if conn.execute(text("SELECT count(*) FROM procrastinate_workers")).scalar():
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"the import worker did not start within {timeout_s} s")
+
+
 def _drop_registers(engine, names):
     with engine.begin() as conn:
         for table in ("asset_areas", "asset_versions", "asset_overrides", "quarantine", "assets"):
@@ -164,6 +177,7 @@ def run(ctx):
 
     # requests sends no Secure cookie over plain http: the loopback server is told not to mark them Secure.
     with Server(ctx.database_url, ctx.workdir / "server", worker=True, COOKIE_SECURE=0) as srv:
+        _wait_for_worker(engine)
         web_s, whole_s = _web_import(srv, engine, path, "web")
         ratio = web_s / cli_s
         figures.append(Figure(AREA, f"web import (confirmed in the page, run by the worker), {rows:,} rows",
@@ -181,13 +195,27 @@ def run(ctx):
         random.Random(13).shuffle(ids)
         paths = [f"/assets/{i}" for i in ids[:500]]
         seconds = int(ctx.sizes.get("load_seconds", 10))
+        # Anonymous pages are kept rendered (maps.page_cache) once any process has made them: one pass over the
+        # 500 pages first, so the figure is the steady state, not how fast 500 pages are first drawn. The same
+        # pages asked with a query string are never kept: that second figure is the page drawn every time.
+        warm = loadgen.run(srv.url, paths, clients=1, seconds=120, timeout_s=30, max_requests=len(paths),
+                           tool="python")
         # Both for the same time, one after the other, so the reference sees the same machine as the page.
         health = loadgen.run(srv.url, ["/healthz"], clients=20, seconds=seconds)
         page = loadgen.run(srv.url, paths, clients=20, seconds=seconds, timeout_s=30)
+        drawn = loadgen.run(srv.url, [p + "?drawn=1" for p in paths], clients=20, seconds=seconds, timeout_s=30)
         figures.append(Figure(AREA, f"asset page /assets/<id>, 20 clients, {total:,} assets: p95 latency",
                               round(page.p95_ms, 1), "ms", "/healthz at 20 clients, p95 (ms)",
-                              round(health.p95_ms, 1), "< 50 ms", page.p95_ms < 50, page.summary()))
-        figures.append(Figure(AREA, "asset page: errors", page.errors, "errors", "requests sent", page.requests,
-                              "0", page.errors == 0, page.tool))
+                              round(health.p95_ms, 1), "< 50 ms", page.p95_ms < 50,
+                              f"{page.p95_ms / health.p95_ms:.2f}x /healthz; 500 pages spread over the register, "
+                              f"kept rendered after one pass ({warm.requests} requests); {page.summary()}"))
+        figures.append(Figure(AREA, f"asset page drawn every time (never kept), 20 clients, {total:,} assets: "
+                              f"p95 latency", round(drawn.p95_ms, 1), "ms", "/healthz at 20 clients, p95 (ms)",
+                              round(health.p95_ms, 1), None, None,
+                              f"{drawn.p95_ms / health.p95_ms:.2f}x /healthz; one statement and the template "
+                              f"each time; {drawn.summary()}"))
+        errors = page.errors + drawn.errors
+        figures.append(Figure(AREA, "asset page: errors", errors, "errors", "requests sent",
+                              page.requests + drawn.requests, "0", errors == 0, page.tool))
     engine.dispose()
     return figures
