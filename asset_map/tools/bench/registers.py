@@ -149,26 +149,29 @@ def run(ctx):
     users.add_user(engine, "bench@example.org", PASSWORD, "officer", actor="bench")
     rows = 100_000
     path = imports.make_register(pack, rows, Path(ctx.workdir) / f"register_{rows}.csv")
-    # The CLI import first, in a process that has read no reference data yet, as the worker's import will be.
-    start = time.perf_counter()
-    importer.import_register(engine, path, register="cli", actor="bench")
-    cli_s = time.perf_counter() - start
-    figures = _history_cost(engine, pack, ctx.workdir, rows)
-
+    # Each figure is taken in the store state it is compared in. The preview of a new register comes first, in an
+    # empty store and a process that has read no reference data yet (as a web process's first preview does); the
+    # CLI import then runs warm (as the long-lived worker does) in the same empty store; the preview of a new
+    # version of that register follows. A preview or import that found 100,000 exact duplicates in other registers
+    # (the same file imported under other names) would measure the duplicate report, not the import.
     start = time.perf_counter()
     first = preview.preview(engine, path, register="web", mapping=None, settings=settings, source_name=path.name)
     preview_new_s = time.perf_counter() - start
     start = time.perf_counter()
+    importer.import_register(engine, path, register="cli", actor="bench")
+    cli_s = time.perf_counter() - start
+    start = time.perf_counter()
     again = preview.preview(engine, path, register="cli", mapping=None, settings=settings, source_name=path.name)
     preview_again_s = time.perf_counter() - start
-    figures.append(Figure(AREA, f"preview (dry run) of a new register, {rows:,} rows", round(preview_new_s, 2), "s",
-                          "CLI import of the same file (s)", round(cli_s, 2), "< 5 s", preview_new_s < 5,
-                          f"{first['report'].inserted:,} would be new, {first['report'].quarantined:,} quarantined; "
-                          f"ratio {preview_new_s / cli_s:.2f}"))
-    figures.append(Figure(AREA, f"preview (dry run) of a new version of a register, {rows:,} rows",
-                          round(preview_again_s, 2), "s", "CLI import of the same file (s)", round(cli_s, 2),
-                          "< 5 s", preview_again_s < 5,
-                          f"{again['report'].unchanged:,} unchanged; ratio {preview_again_s / cli_s:.2f}"))
+    figures = [Figure(AREA, f"preview (dry run) of a new register, {rows:,} rows", round(preview_new_s, 2), "s",
+                      "CLI import of the same file (s)", round(cli_s, 2), "< 5 s", preview_new_s < 5,
+                      f"{first['report'].inserted:,} would be new, {first['report'].quarantined:,} quarantined; "
+                      f"ratio {preview_new_s / cli_s:.2f}; the first work of the process (reference data read)"),
+               Figure(AREA, f"preview (dry run) of a new version of a register, {rows:,} rows",
+                      round(preview_again_s, 2), "s", "CLI import of the same file (s)", round(cli_s, 2),
+                      "< 5 s", preview_again_s < 5,
+                      f"{again['report'].unchanged:,} unchanged; ratio {preview_again_s / cli_s:.2f}")]
+    figures += _history_cost(engine, pack, ctx.workdir, rows)
 
     # The CLI import ran against an empty store; the web import must too, or it pays for what the store holds
     # since (cross-register duplicate checks over 300,000 more assets) and the ratio measures the store, not the
@@ -178,13 +181,26 @@ def run(ctx):
     # requests sends no Secure cookie over plain http: the loopback server is told not to mark them Secure.
     with Server(ctx.database_url, ctx.workdir / "server", worker=True, COOKIE_SECURE=0) as srv:
         _wait_for_worker(engine)
+        # The reference is a CLI import just before the web import, in the same (empty) store: on a shared machine
+        # the load drifts over minutes, and a reference taken minutes earlier measures the drift.
+        start = time.perf_counter()
+        adjacent = importer.import_register(engine, path, register="cli-adjacent", actor="bench")
+        adjacent_s = time.perf_counter() - start
+        _drop_registers(engine, ["cli-adjacent"])
         web_s, whole_s = _web_import(srv, engine, path, "web")
-        ratio = web_s / cli_s
+        with engine.connect() as conn:
+            web_steps = conn.execute(text("SELECT report -> 'timings' FROM registers WHERE name = 'web'")).scalar()
+            pickup_s = conn.execute(text("SELECT extract(epoch FROM started_at - queued_at) FROM import_jobs "
+                                         "WHERE register = 'web' ORDER BY id DESC LIMIT 1")).scalar()
+        ratio = web_s / adjacent_s
+        steps = ", ".join(f"{k} {v:.1f}/{adjacent.timings.get(k, 0):.1f}" for k, v in (web_steps or {}).items())
         figures.append(Figure(AREA, f"web import (confirmed in the page, run by the worker), {rows:,} rows",
-                              round(web_s, 2), "s", "CLI import of the same file in this run (s)", round(cli_s, 2),
-                              "<= 1.3x reference", ratio <= 1.3,
-                              f"{ratio:.2f}x; from the start of the upload (5 MB, checked and read), through saving "
-                              f"the mapping, to the job's end: {whole_s:.2f} s"))
+                              round(web_s, 2), "s", "CLI import of the same file just before it (s)",
+                              round(adjacent_s, 2), "<= 1.3x reference", ratio <= 1.3,
+                              f"{ratio:.2f}x ({web_s / cli_s:.2f}x the first CLI import, {cli_s:.2f} s); job picked "
+                              f"up {float(pickup_s or 0):.2f} s after queueing; steps web/CLI (s): {steps}; from the "
+                              f"start of the upload (5 MB, checked and read), through saving the mapping, to the "
+                              f"job's end: {whole_s:.2f} s"))
         # Statistics as autovacuum leaves them a minute after an import; without them the planner does not know
         # the new partitions' size and scans rather than using the GiST index for "nearby".
         with engine.begin() as conn:
