@@ -5,6 +5,7 @@ in asset_map.privacy and asset_map.store.assets."""
 from pathlib import Path
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from sqlalchemy.exc import SQLAlchemyError
 
 from asset_map import privacy
 from asset_map.errors import Forbidden, InputError
@@ -13,8 +14,8 @@ from asset_map.registers.schema import taxonomy
 from asset_map.vocabulary import STATUSES, TIERS, VISIBILITIES
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, current_role, require_role
-from asset_map.web.security import csp_nonce
 from asset_map.web.lazy import lazy
+from asset_map.web.security import csp_nonce
 
 # geopandas comes with the edits module: loaded by the first edit, not at start-up.
 asset_page = lazy("asset_map.maps.asset_page")
@@ -59,7 +60,10 @@ def show(asset_id):
                            walk_network=asset["walk_network"],
                            tiles=settings["TILES"], tiles_attribution=settings["TILES_ATTRIBUTION"])
     if keepable and not session:
-        page_cache.keep(engine, asset_id, role=role, stamp=stamp, html=html, nonce=g.get("csp_nonce"))
+        try:
+            page_cache.keep(engine, asset_id, role=role, stamp=stamp, html=html, nonce=g.get("csp_nonce"))
+        except SQLAlchemyError as err:  # a page not kept is drawn again next time; the reader still gets this one
+            current_app.logger.warning("asset page %s not kept: %s", asset_id, err)
     return html
 
 
