@@ -175,9 +175,50 @@ def jobs_of(engine, register, *, limit=20):
         for row in rows:
             row["interrupted"] = row["status"] in ("queued", "running") and _interrupted(conn, row["id"])
             if row["interrupted"]:
-                row["error"] = ("The worker running this import stopped before it finished; the import was rolled "
-                                "back and nothing was changed. Start it again.")
+                row["error"] = INTERRUPTED
     return rows
+
+
+INTERRUPTED = ("The worker running this import stopped before it finished; the import was rolled back and nothing "
+               "was changed. Start it again.")
+
+
+def recover_stalled(settings=None, *, seconds_since_heartbeat=STALLED_AFTER_S):
+    """procrastinate's stalled-job recovery for imports: jobs still 'doing' on a worker that has sent no heartbeat
+    for ``seconds_since_heartbeat`` (killed, machine restarted) are marked failed in the queue, and their import
+    jobs failed with what happened (PostgreSQL rolled the import's transaction back when the worker's connection
+    died). They are not retried by themselves: a file that killed a worker would kill the next one; the officer
+    starts the import again from the register page. Returns the import job ids marked failed."""
+    import asyncio
+
+    from procrastinate.jobs import Status
+
+    settings = settings or load_settings()
+    app = make_app(settings)
+
+    async def recover():
+        async with app.open_async():
+            stalled = await app.job_manager.get_stalled_jobs(queue=QUEUE, task_name=TASK,
+                                                             seconds_since_heartbeat=seconds_since_heartbeat)
+            for job in stalled:
+                await app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
+            return [job.id for job in stalled]
+
+    queue_ids = asyncio.run(recover())
+    if not queue_ids:
+        return []
+    from asset_map.store.db import get_engine
+
+    with get_engine(settings).begin() as conn:
+        failed = conn.execute(text(
+            "UPDATE import_jobs SET status = 'failed', error = :e, finished_at = now() WHERE job_id = ANY(:q) "
+            "AND status IN ('queued', 'running') AND finished_at IS NULL RETURNING id, register, actor"),
+            {"e": INTERRUPTED, "q": queue_ids}).all()
+        for job_id, register, actor in failed:
+            audit.record(conn, actor=actor, action="import-failed", target=register,
+                         details={"import_job": job_id, "error": INTERRUPTED, "recovered_by": "worker start"})
+    log.warning("import worker: %d stalled import(s) marked failed: %s", len(failed), [f[0] for f in failed])
+    return [f[0] for f in failed]
 
 
 def work(settings=None, *, wait=True, concurrency=1, retry_after_s=5):
@@ -187,6 +228,10 @@ def work(settings=None, *, wait=True, concurrency=1, retry_after_s=5):
     import time
 
     settings = settings or load_settings()
+    try:
+        recover_stalled(settings)
+    except Exception as err:  # noqa: BLE001 - an unreachable database: the loop below waits for it
+        log.warning("import worker: stalled imports not checked (%s)", err)
     _warm(settings)
     while True:
         try:

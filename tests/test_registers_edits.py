@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
+from asset_map.config import load_settings
 from asset_map.errors import Forbidden
 from asset_map.registers import edits, importer
 from asset_map.store import history
@@ -179,3 +180,56 @@ def test_erasure_removes_personal_values_from_the_history(engine, libs):
         actions = [v["action"] for v in history.versions(conn, asset_id)]
     assert "jo.bloggs@example.org" not in text_of_history and "jo@example.org" not in text_of_history
     assert actions == ["erase", "edit", "create"]
+
+
+def test_rollback_restores_the_quarantine_that_import_left(engine, register_file, libs, tmp_path):
+    from asset_map.registers import manage
+
+    frame = pd.read_csv(register_file, dtype=str, keep_default_na=False)
+    broken = tmp_path / "broken" / FILE   # the same name: the mapping in layers/mappings is found by it
+    broken.parent.mkdir()
+    bad = frame["Library name"] == "Audley Library"
+    frame.loc[bad, "Postcode"], frame.loc[bad, "Unique property reference number"] = "not a postcode", ""
+    frame.to_csv(broken, index=False)
+
+    def quarantined():
+        with engine.connect() as conn:
+            return sorted(conn.execute(text("SELECT row -> 'fields' ->> 'name' FROM quarantine WHERE register = :r"),
+                                       {"r": libs}).scalars())
+
+    first = importer.import_register(engine, broken, register=libs)
+    left = quarantined()
+    assert "Audley Library" in left and len(left) == first.quarantined
+    with engine.connect() as conn:
+        first_id = history.imports(conn, libs)[0]["id"]
+    importer.import_register(engine, register_file, register=libs)
+    assert "Audley Library" not in quarantined()
+
+    counts = manage.rollback(engine, libs, first_id, actor="officer@example.org", reason="wrong file")
+    assert quarantined() == left and counts["quarantine_restored"] == len(left)
+    with engine.connect() as conn:
+        audited = conn.execute(text("SELECT details FROM audit_log WHERE action = 'rollback' AND target = :r "
+                                    "ORDER BY id DESC LIMIT 1"), {"r": libs}).scalar()
+        kinds = [i["kind"] for i in history.imports(conn, libs)]
+    assert audited["quarantine_restored"] == len(left)
+    # A new state on top of the imports, which are all kept.
+    assert kinds == ["rollback", "import", "import"]
+
+
+def test_an_address_alone_is_placed_by_its_postcode_offline_and_refused_without_one(engine):
+    from asset_map.registers.edits import EditRefused
+
+    offline = load_settings() | {"GEOCODER": ""}
+    asset_id, warnings = edits.create_asset(
+        engine, {"name": "Rowley Hall Community Room", "category": "community_centre",
+                 "address": "Rowley Avenue, Stafford st162lp"}, actor="o@example.org", settings=offline)
+    assert "postcode ST16 2LP found in the address" in warnings[0]
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT postcode, geocode_method, district_code FROM assets WHERE id = :i"),
+                           {"i": asset_id}).one()
+    assert row.postcode == "ST16 2LP" and row.geocode_method.startswith("postcode") and row.district_code == \
+        "E07000197"
+    with pytest.raises(EditRefused, match="does not look up addresses.*Add the postcode, or place the point"):
+        edits.create_asset(engine, {"name": "Somewhere Hall", "category": "community_centre",
+                                    "address": "1 High Street, Stafford"}, actor="o@example.org",
+                           settings=offline)

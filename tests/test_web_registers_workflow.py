@@ -279,3 +279,71 @@ def test_xlsx_and_geojson_uploads_are_read_and_mapped(officer, engine, tmp_path)
         stored = [n for (n,) in conn.execute(text("SELECT stored_name FROM register_uploads "
                                                   "WHERE register = 'libs_formats'"))]
     assert all(re.fullmatch(r"\d{8}-[0-9a-f]{16}\.(xlsx|geojson)", n) for n in stored) and len(stored) == 2
+
+
+def _import_lock_free(engine, register):
+    """Whether no transaction holds the importer's lock of ``register`` (taken and let go at once)."""
+    with engine.connect() as conn:
+        free = conn.execute(text("SELECT pg_try_advisory_xact_lock(hashtext(:r))"),
+                            {"r": "import:" + register}).scalar()
+        conn.rollback()
+    return free
+
+
+def test_a_worker_process_killed_half_way_leaves_the_database_as_it_was(officer, engine, app, pack, tmp_path):
+    """A real `asset-map worker`, SIGKILLed while its import's transaction holds every asset it wrote: PostgreSQL
+    rolls the transaction back, and procrastinate's stalled-job recovery (run when a worker starts) marks the job
+    failed, shown on the register page with what to do; the import can then be started again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    register = "libs_sigkill"
+    page = _upload(officer, FILE, (pack / "registers" / FILE).read_bytes(), register=register)
+    upload_id = int(re.search(r"/uploads/(\d+)/", page.headers["Location"]).group(1))
+    officer.post(f"/registers/uploads/{upload_id}/import", data={"csrf_token": officer.token})
+    env = {**os.environ, "ASSET_MAP_DATABASE_URL": engine.url_text, "ASSET_MAP_VAR_DIR": str(tmp_path),
+           "ASSET_MAP_SECRET_KEY": "test"}
+    # The import's last write (the quarantine's snapshot, after every asset) waits on a lock this test holds: the
+    # worker is then certainly half way, inside its transaction, when it is killed.
+    with engine.connect() as holder:
+        holder.begin()
+        holder.execute(text("LOCK TABLE quarantine_snapshots IN ACCESS EXCLUSIVE MODE"))
+        worker = subprocess.Popen([sys.executable, "-c", "from asset_map.cli import cli; cli()", "worker"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 180
+            while _count(engine, "SELECT count(*) FROM pg_locks WHERE NOT granted "
+                                 "AND relation = 'quarantine_snapshots'::regclass") == 0:
+                assert worker.poll() is None and time.monotonic() < deadline, "the worker never reached the save"
+                time.sleep(0.2)
+            assert _count(engine, f"SELECT count(*) FROM import_jobs WHERE register = '{register}' "
+                                  "AND status = 'running'") == 1
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.wait()
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+        holder.rollback()
+    # The killed worker's server process finds its client gone at its next read and rolls the transaction back.
+    deadline = time.monotonic() + 60
+    while not _import_lock_free(engine, register):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    for table, column in (("assets", "register"), ("registers", "name"), ("register_imports", "register")):
+        assert _count(engine, f"SELECT count(*) FROM {table} WHERE {column} = '{register}'") == 0, table
+
+    assert jobs.recover_stalled(app.config["ASSET_MAP"], seconds_since_heartbeat=0) != []
+    with engine.connect() as conn:
+        job = conn.execute(text("SELECT j.status, j.error, p.status AS queued FROM import_jobs j JOIN "
+                                "procrastinate_jobs p ON p.id = j.job_id WHERE j.register = :r"),
+                           {"r": register}).one()
+    assert job.status == "failed" and job.queued == "failed" and "nothing was changed" in job.error
+    shown = officer.get(f"/registers/{register}").get_data(as_text=True)
+    assert "failed" in shown and "nothing was changed" in shown and "Start it again" in shown
+    again = officer.post(f"/registers/uploads/{upload_id}/import", data={"csrf_token": officer.token})
+    assert again.status_code == 302
+    jobs.work(app.config["ASSET_MAP"], wait=False)
+    assert _count(engine, f"SELECT count(*) FROM assets WHERE register = '{register}'") > 60

@@ -94,6 +94,15 @@ COLUMNS = ["postcode", "district_code", "lsoa11_code", "source", "vintage", "geo
 REJECTED_COLUMNS = ["row", "field", "value", "reason"]
 
 
+_IN_TEXT_RE = re.compile(rf"(?<![A-Z0-9])({_OUTWARD}\s*{_INWARD})(?![A-Z0-9])")
+
+
+def postcode_in(text):
+    """The last UK postcode written in free text (an address line), normalised; None when there is none."""
+    found = _IN_TEXT_RE.findall(str(text or "").upper())
+    return normalise_postcode(found[-1]) if found else None
+
+
 def normalise_postcode(value):
     """Return ``value`` as "OUTWARD INWARD" in upper case, or None when blank or not a UK postcode."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):

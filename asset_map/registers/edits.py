@@ -271,17 +271,43 @@ def _placed(engine, row, settings):
     from asset_map.registers.importer import _prepare
     from asset_map.timer import StepTimer
 
+    settings = settings or load_settings()
+    row, placed_by = _address_postcode(row, settings)
     mapped = pd.DataFrame([{f: row.get(f, "") for f in FIELDS}])
     mapped["properties"] = "{}"
     mapped[ROW] = 1
-    placed, problems = _prepare(engine, mapped, settings or load_settings(), StepTimer(None, decimals=3), None)
+    placed, problems = _prepare(engine, mapped, settings, StepTimer(None, decimals=3), None)
     errors = problems[problems["severity"] == "error"]
     if len(errors):
         listed = [(p.field, p.value, p.reason) for p in errors.itertuples()]
         msg = "; ".join(f"{f}: {r}" + (f" ({v!r})" if v not in (None, "") else "") for f, v, r in listed)
         raise EditRefused(f"Not saved: {msg}.", problems=listed)
     warnings = [f"{p.field}: {p.reason}" for p in problems.itertuples()]
+    if placed_by:
+        warnings.insert(0, placed_by)
     return placed, warnings
+
+
+def _address_postcode(row, settings):
+    """Without an online geocoder (ASSET_MAP_GEOCODER empty, the default) an address alone cannot be looked up: an
+    address that contains a postcode is placed by that postcode from the gazetteer, and the editor is told so;
+    one without a postcode is refused with what to do instead. Returns (row, message or None)."""
+    from asset_map.reference.postcodes import postcode_in
+
+    def given(f):
+        return str(row.get(f) or "").strip()
+
+    if any(given(f) for f in ("postcode", "uprn", "lon", "lat")) or not given("address"):
+        return row, None
+    if settings.get("GEOCODER"):
+        return row, None   # the online geocoder reads the address
+    found = postcode_in(row["address"])
+    if not found:
+        msg = ("Not saved: address: this server does not look up addresses (no online geocoder is switched on), "
+               "and the address has no postcode in it. Add the postcode, or place the point by clicking the map.")
+        raise EditRefused(msg, problems=[("address", row["address"], "address lookup is switched off")])
+    return row | {"postcode": found}, (f"placed by the postcode {found} found in the address (this server does "
+                                       f"not look up addresses); click the map to place it more exactly")
 
 
 def _writable(placed):

@@ -64,7 +64,8 @@ def dismiss_quarantined(engine, register, quarantine_id, *, actor, reason):
 
 def rollback(engine, register, import_id, *, actor, reason=None):
     """Roll the register back to the state after import ``import_id``: a new version of every asset changed since
-    (history is never deleted). Returns counts."""
+    (history is never deleted) and the quarantine that import left (``quarantine_restored``: rows, or None when the
+    import is older than its snapshots and the quarantine stays as it is). Returns counts."""
     reason = history.check_reason(reason)
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:r))"), {"r": "import:" + register})
@@ -74,6 +75,11 @@ def rollback(engine, register, import_id, *, actor, reason=None):
                                            source_file=f"rollback to import {target}")
         counts = history.rollback(conn, register, import_id,
                                   history.Stamp(actor=actor, action="rollback", reason=reason, import_id=rollback_id))
+        # The rows that import could not place come back too (fixes made since were revoked with the overrides).
+        restored = history.restore_quarantine(conn, register, import_id)
+        counts["quarantine_restored"] = restored
+        if restored is not None:
+            counts["quarantined"] = restored
         history.finish_import(conn, rollback_id, counts | {"to_import": import_id, "to_version": target})
         conn.execute(text("UPDATE registers SET version = version + 1 WHERE name = :r"), {"r": register})
         audit.record(conn, actor=actor, action="rollback", target=register, rows=counts["restored"],

@@ -87,6 +87,27 @@ def finish_import(conn, import_id, counts):
 
     conn.execute(text("UPDATE register_imports SET counts = CAST(:c AS jsonb) WHERE id = :i"),
                  {"c": json.dumps(counts, default=str), "i": import_id})
+    # The quarantine as this import leaves it, so a rollback to this import can restore it (migration 0019).
+    conn.execute(text(
+        "INSERT INTO quarantine_snapshots (import_id, register, source_row, row, problems) "
+        "SELECT i.id, q.register, q.source_row, q.row, q.problems FROM register_imports i "
+        "JOIN quarantine q ON q.register = i.register WHERE i.id = :i ORDER BY q.id"), {"i": import_id})
+
+
+def restore_quarantine(conn, register, import_id):
+    """Replace the register's quarantine with the one import ``import_id`` left (new rows; the snapshot stays).
+    Returns the number of rows restored, or None when that import kept no snapshot (made before migration 0019):
+    then the quarantine is left as it is."""
+    kept = conn.execute(text("SELECT EXISTS (SELECT 1 FROM quarantine_snapshots WHERE import_id = :i) "
+                             "OR COALESCE((counts ->> 'quarantined')::int, -1) = 0 FROM register_imports "
+                             "WHERE id = :i AND register = :r"), {"i": import_id, "r": register}).scalar()
+    if not kept:
+        return None
+    conn.execute(text("DELETE FROM quarantine WHERE register = :r"), {"r": register})
+    return conn.execute(text(
+        "INSERT INTO quarantine (register, source_row, row, problems) SELECT register, source_row, row, problems "
+        "FROM quarantine_snapshots WHERE import_id = :i AND register = :r ORDER BY id"),
+        {"i": import_id, "r": register}).rowcount
 
 
 def versions(conn, asset_id, *, limit=200):

@@ -171,6 +171,19 @@ class Quarantine(Base):
     created_at = _created()
 
 
+class QuarantineSnapshot(Base):
+    """The quarantine as an import (or retry, or rollback) left it (migration 0019): what a rollback to that import
+    restores."""
+
+    __tablename__ = "quarantine_snapshots"
+    id = Column(BigInteger, primary_key=True)
+    import_id = Column(BigInteger, ForeignKey("register_imports.id", ondelete="CASCADE"), nullable=False, index=True)
+    register = Column(String(128), nullable=False)
+    source_row = Column(Integer)
+    row = Column(JSONB, nullable=False)
+    problems = Column(JSONB, nullable=False)
+
+
 class AssetVersion(Base):
     """One change of an asset, written in the transaction that made it (migration 0012). ``changes`` is
     ``{column: [old, new]}`` (geometries as WKT); version 1 is the asset's creation."""

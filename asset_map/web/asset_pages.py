@@ -2,20 +2,23 @@
 asset. Routes are thin: the work (checks, geocoding, history, audit) is in asset_map.registers.edits, who sees what
 in asset_map.privacy and asset_map.store.assets."""
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from pathlib import Path
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from sqlalchemy.exc import SQLAlchemyError
 
 from asset_map import privacy
 from asset_map.errors import Forbidden, InputError
-from asset_map.maps import styles
+from asset_map.maps import page_cache, styles
 from asset_map.registers.schema import taxonomy
 from asset_map.vocabulary import STATUSES, TIERS, VISIBILITIES
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, current_role, require_role
 from asset_map.web.lazy import lazy
+from asset_map.web.security import csp_nonce
 
-# geopandas (nearest assets) and scipy (street networks) come with these: loaded by the first asset page.
+# geopandas comes with the edits module: loaded by the first edit, not at start-up.
 asset_page = lazy("asset_map.maps.asset_page")
-store_network = lazy("asset_map.store.network")
 edits = lazy("asset_map.registers.edits")
 
 bp = Blueprint("asset_pages", __name__)
@@ -40,14 +43,38 @@ def _map_config(asset=None, *, pick=False, nearby=()):
 @bp.get("/assets/<int:asset_id>")
 def show(asset_id):
     role = current_role()
-    asset = asset_page.load(extensions.engine(), asset_id, role=role, need=_need())
+    engine = extensions.engine()
+    # Kept pages are the anonymous page exactly: no query string (the sign-in link repeats it), no session (flash
+    # messages, a CSRF token). Who may see the asset is checked on every hit (maps.page_cache).
+    keepable = role in page_cache.ROLES and not request.query_string and not session
+    if keepable:
+        stamp, html = page_cache.lookup(engine, asset_id, role=role, deployment=_deployment())
+        if html is not None:
+            return page_cache.served(html, csp_nonce())
+    asset = asset_page.load(engine, asset_id, role=role, need=_need())
     settings = current_app.config["ASSET_MAP"]
-    return render_template("assets/show.html", asset=asset, may_edit=privacy.may_edit(role, asset["tier"],
-                                                                                      asset.get("visibility")),
+    html = render_template("assets/show.html", asset=asset, may_edit=privacy.may_edit(role, asset["tier"],
+                                                                                     asset.get("visibility")),
                            is_officer=role in ("officer", "admin"), stale_months=settings["STALE_MONTHS"],
                            map_config=_map_config(asset, nearby=asset["nearby"]), label=styles.label_for,
-                           walk_network=store_network.info(extensions.engine(), "walk") is not None,
+                           walk_network=asset["walk_network"],
                            tiles=settings["TILES"], tiles_attribution=settings["TILES_ATTRIBUTION"])
+    if keepable and not session:
+        try:
+            page_cache.keep(engine, asset_id, role=role, stamp=stamp, html=html, nonce=g.get("csp_nonce"))
+        except SQLAlchemyError as err:  # a page not kept is drawn again next time; the reader still gets this one
+            current_app.logger.warning("asset page %s not kept: %s", asset_id, err)
+    return html
+
+
+def _deployment():
+    """The settings and templates kept pages depend on, hashed once per process."""
+    key = current_app.extensions.get("asset_map_page_key")
+    if key is None:
+        key = page_cache.deployment_key(current_app.config["ASSET_MAP"],
+                                        [Path(current_app.root_path, current_app.template_folder)])
+        current_app.extensions["asset_map_page_key"] = key
+    return key
 
 
 def _choices():
@@ -67,7 +94,8 @@ def _form(template_values, *, asset=None, error=None, problems=(), status=200):
             point = None
     return render_template("assets/form.html", asset=asset, values=values, error=error, problems=problems,
                            choices=_choices(), role=role, editable=edits.EDITABLE,
-                           map_config=_map_config(point, pick=True)), status
+                           map_config=_map_config(point, pick=True),
+                           address_lookup=bool(current_app.config["ASSET_MAP"].get("GEOCODER"))), status
 
 
 def _posted():

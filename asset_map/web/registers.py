@@ -266,8 +266,11 @@ def rollback(name, import_id):
     except InputError as err:
         flash(err.user_message, "error")
     else:
+        restored = counts.get("quarantine_restored")
+        quarantined = (f" The quarantine is back to the {restored:,} rows that import left." if restored is not None
+                       else " That import is older than the quarantine's snapshots: the quarantine is unchanged.")
         flash(f"Rolled back: {counts['restored']:,} assets restored to their values after that import "
-              f"({counts['withdrawn']:,} added since were withdrawn). The history keeps every version.")
+              f"({counts['withdrawn']:,} added since were withdrawn).{quarantined} The history keeps every version.")
     return redirect(url_for("registers.show", name=name) + "#imports")
 
 

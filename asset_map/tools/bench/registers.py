@@ -112,6 +112,32 @@ def _history_cost(engine, pack, workdir, rows):
     ]
 
 
+def _wait_for_worker(engine, timeout_s=300):
+    """Until the import worker takes jobs: it first reads the reference data (jobs.work's warm-up), once in its
+    life. A worker started seconds before the import would count that in the import; a deployed one has long
+    done it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if conn.execute(text("SELECT count(*) FROM procrastinate_workers")).scalar():
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"the import worker did not start within {timeout_s} s")
+
+
+def _drop_registers(engine, names):
+    with engine.begin() as conn:
+        for table in ("asset_areas", "asset_versions", "asset_overrides", "quarantine", "assets"):
+            column = "asset_id" if table == "asset_areas" else "register"
+            where = ("asset_id IN (SELECT id FROM assets WHERE register = ANY(:r))" if column == "asset_id"
+                     else "register = ANY(:r)")
+            conn.execute(text(f"DELETE FROM {table} WHERE {where}"), {"r": names})
+        conn.execute(text("DELETE FROM register_imports WHERE register = ANY(:r)"), {"r": names})
+        conn.execute(text("DELETE FROM registers WHERE name = ANY(:r)"), {"r": names})
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+
+
 def run(ctx):
     from asset_map import users
     from asset_map.store.db import make_engine
@@ -123,36 +149,58 @@ def run(ctx):
     users.add_user(engine, "bench@example.org", PASSWORD, "officer", actor="bench")
     rows = 100_000
     path = imports.make_register(pack, rows, Path(ctx.workdir) / f"register_{rows}.csv")
-    # The CLI import first, in a process that has read no reference data yet, as the worker's import will be.
-    start = time.perf_counter()
-    importer.import_register(engine, path, register="cli", actor="bench")
-    cli_s = time.perf_counter() - start
-    figures = _history_cost(engine, pack, ctx.workdir, rows)
-
+    # Each figure is taken in the store state it is compared in. The preview of a new register comes first, in an
+    # empty store and a process that has read no reference data yet (as a web process's first preview does); the
+    # CLI import then runs warm (as the long-lived worker does) in the same empty store; the preview of a new
+    # version of that register follows. A preview or import that found 100,000 exact duplicates in other registers
+    # (the same file imported under other names) would measure the duplicate report, not the import.
     start = time.perf_counter()
     first = preview.preview(engine, path, register="web", mapping=None, settings=settings, source_name=path.name)
     preview_new_s = time.perf_counter() - start
     start = time.perf_counter()
+    importer.import_register(engine, path, register="cli", actor="bench")
+    cli_s = time.perf_counter() - start
+    start = time.perf_counter()
     again = preview.preview(engine, path, register="cli", mapping=None, settings=settings, source_name=path.name)
     preview_again_s = time.perf_counter() - start
-    figures.append(Figure(AREA, f"preview (dry run) of a new register, {rows:,} rows", round(preview_new_s, 2), "s",
-                          "CLI import of the same file (s)", round(cli_s, 2), "< 5 s", preview_new_s < 5,
-                          f"{first['report'].inserted:,} would be new, {first['report'].quarantined:,} quarantined; "
-                          f"ratio {preview_new_s / cli_s:.2f}"))
-    figures.append(Figure(AREA, f"preview (dry run) of a new version of a register, {rows:,} rows",
-                          round(preview_again_s, 2), "s", "CLI import of the same file (s)", round(cli_s, 2),
-                          "< 5 s", preview_again_s < 5,
-                          f"{again['report'].unchanged:,} unchanged; ratio {preview_again_s / cli_s:.2f}"))
+    figures = [Figure(AREA, f"preview (dry run) of a new register, {rows:,} rows", round(preview_new_s, 2), "s",
+                      "CLI import of the same file (s)", round(cli_s, 2), "< 5 s", preview_new_s < 5,
+                      f"{first['report'].inserted:,} would be new, {first['report'].quarantined:,} quarantined; "
+                      f"ratio {preview_new_s / cli_s:.2f}; the first work of the process (reference data read)"),
+               Figure(AREA, f"preview (dry run) of a new version of a register, {rows:,} rows",
+                      round(preview_again_s, 2), "s", "CLI import of the same file (s)", round(cli_s, 2),
+                      "< 5 s", preview_again_s < 5,
+                      f"{again['report'].unchanged:,} unchanged; ratio {preview_again_s / cli_s:.2f}")]
+    figures += _history_cost(engine, pack, ctx.workdir, rows)
+
+    # The CLI import ran against an empty store; the web import must too, or it pays for what the store holds
+    # since (cross-register duplicate checks over 300,000 more assets) and the ratio measures the store, not the
+    # web path. The page figures then run over the web import's 100,000 assets alone, as the issue asks.
+    _drop_registers(engine, ["cli", "hist-off", "hist-on"])
 
     # requests sends no Secure cookie over plain http: the loopback server is told not to mark them Secure.
     with Server(ctx.database_url, ctx.workdir / "server", worker=True, COOKIE_SECURE=0) as srv:
+        _wait_for_worker(engine)
+        # The reference is a CLI import just before the web import, in the same (empty) store: on a shared machine
+        # the load drifts over minutes, and a reference taken minutes earlier measures the drift.
+        start = time.perf_counter()
+        adjacent = importer.import_register(engine, path, register="cli-adjacent", actor="bench")
+        adjacent_s = time.perf_counter() - start
+        _drop_registers(engine, ["cli-adjacent"])
         web_s, whole_s = _web_import(srv, engine, path, "web")
-        ratio = web_s / cli_s
+        with engine.connect() as conn:
+            web_steps = conn.execute(text("SELECT report -> 'timings' FROM registers WHERE name = 'web'")).scalar()
+            pickup_s = conn.execute(text("SELECT extract(epoch FROM started_at - queued_at) FROM import_jobs "
+                                         "WHERE register = 'web' ORDER BY id DESC LIMIT 1")).scalar()
+        ratio = web_s / adjacent_s
+        steps = ", ".join(f"{k} {v:.1f}/{adjacent.timings.get(k, 0):.1f}" for k, v in (web_steps or {}).items())
         figures.append(Figure(AREA, f"web import (confirmed in the page, run by the worker), {rows:,} rows",
-                              round(web_s, 2), "s", "CLI import of the same file in this run (s)", round(cli_s, 2),
-                              "<= 1.3x reference", ratio <= 1.3,
-                              f"{ratio:.2f}x; from the start of the upload (5 MB, checked and read), through saving "
-                              f"the mapping, to the job's end: {whole_s:.2f} s"))
+                              round(web_s, 2), "s", "CLI import of the same file just before it (s)",
+                              round(adjacent_s, 2), "<= 1.3x reference", ratio <= 1.3,
+                              f"{ratio:.2f}x ({web_s / cli_s:.2f}x the first CLI import, {cli_s:.2f} s); job picked "
+                              f"up {float(pickup_s or 0):.2f} s after queueing; steps web/CLI (s): {steps}; from the "
+                              f"start of the upload (5 MB, checked and read), through saving the mapping, to the "
+                              f"job's end: {whole_s:.2f} s"))
         # Statistics as autovacuum leaves them a minute after an import; without them the planner does not know
         # the new partitions' size and scans rather than using the GiST index for "nearby".
         with engine.begin() as conn:
@@ -163,12 +211,27 @@ def run(ctx):
         random.Random(13).shuffle(ids)
         paths = [f"/assets/{i}" for i in ids[:500]]
         seconds = int(ctx.sizes.get("load_seconds", 10))
-        health = loadgen.run(srv.url, ["/healthz"], clients=20, seconds=max(1, seconds // 3))
+        # Anonymous pages are kept rendered (maps.page_cache) once any process has made them: one pass over the
+        # 500 pages first, so the figure is the steady state, not how fast 500 pages are first drawn. The same
+        # pages asked with a query string are never kept: that second figure is the page drawn every time.
+        warm = loadgen.run(srv.url, paths, clients=1, seconds=120, timeout_s=30, max_requests=len(paths),
+                           tool="python")
+        # Both for the same time, one after the other, so the reference sees the same machine as the page.
+        health = loadgen.run(srv.url, ["/healthz"], clients=20, seconds=seconds)
         page = loadgen.run(srv.url, paths, clients=20, seconds=seconds, timeout_s=30)
+        drawn = loadgen.run(srv.url, [p + "?drawn=1" for p in paths], clients=20, seconds=seconds, timeout_s=30)
         figures.append(Figure(AREA, f"asset page /assets/<id>, 20 clients, {total:,} assets: p95 latency",
                               round(page.p95_ms, 1), "ms", "/healthz at 20 clients, p95 (ms)",
-                              round(health.p95_ms, 1), "< 50 ms", page.p95_ms < 50, page.summary()))
-        figures.append(Figure(AREA, "asset page: errors", page.errors, "errors", "requests sent", page.requests,
-                              "0", page.errors == 0, page.tool))
+                              round(health.p95_ms, 1), "< 50 ms", page.p95_ms < 50,
+                              f"{page.p95_ms / health.p95_ms:.2f}x /healthz; 500 pages spread over the register, "
+                              f"kept rendered after one pass ({warm.requests} requests); {page.summary()}"))
+        figures.append(Figure(AREA, f"asset page drawn every time (never kept), 20 clients, {total:,} assets: "
+                              f"p95 latency", round(drawn.p95_ms, 1), "ms", "/healthz at 20 clients, p95 (ms)",
+                              round(health.p95_ms, 1), None, None,
+                              f"{drawn.p95_ms / health.p95_ms:.2f}x /healthz; one statement and the template "
+                              f"each time; {drawn.summary()}"))
+        errors = page.errors + drawn.errors
+        figures.append(Figure(AREA, "asset page: errors", errors, "errors", "requests sent",
+                              page.requests + drawn.requests, "0", errors == 0, page.tool))
     engine.dispose()
     return figures
