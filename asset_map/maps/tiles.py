@@ -167,27 +167,35 @@ def _shapes(layer_id, vintage, z, prepared):
 
 def _polygon_sql(q, z, params, prepared=False):
     # Simplified in Web Mercator metres for the zoom (a quarter pixel, polygons that collapse kept so small urban
-    # areas stay drawn), then clipped and snapped to the tile grid.
+    # areas stay drawn), then clipped and snapped to the tile grid. OFFSET 0 keeps each subquery whole, so that
+    # ST_AsMVTGeom runs once per shape rather than again in the outer filter.
     mvt = "ST_AsMVTGeom(s.geom, env.e, :extent, :buffer, true)"
     if q.layer.id == "districts":
         return (_ENV + f"SELECT ST_AsMVT(t, 'districts', :extent, 'geom') FROM (SELECT d.code, d.name, {mvt} AS geom "
-                f"FROM {_shapes('districts', 0, z, prepared)} s JOIN districts d ON d.code = s.code, env) t "
+                f"FROM {_shapes('districts', 0, z, prepared)} s JOIN districts d ON d.code = s.code, env OFFSET 0) t "
                 "WHERE t.geom IS NOT NULL")
     if q.layer.id == "areas":
         vintage = int(q.as_args()["vintage"])
         params["av"] = vintage
         return (_ENV + f"SELECT ST_AsMVT(t, 'areas', :extent, 'geom') FROM (SELECT a.code, a.name, a.district_code, "
                 f"{mvt} AS geom FROM {_shapes('areas', vintage, z, prepared)} s JOIN areas a ON a.code = s.code "
-                f"AND a.vintage = :av, env WHERE true{_district_sql(q, params)}) t WHERE t.geom IS NOT NULL")
+                f"AND a.vintage = :av, env WHERE true{_district_sql(q, params)} OFFSET 0) t WHERE t.geom IS NOT NULL")
     indicator, vintage = q.as_args()["need"].split(":")
     av = queries.area_vintage(vintage)
     params.update(av=av, ind=indicator, nv=int(vintage))
+    district = _district_sql(q, params)
+    if z < DETAIL_ZOOM and not district:
+        # Only the decile: the shapes' codes are the areas' own, so the areas table is not needed.
+        return (_ENV + f"SELECT ST_AsMVT(t, 'need', :extent, 'geom') FROM (SELECT n.decile, {mvt} AS geom "
+                f"FROM {_shapes('areas', av, z, prepared)} s CROSS JOIN env LEFT JOIN need_indicators n "
+                "ON n.area_code = s.code AND n.indicator = :ind AND n.vintage = :nv OFFSET 0) t "
+                "WHERE t.geom IS NOT NULL")
     detail = "a.code, a.name, a.district_code, a.population, n.score, n.rank, " if z >= DETAIL_ZOOM else ""
     return (_ENV + f"SELECT ST_AsMVT(t, 'need', :extent, 'geom') FROM (SELECT {detail}n.decile, {mvt} AS geom "
             f"FROM {_shapes('areas', av, z, prepared)} s JOIN areas a ON a.code = s.code AND a.vintage = :av "
             "CROSS JOIN env LEFT JOIN need_indicators n "
             "ON n.area_code = a.code AND n.indicator = :ind AND n.vintage = :nv "
-            f"WHERE true{_district_sql(q, params)}) t WHERE t.geom IS NOT NULL")
+            f"WHERE true{district} OFFSET 0) t WHERE t.geom IS NOT NULL")
 
 
 def _popup_sql(role, where_s):
