@@ -101,6 +101,10 @@
     return out;
   }
 
+  // Over 10 px, as Leaflet takes a smaller circle for a marker and asks it for a latlng a tile's point does not
+  // have (a click would throw); 22 px across is also the size of the markers drawn from the API.
+  var POINT_RADIUS = 11;
+
   // opts: {styleOf(category), shown(category), popup(properties, id), onLoad()}
   function addAssets(map, cfg, opts) {
     if (!cfg.asset_tiles || !L.vectorGrid) { return null; }
@@ -117,21 +121,23 @@
           var colour = opts.styleOf(p.category).color;
           var n = p.count || 1;
           if (n > 1) {
-            return {radius: Math.min(6 + 3 * Math.log(n) / Math.LN10 * 2, 22), fill: true, fillColor: colour,
+            return {radius: Math.min(12 + 4 * Math.log(n) / Math.LN10, 24), fill: true, fillColor: colour,
                     fillOpacity: 0.55, stroke: true, color: "#ffffff", weight: 1.5};
           }
-          return {radius: 6, fill: true, fillColor: colour, fillOpacity: p.stale ? 0.35 : 0.95, stroke: true,
+          return {radius: POINT_RADIUS, fill: true, fillColor: colour, fillOpacity: p.stale ? 0.35 : 0.95, stroke: true,
                   color: p.stale ? colour : "#0b0c0c", weight: p.stale ? 2 : 1, dashArray: p.stale ? "2,2" : null};
         }
       }
     });
     layer.on("click", function (e) {
       var p = parsed(e.layer.properties || {});
+      // A point symbolizer lives in tile pixels and has no latlng of its own: the pointer's position stands in.
+      var at = e.originalEvent ? map.mouseEventToLatLng(e.originalEvent) : e.latlng;
       if (p.count && p.count > 1) {
-        map.setView(e.latlng, Math.min(map.getZoom() + 2, 18));
+        map.setView(at, Math.min(map.getZoom() + 2, 18));
         return;
       }
-      L.popup({maxWidth: 320}).setLatLng(e.latlng).setContent(opts.popup(p, p.id)).openOn(map);
+      L.popup({maxWidth: 320}).setLatLng(at).setContent(opts.popup(p, p.id)).openOn(map);
     });
     layer.on("load", function () { opts.onLoad(); });
     layer.addTo(map);
