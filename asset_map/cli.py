@@ -698,6 +698,42 @@ def directory(postcode, asset_id, area, miles, title, role, output):
     click.echo(f"{doc.listed} listed ({doc.total} found) near {doc.place}: written {output}")
 
 
+# -- tiles -----------------------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def tiles():
+    """The vector tiles' prepared tables and cache."""
+
+
+@tiles.command("prepare")
+@click.option("--seed-zoom", type=int, default=-1, show_default=True,
+              help="Also render the public need, district and asset tiles of zooms 0..N into the disk cache "
+                   "(-1: none).")
+@click.option("--force", is_flag=True, help="Rebuild even when the tables are current.")
+def tiles_prepare(seed_zoom, force):
+    """Area shapes per zoom band and public asset counts per grid cell (run after loading; tiles also start it when
+    they find the tables out of date), and optionally seed the cache of the low zooms."""
+    import time
+
+    from asset_map.maps import tile_prep
+    from asset_map.maps import tiles as tiles_
+
+    settings, engine = load_settings(), _engine()
+    started = time.perf_counter()
+    done = tile_prep.refresh(engine, stale_months=settings["STALE_MONTHS"], force=force)
+    click.echo(f"area shapes: {done['shapes']:,} rows; asset cells: {done['assets']:,} rows "
+               f"({time.perf_counter() - started:.1f} s; 0 means already current)")
+    if seed_zoom >= 0:
+        from asset_map.store.assets import AssetFilter
+
+        cache = tiles_.TileCache(Path(settings["VAR_DIR"]) / "tiles")
+        qs = [tiles_.TileQuery.from_args(engine, "need", {}), tiles_.TileQuery.from_args(engine, "districts", {}),
+              tiles_.TileQuery(tiles_.layer("assets"), (), AssetFilter())]
+        n = tile_prep.seed(engine, cache, qs, max_zoom=seed_zoom, stale_months=settings["STALE_MONTHS"])
+        click.echo(f"seeded {n:,} tiles of zooms 0-{seed_zoom}")
+
+
 @cli.command("serve")
 @click.option("--host")
 @click.option("--port", type=int)

@@ -76,6 +76,9 @@ SETTINGS = [
     Setting("TILE_SLOTS", 4, "Tiles one server process renders at once; more requests wait TILE_WAIT_S, then get "
             "a 429 with Retry-After (cached tiles are served without a slot).", int),
     Setting("TILE_WAIT_S", 10, "How long a tile request waits for a rendering slot.", int),
+    Setting("TILE_PREP", 1, "1: a tile that finds the prepared tile tables (area shapes per zoom band, public asset "
+            "counts per grid cell) out of date starts their rebuild in the background and is served from the live "
+            "tables meanwhile; 0: only `asset-map tiles prepare` rebuilds them.", int),
     Setting("EXPORT_SLOTS", 2, "Downloads (exports, the table's CSV) the server streams at once, all its worker "
             "processes together; one more gets a 503 with Retry-After, so map requests keep their threads.", int),
     Setting("EXPORT_WAIT_S", 1, "How long a download waits for a free export slot.", int),

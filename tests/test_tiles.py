@@ -7,9 +7,14 @@ import math
 import mapbox_vector_tile
 import pytest
 
-from asset_map.maps import tiles
-from tests.conftest import make_app
+from asset_map.maps import tile_prep, tiles
+from tests.conftest import make_app as _make_app
 from tests.explorer_data import add_hand_made, synthetic_database
+
+
+def make_app(url, tmp_path, **extra):
+    """The app with the prepared tables rebuilt only when a test says so (no rebuild on a thread behind its back)."""
+    return _make_app(url, tmp_path, **{"TILE_PREP": 0, **extra})
 
 
 @pytest.fixture(scope="module")
@@ -213,3 +218,183 @@ def test_need_and_area_tiles_can_be_limited_to_districts(web):
     one = decode(get_tile(web, "need", 13, lon, lat, f"?district={districts[0]}"))["need"]["features"]
     assert one and {f["properties"]["district_code"] for f in one} == {districts[0]}
     assert get_tile(web, "need", 13, lon, lat, "?district=Stafford").status_code == 400
+
+
+# -- prepared tables (maps.tile_prep): shapes per zoom band, public asset counts per grid cell, seeding ----------------
+
+
+@pytest.fixture
+def prep_db(pg_server, template_db, tmp_path):
+    """A copy of the synthetic county for tests that write (prepared tables, new assets)."""
+    from tests.explorer_data import synthetic_database
+
+    name = "am_prep_" + tmp_path.name[-8:].replace("-", "_").lower()
+    url = synthetic_database(pg_server, template_db, tmp_path / "data", name)
+    yield url
+    from asset_map.store.db import dispose_engines
+
+    dispose_engines()
+    pg_server.drop(name)
+
+
+def _engine(url):
+    from asset_map.config import load_settings
+    from asset_map.store.db import make_engine
+
+    return make_engine(url, load_settings())
+
+
+def _features(engine, layer_id, z, lon, lat, args=None, prepared=True):
+    x, y = tile_of(lon, lat, z)
+    q = tiles.TileQuery.from_args(engine, layer_id, args or {})
+    body = tiles.render(engine, q, z, x, y, prepared=prepared)
+    return mapbox_vector_tile.decode(body).get(layer_id, {"features": []})["features"] if body else []
+
+
+def test_prepared_shapes_give_the_same_areas_as_the_live_tables(prep_db):
+    from sqlalchemy import text
+
+    eng = _engine(prep_db)
+    try:
+        with eng.connect() as conn:
+            lon, lat = conn.execute(text("SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Extent(geom)) AS c "
+                                         "FROM districts) s")).one()
+        live = {z: _features(eng, "need", z, lon, lat, prepared=False) for z in (5, 7, 8, 11, 13)}
+        assert tile_prep.refresh(eng)["shapes"] > 0
+        with eng.connect() as conn:
+            assert tile_prep.shapes_current(tile_prep.state(conn), {"reference": conn.execute(text(
+                "SELECT max(id) FROM tile_changes WHERE family = 'reference'")).scalar()})
+            bands = dict(conn.execute(text("SELECT band, count(*) FROM tile_shapes WHERE layer = 'areas' "
+                                           "GROUP BY band")).all())
+        assert bands == {b: 60 for b in tile_prep.BANDS}
+        for z, expected in live.items():
+            got = _features(eng, "need", z, lon, lat)
+            assert len(got) == len(expected) > 0
+            assert sorted(f["properties"]["decile"] for f in got) == sorted(
+                f["properties"]["decile"] for f in expected)
+        # Reading the prepared shapes is what the low zooms do: a shape changed there shows in the tile.
+        with eng.begin() as conn:
+            conn.execute(text("DELETE FROM tile_shapes WHERE band = 7"))
+        assert _features(eng, "need", 7, lon, lat) == []
+        assert _features(eng, "districts", 7, lon, lat) == []
+        assert _features(eng, "need", 8, lon, lat)
+        # New reference data moves the stamp: the tile is made from the live tables again until the next rebuild.
+        with eng.begin() as conn:
+            conn.execute(text("UPDATE districts SET name = name"))
+        assert len(_features(eng, "need", 7, lon, lat)) == len(live[7])
+    finally:
+        eng.dispose()
+
+
+def _grid_total(engine, z, lon, lat, args=None, prepared=True):
+    feats = _features(engine, "assets", z, lon, lat, args, prepared)
+    return sum(f["properties"].get("count", 1) for f in feats), feats
+
+
+def test_low_zoom_asset_tiles_come_from_the_grid_with_the_live_counts(prep_db, monkeypatch):
+    from sqlalchemy import text
+
+    monkeypatch.setattr(tiles, "POINTS_LIMIT", 100)
+    eng = _engine(prep_db)
+    try:
+        with eng.connect() as conn:
+            lon, lat = conn.execute(text("SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Extent(geom)) AS c "
+                                         "FROM districts) s")).one()
+        live = {z: _grid_total(eng, z, lon, lat, prepared=False)[0] for z in (3, 5, 7)}
+        library = _grid_total(eng, 7, lon, lat, {"category": "library"}, prepared=False)[0]
+        assert tile_prep.refresh(eng)["assets"] > 0
+        # The grid, not the assets, answers: empty it and the low-zoom tile is empty.
+        with eng.connect() as conn:
+            n_cells = conn.execute(text("SELECT count(*) FROM tile_asset_cells WHERE z = 7")).scalar()
+        assert n_cells > 0
+        for z, expected in live.items():
+            total, feats = _grid_total(eng, z, lon, lat)
+            assert total == expected > 100, z
+            assert any(f["properties"].get("count", 1) > 1 for f in feats)
+        assert _grid_total(eng, 7, lon, lat, {"category": "library"})[0] == library > 0
+        # A filter the grid cannot answer (a search) is made live; so is a tile for a signed-in role.
+        assert _grid_total(eng, 7, lon, lat, {"q": "no-asset-is-called-this"})[0] == 0
+        with eng.begin() as conn:
+            conn.execute(text("DELETE FROM tile_asset_cells WHERE z = 7"))
+        assert _grid_total(eng, 7, lon, lat)[0] == 0 and _grid_total(eng, 5, lon, lat)[0] == live[5]
+        # Any asset write moves the stamp: the tile is live (exact) again until the grid is rebuilt.
+        add_hand_made(eng, [("g1", "Grid Test Hall", "organisation", "community_centre", lon, lat, {})])
+        assert _grid_total(eng, 7, lon, lat)[0] == live[7] + 1
+        assert tile_prep.refresh(eng)["assets"] > 0 and tile_prep.refresh(eng)["assets"] == 0
+        assert _grid_total(eng, 7, lon, lat)[0] == live[7] + 1
+    finally:
+        eng.dispose()
+
+
+def test_no_individual_in_an_asset_tile_at_any_zoom(prep_db, monkeypatch):
+    """Individuals are never counted into the grid nor drawn at any zoom for the public; with the privacy rule
+    switched off when the grid is built, they are counted: the test can fail."""
+    from sqlalchemy import text
+
+    from asset_map.store import assets as store
+
+    eng = _engine(prep_db)
+    try:
+        with eng.connect() as conn:
+            spots = conn.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM assets WHERE tier = 'individual' "
+                                      "ORDER BY id LIMIT 3")).all()
+            n_individuals = conn.execute(text("SELECT count(*) FROM assets WHERE tier = 'individual' "
+                                              "AND withdrawn_at IS NULL")).scalar()
+        assert spots and n_individuals > 0
+        tile_prep.refresh(eng)
+        with eng.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM tile_asset_cells WHERE tier = 'individual'")).scalar() == 0
+        for lon, lat in spots:
+            for z in range(0, 19):
+                feats = _features(eng, "assets", z, lon, lat)
+                assert all(f["properties"]["tier"] != "individual" for f in feats), z
+                assert _features(eng, "assets", z, lon, lat, {"tier": "individual"}) == []
+
+        monkeypatch.setattr(store, "visibility_condition", lambda role, alias="a": ("TRUE", {}))
+        tile_prep.refresh(eng, force=True)
+        with eng.connect() as conn:
+            leaked = conn.execute(text("SELECT sum(n) FROM tile_asset_cells WHERE tier = 'individual' "
+                                       "AND z = 0")).scalar()
+        assert leaked > 0
+    finally:
+        eng.dispose()
+
+
+def test_a_stale_tile_starts_the_rebuild_and_prepare_seeds_the_cache(prep_db, tmp_path, monkeypatch):
+    import time
+
+    from click.testing import CliRunner
+
+    from asset_map.cli import cli
+
+    app = _make_app(prep_db, tmp_path / "app")
+    client = app.test_client()
+    lon, lat = centre(client)
+    assert decode(get_tile(client, "assets", 6, lon, lat))
+    assert decode(get_tile(client, "need", 6, lon, lat))
+    eng = _engine(prep_db)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with eng.connect() as conn:
+                if set(tile_prep.state(conn)) == {"shapes", "assets"} and not tile_prep._running:
+                    break
+            time.sleep(0.2)
+        with eng.connect() as conn:
+            assert set(tile_prep.state(conn)) == {"shapes", "assets"}
+    finally:
+        eng.dispose()
+
+    monkeypatch.setenv("ASSET_MAP_DATABASE_URL", prep_db)
+    monkeypatch.setenv("ASSET_MAP_VAR_DIR", str(tmp_path / "var"))
+    result = CliRunner().invoke(cli, ["tiles", "prepare", "--seed-zoom", "6"])
+    assert result.exit_code == 0, result.output
+    assert "seeded" in result.output
+    seeded = list((tmp_path / "var" / "tiles").rglob("*.mvt"))
+    assert {p.parts[-5] for p in seeded} == {"need", "districts", "assets"}
+    # The server reads what was seeded.
+    served = _make_app(prep_db, tmp_path / "var", TILE_PREP=0).test_client()
+    one = next(p for p in seeded if p.parts[-5] == "assets" and p.stat().st_size)
+    z, x, y = int(one.parts[-3]), int(one.parts[-2]), int(one.stem)
+    one.write_bytes(b"seeded")
+    assert served.get(f"/tiles/assets/{z}/{x}/{y}.mvt").data == b"seeded"

@@ -188,6 +188,12 @@ def build(engine, layers, settings, *, need=None, flt=None, role="public", focus
             stamps = change_stamps.stamps(conn)
         for spec in tile_layers:
             spec["query"] = {**spec["query"], "v": str(stamps["reference"])}
+        # At the same scale the assets come as vector tiles too (grouped per cell at low zooms, from the prepared
+        # grid for the public): the same filter, seen as the same role, so the same privacy rule as the map API.
+        asset_tiles = {"query": {**{k: v for k, v in flt.as_args().items() if k != "bbox"},
+                                 "v": str(stamps["assets"])}}
+    else:
+        asset_tiles = None
     explorer = {
         "map": map_name,
         "overlays": overlays,
@@ -204,6 +210,7 @@ def build(engine, layers, settings, *, need=None, flt=None, role="public", focus
         "outline": _outline(engine, flt.area),
         # Need and boundaries as vector tiles (England scale), drawn by explorer.js; empty when in the page.
         "tile_layers": tile_layers,
+        "asset_tiles": asset_tiles,
     }
     return MapPage(header=header, html=body, script=script, need=(indicator, vintage), need_options=options,
                    counts=dict(drawn), explorer=explorer)

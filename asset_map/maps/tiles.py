@@ -27,7 +27,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from asset_map.errors import InputError, NotFound
-from asset_map.maps import features, queries
+from asset_map.maps import features, queries, tile_prep
 from asset_map.store import change_stamps
 from asset_map.store.assets import AssetFilter
 
@@ -147,38 +147,66 @@ def _envelope_params(z, x, y):
 
 
 _ENV = ("WITH env AS MATERIALIZED (SELECT ST_TileEnvelope(:z, :x, :y) AS e, "
+        "ST_TileEnvelope(:z, :x, :y, margin => :margin) AS em, "
         "ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), 4326) AS g) ")
 
 
-def _mvt_geom(column, tolerance):
-    # Simplify in Web Mercator metres for this zoom, keeping polygons that collapse (so small urban areas stay drawn),
-    # then clip and snap to the tile grid.
-    return (f"ST_AsMVTGeom(ST_Simplify(ST_Transform({column}, 3857), {float(tolerance)}, true), env.e, "
-            ":extent, :buffer, true)")
+def _shapes(layer_id, vintage, z, prepared):
+    """FROM-clause source of (code, geom in EPSG:3857 simplified for zoom z) and its bbox condition: the prepared
+    shapes of z's band when they are current (maps.tile_prep), else the live table transformed and simplified now."""
+    band = tile_prep.band_for(z) if prepared else None
+    if band is not None:
+        # The band is a literal from BANDS so that the planner picks that band's partial index.
+        return (f"(SELECT code, geom FROM tile_shapes WHERE layer = '{layer_id}' AND vintage = {int(vintage)} "
+                f"AND band = {int(band)} AND geom && (SELECT em FROM env))")
+    table = "districts" if layer_id == "districts" else "areas"
+    cond = "" if layer_id == "districts" else f" AND vintage = {int(vintage)}"
+    return (f"(SELECT code, ST_Simplify(ST_Transform(geom, 3857), {float(_pixel_m(z) / 4)}, true) AS geom "
+            f"FROM {table} WHERE geom && (SELECT g FROM env){cond})")
 
 
-def _polygon_sql(q, z, params):
-    tol = _pixel_m(z) / 4
+def _polygon_sql(q, z, params, prepared=False):
+    # Simplified in Web Mercator metres for the zoom (a quarter pixel, polygons that collapse kept so small urban
+    # areas stay drawn), then clipped and snapped to the tile grid. OFFSET 0 keeps each subquery whole, so that
+    # ST_AsMVTGeom runs once per shape rather than again in the outer filter.
+    mvt = "ST_AsMVTGeom(s.geom, env.e, :extent, :buffer, true)"
     if q.layer.id == "districts":
-        return (_ENV + f"SELECT ST_AsMVT(t, 'districts', :extent, 'geom') FROM (SELECT d.code, d.name, "
-                f"{_mvt_geom('d.geom', tol)} AS geom FROM districts d, env WHERE d.geom && env.g) t "
+        return (_ENV + f"SELECT ST_AsMVT(t, 'districts', :extent, 'geom') FROM (SELECT d.code, d.name, {mvt} AS geom "
+                f"FROM {_shapes('districts', 0, z, prepared)} s JOIN districts d ON d.code = s.code, env OFFSET 0) t "
                 "WHERE t.geom IS NOT NULL")
     if q.layer.id == "areas":
-        params["av"] = int(q.as_args()["vintage"])
+        vintage = int(q.as_args()["vintage"])
+        params["av"] = vintage
         return (_ENV + f"SELECT ST_AsMVT(t, 'areas', :extent, 'geom') FROM (SELECT a.code, a.name, a.district_code, "
-                f"{_mvt_geom('a.geom', tol)} AS geom FROM areas a, env WHERE a.vintage = :av AND a.geom && env.g"
-                f"{_district_sql(q, params)}) t "
-                "WHERE t.geom IS NOT NULL")
+                f"{mvt} AS geom FROM {_shapes('areas', vintage, z, prepared)} s JOIN areas a ON a.code = s.code "
+                f"AND a.vintage = :av, env WHERE true{_district_sql(q, params)} OFFSET 0) t WHERE t.geom IS NOT NULL")
     indicator, vintage = q.as_args()["need"].split(":")
-    params.update(av=queries.area_vintage(vintage), ind=indicator, nv=int(vintage))
+    av = queries.area_vintage(vintage)
+    params.update(av=av, ind=indicator, nv=int(vintage))
+    district = _district_sql(q, params)
+    if z < DETAIL_ZOOM and not district:
+        # Only the decile: the shapes' codes are the areas' own, so the areas table is not needed.
+        return (_ENV + f"SELECT ST_AsMVT(t, 'need', :extent, 'geom') FROM (SELECT n.decile, {mvt} AS geom "
+                f"FROM {_shapes('areas', av, z, prepared)} s CROSS JOIN env LEFT JOIN need_indicators n "
+                "ON n.area_code = s.code AND n.indicator = :ind AND n.vintage = :nv OFFSET 0) t "
+                "WHERE t.geom IS NOT NULL")
     detail = "a.code, a.name, a.district_code, a.population, n.score, n.rank, " if z >= DETAIL_ZOOM else ""
-    return (_ENV + f"SELECT ST_AsMVT(t, 'need', :extent, 'geom') FROM (SELECT {detail}n.decile, "
-            f"{_mvt_geom('a.geom', tol)} AS geom FROM areas a CROSS JOIN env LEFT JOIN need_indicators n "
+    return (_ENV + f"SELECT ST_AsMVT(t, 'need', :extent, 'geom') FROM (SELECT {detail}n.decile, {mvt} AS geom "
+            f"FROM {_shapes('areas', av, z, prepared)} s JOIN areas a ON a.code = s.code AND a.vintage = :av "
+            "CROSS JOIN env LEFT JOIN need_indicators n "
             "ON n.area_code = a.code AND n.indicator = :ind AND n.vintage = :nv "
-            f"WHERE a.vintage = :av AND a.geom && env.g{_district_sql(q, params)}) t WHERE t.geom IS NOT NULL")
+            f"WHERE true{district} OFFSET 0) t WHERE t.geom IS NOT NULL")
 
 
-def _asset_sql(role, where, mode):
+def _popup_sql(role, where_s):
+    # A group of one is drawn as that asset, with its popup fields (looked up under the same privacy rule).
+    return ("CASE WHEN c.n = 1 THEN (SELECT CAST(" + features.properties_sql(role, "s.") + " AS jsonb) || "
+            f"jsonb_build_object('id', s.id) FROM assets s WHERE s.id = c.first_id AND {where_s} LIMIT 1) "
+            "ELSE jsonb_build_object('tier', c.tier, 'category', c.category, 'count', c.n, "
+            "'stale_count', c.stale_n) END AS props, ")
+
+
+def _asset_sql(role, where, mode, where_s):
     props = features.properties_sql(role)
     base = f"FROM assets a, env WHERE {where} AND a.geom && env.g"
     if mode == "points":
@@ -187,41 +215,65 @@ def _asset_sql(role, where, mode):
                 f"CAST({props} AS jsonb) || jsonb_build_object('id', a.id) AS props, "
                 "ST_AsMVTGeom(ST_Transform(a.geom, 3857), env.e, :extent, :buffer, true) AS geom "
                 f"{base}) t WHERE t.geom IS NOT NULL")
-    # A group sits at the mean of its points; a group of one is drawn as that asset, with its popup fields.
-    return (_ENV + ", cells AS MATERIALIZED (SELECT a.tier, a.category, count(*) AS n, min(a.id) AS first_id, "
-            f"count(*) FILTER (WHERE {features.stale_sql()}) AS stale_n, "
-            "avg(ST_X(ST_Transform(a.geom, 3857))) AS mx, avg(ST_Y(ST_Transform(a.geom, 3857))) AS my "
-            f"{base} GROUP BY a.tier, a.category, floor(ST_X(ST_Transform(a.geom, 3857)) / :cell), "
-            "floor(ST_Y(ST_Transform(a.geom, 3857)) / :cell)) "
-            "SELECT ST_AsMVT(t, 'assets', :extent, 'geom') FROM (SELECT "
-            "CASE WHEN c.n = 1 THEN (SELECT CAST(" + features.properties_sql(role, "s.") + " AS jsonb) || "
-            "jsonb_build_object('id', s.id) FROM assets s WHERE s.id = c.first_id LIMIT 1) "
-            "ELSE jsonb_build_object('tier', c.tier, 'category', c.category, 'count', c.n, "
-            "'stale_count', c.stale_n) END AS props, "
+    if mode == "grid":
+        # The prepared counts of this zoom's cells (maps.tile_prep); each cell keeps its sums, so the mean point of a
+        # tier and category in a cell is exact.
+        cells = ("cells AS MATERIALIZED (SELECT c.tier, c.category, sum(c.n) AS n, min(c.first_id) AS first_id, "
+                 "sum(c.stale_n) AS stale_n, sum(c.sx) / sum(c.n) AS mx, sum(c.sy) / sum(c.n) AS my "
+                 f"FROM tile_asset_cells c, env WHERE c.z = :z AND c.geom && env.em{_grid_filter_sql()} "
+                 "GROUP BY c.tier, c.category, c.ix, c.iy) ")
+    else:
+        # A group sits at the mean of its points.
+        cells = ("cells AS MATERIALIZED (SELECT a.tier, a.category, count(*) AS n, min(a.id) AS first_id, "
+                 f"count(*) FILTER (WHERE {features.stale_sql()}) AS stale_n, "
+                 "avg(ST_X(ST_Transform(a.geom, 3857))) AS mx, avg(ST_Y(ST_Transform(a.geom, 3857))) AS my "
+                 f"{base} GROUP BY a.tier, a.category, floor(ST_X(ST_Transform(a.geom, 3857)) / :cell), "
+                 "floor(ST_Y(ST_Transform(a.geom, 3857)) / :cell)) ")
+    return (_ENV + ", " + cells + "SELECT ST_AsMVT(t, 'assets', :extent, 'geom') FROM (SELECT "
+            + _popup_sql(role, where_s) +
             "ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(c.mx, c.my), 3857), env.e, :extent, :buffer, true) AS geom "
             "FROM cells c, env) t WHERE t.geom IS NOT NULL")
 
 
-def render(engine, q, z, x, y, *, role="public", stale_months=12, today=None):
-    """The tile's bytes (an empty bytes object when nothing is in it)."""
+def _grid_filter_sql():
+    # The filter's own bound parameters (store.assets.AssetFilter.where names them f_tier and f_category).
+    return (" AND (CAST(:g_tier AS text[]) IS NULL OR c.tier = ANY(:g_tier))"
+            " AND (CAST(:g_category AS text[]) IS NULL OR c.category = ANY(:g_category))")
+
+
+def render(engine, q, z, x, y, *, role="public", stale_months=12, today=None, prepared=True):
+    """The tile's bytes (an empty bytes object when nothing is in it). ``prepared``: read maps.tile_prep's tables
+    where they are current (False: always the live tables, the reference the benchmark and tests compare with)."""
     check_tile(z, x, y)
     params = _envelope_params(z, x, y)
+    today = today or date.today()
     with engine.connect() as conn, conn.begin():
         conn.execute(text("SET LOCAL jit = off"))
+        if prepared:
+            stamps, prep = change_stamps.stamps(conn), tile_prep.state(conn)
         if q.layer.id != "assets":
-            sql = _polygon_sql(q, z, params)
+            ready = prepared and tile_prep.shapes_current(prep, stamps)
+            sql = _polygon_sql(q, z, params, prepared=ready)
         else:
             where, fparams = q.flt.where(role=role)
-            params.update(fparams, today=today or date.today(), stale_months=int(stale_months))
-            # Counting stops one past the limit, as the map API does.
-            capped = conn.execute(text(_ENV + f"SELECT count(*) FROM (SELECT 1 FROM assets a, env WHERE {where} "
-                                       "AND a.geom && env.g LIMIT :cap) c"), {**params, "cap": POINTS_LIMIT + 1}
-                                  ).scalar()
+            where_s, _ = q.flt.where(role=role, alias="s")
+            params.update(fparams, today=today, stale_months=int(stale_months), cell=CELL_PIXELS * _pixel_m(z))
+            grid = (prepared and z <= tile_prep.GRID_MAX_ZOOM and tile_prep.grid_answers(q.flt, role)
+                    and tile_prep.grid_current(prep, stamps, stale_months=stale_months, today=today))
+            if grid:
+                params.update(g_tier=list(q.flt.tier) or None, g_category=list(q.flt.category) or None)
+                capped = conn.execute(text(_ENV + "SELECT coalesce(sum(c.n), 0) FROM tile_asset_cells c, env "
+                                           f"WHERE c.z = :z AND c.geom && env.em{_grid_filter_sql()}"),
+                                      params).scalar()
+            else:
+                # Counting stops one past the limit, as the map API does.
+                capped = conn.execute(text(_ENV + f"SELECT count(*) FROM (SELECT 1 FROM assets a, env WHERE {where} "
+                                           "AND a.geom && env.g LIMIT :cap) c"), {**params, "cap": POINTS_LIMIT + 1}
+                                      ).scalar()
             if capped == 0:
                 return b""
-            mode = "points" if capped <= POINTS_LIMIT else "clusters"
-            params["cell"] = CELL_PIXELS * _pixel_m(z)
-            sql = _asset_sql(role, where, mode)
+            mode = "points" if capped <= POINTS_LIMIT else ("grid" if grid else "clusters")
+            sql = _asset_sql(role, where, mode, where_s)
         body = conn.execute(text(sql), params).scalar()
     return bytes(body or b"")
 

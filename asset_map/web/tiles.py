@@ -2,13 +2,14 @@
 ``asset_map.maps.tiles``. A tile URL that names the current change stamp (``v=``, as TileJSON writes it) may be
 cached by browsers and proxies for a day: new data means a new stamp, so a new URL."""
 
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from asset_map.config import attribution_lines
-from asset_map.maps import tiles
+from asset_map.maps import tile_prep, tiles
 from asset_map.store import change_stamps
 from asset_map.web import extensions
 from asset_map.web.auth import current_role
@@ -43,6 +44,8 @@ def tile(layer_id, z, x, y):
     body = cache.get(path) if path is not None else None
     if body is None:
         # Rendering takes a slot; a flood of uncached tiles waits, then gets 503 + Retry-After.
+        if settings.get("TILE_PREP", 1):
+            _refresh_if_stale(engine, q, z, role, stamps, settings)
         with slots("tile").acquire():
             body = tiles.render(engine, q, z, x, y, role=role, stale_months=settings["STALE_MONTHS"])
         if path is not None:
@@ -51,6 +54,23 @@ def tile(layer_id, z, x, y):
     current = request.args.get("v") == str(stamps[q.layer.family])
     res.headers["Cache-Control"] = f"public, max-age={LONG_MAX_AGE_S if current else SHORT_MAX_AGE_S}"
     return res
+
+
+def _refresh_if_stale(engine, q, z, role, stamps, settings):
+    """Start rebuilding the prepared tables this tile would read if they are out of date (a load, import or edit
+    moved the change stamp); this tile and those after it are made from the live tables until the rebuild is done."""
+    if q.layer.id == "assets":
+        if z > tile_prep.GRID_MAX_ZOOM or not tile_prep.grid_answers(q.flt, role):
+            return
+    elif tile_prep.band_for(z) is None:
+        return
+    with engine.connect() as conn:
+        prep = tile_prep.state(conn)
+    if q.layer.id != "assets" and not tile_prep.shapes_current(prep, stamps):
+        tile_prep.refresh_in_background(engine, "shapes")
+    elif q.layer.id == "assets" and not tile_prep.grid_current(prep, stamps, stale_months=settings["STALE_MONTHS"],
+                                                              today=date.today()):
+        tile_prep.refresh_in_background(engine, "assets", stale_months=settings["STALE_MONTHS"])
 
 
 def tiles_url(layer_id, args, version):

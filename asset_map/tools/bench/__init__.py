@@ -19,4 +19,5 @@ MODULES = [
     "geographies",
     "community",
     "privacy",
+    "national",
 ]

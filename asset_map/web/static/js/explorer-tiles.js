@@ -90,5 +90,59 @@
     return made;
   }
 
-  window.assetMapTiles = {add: add};
+  // ---- assets as tiles: groups (count > 1) as circles sized by their count, single assets as category-coloured dots.
+  // A tile property holding a list (offers) arrives as JSON text.
+  function parsed(p) {
+    var out = {};
+    Object.keys(p).forEach(function (k) { out[k] = p[k]; });
+    if (typeof out.offers === "string") {
+      try { out.offers = JSON.parse(out.offers); } catch (e) { out.offers = [out.offers]; }
+    }
+    return out;
+  }
+
+  // Over 10 px, as Leaflet takes a smaller circle for a marker and asks it for a latlng a tile's point does not
+  // have (a click would throw); 22 px across is also the size of the markers drawn from the API.
+  var POINT_RADIUS = 11;
+
+  // opts: {styleOf(category), shown(category), popup(properties, id), onLoad()}
+  function addAssets(map, cfg, opts) {
+    if (!cfg.asset_tiles || !L.vectorGrid) { return null; }
+    var spec = {id: "assets", query: cfg.asset_tiles.query};
+    var layer = L.vectorGrid.protobuf(tileUrl(cfg, spec), {
+      rendererFactory: L.canvas.tile,
+      interactive: true,
+      maxNativeZoom: 20,
+      pane: "markerPane",
+      attribution: "",
+      vectorTileLayerStyles: {
+        assets: function (p) {
+          if (!opts.shown(p.category)) { return []; }  // an empty style list draws nothing
+          var colour = opts.styleOf(p.category).color;
+          var n = p.count || 1;
+          if (n > 1) {
+            return {radius: Math.min(12 + 4 * Math.log(n) / Math.LN10, 24), fill: true, fillColor: colour,
+                    fillOpacity: 0.55, stroke: true, color: "#ffffff", weight: 1.5};
+          }
+          return {radius: POINT_RADIUS, fill: true, fillColor: colour, fillOpacity: p.stale ? 0.35 : 0.95, stroke: true,
+                  color: p.stale ? colour : "#0b0c0c", weight: p.stale ? 2 : 1, dashArray: p.stale ? "2,2" : null};
+        }
+      }
+    });
+    layer.on("click", function (e) {
+      var p = parsed(e.layer.properties || {});
+      // A point symbolizer lives in tile pixels and has no latlng of its own: the pointer's position stands in.
+      var at = e.originalEvent ? map.mouseEventToLatLng(e.originalEvent) : e.latlng;
+      if (p.count && p.count > 1) {
+        map.setView(at, Math.min(map.getZoom() + 2, 18));
+        return;
+      }
+      L.popup({maxWidth: 320}).setLatLng(at).setContent(opts.popup(p, p.id)).openOn(map);
+    });
+    layer.on("load", function () { opts.onLoad(); });
+    layer.addTo(map);
+    return layer;
+  }
+
+  window.assetMapTiles = {add: add, addAssets: addAssets};
 }());

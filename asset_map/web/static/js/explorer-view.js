@@ -35,6 +35,8 @@
     } else if (cfg.outline) {
       map.fitBounds(cfg.outline.bounds, {animate: false});
     }
+    // At England scale the assets come as vector tiles (explorer-tiles.js): nothing to prefetch from the API.
+    if (cfg.asset_tiles) { return; }
     var url = assetsUrl(map, cfg);
     window.assetMapView.prefetched = {url: url,
                                       response: fetch(url, {headers: {Accept: "application/geo+json"}})};

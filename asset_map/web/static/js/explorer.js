@@ -130,12 +130,24 @@
     return marker;
   }
 
+  // ---- at England scale the assets are vector tiles (explorer-tiles.js), not markers fetched from the API
+  var assetTiles = null;
+  var redrawTimer = null;
+  function redrawTiles() {
+    clearTimeout(redrawTimer);
+    redrawTimer = setTimeout(function () { if (assetTiles) { assetTiles.redraw(); } }, 0);
+  }
+
   // ---- layers: one (empty) layer per category in the control; its add/remove events show or hide its markers
   function categoryLayer(category) {
     if (!categoryLayers[category]) {
       var layer = L.layerGroup();
-      layer.on("add", function () { cluster.addLayers(markersByCategory[category] || []); });
-      layer.on("remove", function () { cluster.removeLayers(markersByCategory[category] || []); });
+      layer.on("add", function () {
+        if (assetTiles) { redrawTiles(); } else { cluster.addLayers(markersByCategory[category] || []); }
+      });
+      layer.on("remove", function () {
+        if (assetTiles) { redrawTiles(); } else { cluster.removeLayers(markersByCategory[category] || []); }
+      });
       categoryLayers[category] = layer;
     }
     return categoryLayers[category];
@@ -286,11 +298,26 @@
   }
   suggestHere();
 
+  if (cfg.asset_tiles && window.assetMapTiles && window.assetMapTiles.addAssets) {
+    assetTiles = window.assetMapTiles.addAssets(map, cfg, {
+      styleOf: styleOf,
+      shown: function (category) { var l = categoryLayers[category]; return !l || map.hasLayer(l); },
+      popup: popup,
+      onLoad: function () {
+        say("Assets drawn from map tiles: a circle with a white ring is a group, select it to zoom in.");
+        document.body.setAttribute("data-assets-mode", "tiles");
+        if (window.assetMapDrawnAt === undefined) { window.assetMapDrawnAt = performance.now(); }
+        document.body.setAttribute("data-assets-loaded", "1");
+      }
+    });
+  }
+
   map.on("overlayadd overlayremove", function () { setTimeout(remember, 0); });
   map.on("moveend", function () {
+    remember();
+    if (assetTiles) { return; }
     clearTimeout(timer);
     timer = setTimeout(refresh, 120);
-    remember();
   });
 
   // ---- legend for the asset markers (our own fixed wording)
@@ -383,6 +410,7 @@
     });
     legends.forEach(function (node) { key.appendChild(node); });
   }
-  refresh();
-  window.assetMap = {map: map, cluster: cluster, layers: categoryLayers, refresh: refresh, tiles: tileLayers};
+  if (!assetTiles) { refresh(); }
+  window.assetMap = {map: map, cluster: cluster, layers: categoryLayers, refresh: refresh, tiles: tileLayers,
+                     assetTiles: assetTiles};
 }());
