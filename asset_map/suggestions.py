@@ -34,6 +34,9 @@ FIELDS = (
     ("suggester_name", "your name", 120, False),
     ("suggester_contact", "your e-mail or phone", 254, False),
 )
+# What a change or correction may ask to empty (the "remove this" choice beside each optional field); a name, a
+# kind and a postcode (the asset would lose its place) are never emptied.
+CLEARABLE = ("description", "offers", "address", "email", "phone", "url")
 ASSET_FIELDS = ("name", "tier", "category", "description", "offers", "address", "postcode", "email", "phone", "url")
 DUPLICATE_RADIUS_M = 250
 NEAR_BOX_DEG = (0.075, 0.045)  # about 5 km each way at English latitudes
@@ -86,9 +89,21 @@ def parse(form):
         problems["url"] = "Enter its website starting with https://, or leave it empty."
     check_contact(values, problems)
     values["offers"] = [o.strip().lower() for o in re.split(r"[;,\n]", values.get("offers") or "") if o.strip()][:20]
+    values["cleared"] = _cleared(form, values)
     if problems:
         raise FormInvalid(problems)
     return values
+
+
+def _cleared(form, values):
+    """The fields the sender asks to empty (the ``clear`` boxes, "remove this"). Removing wins over what the field
+    holds: a correction form comes filled with the current values, and ticking the box is the clearer intent."""
+    asked = form.getlist("clear") if hasattr(form, "getlist") else form.get("clear") or []
+    asked = [asked] if isinstance(asked, str) else list(asked)
+    cleared = [f for f in CLEARABLE if f in asked]
+    for name in cleared:
+        values[name] = [] if name == "offers" else None
+    return cleared
 
 
 def check_contact(values, problems, *, whose="its", phone_example="01785 223344", tail=", or leave it empty"):
@@ -172,7 +187,9 @@ def submit(engine, form, *, kind="new", asset_id=None, confirmation_id=None, ip=
             place = Place(current["lon"], current["lat"], current["district_code"], None)
         else:
             place = locate(conn, form, values["postcode"], tolerance_m=tolerance_m)
-        cols = [name for name, *_ in FIELDS] + ["tier"]
+        cols = [name for name, *_ in FIELDS] + ["tier", "cleared"]
+        if current is None:
+            values["cleared"] = []  # a new asset has nothing to empty
         new_id = conn.execute(text(
             f"INSERT INTO suggestions (kind, asset_id, confirmation_id, district_code, geom, {', '.join(cols)}) "
             f"VALUES (:kind, :asset_id, :confirmation_id, :district, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), "
@@ -208,7 +225,7 @@ def waiting_by_district(engine):
 _COLUMNS = ("s.id, s.kind, s.asset_id, s.status, s.district_code, s.tier, s.category, s.name, s.description, "
             "s.offers, s.address, s.postcode, s.email, s.phone, s.url, s.contact, s.suggester_name, "
             "s.suggester_contact, s.confirmation_id, s.decided_at, s.decided_by, s.reason, s.result_asset_id, "
-            "s.created_at, ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat")
+            "s.created_at, s.cleared, ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat")
 
 
 def queue(engine, *, district=None, limit=25, offset=0, total=None):
@@ -308,12 +325,15 @@ def current_asset(engine, asset_id, *, role):
 
 
 def differences(current, suggestion):
-    """[(field, now, suggested)] for each asset field the suggestion changes (empty suggested fields change
-    nothing)."""
+    """[(field, now, suggested)] for each asset field the suggestion changes: empty suggested fields change
+    nothing, unless the sender asked to empty them (``cleared``), when suggested is None (shown as "cleared")."""
     out = []
+    cleared = set(suggestion.get("cleared") or ())
     for name in ASSET_FIELDS:
         new = suggestion.get(name)
         if new in (None, "", []):
+            if name in cleared and current.get(name) not in (None, "", []):
+                out.append((name, current.get(name), None))
             continue
         old = current.get(name)
         if name == "offers":

@@ -4,6 +4,7 @@ for organisers and above in asset_map.web.auth.PATH_ROLES."""
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, send_file, url_for
 
+from asset_map import privacy
 from asset_map.errors import FormInvalid, InputError, NotFound
 from asset_map.store.assets import parse_int
 from asset_map.web import extensions
@@ -13,6 +14,7 @@ from asset_map.web.lazy import lazy
 
 # These bring geopandas through the register edits: loaded by the first moderation page, not at start-up.
 moderation = lazy("asset_map.moderation")
+offers = lazy("asset_map.offers")
 suggestions = lazy("asset_map.suggestions")
 
 bp = Blueprint("moderation", __name__, url_prefix="/moderation")
@@ -51,7 +53,8 @@ def queue():
     markers = [{"lat": r["lat"], "lon": r["lon"], "label": f"{r['id']}: {r['name']}"} for r in rows]
     config = map_config() | {"markers": markers}
     return render_template("moderation/queue.html", rows=rows, total=total, page=page, pages=-(-total // PAGE_SIZE),
-                           district=district, districts=districts,
+                           district=district, districts=districts, offers_waiting=offers.waiting_count(engine, district),
+                           may_moderate_offers=privacy.may_moderate_offers(current_role()),
                            label=suggestions.category_label, map_config=config)
 
 
@@ -114,6 +117,32 @@ def reject(suggestion_id):
         return show(suggestion_id, problems={"reason": err.user_message}, status=400)
     flash(f"Suggestion {suggestion_id} rejected.")
     return redirect(url_for("moderation.queue", district=request.form.get("back_district") or None))
+
+
+@bp.get("/offers")
+@require_role("organiser")  # privacy.py decides who sees offers
+def offer_queue():
+    """People's offers waiting for an officer, with the fields privacy.py lets the role read."""
+    district = request.args.get("district") or None
+    rows = offers.waiting(extensions.engine(), current_role(), district=district)
+    return render_template("moderation/offers.html", rows=rows, district=district, label=suggestions.category_label)
+
+
+@bp.post("/offers/<int:offer_id>/accept")
+@require_role("organiser")  # privacy.py decides who sees offers
+def offer_accept(offer_id):
+    asset_id = offers.accept(extensions.engine(), offer_id, actor=current_actor(), role=current_role(), ip=client_ip())
+    flash(f"Offer {offer_id} accepted: the person is asset {asset_id}, shown to the public only as a count.")
+    return redirect(url_for("moderation.offer_queue"))
+
+
+@bp.post("/offers/<int:offer_id>/reject")
+@require_role("organiser")  # privacy.py decides who sees offers
+def offer_reject(offer_id):
+    offers.reject(extensions.engine(), offer_id, request.form.get("reason"), actor=current_actor(),
+                  role=current_role(), ip=client_ip())
+    flash(f"Offer {offer_id} rejected; what it held about the person is erased.")
+    return redirect(url_for("moderation.offer_queue"))
 
 
 @bp.post("/confirmations")
