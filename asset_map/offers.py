@@ -275,7 +275,8 @@ def waiting(engine, role, district=None, limit=100):
 
 
 def _waiting_row(conn, offer_id):
-    row = conn.execute(text("SELECT * FROM pending_offers WHERE id = :i FOR UPDATE"), {"i": offer_id}).mappings().first()
+    row = conn.execute(text("SELECT * FROM pending_offers WHERE id = :i FOR UPDATE"),
+                       {"i": offer_id}).mappings().first()
     if row is None:
         raise NotFound(f"There is no offer {offer_id}.")
     if row["status"] != "waiting":

@@ -94,7 +94,8 @@ def test_an_offer_waits_for_an_officer_and_counts_nowhere_until_accepted(communi
     assert done["status"] == "accepted" and done["asset_id"] == row["id"] and done["name"] is None
     assert done["email"] is None and done["geom"] is None and done["decided_by"]
     with community_engine.connect() as conn:
-        decided = conn.execute(text("SELECT actor, details->>'asset' FROM audit_log WHERE action = 'offer-accept'")).one()
+        decided = conn.execute(text("SELECT actor, details->>'asset' FROM audit_log "
+                                    "WHERE action = 'offer-accept'")).one()
     assert decided[1] == str(row["id"]) and "officer" in decided[0]
     assert "Priya" not in officer.get("/moderation/offers").get_data(as_text=True)  # no longer waiting
     assert "Added" in client.get(link).get_data(as_text=True)

@@ -104,7 +104,8 @@ class DatabaseStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWi
     # -- sliding window counter: the previous and current window's counters, weighted --------------------------
     def _window(self, conn, key, expiry, now):
         previous_key, current_key = self.sliding_window_keys(key, expiry, now)
-        counts = dict(conn.execute(text("SELECT key, count FROM rate_limits WHERE key IN (:p, :c) AND expires_at > :now"),
+        counts = dict(conn.execute(text("SELECT key, count FROM rate_limits WHERE key IN (:p, :c) "
+                                        "AND expires_at > :now"),
                                    {"p": previous_key, "c": current_key, "now": now}).all())
         previous, current = counts.get(previous_key, 0), counts.get(current_key, 0)
         previous_ttl = (1 - (((now - expiry) / expiry) % 1)) * expiry if previous else 0.0

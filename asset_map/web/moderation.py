@@ -28,7 +28,10 @@ def waiting_count():
         return None
     if "moderation_waiting" not in g:
         try:
-            g.moderation_waiting = suggestions.waiting_count(extensions.engine())
+            engine = extensions.engine()
+            g.moderation_waiting = suggestions.waiting_count(engine)
+            if privacy.may_moderate_offers(current_role()):
+                g.moderation_waiting += offers.waiting_count(engine)  # theirs to decide too
         except Exception:  # noqa: BLE001 - the header must render even with the database away
             return None
     return g.moderation_waiting
@@ -46,15 +49,19 @@ def queue():
     district = request.args.get("district") or None
     page = parse_int(request.args, "page", 1, 1, 100000)
     districts = suggestions.waiting_by_district(engine)
-    g.moderation_waiting = sum(n for _code, _name, n in districts)  # the header's count, without asking again
-    total = next((n for code, _name, n in districts if code == district), 0) if district else g.moderation_waiting
+    may_moderate_offers = privacy.may_moderate_offers(current_role())
+    offers_waiting = offers.waiting_count(engine)
+    # The header's count, without asking again.
+    g.moderation_waiting = sum(n for _code, _name, n in districts) + (offers_waiting if may_moderate_offers else 0)
+    total = next((n for code, _name, n in districts if code == district), 0) if district else \
+        sum(n for _code, _name, n in districts)
     total, rows = suggestions.queue(engine, district=district, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
                                     total=total)
     markers = [{"lat": r["lat"], "lon": r["lon"], "label": f"{r['id']}: {r['name']}"} for r in rows]
     config = map_config() | {"markers": markers}
     return render_template("moderation/queue.html", rows=rows, total=total, page=page, pages=-(-total // PAGE_SIZE),
-                           district=district, districts=districts, offers_waiting=offers.waiting_count(engine, district),
-                           may_moderate_offers=privacy.may_moderate_offers(current_role()),
+                           district=district, districts=districts, offers_waiting=offers_waiting,
+                           may_moderate_offers=may_moderate_offers,
                            label=suggestions.category_label, map_config=config)
 
 

@@ -8,9 +8,11 @@ become an individual in ``assets`` (and so a protected count, a gap report input
 is nobody's asset. The row keeps the hash of the person's private link key for as long as the link must answer; its
 personal fields are emptied when it is accepted (the asset holds them then), rejected or withdrawn.
 
-``rate_limits`` holds the counters of the ``limits`` library (asset_map.ratelimit_storage) so that every gunicorn
-worker counts against one limit. ``suggestions.cleared`` lists the fields a correction asks to empty. UNLOGGED: a crash may lose counts, which only forgives a few requests, and the
+``rate_limits`` holds the counters of the ``limits`` library (asset_map.store.rate_limits) so that every gunicorn
+worker counts against one limit. UNLOGGED: a crash may lose counts, which only forgives a few requests, and the
 writes cost no WAL.
+
+``suggestions.cleared`` lists the fields a change or correction asks to empty ("remove this").
 """
 import sqlalchemy as sa
 from alembic import op
