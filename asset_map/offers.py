@@ -254,9 +254,11 @@ def withdraw(engine, token, *, secret, ip=None, settings=None):
 
 
 # -- moderation: what privacy.py lets each role see of waiting offers --------------------------------------------
-def waiting_count(engine, district=None):
+def waiting_count(engine_or_conn, district=None):
     """How many offers wait for an officer (a number: what organisers may know of them)."""
-    with engine.connect() as conn:
+    from asset_map.suggestions import connected
+
+    with connected(engine_or_conn) as conn:
         return conn.execute(text("SELECT count(*) FROM pending_offers WHERE status = 'waiting' "
                                  "AND (CAST(:d AS text) IS NULL OR district_code = :d)"), {"d": district}).scalar_one()
 

@@ -48,15 +48,16 @@ def queue():
     engine = extensions.engine()
     district = request.args.get("district") or None
     page = parse_int(request.args, "page", 1, 1, 100000)
-    districts = suggestions.waiting_by_district(engine)
+    with engine.connect() as conn:  # one connection for the page's three questions
+        districts = suggestions.waiting_by_district(conn)
+        offers_waiting = offers.waiting_count(conn)
+        waiting = sum(n for _code, _name, n in districts)
+        total = next((n for code, _name, n in districts if code == district), 0) if district else waiting
+        total, rows = suggestions.queue(conn, district=district, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
+                                        total=total)
     may_moderate_offers = privacy.may_moderate_offers(current_role())
-    offers_waiting = offers.waiting_count(engine)
     # The header's count, without asking again.
-    g.moderation_waiting = sum(n for _code, _name, n in districts) + (offers_waiting if may_moderate_offers else 0)
-    total = next((n for code, _name, n in districts if code == district), 0) if district else \
-        sum(n for _code, _name, n in districts)
-    total, rows = suggestions.queue(engine, district=district, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
-                                    total=total)
+    g.moderation_waiting = waiting + (offers_waiting if may_moderate_offers else 0)
     markers = [{"lat": r["lat"], "lon": r["lon"], "label": f"{r['id']}: {r['name']}"} for r in rows]
     config = map_config() | {"markers": markers}
     return render_template("moderation/queue.html", rows=rows, total=total, page=page, pages=-(-total // PAGE_SIZE),
@@ -68,9 +69,9 @@ def queue():
 @bp.get("/<int:suggestion_id>")
 @require_role("organiser")
 def show(suggestion_id, problems=None, status=200):
-    engine = extensions.engine()
-    suggestion = suggestions.get(engine, suggestion_id)
-    found = suggestions.checks(engine, suggestion, role=current_role())
+    with extensions.engine().connect() as conn:  # one connection for the suggestion and its checks
+        suggestion = suggestions.get(conn, suggestion_id)
+        found = suggestions.checks(conn, suggestion, role=current_role())
     dup_ids = {d["id"] for d in found["duplicates"]}
     markers = [{"lat": r["lat"], "lon": r["lon"], "label": f"{r['name']} ({r['distance_m']:.0f} m)",
                 "duplicate": r["id"] in dup_ids} for r in found["nearest"]]

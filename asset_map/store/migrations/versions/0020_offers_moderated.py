@@ -12,6 +12,9 @@ personal fields are emptied when it is accepted (the asset holds them then), rej
 worker counts against one limit. UNLOGGED: a crash may lose counts, which only forgives a few requests, and the
 writes cost no WAL.
 
+``suggestion_waiting`` keeps how many suggestions wait in each district, kept by a trigger on ``suggestions``: the
+moderation queue and every moderator's header read a handful of rows instead of counting 10,000 (issue 14's p95).
+
 ``suggestions.cleared`` lists the fields a change or correction asks to empty ("remove this").
 """
 import sqlalchemy as sa
@@ -23,6 +26,23 @@ revision = "0020"
 down_revision = "0018"
 branch_labels = None
 depends_on = None
+
+
+# A suggestion that starts or stops waiting moves its district's count (rows are never deleted, so a district that
+# had suggestions keeps a row at 0).
+COUNT_WAITING = """
+CREATE FUNCTION suggestions_count_waiting() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.status = 'waiting' THEN
+        UPDATE suggestion_waiting SET waiting = waiting - 1 WHERE district_code = coalesce(OLD.district_code, '');
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.status = 'waiting' THEN
+        INSERT INTO suggestion_waiting VALUES (coalesce(NEW.district_code, ''), 1)
+        ON CONFLICT (district_code) DO UPDATE SET waiting = suggestion_waiting.waiting + 1;
+    END IF;
+    RETURN NULL;
+END $$
+"""
 
 
 def upgrade():
@@ -58,6 +78,16 @@ def upgrade():
                "WHERE status = 'waiting'")
     # The fields a change or correction asks to empty ("remove this"), applied as empty on accept.
     op.execute("ALTER TABLE suggestions ADD COLUMN cleared text[] NOT NULL DEFAULT '{}'")
+    op.execute("CREATE TABLE suggestion_waiting (district_code text PRIMARY KEY, waiting integer NOT NULL)")
+    op.execute("INSERT INTO suggestion_waiting SELECT coalesce(district_code, ''), count(*) FROM suggestions "
+               "WHERE status = 'waiting' GROUP BY 1")
+    op.execute(COUNT_WAITING)
+    op.execute("CREATE TRIGGER suggestions_count_waiting AFTER INSERT OR DELETE OR UPDATE OF status, district_code "
+               "ON suggestions FOR EACH ROW EXECUTE FUNCTION suggestions_count_waiting()")
+    op.execute("CREATE FUNCTION suggestions_truncated() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+               "DELETE FROM suggestion_waiting; RETURN NULL; END $$")
+    op.execute("CREATE TRIGGER suggestions_truncated AFTER TRUNCATE ON suggestions FOR EACH STATEMENT "
+               "EXECUTE FUNCTION suggestions_truncated()")
     # One row per limit key and window (the library puts the window's number in the key), seconds since the epoch.
     op.execute("CREATE UNLOGGED TABLE rate_limits (key text PRIMARY KEY, expires_at double precision NOT NULL, "
                "count integer NOT NULL)")
@@ -66,5 +96,10 @@ def upgrade():
 
 def downgrade():
     op.execute("DROP TABLE IF EXISTS rate_limits")
+    op.execute("DROP TRIGGER IF EXISTS suggestions_truncated ON suggestions")
+    op.execute("DROP TRIGGER IF EXISTS suggestions_count_waiting ON suggestions")
+    op.execute("DROP FUNCTION IF EXISTS suggestions_truncated()")
+    op.execute("DROP FUNCTION IF EXISTS suggestions_count_waiting()")
+    op.execute("DROP TABLE IF EXISTS suggestion_waiting")
     op.execute("ALTER TABLE suggestions DROP COLUMN cleared")
     op.drop_table("pending_offers")
