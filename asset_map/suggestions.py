@@ -203,7 +203,7 @@ def submit(engine, form, *, kind="new", asset_id=None, confirmation_id=None, ip=
     return new_id
 
 
-def waiting_count(engine, districts=None):
+def waiting_count(engine_or_conn, districts=None):
     """Suggestions waiting for a decision (in ``districts`` when given), from the per-district counts a trigger
     keeps (migration 0020)."""
     sql = "SELECT coalesce(sum(waiting), 0) FROM suggestion_waiting"
@@ -211,7 +211,7 @@ def waiting_count(engine, districts=None):
     if districts:
         sql += " WHERE district_code = ANY(:d)"
         params["d"] = list(districts)
-    with engine.connect() as conn:
+    with connected(engine_or_conn) as conn:
         return int(conn.execute(text(sql), params).scalar_one())
 
 

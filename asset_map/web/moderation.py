@@ -28,13 +28,18 @@ def waiting_count():
         return None
     if "moderation_waiting" not in g:
         try:
-            engine = extensions.engine()
-            g.moderation_waiting = suggestions.waiting_count(engine)
-            if privacy.may_moderate_offers(current_role()):
-                g.moderation_waiting += offers.waiting_count(engine)  # theirs to decide too
+            _count_waiting(extensions.engine())
         except Exception:  # noqa: BLE001 - the header must render even with the database away
             return None
     return g.moderation_waiting
+
+
+def _count_waiting(engine_or_conn):
+    """The header's count (suggestions, and offers for those who decide them), on a page's own connection when
+    it has one."""
+    g.moderation_waiting = suggestions.waiting_count(engine_or_conn)
+    if privacy.may_moderate_offers(current_role()):
+        g.moderation_waiting += offers.waiting_count(engine_or_conn)  # theirs to decide too
 
 
 @bp.app_context_processor
@@ -72,6 +77,7 @@ def show(suggestion_id, problems=None, status=200):
     with extensions.engine().connect() as conn:  # one connection for the suggestion and its checks
         suggestion = suggestions.get(conn, suggestion_id)
         found = suggestions.checks(conn, suggestion, role=current_role())
+        _count_waiting(conn)
     dup_ids = {d["id"] for d in found["duplicates"]}
     markers = [{"lat": r["lat"], "lon": r["lon"], "label": f"{r['name']} ({r['distance_m']:.0f} m)",
                 "duplicate": r["id"] in dup_ids} for r in found["nearest"]]
