@@ -15,7 +15,7 @@ from tests.community_data import community_engine, community_template, community
 from tests.conftest import make_app
 
 TAMWORTH_PC = "B79 7DN"
-LIMIT = parse("5 per minute")
+LIMIT = parse("5 per hour")  # hours, not minutes: a slow machine must not see the window slide mid-test
 
 
 def _workers(url, n=2):
@@ -40,7 +40,7 @@ def test_two_workers_share_one_limit_and_memory_does_not(community_url, communit
 def test_concurrent_hits_from_many_connections_never_pass_the_limit(community_url, community_engine):
     workers = _workers(community_url, 4)
     limiters = [SlidingWindowCounterRateLimiter(s) for s in workers]
-    item, results, start = parse("10 per minute"), [], threading.Barrier(16)
+    item, results, start = parse("10 per hour"), [], threading.Barrier(16)
 
     def hit(i):
         start.wait()
@@ -89,12 +89,12 @@ def _post(app, n, addr="10.1.1.1"):
 
 
 def test_two_app_instances_share_the_limit_of_an_address(community_url, community_engine, tmp_path):
-    first = make_app(community_url, tmp_path / "a", PUBLIC_WRITE_LIMIT="5 per minute")
-    second = make_app(community_url, tmp_path / "b", PUBLIC_WRITE_LIMIT="5 per minute")
+    first = make_app(community_url, tmp_path / "a", PUBLIC_WRITE_LIMIT="5 per hour")
+    second = make_app(community_url, tmp_path / "b", PUBLIC_WRITE_LIMIT="5 per hour")
     assert _post(first, 3) == [302] * 3
     assert _post(second, 4) == [302, 302, 429, 429]
     # The protection off (memory storage): the second instance knows nothing of the first's three.
-    first = make_app(community_url, tmp_path / "c", PUBLIC_WRITE_LIMIT="5 per minute", RATE_LIMIT_STORAGE="memory://")
-    second = make_app(community_url, tmp_path / "d", PUBLIC_WRITE_LIMIT="5 per minute", RATE_LIMIT_STORAGE="memory://")
+    first = make_app(community_url, tmp_path / "c", PUBLIC_WRITE_LIMIT="5 per hour", RATE_LIMIT_STORAGE="memory://")
+    second = make_app(community_url, tmp_path / "d", PUBLIC_WRITE_LIMIT="5 per hour", RATE_LIMIT_STORAGE="memory://")
     assert _post(first, 3, "10.2.2.2") == [302] * 3
     assert _post(second, 4, "10.2.2.2") == [302] * 4
