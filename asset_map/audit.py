@@ -19,7 +19,8 @@ ACTIONS = ("sign-in", "sign-in-failed", "sign-out", "import", "export", "role-ch
            # Issue 19: geographies, briefings and councillors.
            "geography-load", "geography-draw", "councillor-attach", "briefing-send")
 # Issue 14: the community's own writes (suggestions, moderation decisions, individuals' offers, confirm links).
-ACTIONS += ("suggestion", "moderation", "offer", "offer-change", "offer-withdraw", "confirm-send", "confirm")
+ACTIONS += ("suggestion", "moderation", "offer", "offer-change", "offer-withdraw", "offer-accept", "offer-reject",
+            "confirm-send", "confirm")
 
 
 def record(conn, *, actor, action, target=None, details=None, rows=None):

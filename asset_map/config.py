@@ -130,8 +130,9 @@ SETTINGS = [
     Setting("PUBLIC_WRITE_LIMIT", "10 per minute;60 per hour;300 per day", "Most suggestions, offers and "
             "corrections one address may send (Flask-Limiter notation, limits separated by ';'); beyond it, a polite "
             "429.", str),
-    Setting("RATE_LIMIT_STORAGE", "memory://", "Where rate-limit counts live (a Flask-Limiter storage URI). "
-            "memory:// keeps them in each server process."),
+    Setting("RATE_LIMIT_STORAGE", "asset-map-database://", "Where rate-limit counts live (a Flask-Limiter storage "
+            "URI). asset-map-database:// is the app's database, shared by every server process; memory:// keeps "
+            "them in each process (the effective limit is then the setting times WORKERS)."),
     Setting("REQUIRE_POSTGIS", 0, "1: tests fail instead of skipping when PostGIS cannot be reached (CI sets it).",
             int),
     Setting("DASK_SCHEDULER", "", "Address of a dask.distributed scheduler (tcp://host:8786) that runs a network "

@@ -73,6 +73,8 @@ def edited_values(suggestion, form):
     for name in EDITABLE:
         if name in form:
             merged[name] = form.get(name)
+    # The sender's "remove this" stands unless the moderator writes a value into the emptied field.
+    merged["clear"] = [f for f in suggestion.get("cleared") or () if merged.get(f) in (None, "", [])]
     merged["category"] = merged.get("category") or "not_sure"
     values = suggestions.parse(merged)
     if values["category"] is None:
@@ -120,7 +122,8 @@ def accept(engine, suggestion_id, form=None, *, actor, role, ip=None):
             current = suggestions.current_asset(engine, asset_id, role=role)
             if current is None:
                 raise NotFound("The asset this suggestion is about is no longer on the map; reject it instead.")
-            changes = {name: _text_fields({name: new})[name]
+            # A field the sender asked to empty is written as "" (the edit core empties it; history keeps the old).
+            changes = {name: _text_fields({name: new}).get(name, "")
                        for name, _old, new in suggestions.differences(current, values)
                        if name in EDITABLE or name == "tier"}
             if changes:

@@ -6,9 +6,14 @@ and their private link to see, change or withdraw it at any time.
   wording gets a new version; old versions stay here so every record can show what was agreed.
 - The person is contacted only through an organiser (their e-mail or phone is stored as an officer-only field and
   never published). The public, and organisers, see individuals only as protected counts.
-- The private link is signed (itsdangerous, salt ``offer-manage``) and carries the entry's id and a random key whose
-  SHA-256 is stored in ``offer_keys``; withdrawing erases the person's data at once through issue 12's
-  ``people.erase_person`` and deletes the key, so the link then only says the entry is gone.
+- Every public write is moderated: an offer waits in ``pending_offers`` until an officer accepts it (only then is it
+  an individual asset, and so a protected count, an input of the gap report and a row of officers' exports) or
+  rejects it. Who may moderate offers and what they see of them is privacy.py's: officers and admins, with the
+  person's fields; organisers only learn how many wait.
+- The private link is signed (itsdangerous, salt ``offer-link``) and carries the offer's id and a random key whose
+  SHA-256 is stored with the offer; it sees, changes and withdraws the entry whether it waits or was accepted.
+  Withdrawing erases the person's data at once (an accepted entry through issue 12's ``people.erase_person``), so
+  the link then only says the entry is gone.
 
 Nothing imports Flask.
 """
@@ -22,7 +27,7 @@ import uuid
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import text
 
-from asset_map import audit, people, plaintext
+from asset_map import audit, people, plaintext, privacy
 from asset_map.errors import AssetMapError, FormInvalid, InputError, NotFound
 from asset_map.registers.schema import taxonomy
 from asset_map.store import partitions
@@ -40,7 +45,7 @@ WORDINGS = {
 }
 CURRENT_WORDING = "offer-2026-11"
 CONTACT_CHOICES = {"email": "By e-mail, through an organiser", "phone": "By phone, through an organiser"}
-SALT = "offer-manage"
+SALT = "offer-link"
 
 
 class Withdrawn(AssetMapError):
@@ -119,12 +124,175 @@ def _hash(key):
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+# What a waiting offer holds about the person; emptied when it is accepted (the asset holds it then), rejected or
+# withdrawn.
+_PERSONAL = ("name", "description", "offers", "postcode", "email", "phone", "contact_by", "geom", "lsoa11_code",
+             "lsoa21_code")
+_EMPTIED = ", ".join(f"{f} = NULL" for f in _PERSONAL)
+
+
 def offer(engine, form, *, secret, ip=None, tolerance_m=200):
-    """Store a person's offer with their consent; returns (asset id, private token)."""
+    """Keep a person's offer with their consent until an officer accepts it; returns (offer id, private token).
+    A waiting offer is nobody's asset: it is not counted, mapped, exported or reported on."""
     values = parse(form)
     key = secrets.token_urlsafe(24)
     with engine.begin() as conn:
         lon, lat, district, lsoa11, lsoa21 = _place(conn, values["postcode"], tolerance_m)
+        offer_id = conn.execute(text(
+            "INSERT INTO pending_offers (key_hash, district_code, lsoa11_code, lsoa21_code, category, name, "
+            "description, offers, postcode, email, phone, contact_by, consent_at, consent_wording, geom) VALUES "
+            "(:h, :d, :l11, :l21, :cat, :name, :descr, :offers, :pc, :email, :phone, :by, CURRENT_DATE, :wording, "
+            "ST_SetSRID(ST_MakePoint(:x, :y), 4326)) RETURNING id"),
+            {"h": _hash(key), "d": district, "l11": lsoa11, "l21": lsoa21, "cat": values["category"],
+             "name": values["name"], "descr": values["description"], "offers": values["offers"],
+             "pc": values["postcode"], "email": values["email"], "phone": values["phone"],
+             "by": values["contact_by"], "wording": CURRENT_WORDING, "x": lon, "y": lat}).scalar_one()
+        # The audit log holds the id and district, never the person's details.
+        audit.record(conn, actor="the person (offer form)", action="offer", target=f"offer:{offer_id}",
+                     details={"district": district, "consent_wording": CURRENT_WORDING, "ip": ip})
+    return offer_id, _serializer(secret).dumps([offer_id, key])
+
+
+def _resolve(conn, token, secret, *, lock=False):
+    """The offer's row (id, status, asset_id) for a private link; InputError for a forged or damaged link,
+    Withdrawn once withdrawn or not accepted."""
+    try:
+        offer_id, key = _serializer(secret).loads(token)
+        offer_id = int(offer_id)
+    except (BadSignature, ValueError, TypeError) as err:
+        raise InputError("This link is not valid: it may have been copied incompletely. Use the whole link from "
+                         "the page or e-mail you were given.", status=404) from err
+    row = conn.execute(text("SELECT id, status, asset_id, key_hash, withdrawn_at, reason FROM pending_offers "
+                            "WHERE id = :i" + (" FOR UPDATE" if lock else "")), {"i": offer_id}).first()
+    if row is None or not hmac.compare_digest(row.key_hash, _hash(str(key))):
+        raise InputError("This link is not valid. Use the whole link from the page or e-mail you were given.",
+                         status=404)
+    if row.status == "withdrawn":
+        when = f" on {row.withdrawn_at:%d %B %Y}" if row.withdrawn_at else ""
+        raise Withdrawn(f"This entry was withdrawn{when}. Nothing about you is kept on asset-map, so there is "
+                        "nothing more to do.")
+    if row.status == "rejected":
+        why = f" ({row.reason})" if row.reason else ""
+        raise Withdrawn(f"An officer could not add this offer to the map{why}. Nothing about you is kept on "
+                        "asset-map; you are welcome to offer again.")
+    return row
+
+
+def view(engine, token, *, secret):
+    """What is held about the person behind the link (everything: it is theirs); ``pending`` while an officer has
+    not yet accepted it."""
+    with engine.connect() as conn:
+        row = _resolve(conn, token, secret)
+        if row.status == "waiting":
+            out = dict(conn.execute(text(
+                "SELECT id, name, category, description, offers, postcode, email, phone, district_code, consent_at, "
+                "consent_wording, contact_by, created_at, updated_at FROM pending_offers WHERE id = :i"),
+                {"i": row.id}).mappings().one())
+            out["consent_source"] = SOURCE
+        else:
+            out = dict(conn.execute(text(
+                "SELECT id, name, category, description, offers, postcode, email, phone, district_code, "
+                "consent_at, consent_source, consent_wording, properties, created_at, updated_at FROM assets "
+                "WHERE id = :i"), {"i": row.asset_id}).mappings().one())
+            out["contact_by"] = (out.pop("properties") or {}).get("contact_by")
+    out["pending"] = row.status == "waiting"
+    out["wording_text"] = WORDINGS.get(out["consent_wording"], "")
+    return out
+
+
+def change(engine, token, form, *, secret, ip=None, tolerance_m=200):
+    """The person changes their entry, waiting or accepted (the same checks as the form; consent is asked again
+    with the current wording and its date recorded). Returns the offer's id."""
+    values = parse(form)
+    with engine.begin() as conn:
+        row = _resolve(conn, token, secret, lock=True)
+        lon, lat, district, lsoa11, lsoa21 = _place(conn, values["postcode"], tolerance_m)
+        params = {"name": values["name"], "cat": values["category"], "descr": values["description"],
+                  "offers": values["offers"], "pc": values["postcode"], "email": values["email"],
+                  "phone": values["phone"], "x": lon, "y": lat, "d": district, "l11": lsoa11, "l21": lsoa21,
+                  "wording": CURRENT_WORDING}
+        if row.status == "waiting":
+            conn.execute(text(
+                "UPDATE pending_offers SET name = :name, category = :cat, description = :descr, offers = :offers, "
+                "postcode = :pc, email = :email, phone = :phone, contact_by = :by, "
+                "geom = ST_SetSRID(ST_MakePoint(:x, :y), 4326), district_code = :d, lsoa11_code = :l11, "
+                "lsoa21_code = :l21, consent_at = CURRENT_DATE, consent_wording = :wording, updated_at = now() "
+                "WHERE id = :i"), {**params, "i": row.id, "by": values["contact_by"]})
+            target = f"offer:{row.id}"
+        else:
+            conn.execute(text(
+                "UPDATE assets SET name = :name, category = :cat, description = :descr, offers = :offers, "
+                "postcode = :pc, email = :email, phone = :phone, geom = ST_SetSRID(ST_MakePoint(:x, :y), 4326), "
+                "district_code = :d, lsoa11_code = :l11, lsoa21_code = :l21, consent_at = CURRENT_DATE, "
+                "consent_wording = :wording, last_verified = CURRENT_DATE, "
+                "properties = properties || CAST(:props AS jsonb), updated_at = now() WHERE id = :i"),
+                {**params, "i": row.asset_id, "props": json.dumps({"contact_by": values["contact_by"]})})
+            target = f"asset:{row.asset_id}"
+        audit.record(conn, actor="the person (private link)", action="offer-change", target=target,
+                     details={"district": district, "consent_wording": CURRENT_WORDING, "ip": ip})
+    return row.id
+
+
+def withdraw(engine, token, *, secret, ip=None, settings=None):
+    """Erase the person's entry at once, waiting or accepted (an accepted one through issue 12's erasure); with
+    ``settings``, also the e-mails to them still in the outbox (their address and private link). The link then
+    only says the entry is gone; a second withdrawal raises Withdrawn with a polite message."""
+    with engine.begin() as conn:
+        row = _resolve(conn, token, secret, lock=True)
+        if row.status == "waiting":
+            email = conn.execute(text("SELECT email FROM pending_offers WHERE id = :i"), {"i": row.id}).scalar()
+        else:
+            email = conn.execute(text("SELECT email FROM assets WHERE id = :i"), {"i": row.asset_id}).scalar()
+            people.erase_person(conn, row.asset_id, "withdrawn by the person with their private link",
+                                "the person (private link)")
+        conn.execute(text(f"UPDATE pending_offers SET {_EMPTIED}, status = 'withdrawn', withdrawn_at = now(), "
+                          "updated_at = now() WHERE id = :i"), {"i": row.id})
+        files = _erase_outbox(settings, email) if settings and email else 0
+        audit.record(conn, actor="the person (private link)", action="offer-withdraw", target=f"offer:{row.id}",
+                     details={"ip": ip, "outbox_files": files, "asset": row.asset_id, "was": row.status})
+    return row.id
+
+
+# -- moderation: what privacy.py lets each role see of waiting offers --------------------------------------------
+def waiting_count(engine_or_conn, district=None):
+    """How many offers wait for an officer (a number: what organisers may know of them)."""
+    from asset_map.suggestions import connected
+
+    with connected(engine_or_conn) as conn:
+        return conn.execute(text("SELECT count(*) FROM pending_offers WHERE status = 'waiting' "
+                                 "AND (CAST(:d AS text) IS NULL OR district_code = :d)"), {"d": district}).scalar_one()
+
+
+def waiting(engine, role, district=None, limit=100):
+    """The waiting offers with what ``role`` may see of them (privacy.offer_fields_for), oldest first."""
+    privacy.check_may_moderate_offers(role)
+    fields = privacy.offer_fields_for(role)
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT id, district_code, category, created_at, name, description, offers, postcode, email, phone, "
+            "contact_by, consent_at, consent_wording FROM pending_offers WHERE status = 'waiting' "
+            "AND (CAST(:d AS text) IS NULL OR district_code = :d) ORDER BY created_at, id LIMIT :n"),
+            {"d": district, "n": limit}).mappings().all()
+    return [{k: v for k, v in r.items() if k in fields} for r in rows]
+
+
+def _waiting_row(conn, offer_id):
+    row = conn.execute(text("SELECT * FROM pending_offers WHERE id = :i FOR UPDATE"),
+                       {"i": offer_id}).mappings().first()
+    if row is None:
+        raise NotFound(f"There is no offer {offer_id}.")
+    if row["status"] != "waiting":
+        raise InputError(f"Offer {offer_id} is no longer waiting (it was {row['status']}); nothing was changed.",
+                         status=409)
+    return row
+
+
+def accept(engine, offer_id, *, actor, role, ip=None):
+    """An officer accepts a waiting offer: it becomes an individual asset (restricted, consent as the person gave
+    it); the offer row keeps only the link's key and the asset's id. Returns the asset's id."""
+    privacy.check_may_moderate_offers(role)
+    with engine.begin() as conn:
+        row = _waiting_row(conn, offer_id)
         conn.execute(text("INSERT INTO registers (name, source_file, kind) VALUES (:n, :f, 'manual') "
                           "ON CONFLICT (name) DO NOTHING"),
                      {"n": REGISTER, "f": "offered by the people themselves on asset-map"})
@@ -133,95 +301,33 @@ def offer(engine, form, *, secret, ip=None, tolerance_m=200):
         asset_id = conn.execute(text(
             "INSERT INTO assets (register, source_key, match_key, tier, category, name, description, offers, postcode, "
             "email, phone, status, last_verified, visibility, consent, consent_at, consent_source, consent_wording, "
-            "geom, geocode_method, geocode_quality, district_code, lsoa11_code, lsoa21_code, properties) VALUES "
-            "(:r, :sk, :mk, 'individual', :cat, :name, :descr, :offers, :pc, :email, :phone, 'open', CURRENT_DATE, "
-            "'restricted', TRUE, CURRENT_DATE, :src, :wording, ST_SetSRID(ST_MakePoint(:x, :y), 4326), 'postcode', "
-            "0.8, :d, :l11, :l21, CAST(:props AS jsonb)) RETURNING id"),
-            {"r": REGISTER, "sk": source_key, "mk": "k:" + source_key, "cat": values["category"],
-             "name": values["name"], "descr": values["description"], "offers": values["offers"],
-             "pc": values["postcode"], "email": values["email"], "phone": values["phone"], "src": SOURCE,
-             "wording": CURRENT_WORDING, "x": lon, "y": lat, "d": district, "l11": lsoa11, "l21": lsoa21,
-             "props": json.dumps({"contact_by": values["contact_by"]})}).scalar_one()
-        conn.execute(text("INSERT INTO offer_keys (asset_id, key_hash) VALUES (:i, :h)"),
-                     {"i": asset_id, "h": _hash(key)})
-        # The audit log holds the id and district, never the person's details.
-        audit.record(conn, actor="the person (offer form)", action="offer", target=f"asset:{asset_id}",
-                     details={"district": district, "consent_wording": CURRENT_WORDING, "ip": ip})
-    return asset_id, _serializer(secret).dumps([asset_id, key])
-
-
-def _resolve(conn, token, secret, *, lock=False):
-    """The entry's id for a private link; InputError for a forged or damaged link, Withdrawn once withdrawn."""
-    try:
-        asset_id, key = _serializer(secret).loads(token)
-        asset_id = int(asset_id)
-    except (BadSignature, ValueError, TypeError) as err:
-        raise InputError("This link is not valid: it may have been copied incompletely. Use the whole link from "
-                         "the page or e-mail you were given.", status=404) from err
-    row = conn.execute(text("SELECT key_hash FROM offer_keys WHERE asset_id = :i" + (" FOR UPDATE" if lock else "")),
-                       {"i": asset_id}).first()
-    if row is None:
-        erased = conn.execute(text("SELECT erased_at FROM assets WHERE id = :i AND tier = 'individual'"),
-                              {"i": asset_id}).scalar()
-        when = f" on {erased:%d %B %Y}" if erased else ""
-        raise Withdrawn(f"This entry was withdrawn{when}. Nothing about you is kept on asset-map, so there is "
-                        "nothing more to do.")
-    if not hmac.compare_digest(row.key_hash, _hash(str(key))):
-        raise InputError("This link is not valid. Use the whole link from the page or e-mail you were given.",
-                         status=404)
+            "geom, geocode_method, geocode_quality, district_code, lsoa11_code, lsoa21_code, properties) "
+            "SELECT :r, :sk, :mk, 'individual', category, name, description, coalesce(offers, '{}'), postcode, email, "
+            "phone, 'open', CURRENT_DATE, 'restricted', TRUE, consent_at, :src, consent_wording, geom, 'postcode', "
+            "0.8, district_code, lsoa11_code, lsoa21_code, jsonb_build_object('contact_by', contact_by) "
+            "FROM pending_offers WHERE id = :i RETURNING id"),
+            {"r": REGISTER, "sk": source_key, "mk": "k:" + source_key, "src": SOURCE, "i": offer_id}).scalar_one()
+        conn.execute(text(f"UPDATE pending_offers SET {_EMPTIED}, status = 'accepted', asset_id = :a, "
+                          "decided_at = now(), decided_by = :by, updated_at = now() WHERE id = :i"),
+                     {"a": asset_id, "by": actor, "i": offer_id})
+        audit.record(conn, actor=actor, action="offer-accept", target=f"offer:{offer_id}",
+                     details={"asset": asset_id, "district": row["district_code"], "ip": ip})
     return asset_id
 
 
-def view(engine, token, *, secret):
-    """What is held about the person behind the link (everything: it is theirs)."""
-    with engine.connect() as conn:
-        asset_id = _resolve(conn, token, secret)
-        row = conn.execute(text(
-            "SELECT id, name, category, description, offers, postcode, email, phone, district_code, consent_at, "
-            "consent_source, consent_wording, properties, created_at, updated_at FROM assets WHERE id = :i"),
-            {"i": asset_id}).mappings().one()
-    out = dict(row)
-    out["contact_by"] = (out.pop("properties") or {}).get("contact_by")
-    out["wording_text"] = WORDINGS.get(out["consent_wording"], "")
-    return out
-
-
-def change(engine, token, form, *, secret, ip=None, tolerance_m=200):
-    """The person changes their entry (the same checks as the form; consent is asked again with the current
-    wording and its date recorded)."""
-    values = parse(form)
+def reject(engine, offer_id, reason, *, actor, role, ip=None):
+    """An officer rejects a waiting offer with a reason the person will read on their link; what it held about
+    the person is erased at once (nothing is kept of an offer not taken up)."""
+    privacy.check_may_moderate_offers(role)
+    reason = plaintext.clean(reason, field="reason", label="the reason", max_length=500, multiline=True,
+                             required=True)
     with engine.begin() as conn:
-        asset_id = _resolve(conn, token, secret, lock=True)
-        lon, lat, district, lsoa11, lsoa21 = _place(conn, values["postcode"], tolerance_m)
-        conn.execute(text(
-            "UPDATE assets SET name = :name, category = :cat, description = :descr, offers = :offers, postcode = :pc, "
-            "email = :email, phone = :phone, geom = ST_SetSRID(ST_MakePoint(:x, :y), 4326), district_code = :d, "
-            "lsoa11_code = :l11, lsoa21_code = :l21, consent_at = CURRENT_DATE, consent_wording = :wording, "
-            "last_verified = CURRENT_DATE, properties = properties || CAST(:props AS jsonb), updated_at = now() "
-            "WHERE id = :i"),
-            {"i": asset_id, "name": values["name"], "cat": values["category"], "descr": values["description"],
-             "offers": values["offers"], "pc": values["postcode"], "email": values["email"], "phone": values["phone"],
-             "x": lon, "y": lat, "d": district, "l11": lsoa11, "l21": lsoa21, "wording": CURRENT_WORDING,
-             "props": json.dumps({"contact_by": values["contact_by"]})})
-        audit.record(conn, actor="the person (private link)", action="offer-change", target=f"asset:{asset_id}",
-                     details={"district": district, "consent_wording": CURRENT_WORDING, "ip": ip})
-    return asset_id
-
-
-def withdraw(engine, token, *, secret, ip=None, settings=None):
-    """Erase the person's entry at once (issue 12's erasure) and end the link; with ``settings``, also the e-mails
-    to them still in the outbox (their address and private link). A second withdrawal raises Withdrawn with a
-    polite message."""
-    with engine.begin() as conn:
-        asset_id = _resolve(conn, token, secret, lock=True)
-        email = conn.execute(text("SELECT email FROM assets WHERE id = :i"), {"i": asset_id}).scalar()
-        people.erase_person(conn, asset_id, "withdrawn by the person with their private link",
-                            "the person (private link)")
-        conn.execute(text("DELETE FROM offer_keys WHERE asset_id = :i"), {"i": asset_id})
-        files = _erase_outbox(settings, email) if settings and email else 0
-        audit.record(conn, actor="the person (private link)", action="offer-withdraw", target=f"asset:{asset_id}",
-                     details={"ip": ip, "outbox_files": files})
-    return asset_id
+        row = _waiting_row(conn, offer_id)
+        conn.execute(text(f"UPDATE pending_offers SET {_EMPTIED}, status = 'rejected', reason = :why, "
+                          "decided_at = now(), decided_by = :by, updated_at = now() WHERE id = :i"),
+                     {"why": reason, "by": actor, "i": offer_id})
+        audit.record(conn, actor=actor, action="offer-reject", target=f"offer:{offer_id}",
+                     details={"district": row["district_code"], "ip": ip})
 
 
 def _erase_outbox(settings, email):

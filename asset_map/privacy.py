@@ -113,6 +113,28 @@ def may_manage_people(role):
     return role_rank(role) >= role_rank("admin")
 
 
+# People's offers ("I can help with ...") wait for moderation. Deciding on one means reading the person's name and
+# contact, so it is for those who see individuals as records; organisers learn only how many wait.
+OFFER_FIELDS_SEEN = ("id", "district_code", "category", "created_at", "name", "description", "offers", "postcode",
+                     "email", "phone", "contact_by", "consent_at", "consent_wording")
+
+
+def may_moderate_offers(role):
+    return sees_individual_points(role)
+
+
+def check_may_moderate_offers(role):
+    if not may_moderate_offers(role):
+        from asset_map.errors import Forbidden
+
+        raise Forbidden(f"Signed in as {role}, you see people's offers only as a count: officers decide on them.")
+
+
+def offer_fields_for(role):
+    """The fields of a waiting offer ``role`` may read (none below officer: a count only)."""
+    return OFFER_FIELDS_SEEN if may_moderate_offers(role) else ()
+
+
 # Who may change assets (issue 13): officers and admins any asset; organisers associations and organisations that
 # the public may see (never individuals, never restricted records); nobody else.
 EDIT_ROLES = {"officer": None, "admin": None, "organiser": ("association", "organisation")}

@@ -7,6 +7,7 @@ point clicked on a map, and must lie in a loaded district (within ``AREA_TOLERAN
 
 import difflib
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -34,6 +35,9 @@ FIELDS = (
     ("suggester_name", "your name", 120, False),
     ("suggester_contact", "your e-mail or phone", 254, False),
 )
+# What a change or correction may ask to empty (the "remove this" choice beside each optional field); a name, a
+# kind and a postcode (the asset would lose its place) are never emptied.
+CLEARABLE = ("description", "offers", "address", "email", "phone", "url")
 ASSET_FIELDS = ("name", "tier", "category", "description", "offers", "address", "postcode", "email", "phone", "url")
 DUPLICATE_RADIUS_M = 250
 NEAR_BOX_DEG = (0.075, 0.045)  # about 5 km each way at English latitudes
@@ -86,9 +90,21 @@ def parse(form):
         problems["url"] = "Enter its website starting with https://, or leave it empty."
     check_contact(values, problems)
     values["offers"] = [o.strip().lower() for o in re.split(r"[;,\n]", values.get("offers") or "") if o.strip()][:20]
+    values["cleared"] = _cleared(form, values)
     if problems:
         raise FormInvalid(problems)
     return values
+
+
+def _cleared(form, values):
+    """The fields the sender asks to empty (the ``clear`` boxes, "remove this"). Removing wins over what the field
+    holds: a correction form comes filled with the current values, and ticking the box is the clearer intent."""
+    asked = form.getlist("clear") if hasattr(form, "getlist") else form.get("clear") or []
+    asked = [asked] if isinstance(asked, str) else list(asked)
+    cleared = [f for f in CLEARABLE if f in asked]
+    for name in cleared:
+        values[name] = [] if name == "offers" else None
+    return cleared
 
 
 def check_contact(values, problems, *, whose="its", phone_example="01785 223344", tail=", or leave it empty"):
@@ -172,7 +188,9 @@ def submit(engine, form, *, kind="new", asset_id=None, confirmation_id=None, ip=
             place = Place(current["lon"], current["lat"], current["district_code"], None)
         else:
             place = locate(conn, form, values["postcode"], tolerance_m=tolerance_m)
-        cols = [name for name, *_ in FIELDS] + ["tier"]
+        cols = [name for name, *_ in FIELDS] + ["tier", "cleared"]
+        if current is None:
+            values["cleared"] = []  # a new asset has nothing to empty
         new_id = conn.execute(text(
             f"INSERT INTO suggestions (kind, asset_id, confirmation_id, district_code, geom, {', '.join(cols)}) "
             f"VALUES (:kind, :asset_id, :confirmation_id, :district, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), "
@@ -185,40 +203,49 @@ def submit(engine, form, *, kind="new", asset_id=None, confirmation_id=None, ip=
     return new_id
 
 
-def waiting_count(engine, districts=None):
-    """Suggestions waiting for a decision (in ``districts`` when given)."""
-    sql = "SELECT count(*) FROM suggestions WHERE status = 'waiting'"
+def waiting_count(engine_or_conn, districts=None):
+    """Suggestions waiting for a decision (in ``districts`` when given), from the per-district counts a trigger
+    keeps (migration 0020)."""
+    sql = "SELECT coalesce(sum(waiting), 0) FROM suggestion_waiting"
     params = {}
     if districts:
-        sql += " AND district_code = ANY(:d)"
+        sql += " WHERE district_code = ANY(:d)"
         params["d"] = list(districts)
-    with engine.connect() as conn:
-        return conn.execute(text(sql), params).scalar_one()
+    with connected(engine_or_conn) as conn:
+        return int(conn.execute(text(sql), params).scalar_one())
 
 
-def waiting_by_district(engine):
+def connected(engine_or_conn):
+    """A connection from an engine (closed after), or the connection given (left open): a page that asks several
+    things asks them on one connection."""
+    if hasattr(engine_or_conn, "execute"):
+        return nullcontext(engine_or_conn)
+    return engine_or_conn.connect()
+
+
+def waiting_by_district(engine_or_conn):
     """[(district code, name, waiting)] for every district with a suggestion waiting, most waiting first."""
-    with engine.connect() as conn:
+    with connected(engine_or_conn) as conn:
         return [tuple(r) for r in conn.execute(text(
-            "SELECT s.district_code, coalesce(d.name, s.district_code), count(*) FROM suggestions s "
-            "LEFT JOIN districts d ON d.code = s.district_code WHERE s.status = 'waiting' "
-            "GROUP BY s.district_code, d.name ORDER BY count(*) DESC, s.district_code"))]
+            "SELECT w.district_code, coalesce(d.name, w.district_code), w.waiting FROM suggestion_waiting w "
+            "LEFT JOIN districts d ON d.code = w.district_code WHERE w.waiting > 0 "
+            "ORDER BY w.waiting DESC, w.district_code"))]
 
 
 _COLUMNS = ("s.id, s.kind, s.asset_id, s.status, s.district_code, s.tier, s.category, s.name, s.description, "
             "s.offers, s.address, s.postcode, s.email, s.phone, s.url, s.contact, s.suggester_name, "
             "s.suggester_contact, s.confirmation_id, s.decided_at, s.decided_by, s.reason, s.result_asset_id, "
-            "s.created_at, ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat")
+            "s.created_at, s.cleared, ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat")
 
 
-def queue(engine, *, district=None, limit=25, offset=0, total=None):
+def queue(engine_or_conn, *, district=None, limit=25, offset=0, total=None):
     """(total, rows) of waiting suggestions, oldest first, optionally of one district; ``total`` when the caller
     knows it already (from ``waiting_by_district``) saves counting again."""
     where, params = "s.status = 'waiting'", {"limit": int(limit), "offset": int(offset)}
     if district:
         where += " AND s.district_code = :d"
         params["d"] = district
-    with engine.connect() as conn:
+    with connected(engine_or_conn) as conn:
         if total is None:
             total = conn.execute(text(f"SELECT count(*) FROM suggestions s WHERE {where}"), params).scalar_one()
         rows = conn.execute(text(f"SELECT {_COLUMNS} FROM suggestions s WHERE {where} "
@@ -251,12 +278,13 @@ def similar_names(a, b):
         difflib.SequenceMatcher(None, ka, kb).ratio() >= 0.8
 
 
-def checks(engine, suggestion, *, role):
+def checks(engine_or_conn, suggestion, *, role):
     """What a moderator needs to decide: the nearest assets (straight line, metres in EPSG:27700), the likely
     duplicates among them and by postcode, and for a change or correction the asset as it is now with the fields
-    that differ. Individuals are never among them below officer (the store's visibility rule)."""
+    that differ. Individuals are never among them below officer (the store's visibility rule). One connection for
+    the three questions."""
     from asset_map.maps import near as near_
-    from asset_map.store.assets import AssetFilter, visibility_condition
+    from asset_map.store.assets import AssetFilter
 
     # Within about 5 km only: nothing farther is a duplicate, and the box lets the spatial index stop early (a
     # register of individuals, none of which a moderator below officer may see, would otherwise be walked whole).
@@ -264,42 +292,50 @@ def checks(engine, suggestion, *, role):
     box = (max(lon - NEAR_BOX_DEG[0], -180), max(lat - NEAR_BOX_DEG[1], -90), min(lon + NEAR_BOX_DEG[0], 180),
            min(lat + NEAR_BOX_DEG[1], 90))
     flt = AssetFilter(status=ASSET_STATUSES, bbox=box)
-    nearest = near_.nearest(engine, suggestion["lon"], suggestion["lat"], flt, role=role, limit=8)
-    nearest = [dict(r) for r in nearest.to_dict("records")]
+    with connected(engine_or_conn) as conn:
+        nearest = near_.nearest(conn, suggestion["lon"], suggestion["lat"], flt, role=role, limit=8, records=True)
+        duplicates = _duplicates(conn, suggestion, nearest, role)
+        current, diff = None, []
+        if suggestion.get("asset_id"):
+            current = current_asset(conn, suggestion["asset_id"], role=role)
+            if current is not None:
+                diff = differences(current, suggestion)
+    return {"nearest": nearest, "duplicates": list(duplicates.values()), "current": current, "diff": diff}
+
+
+def _duplicates(conn, suggestion, nearest, role):
+    """{asset id: asset with ``why``}: similar names nearby, and the same postcode."""
+    from asset_map.store.assets import visibility_condition
+
     duplicates = {}
     for row in nearest:
         if row["id"] == suggestion.get("asset_id"):
             continue
         if row["distance_m"] <= DUPLICATE_RADIUS_M and similar_names(row["name"], suggestion["name"]):
             duplicates[row["id"]] = {**row, "why": f"a similar name {row['distance_m']:.0f} m away"}
-    if suggestion.get("postcode"):
-        privacy, _ = visibility_condition(role, "a")
-        with engine.connect() as conn:
-            # A postcode covers a few streets: searching within ~2 km of the point first lets the spatial index
-            # do the work (there is no index on postcodes of assets).
-            for row in conn.execute(text(
-                    "SELECT a.id, a.name, a.category, a.address, a.postcode, a.status, a.district_code "
-                    "FROM assets a WHERE a.geom && ST_Expand(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 0.03) "
-                    f"AND a.postcode = :p AND a.withdrawn_at IS NULL AND {privacy} ORDER BY a.name LIMIT 20"),
-                    {"p": suggestion["postcode"], "lon": suggestion["lon"], "lat": suggestion["lat"]}).mappings():
-                why = f"the same postcode, {row['postcode']}"
-                if row["id"] in duplicates:
-                    duplicates[row["id"]]["why"] += f"; {why}"
-                elif row["id"] != suggestion.get("asset_id"):
-                    duplicates[row["id"]] = {**dict(row), "why": why}
-    current, diff = None, []
-    if suggestion.get("asset_id"):
-        current = current_asset(engine, suggestion["asset_id"], role=role)
-        if current is not None:
-            diff = differences(current, suggestion)
-    return {"nearest": nearest, "duplicates": list(duplicates.values()), "current": current, "diff": diff}
+    if not suggestion.get("postcode"):
+        return duplicates
+    privacy, _ = visibility_condition(role, "a")
+    # A postcode covers a few streets: searching within ~2 km of the point first lets the spatial index
+    # do the work (there is no index on postcodes of assets).
+    for row in conn.execute(text(
+            "SELECT a.id, a.name, a.category, a.address, a.postcode, a.status, a.district_code "
+            "FROM assets a WHERE a.geom && ST_Expand(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 0.03) "
+            f"AND a.postcode = :p AND a.withdrawn_at IS NULL AND {privacy} ORDER BY a.name LIMIT 20"),
+            {"p": suggestion["postcode"], "lon": suggestion["lon"], "lat": suggestion["lat"]}).mappings():
+        why = f"the same postcode, {row['postcode']}"
+        if row["id"] in duplicates:
+            duplicates[row["id"]]["why"] += f"; {why}"
+        elif row["id"] != suggestion.get("asset_id"):
+            duplicates[row["id"]] = {**dict(row), "why": why}
+    return duplicates
 
 
-def current_asset(engine, asset_id, *, role):
+def current_asset(engine_or_conn, asset_id, *, role):
     from asset_map.store.assets import visibility_condition
 
     privacy, _ = visibility_condition(role, "a")
-    with engine.connect() as conn:
+    with connected(engine_or_conn) as conn:
         row = conn.execute(text(
             f"SELECT a.id, {', '.join('a.' + f for f in ASSET_FIELDS)}, a.status, a.last_verified, a.register, "
             f"a.district_code, ST_X(a.geom) AS lon, ST_Y(a.geom) AS lat FROM assets a "
@@ -308,12 +344,15 @@ def current_asset(engine, asset_id, *, role):
 
 
 def differences(current, suggestion):
-    """[(field, now, suggested)] for each asset field the suggestion changes (empty suggested fields change
-    nothing)."""
+    """[(field, now, suggested)] for each asset field the suggestion changes: empty suggested fields change
+    nothing, unless the sender asked to empty them (``cleared``), when suggested is None (shown as "cleared")."""
     out = []
+    cleared = set(suggestion.get("cleared") or ())
     for name in ASSET_FIELDS:
         new = suggestion.get(name)
         if new in (None, "", []):
+            if name in cleared and current.get(name) not in (None, "", []):
+                out.append((name, current.get(name), None))
             continue
         old = current.get(name)
         if name == "offers":

@@ -2,7 +2,9 @@
 a resident suggests a youth club from the map and offers a skill with consent; an organiser accepts the club after
 seeing it is not a duplicate and sees the person only as a count; confirm links go to Tamworth's stale libraries
 through a local SMTP server; one is confirmed and another corrected, the correction accepted; Tamworth's freshness
-rises; the person withdraws from their private link and is gone everywhere. Screenshots in tests/artifacts."""
+rises; the person withdraws from their private link and is gone everywhere. The person's offer waits for an officer
+(who sees the person's fields) before it counts anywhere; the organiser learns only that it waits. Screenshots in
+tests/artifacts."""
 
 import re
 
@@ -32,6 +34,7 @@ def test_the_community_keeps_its_own_map(community_url, community_engine, tmp_pa
         stale_before = conn.execute(text("SELECT count(*) FROM assets WHERE district_code = :d AND "
                                          "last_verified IS NULL"), {"d": TAMWORTH}).scalar_one()
     make_user(community_engine, "organiser")
+    make_user(community_engine, "officer")
     app = make_app(community_url, tmp_path, SMTP_URL=inbox.url)
     base = live_server(app)
     app.config["ASSET_MAP"]["SITE_URL"] = base
@@ -71,7 +74,10 @@ def test_the_community_keeps_its_own_map(community_url, community_engine, tmp_pa
         assert [e for e in view.console_errors if "status of 400" not in e] == []
         assert view.external_requests == []
     with community_engine.connect() as conn:
-        assert conn.execute(text("SELECT consent_wording FROM assets WHERE name = 'Priya Helper'")).scalar_one()
+        # The offer waits for an officer: it is nobody's asset yet.
+        assert conn.execute(text("SELECT consent_wording FROM pending_offers WHERE name = 'Priya Helper' "
+                                 "AND status = 'waiting'")).scalar_one()
+        assert conn.execute(text("SELECT count(*) FROM assets WHERE name = 'Priya Helper'")).scalar_one() == 0
     # The private link also arrived by e-mail.
     assert any("Priya" not in m["Subject"] and private_link in m.get_content() for _, m in inbox.messages)
 
@@ -83,6 +89,10 @@ def test_the_community_keeps_its_own_map(community_url, community_engine, tmp_pa
         page.click("button:has-text('Sign in')")
         page.goto(base + "/moderation")
         assert re.search(r"Moderation\s*1", page.inner_text("#moderation-link"))
+        # The organiser learns that an offer waits, not who made it.
+        waiting = page.inner_text("#offers-waiting")
+        assert "1 offer of help from people waits for a council officer" in waiting and "Priya" not in waiting
+        assert "Priya" not in page.inner_text("main")
         page.click("text=Glascote Youth Club")
         page.wait_for_selector("#point-map[data-ready='1']")
         assert "No asset with a similar name" in page.inner_text("#no-duplicates")
@@ -90,6 +100,20 @@ def test_the_community_keeps_its_own_map(community_url, community_engine, tmp_pa
         view.screenshot(artifacts / "community-3-moderation.png", )
         page.click("#accept button")
         page.wait_for_selector("text=accepted: it is on the map")
+
+        # -- an officer, who may see people, checks the offer and accepts it; only then is it counted ----------
+        officer = page.context.browser.new_context().new_page()
+        officer.goto(base + "/sign-in")
+        officer.fill("#email", email_for("officer"))
+        officer.fill("#password", PASSWORD)
+        officer.click("button:has-text('Sign in')")
+        officer.goto(base + "/moderation/offers")
+        card = officer.inner_text("#offers")
+        assert "Priya Helper" in card and "priya@example.org" in card and "reading with children" in card
+        officer.screenshot(path=str(artifacts / "community-3b-offer-moderation.png"))
+        officer.click("#offers .offer-accept button")
+        officer.wait_for_selector("text=shown to the public only as a count")
+        officer.context.close()
         page.goto(base + f"/districts/{TAMWORTH}")
         body = page.inner_text("main")
         assert "Priya" not in body and "fewer than" in body

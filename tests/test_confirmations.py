@@ -90,6 +90,37 @@ def test_a_correction_waits_for_moderation_then_is_accepted(community_url, tmp_p
     assert public.post(link + "/correct", data={"csrf_token": token, "name": "x"}).status_code == 410
 
 
+def test_a_correction_can_ask_for_a_field_to_be_emptied(community_url, tmp_path, community_engine, inbox):
+    """The contact ticks "remove this" beside the e-mail: the moderator sees it as cleared, accepting empties it
+    through the edit core, and the history keeps the old address."""
+    _give_tamworth_contacts(community_engine)
+    app = make_app(community_url, tmp_path, SMTP_URL=inbox.url, SITE_URL="http://localhost")
+    organiser, _ = _send_all_stale(app, community_engine)
+    link = _links(inbox)[0].replace("http://localhost", "")
+    public = app.test_client()
+    page = public.get(link).get_data(as_text=True)
+    assert 'id="email-clear" name="clear" type="checkbox" value="email"' in page
+    name = re.search(r'id="name" name="name" type="text" maxlength="200" value="([^"]*)"', page).group(1)
+    email = re.search(r'id="email" name="email" type="email" maxlength="254" value="([^"]*)"', page).group(1)
+    category = re.search(r'name="category" value="([^"]*)"', page).group(1)
+    res = public.post(link + "/correct", data={"csrf_token": _CSRF.search(page).group(1), "name": name,
+                                               "category": category, "email": email, "clear": "email"})
+    assert res.status_code == 200 and "changes have been sent" in res.get_data(as_text=True)
+    with community_engine.connect() as conn:
+        sid, asset_id, cleared = conn.execute(text("SELECT id, asset_id, cleared FROM suggestions")).one()
+    assert cleared == ["email"]
+    shown = organiser.get(f"/moderation/{sid}").get_data(as_text=True)
+    diff = shown[shown.index('id="diff"'):shown.index("Likely duplicates")]
+    assert email in diff and "cleared" in diff
+    assert organiser.post(f"/moderation/{sid}/accept", data={"csrf_token": _CSRF.search(shown).group(1)}
+                          ).status_code == 302
+    with community_engine.connect() as conn:
+        now = conn.execute(text("SELECT email FROM assets WHERE id = :i"), {"i": asset_id}).scalar()
+        old = conn.execute(text("SELECT changes->'email'->>0 FROM asset_versions WHERE asset_id = :i "
+                                "AND changes ? 'email' ORDER BY version DESC LIMIT 1"), {"i": asset_id}).scalar()
+    assert not now and old == email
+
+
 def test_expired_and_forged_links_get_a_polite_answer(community_url, tmp_path, community_engine, inbox):
     _give_tamworth_contacts(community_engine)
     app = make_app(community_url, tmp_path, SMTP_URL=inbox.url, SITE_URL="http://localhost")

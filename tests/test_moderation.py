@@ -167,3 +167,42 @@ def test_merging_fills_what_the_asset_lacks_and_nothing_else(community_app, comm
         status = conn.execute(text("SELECT status FROM suggestions")).scalar_one()
         n = conn.execute(text("SELECT count(*) FROM assets WHERE name ILIKE 'glascote library'")).scalar_one()
     assert phone == "01827 475645" and address != "Somewhere else" and status == "merged" and n == 1
+
+
+def test_a_change_can_clear_a_field_shown_as_cleared_applied_empty_and_kept_in_history(community_app,
+                                                                                       community_engine):
+    asset_id = _asset(community_engine, "Glascote Library")
+    with community_engine.connect() as conn:
+        address = conn.execute(text("SELECT address FROM assets WHERE id = :i"), {"i": asset_id}).scalar_one()
+    assert address  # the register gives the library an address
+    public = community_app.test_client()
+    form = public.get(f"/suggest?asset={asset_id}").get_data(as_text=True)
+    assert 'id="address-clear" name="clear" type="checkbox" value="address"' in form
+    assert 'id="postcode-clear"' not in form  # the asset would lose its place
+    # The sender ticks "remove this" (what the field still holds does not matter) and adds a phone.
+    res = public.post("/suggest", data={"csrf_token": _CSRF.search(form).group(1), "asset": str(asset_id),
+                                        "name": "Glascote Library", "category": "community_run_library",
+                                        "address": address, "clear": ["address", "postcode", "name"],
+                                        "phone": "01827 475645"})
+    assert res.status_code in (200, 302), res.get_data(as_text=True)[:1500]
+    with community_engine.connect() as conn:
+        sid, cleared = conn.execute(text("SELECT id, cleared FROM suggestions")).one()
+    assert cleared == ["address"]  # only what may be emptied
+    organiser = signed_in_client(community_app, community_engine, "organiser")
+    page = organiser.get(f"/moderation/{sid}").get_data(as_text=True)
+    diff = page[page.index('id="diff"'):page.index("Likely duplicates")]
+    assert "address" in diff and address in diff and "cleared" in diff and "01827 475645" in diff
+    assert organiser.post(f"/moderation/{sid}/accept", data={"csrf_token": _CSRF.search(page).group(1)}
+                          ).status_code == 302
+    with community_engine.connect() as conn:
+        now = conn.execute(text("SELECT address, phone FROM assets WHERE id = :i"), {"i": asset_id}).one()
+    assert not now.address and now.phone == "01827 475645"
+    last = _history(community_engine, asset_id)[-1]
+    assert last["changes"]["address"][0] == address and not last["changes"]["address"][1]
+
+
+def test_without_remove_this_an_empty_field_changes_nothing(community_app, community_engine):
+    asset_id = _asset(community_engine, "Glascote Library")
+    sid = suggestions.submit(community_engine, {"name": "Glascote Library", "category": "community_run_library",
+                                                "address": ""}, kind="change", asset_id=asset_id)
+    assert suggestions.checks(community_engine, suggestions.get(community_engine, sid), role="organiser")["diff"] == []

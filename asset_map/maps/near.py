@@ -34,8 +34,10 @@ def lookup_postcode(engine, raw):
     return dict(row)
 
 
-def nearest(engine, lon, lat, flt=None, *, role="public", limit=20):
-    """The ``limit`` nearest assets to (lon, lat) in EPSG:4326, with ``distance_m`` measured in EPSG:27700."""
+def nearest(engine, lon, lat, flt=None, *, role="public", limit=20, records=False):
+    """The ``limit`` nearest assets to (lon, lat) in EPSG:4326, with ``distance_m`` measured in EPSG:27700: a
+    DataFrame, or with ``records`` a list of dicts (a page showing eight rows need not build a frame). ``engine``
+    may be an open connection."""
     limit = int(limit)
     if not 1 <= limit <= MAX_RESULTS:
         msg = f"limit must be between 1 and {MAX_RESULTS}, got {limit}."
@@ -57,6 +59,11 @@ def nearest(engine, lon, lat, flt=None, *, role="public", limit=20):
            f"ST_Distance(ST_Transform(cand.geom, 27700), ST_Transform(here.g, 27700)) AS distance_m "
            f"FROM cand, here ORDER BY distance_m, cand.id LIMIT :limit")
     params.update(lon=float(lon), lat=float(lat), cand=limit * 3 + 20, limit=limit)
-    with engine.connect() as conn:
-        return pd.DataFrame(conn.execute(text(sql), params).mappings().all(), columns=[*cols, "lon", "lat",
-                                                                                       "distance_m"])
+    if hasattr(engine, "execute"):
+        rows = engine.execute(text(sql), params).mappings().all()
+    else:
+        with engine.connect() as conn:
+            rows = conn.execute(text(sql), params).mappings().all()
+    if records:
+        return [dict(r) for r in rows]
+    return pd.DataFrame(rows, columns=[*cols, "lon", "lat", "distance_m"])

@@ -107,7 +107,8 @@ def _mail_private_link(email, link):
     from asset_map import mail
 
     message = mail.Message(to=[email], subject="Your entry on asset-map: your private link", text=(
-        "Thank you for offering your help.\n\n"
+        "Thank you for offering your help. A council officer checks each offer before it is added; until then, "
+        "nobody else sees it.\n\n"
         "With this private link you can see, change or withdraw your entry at any time:\n\n"
         f"{link}\n\n"
         "Keep it to yourself: anybody with the link can change or withdraw your entry. Your details are never shown "
@@ -124,8 +125,8 @@ def offer():
             with limits.public_write():
                 if _robot():
                     return render_template("community/offer_done.html", link=None, emailed=None)
-                asset_id, token = offers.offer(extensions.engine(), request.form, secret=_secret(), ip=client_ip(),
-                                               tolerance_m=current_app.config["ASSET_MAP"]["AREA_TOLERANCE_M"])
+                _offer_id, token = offers.offer(extensions.engine(), request.form, secret=_secret(), ip=client_ip(),
+                                                tolerance_m=current_app.config["ASSET_MAP"]["AREA_TOLERANCE_M"])
         except FormInvalid as err:
             problems = err.problems
         else:

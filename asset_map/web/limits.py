@@ -1,12 +1,15 @@
 """Rate limits on what the public may send (suggestions, offers, corrections), per client address, with
-Flask-Limiter. Storage is the app's memory (``RATE_LIMIT_STORAGE`` = ``memory://``): PostGIS is the only server we
-run and the ``limits`` library has no PostgreSQL backend; with several server processes each keeps its own counts, so
-the effective limit is the setting times the number of processes (``WORKERS``).
+Flask-Limiter. Counts live in the app's database (``RATE_LIMIT_STORAGE`` = ``asset-map-database://``,
+asset_map.store.rate_limits), so every server process counts against one limit; ``memory://`` keeps them in each
+process (then the effective limit is the setting times ``WORKERS``). The sliding window counter is the strategy:
+two counters per address and limit, each hit one atomic upsert.
 """
 
 from flask import current_app
 from flask_limiter import Limiter
 
+from asset_map.store import rate_limits
+from asset_map.store.db import get_engine
 from asset_map.web.auth import client_ip
 
 MESSAGE = ("You have sent a lot of suggestions from this address in a short time, so we have paused them. "
@@ -15,10 +18,13 @@ MESSAGE = ("You have sent a lot of suggestions from this address in a short time
 
 def init_app(app):
     settings = app.config["ASSET_MAP"]
-    # One limiter per app (its storage is its own), so each test app starts with clean counts.
+    uri, options = settings["RATE_LIMIT_STORAGE"], {}
+    if uri.startswith(rate_limits.SCHEME + ":"):
+        # The engine is made on first use: building the app connects to nothing.
+        options["engine"] = lambda: get_engine(settings)
     app.extensions["asset_map.limiter"] = Limiter(
-        key_func=client_ip, app=app, storage_uri=settings["RATE_LIMIT_STORAGE"], headers_enabled=True,
-        strategy="moving-window", key_prefix="asset-map")
+        key_func=client_ip, app=app, storage_uri=uri, storage_options=options, headers_enabled=True,
+        strategy="sliding-window-counter", key_prefix="asset-map")
 
 
 def public_write():

@@ -4,6 +4,7 @@ for organisers and above in asset_map.web.auth.PATH_ROLES."""
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, send_file, url_for
 
+from asset_map import privacy
 from asset_map.errors import FormInvalid, InputError, NotFound
 from asset_map.store.assets import parse_int
 from asset_map.web import extensions
@@ -13,6 +14,7 @@ from asset_map.web.lazy import lazy
 
 # These bring geopandas through the register edits: loaded by the first moderation page, not at start-up.
 moderation = lazy("asset_map.moderation")
+offers = lazy("asset_map.offers")
 suggestions = lazy("asset_map.suggestions")
 
 bp = Blueprint("moderation", __name__, url_prefix="/moderation")
@@ -26,10 +28,18 @@ def waiting_count():
         return None
     if "moderation_waiting" not in g:
         try:
-            g.moderation_waiting = suggestions.waiting_count(extensions.engine())
+            _count_waiting(extensions.engine())
         except Exception:  # noqa: BLE001 - the header must render even with the database away
             return None
     return g.moderation_waiting
+
+
+def _count_waiting(engine_or_conn):
+    """The header's count (suggestions, and offers for those who decide them), on a page's own connection when
+    it has one."""
+    g.moderation_waiting = suggestions.waiting_count(engine_or_conn)
+    if privacy.may_moderate_offers(current_role()):
+        g.moderation_waiting += offers.waiting_count(engine_or_conn)  # theirs to decide too
 
 
 @bp.app_context_processor
@@ -43,24 +53,31 @@ def queue():
     engine = extensions.engine()
     district = request.args.get("district") or None
     page = parse_int(request.args, "page", 1, 1, 100000)
-    districts = suggestions.waiting_by_district(engine)
-    g.moderation_waiting = sum(n for _code, _name, n in districts)  # the header's count, without asking again
-    total = next((n for code, _name, n in districts if code == district), 0) if district else g.moderation_waiting
-    total, rows = suggestions.queue(engine, district=district, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
-                                    total=total)
+    with engine.connect() as conn:  # one connection for the page's three questions
+        districts = suggestions.waiting_by_district(conn)
+        offers_waiting = offers.waiting_count(conn)
+        waiting = sum(n for _code, _name, n in districts)
+        total = next((n for code, _name, n in districts if code == district), 0) if district else waiting
+        total, rows = suggestions.queue(conn, district=district, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
+                                        total=total)
+    may_moderate_offers = privacy.may_moderate_offers(current_role())
+    # The header's count, without asking again.
+    g.moderation_waiting = waiting + (offers_waiting if may_moderate_offers else 0)
     markers = [{"lat": r["lat"], "lon": r["lon"], "label": f"{r['id']}: {r['name']}"} for r in rows]
     config = map_config() | {"markers": markers}
     return render_template("moderation/queue.html", rows=rows, total=total, page=page, pages=-(-total // PAGE_SIZE),
-                           district=district, districts=districts,
+                           district=district, districts=districts, offers_waiting=offers_waiting,
+                           may_moderate_offers=may_moderate_offers,
                            label=suggestions.category_label, map_config=config)
 
 
 @bp.get("/<int:suggestion_id>")
 @require_role("organiser")
 def show(suggestion_id, problems=None, status=200):
-    engine = extensions.engine()
-    suggestion = suggestions.get(engine, suggestion_id)
-    found = suggestions.checks(engine, suggestion, role=current_role())
+    with extensions.engine().connect() as conn:  # one connection for the suggestion and its checks
+        suggestion = suggestions.get(conn, suggestion_id)
+        found = suggestions.checks(conn, suggestion, role=current_role())
+        _count_waiting(conn)
     dup_ids = {d["id"] for d in found["duplicates"]}
     markers = [{"lat": r["lat"], "lon": r["lon"], "label": f"{r['name']} ({r['distance_m']:.0f} m)",
                 "duplicate": r["id"] in dup_ids} for r in found["nearest"]]
@@ -114,6 +131,32 @@ def reject(suggestion_id):
         return show(suggestion_id, problems={"reason": err.user_message}, status=400)
     flash(f"Suggestion {suggestion_id} rejected.")
     return redirect(url_for("moderation.queue", district=request.form.get("back_district") or None))
+
+
+@bp.get("/offers")
+@require_role("organiser")  # privacy.py decides who sees offers
+def offer_queue():
+    """People's offers waiting for an officer, with the fields privacy.py lets the role read."""
+    district = request.args.get("district") or None
+    rows = offers.waiting(extensions.engine(), current_role(), district=district)
+    return render_template("moderation/offers.html", rows=rows, district=district, label=suggestions.category_label)
+
+
+@bp.post("/offers/<int:offer_id>/accept")
+@require_role("organiser")  # privacy.py decides who sees offers
+def offer_accept(offer_id):
+    asset_id = offers.accept(extensions.engine(), offer_id, actor=current_actor(), role=current_role(), ip=client_ip())
+    flash(f"Offer {offer_id} accepted: the person is asset {asset_id}, shown to the public only as a count.")
+    return redirect(url_for("moderation.offer_queue"))
+
+
+@bp.post("/offers/<int:offer_id>/reject")
+@require_role("organiser")  # privacy.py decides who sees offers
+def offer_reject(offer_id):
+    offers.reject(extensions.engine(), offer_id, request.form.get("reason"), actor=current_actor(),
+                  role=current_role(), ip=client_ip())
+    flash(f"Offer {offer_id} rejected; what it held about the person is erased.")
+    return redirect(url_for("moderation.offer_queue"))
 
 
 @bp.post("/confirmations")

@@ -7,6 +7,9 @@ the issue's: p95 under 100 ms at 20 clients. Moderators are identified by an org
 bearer token goes through the same role check as a signed-in session).
 """
 
+import time
+from urllib.request import urlopen
+
 from sqlalchemy import text
 
 from asset_map import users
@@ -41,6 +44,19 @@ def seed_suggestions(engine, n):
         return conn.execute(text("SELECT count(*) FROM suggestions WHERE status = 'waiting'")).scalar_one()
 
 
+def _settle(url, timeout_s=120):
+    """Wait until the server answers /healthz promptly again: requests left over from the run before (a load run
+    stops waiting at its end, the server does not) would otherwise be counted against the next one. On a busy
+    machine the warm-up's slow pages kept every worker busy into the reference run, which then counted 0 requests."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        with urlopen(url + "/healthz", timeout=timeout_s) as res:
+            res.read()
+        if time.monotonic() - started < 0.5:
+            return
+
+
 def _figure(name, result, reference):
     return Figure(AREA, f"{name}, {CLIENTS} clients, {ASSETS:,} assets, {WAITING:,} waiting", result.p95_ms,
                   "ms p95", reference="/healthz p95, same server and run", reference_value=reference.p95_ms,
@@ -71,9 +87,13 @@ def run(ctx):
     with Server(ctx.database_url, ctx.workdir / "community-server") as server:
         for path in ("/healthz", "/suggest", queue_paths[0], detail_paths[0]):  # warm every worker's pool
             loadgen.run(server.url, [path], clients=4, seconds=1, headers=moderator)
+        _settle(server.url)
         reference = loadgen.run(server.url, ["/healthz"], clients=CLIENTS, seconds=seconds)
+        _settle(server.url)
         form = loadgen.run(server.url, ["/suggest"], clients=CLIENTS, seconds=seconds)
+        _settle(server.url)
         queue = loadgen.run(server.url, queue_paths, clients=CLIENTS, seconds=seconds, headers=moderator)
+        _settle(server.url)
         detail = loadgen.run(server.url, detail_paths, clients=CLIENTS, seconds=seconds, headers=moderator)
     figures.append(_figure("suggestion form (GET /suggest)", form, reference))
     figures.append(_figure("moderation queue (/moderation, by district, paged)", queue, reference))
