@@ -14,7 +14,7 @@ from the live tables as before. One partial GiST index per band or zoom: a tile 
 from alembic import op
 
 revision = "0022"
-down_revision = "0019"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
