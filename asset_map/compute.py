@@ -11,6 +11,7 @@ import threading
 from asset_map.errors import AssetMapError
 
 _CLIENTS = {}
+_SHARED = {}  # (address, network token) -> future of the network on every worker
 _LOCK = threading.Lock()
 
 
@@ -48,9 +49,27 @@ class DaskRunner:
         client = self.client()
         # Data goes to the workers by scatter, not inside the task graph (where the scheduler would hold and forward
         # every array): the shared network once to every worker, each partition to the worker that runs it.
-        common = client.scatter(shared, broadcast=True)
+        common = self._shared(client, shared)
         futures = client.map(function, client.scatter(items), [common] * len(items), pure=False)
         return client.gather(futures)
+
+    def _shared(self, client, shared):
+        """``shared`` on every worker: sent once, and kept there while this process holds its future, so the next
+        report on the same network (a token of its arrays) does not send it again."""
+        token = shared.token() if hasattr(shared, "token") else None
+        if token is None:
+            return client.scatter(shared, broadcast=True)
+        with _LOCK:
+            kept = _SHARED.get((self.address, token))
+        if kept is not None and kept.client is client and kept.status == "finished":
+            return kept
+        future = client.scatter(shared, broadcast=True, hash=False)
+        with _LOCK:
+            mine = [k for k in _SHARED if k[0] == self.address]
+            for key in mine[:max(0, len(mine) - 2)]:
+                del _SHARED[key]  # a network per mode at most: older ones are released
+            _SHARED[(self.address, token)] = future
+        return future
 
 
 def runner(settings):
@@ -65,6 +84,7 @@ def runner(settings):
 
 def close_clients():
     with _LOCK:
+        _SHARED.clear()
         for client in _CLIENTS.values():
             client.close()
         _CLIENTS.clear()

@@ -15,6 +15,7 @@ is a virtual node joined to its snapped node by an edge as long as its snap dist
 shortest-path tree, however many assets there are.
 """
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,14 @@ class Network:
 
     def xy(self):
         return np.column_stack([self.x, self.y])
+
+    def token(self):
+        """A digest of the network's arrays: the same network read twice has the same token, so a cluster that
+        already holds it need not be sent it again."""
+        digest = hashlib.sha1(self.mode.encode())
+        for a in (self.x, self.y, self.u, self.v, self.length, self.oneway):
+            digest.update(np.ascontiguousarray(a).tobytes())
+        return digest.hexdigest()
 
     def subset(self, keep):
         """The network on the nodes where ``keep`` (bool per node) is true: edges with both ends kept, nodes
