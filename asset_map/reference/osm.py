@@ -11,6 +11,8 @@ isochrones follow them. Only the part within the given box (the loaded districts
 """
 
 import hashlib
+import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,38 +102,91 @@ def read_network(path, mode, bbox=None):
         raise InputError(f"Mode {mode!r} is not known; expected one of {', '.join(MODES)}.")
     path = Path(path)
     sha = _check_file(path)
-    refs, lons, lats, starts, directions, highways = [], [], [], [0], [], []
-    ways = 0
     try:
         reader = osmium.io.Reader(str(path))
         stamp = reader.header().get("osmosis_replication_timestamp") or reader.header().get("timestamp")
         reader.close()
-        fp = (osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY).with_locations()
-              .with_filter(osmium.filter.KeyFilter("highway")))
-        for obj in fp:
-            if not obj.is_way():
-                continue
-            ok, direction = _usable(obj.tags, mode)
-            if not ok or len(obj.nodes) < 2:
-                continue
-            ways += 1
-            for n in obj.nodes:
-                if not n.location.valid():
-                    continue
-                refs.append(n.ref)
-                lons.append(n.location.lon)
-                lats.append(n.location.lat)
-            starts.append(len(refs))
-            directions.append(direction)
-            highways.append(obj.tags.get("highway"))
+        with tempfile.TemporaryDirectory(prefix="asset-map-osm-") as tmp:
+            opl = Path(tmp) / "highways.opl"
+            _highways_as_opl(path, opl)
+            got = _parse_opl(opl, mode)
     except (RuntimeError, osmium.InvalidLocationError) as err:
         msg = f"{path.name}: cannot be read as an OpenStreetMap PBF file (truncated or damaged?): {err}"
         raise InputError(msg) from err
+    refs, lons, lats, starts, directions, highways, ways = got
     if not ways:
         raise InputError(f"{path.name}: no ways usable for {mode} (no highway=* ways open to it) in the file.")
-    return _build(np.asarray(refs, np.int64), np.asarray(lons), np.asarray(lats), np.asarray(starts, np.int64),
-                  np.asarray(directions, np.int8), np.asarray(highways, dtype=object), mode, bbox, path, sha,
-                  stamp or None, ways)
+    return _build(refs, lons, lats, starts, directions, highways, mode, bbox, path, sha, stamp or None, ways)
+
+
+def _highways_as_opl(path, opl):
+    """The extract's highway ways, each with its nodes' locations, written as OPL text by libosmium: the whole file
+    (millions of nodes, buildings and all) is read, located and filtered in C++, with no Python per object."""
+    import osmium
+
+    locations = osmium.NodeLocationsForWays(osmium.index.create_map("flex_mem"))
+    locations.ignore_errors()  # a way's node missing from the extract: its location is left invalid, and skipped
+    writer = osmium.SimpleWriter(osmium.io.File(str(opl), "opl,add_metadata=false,locations_on_ways=true"))
+    try:
+        osmium.apply(str(path), locations, osmium.filter.EntityFilter(osmium.osm.WAY),
+                     osmium.filter.KeyFilter("highway"), writer)
+    finally:
+        writer.close()
+
+
+_OPL_ESCAPE = re.compile(r"%([0-9a-fA-F]+)%")
+_OPL_NODE = re.compile(r"n(-?\d+)x(-?[\d.]+)y(-?[\d.]+)")
+
+
+def _opl_text(value):
+    return _OPL_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value) if "%" in value else value
+
+
+def _parse_opl(opl, mode):
+    """(node ids, lons, lats, way starts, directions, highway per way, ways) of the ``mode`` ways in an OPL file of
+    ways with locations. A way is one line: ``w<id> T<k=v,...> N<n<id>x<lon>y<lat>,...>``; the node lists of the
+    ways kept are joined and read as numbers in one go."""
+    nodes, counts, directions, highways = [], [], [], []
+    seen = {}  # tags text -> (usable, direction, highway): most ways share their tags with many others
+    with open(opl, encoding="utf-8") as fh:
+        for line in fh:
+            fields = line.rstrip("\n").split(" ")
+            if len(fields) == 3 and fields[1][:1] == "T" and fields[2][:1] == "N":
+                tags_field, node_field = fields[1], fields[2]
+            else:
+                tags_field = next((f for f in fields if f.startswith("T")), "T")
+                node_field = next((f for f in fields if f.startswith("N")), "N")
+            known = seen.get(tags_field)
+            if known is None:
+                tags = dict(kv.split("=", 1) for kv in tags_field[1:].split(",") if "=" in kv)
+                if "%" in tags_field:
+                    tags = {_opl_text(k): _opl_text(v) for k, v in tags.items()}
+                known = (*_usable(tags, mode), tags.get("highway"))
+                if len(seen) > 100_000:
+                    seen.clear()
+                seen[tags_field] = known
+            if not known[0] or len(node_field) < 2 or "," not in node_field:
+                continue
+            nodes.append(node_field[1:])
+            counts.append(node_field.count(",") + 1)
+            directions.append(known[1])
+            highways.append(known[2])
+    if not nodes:
+        return (np.empty(0, np.int64), np.empty(0), np.empty(0), np.zeros(1, np.int64), np.empty(0, np.int8),
+                np.empty(0, dtype=object), 0)
+    text = ",".join(nodes)
+    numbers = np.fromstring(text.replace("n", "").replace("x", " ").replace("y", " ").replace(",", " "), sep=" ")
+    counts = np.asarray(counts, np.int64)
+    if len(numbers) != 3 * int(counts.sum()):
+        # Some locations are missing (written without numbers): read node by node, leaving those nodes out.
+        found = [_OPL_NODE.findall(way) for way in nodes]
+        counts = np.array([len(f) for f in found], np.int64)
+        numbers = np.array([float(v) for f in found for t in f for v in t])
+    triples = numbers.reshape(-1, 3)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    # Node ids are whole numbers well within a double's exact range (2^53).
+    return (triples[:, 0].astype(np.int64), triples[:, 1].copy(), triples[:, 2].copy(), starts,
+            np.asarray(directions, np.int8), np.asarray(highways, dtype=object), len(nodes))
 
 
 def _build(refs, lons, lats, starts, directions, highways, mode, bbox, path, sha, stamp, ways):
