@@ -48,10 +48,19 @@ class DaskRunner:
             return []
         client = self.client()
         # Data goes to the workers by scatter, not inside the task graph (where the scheduler would hold and forward
-        # every array): the shared network once to every worker, each partition to the worker that runs it.
+        # every array): the shared network once to every worker, each batch of partitions to the worker that runs
+        # it. A few batches per worker, not one task per district: a national run has hundreds of districts, and
+        # each task has a fixed cost on the scheduler and the wire; two per worker leave room to even out.
         common = self._shared(client, shared)
-        futures = client.map(function, client.scatter(items), [common] * len(items), pure=False)
-        return client.gather(futures)
+        n = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
+        batches = [items[k::2 * n] for k in range(min(len(items), 2 * n))]
+        futures = client.map(_run_batch, [function] * len(batches), client.scatter(batches), [common] * len(batches),
+                             pure=False)
+        done = client.gather(futures)
+        out = [None] * len(items)
+        for k, results in enumerate(done):
+            out[k::len(batches)] = results
+        return out
 
     def _shared(self, client, shared):
         """``shared`` on every worker: sent once, and kept there while this process holds its future, so the next
@@ -70,6 +79,10 @@ class DaskRunner:
                 del _SHARED[key]  # a network per mode at most: older ones are released
             _SHARED[(self.address, token)] = future
         return future
+
+
+def _run_batch(function, items, shared):
+    return [function(item, shared) for item in items]
 
 
 def runner(settings):
