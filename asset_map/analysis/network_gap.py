@@ -7,7 +7,8 @@ A district's partition holds:
 - the areas of the district that are reported (their results come back), the origins of every area within
   ``2 x catchment`` of them (the demand of the assets they can reach, for 2SFCA),
 - the assets within ``max(catchment, search)`` of them,
-- the network nodes within ``max(2 x catchment, search) + max_snap`` of them.
+- the box of the reported origins: the partition runs on the network within ``2 x catchment + max_snap`` of it,
+  and, only for origins whose nearest asset is not settled there, within ``search + max_snap``.
 
 A path of at most the catchment between an origin and an asset that a reported area reaches never leaves
 ``2 x catchment`` of the district, and a path to an asset within ``search`` metres never leaves ``search``, so every
