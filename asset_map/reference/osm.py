@@ -144,49 +144,74 @@ def _opl_text(value):
 
 def _parse_opl(opl, mode):
     """(node ids, lons, lats, way starts, directions, highway per way, ways) of the ``mode`` ways in an OPL file of
-    ways with locations. A way is one line: ``w<id> T<k=v,...> N<n<id>x<lon>y<lat>,...>``; the node lists of the
-    ways kept are joined and read as numbers in one go."""
-    nodes, counts, directions, highways = [], [], [], []
-    seen = {}  # tags text -> (usable, direction, highway): most ways share their tags with many others
-    with open(opl, encoding="utf-8") as fh:
-        for line in fh:
-            fields = line.rstrip("\n").split(" ")
-            if len(fields) == 3 and fields[1][:1] == "T" and fields[2][:1] == "N":
-                tags_field, node_field = fields[1], fields[2]
-            else:
-                tags_field = next((f for f in fields if f.startswith("T")), "T")
-                node_field = next((f for f in fields if f.startswith("N")), "N")
-            known = seen.get(tags_field)
-            if known is None:
-                tags = dict(kv.split("=", 1) for kv in tags_field[1:].split(",") if "=" in kv)
-                if "%" in tags_field:
-                    tags = {_opl_text(k): _opl_text(v) for k, v in tags.items()}
-                known = (*_usable(tags, mode), tags.get("highway"))
-                if len(seen) > 100_000:
-                    seen.clear()
-                seen[tags_field] = known
-            if not known[0] or len(node_field) < 2 or "," not in node_field:
-                continue
-            nodes.append(node_field[1:])
-            counts.append(node_field.count(",") + 1)
-            directions.append(known[1])
-            highways.append(known[2])
-    if not nodes:
-        return (np.empty(0, np.int64), np.empty(0), np.empty(0), np.zeros(1, np.int64), np.empty(0, np.int8),
-                np.empty(0, dtype=object), 0)
-    text = ",".join(nodes)
-    numbers = np.fromstring(text.replace("n", "").replace("x", " ").replace("y", " ").replace(",", " "), sep=" ")
-    counts = np.asarray(counts, np.int64)
-    if len(numbers) != 3 * int(counts.sum()):
+    ways with locations. A way is one line of three fields, ``w<id> T<k=v,...> N<n<id>x<lon>y<lat>,...>`` (OPL escapes
+    spaces and commas inside tags), read as a table by Arrow's CSV reader; the tags are judged once per distinct
+    tag list, and the node lists of the ways kept are read as numbers in one pass over their bytes."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    empty = (np.empty(0, np.int64), np.empty(0), np.empty(0), np.zeros(1, np.int64), np.empty(0, np.int8),
+             np.empty(0, dtype=object), 0)
+    if Path(opl).stat().st_size == 0:
+        return empty
+    table = pacsv.read_csv(
+        opl, read_options=pacsv.ReadOptions(column_names=["id", "tags", "nodes"], block_size=1 << 24),
+        parse_options=pacsv.ParseOptions(delimiter=" ", quote_char=False, escape_char=False),
+        convert_options=pacsv.ConvertOptions(column_types={"id": pa.string(), "tags": pa.string(),
+                                                           "nodes": pa.string()}))
+    tags_col = pc.dictionary_encode(table["tags"].combine_chunks())
+    verdicts = []
+    for tags_field in tags_col.dictionary.to_pylist():
+        tags_field = tags_field or "T"
+        tags = dict(kv.split("=", 1) for kv in tags_field[1:].split(",") if "=" in kv)
+        if "%" in tags_field:
+            tags = {_opl_text(k): _opl_text(v) for k, v in tags.items()}
+        verdicts.append((*_usable(tags, mode), tags.get("highway")))
+    usable = np.array([v[0] for v in verdicts], bool)
+    direction = np.array([v[1] for v in verdicts], np.int8)
+    highway = np.array([v[2] for v in verdicts], dtype=object)
+    code = tags_col.indices.to_numpy(zero_copy_only=False)
+    nodes = table["nodes"].combine_chunks()
+    counts = pc.add(pc.count_substring(nodes, ","), 1).to_numpy(zero_copy_only=False)
+    keep = usable[code] & (counts >= 2)
+    if not keep.any():
+        return empty
+    kept = nodes.filter(pa.array(keep))
+    counts = counts[keep].astype(np.int64)
+    # The kept node lists' bytes, one after the other: every node starts with "n", so with n, x, y and commas made
+    # spaces (and the lists' leading "N" dropped) they are id, lon, lat triples.
+    body = pc.utf8_slice_codeunits(kept, 1)
+    _, offset_buf, data_buf = body.buffers()
+    width = np.int64 if pa.types.is_large_string(body.type) else np.int32
+    offsets = np.frombuffer(offset_buf, dtype=width)[body.offset:body.offset + len(body) + 1]
+    raw = data_buf.to_pybytes()[offsets[0]:offsets[-1]]
+    # One node per line, "id lon lat", read by Arrow's number parser.
+    lines = raw.translate(_OPL_SEPARATORS, b",")
+    try:
+        triples = pacsv.read_csv(
+            pa.py_buffer(lines), read_options=pacsv.ReadOptions(column_names=["id", "lon", "lat"],
+                                                                block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(delimiter=" ", quote_char=False, escape_char=False),
+            convert_options=pacsv.ConvertOptions(column_types={"id": pa.int64(), "lon": pa.float64(),
+                                                               "lat": pa.float64()}))
+        ids = triples["id"].to_numpy()
+        lon, lat = triples["lon"].to_numpy(), triples["lat"].to_numpy()
+        complete = len(ids) == int(counts.sum()) and not (triples["lon"].null_count or triples["lat"].null_count)
+    except pa.ArrowInvalid:
+        complete = False
+    if not complete:
         # Some locations are missing (written without numbers): read node by node, leaving those nodes out.
-        found = [_OPL_NODE.findall(way) for way in nodes]
+        found = [_OPL_NODE.findall(way) for way in body.to_pylist()]
         counts = np.array([len(f) for f in found], np.int64)
-        numbers = np.array([float(v) for f in found for t in f for v in t])
-    triples = numbers.reshape(-1, 3)
+        ids = np.array([int(t[0]) for f in found for t in f], np.int64)
+        lon = np.array([float(t[1]) for f in found for t in f])
+        lat = np.array([float(t[2]) for f in found for t in f])
     starts = np.concatenate([[0], np.cumsum(counts)])
-    # Node ids are whole numbers well within a double's exact range (2^53).
-    return (triples[:, 0].astype(np.int64), triples[:, 1].copy(), triples[:, 2].copy(), starts,
-            np.asarray(directions, np.int8), np.asarray(highways, dtype=object), len(nodes))
+    return ids, lon, lat, starts, direction[code[keep]], highway[code[keep]], int(keep.sum())
+
+
+_OPL_SEPARATORS = bytes.maketrans(b"nxy", b"\n  ")
 
 
 def _build(refs, lons, lats, starts, directions, highways, mode, bbox, path, sha, stamp, ways):
