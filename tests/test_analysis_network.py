@@ -95,3 +95,42 @@ def test_isochrone_follows_the_streets_and_stops_at_the_river(grid):
     across = shapely.Point(*osm_data.junction(5, 3))
     assert not five.contains(across) and ten.contains(across)
     assert five.area < ten.area
+
+
+def test_an_origin_whose_nearest_asset_is_beyond_the_near_part_is_searched_again(grid):
+    """The nearest asset is first looked for within 2 x catchment of the district; the walk to the library across
+    the river leaves that part (by the bridge, 500 m west), so it must be found on the wider network, not reported
+    as beyond reach."""
+    net = grid.network
+    origins = np.array([osm_data.junction(5, 2), osm_data.junction(2, 1)])
+    assets = np.array([osm_data.junction(5, 3), osm_data.junction(0, 5)])  # both across the river
+    parts, o_snap, a_snap, o_node, a_node = network_gap.plan(
+        net, origins, [100, 100], ["D", "D"], [True, True], assets, {"any": np.array([True, True])},
+        catchment_m=50, decay="none", max_snap_m=50, search_m=5_000)
+    got = network_gap.measure(parts, net)
+    want, which = nw.nearest_on_network(net, o_node, o_snap, a_node, a_snap, limit=5_000)
+    assert list(got["any\tstatus"]) == [network_gap.OK, network_gap.OK]
+    assert got["any\tm"].to_numpy() == pytest.approx(want)
+    # By the bridge at the west end: 500 + 300 m, and 200 + 400 m.
+    assert got["any\tm"].to_numpy() == pytest.approx([800, 600], abs=1)
+    assert list(got["any\tasset"]) == list(which)
+
+
+@pytest.mark.parametrize("decay", ["none", "linear", "gaussian"])
+def test_two_step_fca_in_numpy_is_access_two_stage_fca(decay):
+    """The partitions' 2SFCA (numpy) against access.fca.two_stage_fca (analysis.gap.fca_from_pairs), on pairs with
+    empty origins, an asset reached only by residents of weight 0, and origins with no pairs."""
+    from asset_map.analysis.gap import fca_from_pairs
+
+    rng = np.random.default_rng(3)
+    n_o, n_a = 60, 25
+    o = rng.integers(0, n_o - 5, 400)
+    a = rng.integers(0, n_a, 400)
+    d = rng.uniform(0, 1_600, 400)
+    d[a == 0] = 1_600.0  # at the catchment: weight 0 with decay
+    pop = rng.integers(0, 3, n_o).astype(float) * 100
+    pop[o[a == 1]] = 0.0  # asset 1: nobody lives where it is reached from
+    got = network_gap.two_step_fca(o, a, d, pop, n_a, 1_600, decay)
+    want = fca_from_pairs(o, a, d, pop, n_a, 1_600, decay)
+    assert got == pytest.approx(want, rel=1e-12, abs=1e-12)
+    assert got[n_o - 5:].tolist() == [0.0] * 5

@@ -40,3 +40,27 @@ def test_real_extract_isochrone_is_within_its_walking_distance(helsinki):
     assert 0 < five.area < ten.area
     # Nothing beyond 800 m as the crow flies (plus the 50 m street width) can be within 800 m of walking.
     assert ten.within(shapely.Point(net.x[start], net.y[start]).buffer(800 + 51))
+
+
+def test_escaped_tags_and_a_node_missing_from_the_extract(tmp_path):
+    """libosmium writes the ways as OPL, escaping spaces and commas in tags, and leaves the location of a node that
+    is not in the extract empty: the tags are read back as written, and the missing node is left out of its way
+    (its neighbours joined), as a clipped extract needs."""
+    import osmium
+
+    opl = tmp_path / "cut.opl"
+    opl.write_text("n1 v1 x-1.700 y52.600\nn2 v1 x-1.701 y52.600\nn4 v1 x-1.702 y52.600\nn5 v1 x-1.703 y52.600\n"
+                   "w1 v1 Thighway=residential,name=High%20%Street%2c%%20%East Nn1,n2,n3,n4\n"
+                   "w2 v1 Thighway=footway,foot=no Nn4,n5\n"
+                   "w3 v1 Thighway=primary,oneway=yes Nn4,n5\n")
+    pbf = tmp_path / "cut.osm.pbf"
+    writer = osmium.SimpleWriter(str(pbf))
+    osmium.apply(str(opl), writer)
+    writer.close()
+    walk = osm.read_network(pbf, "walk")
+    assert walk.ways == 2  # the footway is closed to walkers
+    assert list(walk.osm_id) == [1, 2, 4, 5]
+    assert sorted(zip(walk.network.u, walk.network.v)) == [(0, 1), (1, 2), (2, 3)]
+    assert list(walk.highway) == ["residential", "residential", "primary"]
+    drive = osm.read_network(pbf, "drive")
+    assert drive.network.oneway.tolist() == [False, False, True]

@@ -15,6 +15,7 @@ is a virtual node joined to its snapped node by an edge as long as its snap dist
 shortest-path tree, however many assets there are.
 """
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,14 @@ class Network:
 
     def xy(self):
         return np.column_stack([self.x, self.y])
+
+    def token(self):
+        """A digest of the network's arrays: the same network read twice has the same token, so a cluster that
+        already holds it need not be sent it again."""
+        digest = hashlib.sha1(self.mode.encode())
+        for a in (self.x, self.y, self.u, self.v, self.length, self.oneway):
+            digest.update(np.ascontiguousarray(a).tobytes())
+        return digest.hexdigest()
 
     def subset(self, keep):
         """The network on the nodes where ``keep`` (bool per node) is true: edges with both ends kept, nodes
@@ -95,6 +104,16 @@ def graph(net, *, reverse=False, extra=None):
     return sparse.csr_matrix((w[first], (rows[first], cols[first])), shape=(n, n))
 
 
+def with_rows(g, cols, weights):
+    """``g`` (n x n CSR) with one node added per entry of ``cols``, each with one edge to its column: the CSR
+    arrays appended to, not a new matrix built from coordinates (that sorts every edge again)."""
+    n, k = g.shape[0], len(cols)
+    indptr = np.concatenate([g.indptr, g.indptr[-1] + np.arange(1, k + 1)])
+    indices = np.concatenate([g.indices, np.asarray(cols, g.indices.dtype)])
+    data = np.concatenate([g.data, np.maximum(np.asarray(weights, float), _EPS)])
+    return sparse.csr_matrix((data, indices, indptr), shape=(n + k, n + k))
+
+
 def snap(net, xy, max_snap_m):
     """(node index, snap distance in metres) of each point's nearest network node; -1 where the nearest node is
     farther than ``max_snap_m`` (the distance is still given, so the report can say how far)."""
@@ -117,11 +136,12 @@ def components(net):
     return labels.astype(np.int64)
 
 
-def nearest_on_network(net, origin_nodes, origin_snap, asset_nodes, asset_snap, limit=np.inf):
+def nearest_on_network(net, origin_nodes, origin_snap, asset_nodes, asset_snap, limit=np.inf, *, reverse=None):
     """Network cost (m) from each origin to its nearest asset and that asset's position in ``asset_nodes``.
 
     Origins with node -1 (off the network), and origins with no asset within ``limit`` metres, get inf and -1.
     Assets with node -1 are not used. One multi-source Dijkstra on the reversed graph from virtual asset nodes.
+    ``reverse``: the reversed graph of ``net`` (``graph(net, reverse=True)``) when the caller already has it.
     """
     origin_nodes = np.asarray(origin_nodes, np.int64)
     dist = np.full(len(origin_nodes), np.inf)
@@ -131,8 +151,8 @@ def nearest_on_network(net, origin_nodes, origin_snap, asset_nodes, asset_snap, 
         return dist, which
     n = net.n_nodes
     virtual = n + np.arange(len(on))
-    rev = graph(net, reverse=True, extra=(virtual, np.asarray(asset_nodes)[on], np.asarray(asset_snap)[on],
-                                          n + len(on)))
+    rev = with_rows(graph(net, reverse=True) if reverse is None else reverse, np.asarray(asset_nodes)[on],
+                    np.asarray(asset_snap, float)[on])
     d, _, src = csgraph.dijkstra(rev, directed=True, indices=virtual, min_only=True, return_predecessors=True,
                                  limit=limit)
     ok = origin_nodes >= 0
@@ -172,14 +192,14 @@ class _Tiles:
         return np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
 
 
-def pairs_on_network(net, origin_nodes, origin_snap, asset_nodes, asset_snap, limit, *, chunk=32):
+def pairs_on_network(net, origin_nodes, origin_snap, asset_nodes, asset_snap, limit, *, chunk=32, g=None):
     """(origin index, asset index, cost) of every origin-asset pair whose network cost (snaps included) is at most
     ``limit`` metres: bounded Dijkstra from each distinct origin node.
 
     A route of at most ``limit`` metres never leaves a circle of that radius (an edge is at least as long as the
     straight line between its ends), so origins go in spatial chunks of ``chunk`` and each chunk runs on the part of
     the graph within ``limit`` of its box only: the dense result block is ``chunk`` x a few thousand nodes, not
-    ``chunk`` x the whole network."""
+    ``chunk`` x the whole network. ``g``: ``graph(net)`` when the caller already has it."""
     origin_nodes = np.asarray(origin_nodes, np.int64)
     asset_nodes = np.asarray(asset_nodes, np.int64)
     origin_snap, asset_snap = np.asarray(origin_snap, float), np.asarray(asset_snap, float)
@@ -188,7 +208,7 @@ def pairs_on_network(net, origin_nodes, origin_snap, asset_nodes, asset_snap, li
     o_on = np.flatnonzero(origin_nodes >= 0)
     if not len(a_on) or not len(o_on):
         return empty
-    g = graph(net)
+    g = graph(net) if g is None else g
     tiles = _Tiles(net, max(float(limit), 100.0))
     starts, inverse = np.unique(origin_nodes[o_on], return_inverse=True)
     # The origins at each start node: o_on[o_group[o_from[s]:o_from[s + 1]]].
@@ -219,18 +239,22 @@ def pairs_on_network(net, origin_nodes, origin_snap, asset_nodes, asset_snap, li
         if not len(cand):
             continue
         block = csgraph.dijkstra(sub, directed=True, indices=local, limit=limit)[:, col]
-        for k in range(block.shape[0]):
-            row = block[k]
-            hit = np.flatnonzero(np.isfinite(row))
-            if not len(hit):
-                continue
-            s_ = pick[k]
-            for o in o_on[o_group[o_from[s_]:o_from[s_ + 1]]]:
-                cost = row[hit] + asset_snap[a_on[cand[hit]]] + origin_snap[o]
-                keep_pair = cost <= limit
-                out_o.append(np.full(int(keep_pair.sum()), o, np.int64))
-                out_a.append(a_on[cand[hit[keep_pair]]])
-                out_c.append(cost[keep_pair])
+        kk, cc = np.nonzero(np.isfinite(block))
+        if not len(kk):
+            continue
+        node_cost = block[kk, cc]
+        # Each start node's row stands for every origin snapped to it (usually one).
+        s_ = pick[kk]
+        counts = o_from[s_ + 1] - o_from[s_]
+        rep = np.repeat(np.arange(len(kk)), counts)
+        offset = np.arange(len(rep)) - np.repeat(np.cumsum(counts) - counts, counts)
+        o = o_on[o_group[o_from[s_[rep]] + offset]]
+        a = a_on[cand[cc[rep]]]
+        cost = node_cost[rep] + asset_snap[a] + origin_snap[o]
+        keep_pair = cost <= limit
+        out_o.append(o[keep_pair])
+        out_a.append(a[keep_pair])
+        out_c.append(cost[keep_pair])
     if not out_o:
         return empty
     o, a, c = np.concatenate(out_o), np.concatenate(out_a), np.concatenate(out_c)

@@ -11,6 +11,8 @@ isochrones follow them. Only the part within the given box (the loaded districts
 """
 
 import hashlib
+import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,38 +102,116 @@ def read_network(path, mode, bbox=None):
         raise InputError(f"Mode {mode!r} is not known; expected one of {', '.join(MODES)}.")
     path = Path(path)
     sha = _check_file(path)
-    refs, lons, lats, starts, directions, highways = [], [], [], [0], [], []
-    ways = 0
     try:
         reader = osmium.io.Reader(str(path))
         stamp = reader.header().get("osmosis_replication_timestamp") or reader.header().get("timestamp")
         reader.close()
-        fp = (osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY).with_locations()
-              .with_filter(osmium.filter.KeyFilter("highway")))
-        for obj in fp:
-            if not obj.is_way():
-                continue
-            ok, direction = _usable(obj.tags, mode)
-            if not ok or len(obj.nodes) < 2:
-                continue
-            ways += 1
-            for n in obj.nodes:
-                if not n.location.valid():
-                    continue
-                refs.append(n.ref)
-                lons.append(n.location.lon)
-                lats.append(n.location.lat)
-            starts.append(len(refs))
-            directions.append(direction)
-            highways.append(obj.tags.get("highway"))
+        with tempfile.TemporaryDirectory(prefix="asset-map-osm-") as tmp:
+            opl = Path(tmp) / "highways.opl"
+            _highways_as_opl(path, opl)
+            got = _parse_opl(opl, mode)
     except (RuntimeError, osmium.InvalidLocationError) as err:
         msg = f"{path.name}: cannot be read as an OpenStreetMap PBF file (truncated or damaged?): {err}"
         raise InputError(msg) from err
+    refs, lons, lats, starts, directions, highways, ways = got
     if not ways:
         raise InputError(f"{path.name}: no ways usable for {mode} (no highway=* ways open to it) in the file.")
-    return _build(np.asarray(refs, np.int64), np.asarray(lons), np.asarray(lats), np.asarray(starts, np.int64),
-                  np.asarray(directions, np.int8), np.asarray(highways, dtype=object), mode, bbox, path, sha,
-                  stamp or None, ways)
+    return _build(refs, lons, lats, starts, directions, highways, mode, bbox, path, sha, stamp or None, ways)
+
+
+def _highways_as_opl(path, opl):
+    """The extract's highway ways, each with its nodes' locations, written as OPL text by libosmium: the whole file
+    (millions of nodes, buildings and all) is read, located and filtered in C++, with no Python per object."""
+    import osmium
+
+    locations = osmium.NodeLocationsForWays(osmium.index.create_map("flex_mem"))
+    locations.ignore_errors()  # a way's node missing from the extract: its location is left invalid, and skipped
+    writer = osmium.SimpleWriter(osmium.io.File(str(opl), "opl,add_metadata=false,locations_on_ways=true"))
+    try:
+        osmium.apply(str(path), locations, osmium.filter.EntityFilter(osmium.osm.WAY),
+                     osmium.filter.KeyFilter("highway"), writer)
+    finally:
+        writer.close()
+
+
+_OPL_ESCAPE = re.compile(r"%([0-9a-fA-F]+)%")
+_OPL_NODE = re.compile(r"n(-?\d+)x(-?[\d.]+)y(-?[\d.]+)")
+
+
+def _opl_text(value):
+    return _OPL_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value) if "%" in value else value
+
+
+def _parse_opl(opl, mode):
+    """(node ids, lons, lats, way starts, directions, highway per way, ways) of the ``mode`` ways in an OPL file of
+    ways with locations. A way is one line of three fields, ``w<id> T<k=v,...> N<n<id>x<lon>y<lat>,...>`` (OPL escapes
+    spaces and commas inside tags), read as a table by Arrow's CSV reader; the tags are judged once per distinct
+    tag list, and the node lists of the ways kept are read as numbers in one pass over their bytes."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    empty = (np.empty(0, np.int64), np.empty(0), np.empty(0), np.zeros(1, np.int64), np.empty(0, np.int8),
+             np.empty(0, dtype=object), 0)
+    if Path(opl).stat().st_size == 0:
+        return empty
+    table = pacsv.read_csv(
+        opl, read_options=pacsv.ReadOptions(column_names=["id", "tags", "nodes"], block_size=1 << 24),
+        parse_options=pacsv.ParseOptions(delimiter=" ", quote_char=False, escape_char=False),
+        convert_options=pacsv.ConvertOptions(column_types={"id": pa.string(), "tags": pa.string(),
+                                                           "nodes": pa.string()}))
+    tags_col = pc.dictionary_encode(table["tags"].combine_chunks())
+    verdicts = []
+    for tags_field in tags_col.dictionary.to_pylist():
+        tags_field = tags_field or "T"
+        tags = dict(kv.split("=", 1) for kv in tags_field[1:].split(",") if "=" in kv)
+        if "%" in tags_field:
+            tags = {_opl_text(k): _opl_text(v) for k, v in tags.items()}
+        verdicts.append((*_usable(tags, mode), tags.get("highway")))
+    usable = np.array([v[0] for v in verdicts], bool)
+    direction = np.array([v[1] for v in verdicts], np.int8)
+    highway = np.array([v[2] for v in verdicts], dtype=object)
+    code = tags_col.indices.to_numpy(zero_copy_only=False)
+    nodes = table["nodes"].combine_chunks()
+    counts = pc.add(pc.count_substring(nodes, ","), 1).to_numpy(zero_copy_only=False)
+    keep = usable[code] & (counts >= 2)
+    if not keep.any():
+        return empty
+    kept = nodes.filter(pa.array(keep))
+    counts = counts[keep].astype(np.int64)
+    # The kept node lists' bytes, one after the other: every node starts with "n", so with n, x, y and commas made
+    # spaces (and the lists' leading "N" dropped) they are id, lon, lat triples.
+    body = pc.utf8_slice_codeunits(kept, 1)
+    _, offset_buf, data_buf = body.buffers()
+    width = np.int64 if pa.types.is_large_string(body.type) else np.int32
+    offsets = np.frombuffer(offset_buf, dtype=width)[body.offset:body.offset + len(body) + 1]
+    raw = data_buf.to_pybytes()[offsets[0]:offsets[-1]]
+    # One node per line, "id lon lat", read by Arrow's number parser.
+    lines = raw.translate(_OPL_SEPARATORS, b",")
+    try:
+        triples = pacsv.read_csv(
+            pa.py_buffer(lines), read_options=pacsv.ReadOptions(column_names=["id", "lon", "lat"],
+                                                                block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(delimiter=" ", quote_char=False, escape_char=False),
+            convert_options=pacsv.ConvertOptions(column_types={"id": pa.int64(), "lon": pa.float64(),
+                                                               "lat": pa.float64()}))
+        ids = triples["id"].to_numpy()
+        lon, lat = triples["lon"].to_numpy(), triples["lat"].to_numpy()
+        complete = len(ids) == int(counts.sum()) and not (triples["lon"].null_count or triples["lat"].null_count)
+    except pa.ArrowInvalid:
+        complete = False
+    if not complete:
+        # Some locations are missing (written without numbers): read node by node, leaving those nodes out.
+        found = [_OPL_NODE.findall(way) for way in body.to_pylist()]
+        counts = np.array([len(f) for f in found], np.int64)
+        ids = np.array([int(t[0]) for f in found for t in f], np.int64)
+        lon = np.array([float(t[1]) for f in found for t in f])
+        lat = np.array([float(t[2]) for f in found for t in f])
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    return ids, lon, lat, starts, direction[code[keep]], highway[code[keep]], int(keep.sum())
+
+
+_OPL_SEPARATORS = bytes.maketrans(b"nxy", b"\n  ")
 
 
 def _build(refs, lons, lats, starts, directions, highways, mode, bbox, path, sha, stamp, ways):
