@@ -1003,21 +1003,27 @@ def people_find(email, name, postcode, source_key):
         click.echo("Nobody found.")
         return
     for p in found:
+        if p["id"] is None:
+            click.echo(f"offer {p['offer_id']}  {p['register']}  {p['category']}  {p['district_code'] or ''}  held "
+                       f"(export or erase it with --offer {p['offer_id']})")
+            continue
         state = f"erased {p['erased_at']:%Y-%m-%d}" if p["erased_at"] else "held"
         click.echo(f"{p['id']:>8}  {p['register']}  row {p['source_row']}  {p['category']}  "
                    f"{p['district_code'] or ''}  {state}")
 
 
 @people.command("export")
-@click.argument("asset_ids", nargs=-1, type=int, required=True)
+@click.argument("asset_ids", nargs=-1, type=int)
+@click.option("--offer", "offer_ids", type=int, multiple=True, help="A waiting offer's id (from find); repeatable.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the JSON here (default: stdout).")
-def people_export(asset_ids, output):
+def people_export(asset_ids, offer_ids, output):
     """Everything held about the person with these asset ids, in every table, as JSON (a subject access request)."""
     import json
 
     from asset_map import people as core
 
-    doc = json.dumps(core.export(_engine(), asset_ids, actor=_cli_actor()), indent=2, ensure_ascii=False)
+    doc = json.dumps(core.export(_engine(), asset_ids, offer_ids=offer_ids, actor=_cli_actor()), indent=2,
+                     ensure_ascii=False)
     if output:
         Path(output).write_text(doc + "\n", encoding="utf-8")
         click.echo(f"written {output}", err=True)
@@ -1026,21 +1032,24 @@ def people_export(asset_ids, output):
 
 
 @people.command("erase")
-@click.argument("asset_ids", nargs=-1, type=int, required=True)
+@click.argument("asset_ids", nargs=-1, type=int)
+@click.option("--offer", "offer_ids", type=int, multiple=True, help="A waiting offer's id (from find); repeatable.")
 @click.option("--reason", required=True, help="Why, for the audit log (e.g. 'erasure request 2026-11-30').")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def people_erase(asset_ids, reason, yes):
+def people_erase(asset_ids, offer_ids, reason, yes):
     """Erase these individuals: personal fields, quarantined rows, saved reports' rows and kept files. All or
     nothing: an unknown id changes nothing."""
     from asset_map import people as core
 
     if not yes:
-        click.confirm(f"Erase {len(asset_ids)} individual(s)? This cannot be undone", abort=True)
+        click.confirm(f"Erase {len(asset_ids)} individual(s) and {len(offer_ids)} waiting offer(s)? This cannot be "
+                      "undone", abort=True)
     settings = load_settings()
-    done = core.erase(_engine(), asset_ids, reason=reason, actor=_cli_actor(),
+    done = core.erase(_engine(), asset_ids, offer_ids=offer_ids, reason=reason, actor=_cli_actor(),
                       files_dir=Path(settings["VAR_DIR"]) / "tmp")
     click.echo(f"erased {len(done['erased'])} individual(s): {done['quarantine_rows']} quarantined row(s), "
-               f"{done['report_rows']} report entr(ies), {done['files']} file(s)")
+               f"{done['report_rows']} report entr(ies), {done['files']} file(s); {len(done['offers'])} waiting "
+               "offer(s)")
 
 
 @cli.group()

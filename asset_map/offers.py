@@ -125,10 +125,10 @@ def _hash(key):
 
 
 # What a waiting offer holds about the person; emptied when it is accepted (the asset holds it then), rejected or
-# withdrawn.
-_PERSONAL = ("name", "description", "offers", "postcode", "email", "phone", "contact_by", "geom", "lsoa11_code",
-             "lsoa21_code")
-_EMPTIED = ", ".join(f"{f} = NULL" for f in _PERSONAL)
+# withdrawn (people.erase empties it too, on an erasure request).
+PERSONAL = ("name", "description", "offers", "postcode", "email", "phone", "contact_by", "geom", "lsoa11_code",
+            "lsoa21_code")
+EMPTIED = ", ".join(f"{f} = NULL" for f in PERSONAL)
 
 
 def offer(engine, form, *, secret, ip=None, tolerance_m=200):
@@ -245,7 +245,7 @@ def withdraw(engine, token, *, secret, ip=None, settings=None):
             email = conn.execute(text("SELECT email FROM assets WHERE id = :i"), {"i": row.asset_id}).scalar()
             people.erase_person(conn, row.asset_id, "withdrawn by the person with their private link",
                                 "the person (private link)")
-        conn.execute(text(f"UPDATE pending_offers SET {_EMPTIED}, status = 'withdrawn', withdrawn_at = now(), "
+        conn.execute(text(f"UPDATE pending_offers SET {EMPTIED}, status = 'withdrawn', withdrawn_at = now(), "
                           "updated_at = now() WHERE id = :i"), {"i": row.id})
         files = _erase_outbox(settings, email) if settings and email else 0
         audit.record(conn, actor="the person (private link)", action="offer-withdraw", target=f"offer:{row.id}",
@@ -307,7 +307,7 @@ def accept(engine, offer_id, *, actor, role, ip=None):
             "0.8, district_code, lsoa11_code, lsoa21_code, jsonb_build_object('contact_by', contact_by) "
             "FROM pending_offers WHERE id = :i RETURNING id"),
             {"r": REGISTER, "sk": source_key, "mk": "k:" + source_key, "src": SOURCE, "i": offer_id}).scalar_one()
-        conn.execute(text(f"UPDATE pending_offers SET {_EMPTIED}, status = 'accepted', asset_id = :a, "
+        conn.execute(text(f"UPDATE pending_offers SET {EMPTIED}, status = 'accepted', asset_id = :a, "
                           "decided_at = now(), decided_by = :by, updated_at = now() WHERE id = :i"),
                      {"a": asset_id, "by": actor, "i": offer_id})
         audit.record(conn, actor=actor, action="offer-accept", target=f"offer:{offer_id}",
@@ -323,7 +323,7 @@ def reject(engine, offer_id, reason, *, actor, role, ip=None):
                              required=True)
     with engine.begin() as conn:
         row = _waiting_row(conn, offer_id)
-        conn.execute(text(f"UPDATE pending_offers SET {_EMPTIED}, status = 'rejected', reason = :why, "
+        conn.execute(text(f"UPDATE pending_offers SET {EMPTIED}, status = 'rejected', reason = :why, "
                           "decided_at = now(), decided_by = :by, updated_at = now() WHERE id = :i"),
                      {"why": reason, "by": actor, "i": offer_id})
         audit.record(conn, actor=actor, action="offer-reject", target=f"offer:{offer_id}",

@@ -33,6 +33,7 @@ _ERASE_SET = (
     "lsoa21_code = NULL, area_flag = NULL, geocode_method = NULL, geocode_quality = NULL, last_verified = NULL, "
     "consent = FALSE, match_key = 'erased:' || id, withdrawn_at = COALESCE(withdrawn_at, now()), "
     "erased_at = now(), erased_reason = :reason, updated_at = now(), version = version + 1")
+WAITING_OFFER = "offer waiting for an officer"   # what `find` says in place of a register for a waiting offer
 _PERSON_COLUMNS = ("id", "register", "source_row", "source_key", "tier", "category", "name", "description", "offers",
                    "address", "postcode", "uprn", "email", "phone", "url", "status", "last_verified", "visibility",
                    "consent", "consent_at", "consent_source", "consent_wording", "district_code", "lsoa11_code",
@@ -83,10 +84,14 @@ def erase_person(conn, asset_id, reason, actor):
     return done
 
 
-def erase(engine, asset_ids, *, reason, actor, files_dir=None):
-    """Erase these individuals in one transaction: every id must be a stored individual, or nothing changes."""
+def erase(engine, asset_ids, *, offer_ids=(), reason, actor, files_dir=None):
+    """Erase these individuals (and offers of theirs still waiting for an officer) in one transaction: every id
+    must be a stored individual or a waiting offer, or nothing changes."""
+    from asset_map.offers import EMPTIED  # offers erase people through this module
+
     ids = sorted({int(i) for i in asset_ids})
-    if not ids:
+    offer_ids = sorted({int(i) for i in offer_ids})
+    if not ids and not offer_ids:
         raise InputError("Give at least one asset id to erase (see `asset-map people find`).")
     with engine.begin() as conn:
         done = erase_assets(conn, ids, reason=reason, actor=actor, files_dir=files_dir)
@@ -95,6 +100,16 @@ def erase(engine, asset_ids, *, reason, actor, files_dir=None):
             msg = (f"No individual to erase with id {', '.join(map(str, missing))} (unknown, not an individual, or "
                    "already erased); nothing was changed.")
             raise NotFound(msg)  # raised inside the transaction: everything above is rolled back
+        done["offers"] = [r[0] for r in conn.execute(text(
+            f"UPDATE pending_offers SET {EMPTIED}, status = 'withdrawn', withdrawn_at = now(), updated_at = now() "
+            "WHERE id = ANY(:o) AND status = 'waiting' RETURNING id"), {"o": offer_ids})]
+        missing = sorted(set(offer_ids) - set(done["offers"]))
+        if missing:
+            msg = f"No offer {', '.join(map(str, missing))} is waiting to be erased; nothing was changed."
+            raise NotFound(msg)
+        if done["offers"]:
+            audit.record(conn, actor=actor, action="person-erase", target=None, rows=len(done["offers"]),
+                         details={"offer_ids": done["offers"], "reason": reason})
     return done
 
 
@@ -196,28 +211,45 @@ def find(engine, *, email=None, name=None, postcode=None, source_key=None, actor
         rows = conn.execute(text(
             f"SELECT id, register, source_row, category, district_code, consent_source, erased_at FROM assets "
             f"WHERE tier = 'individual' AND ({' OR '.join(conds)}) ORDER BY id"), params).mappings().all()
-        audit.record(conn, actor=actor, action="person-find", target=None, rows=len(rows),
+        # An offer waiting for an officer is the person's data too, though not yet an asset (it has no source key).
+        offer_conds = [c for c in conds if "source_key" not in c]
+        offers = conn.execute(text(
+            f"SELECT id AS offer_id, category, district_code FROM pending_offers "
+            f"WHERE status = 'waiting' AND ({' OR '.join(offer_conds)}) ORDER BY id"),
+            params).mappings().all() if offer_conds else []
+        audit.record(conn, actor=actor, action="person-find", target=None, rows=len(rows) + len(offers),
                      details={"by": sorted(k for k, v in (("email", email), ("name+postcode", name),
                                                           ("source_key", source_key)) if v),
-                              "asset_ids": [r["id"] for r in rows]})
-    return [dict(r) for r in rows]
+                              "asset_ids": [r["id"] for r in rows], "offer_ids": [o["offer_id"] for o in offers]})
+    return [dict(r) for r in rows] + [{"id": None, "register": WAITING_OFFER, "source_row": None,
+                                       "consent_source": "form", "erased_at": None, **o} for o in offers]
 
 
-def export(engine, asset_ids, *, actor="cli"):
+def export(engine, asset_ids, *, offer_ids=(), actor="cli"):
     """Everything held about these individuals, in every table, as a JSON-able dict (a subject access request):
-    their asset rows, quarantined rows, the saved import reports' rows about them, and the audit events that
-    name their asset ids. Audited without the data."""
+    their asset rows, quarantined rows, the saved import reports' rows about them, their offers still waiting for
+    an officer, and the audit events that name their asset or offer ids. Audited without the data."""
     ids = sorted({int(i) for i in asset_ids})
-    if not ids:
+    offer_ids = sorted({int(i) for i in offer_ids})
+    if not ids and not offer_ids:
         raise InputError("Give at least one asset id to export (see `asset-map people find`).")
     cols = ", ".join(c if c != "offers" else "offers" for c in _PERSON_COLUMNS)
     with engine.begin() as conn:
         people = conn.execute(text(
             f"SELECT {cols}, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM assets "
             "WHERE id = ANY(:ids) AND tier = 'individual' ORDER BY id"), {"ids": ids}).mappings().all()
+        waiting = conn.execute(text(
+            "SELECT id, status, created_at, updated_at, category, district_code, name, description, offers, postcode, "
+            "email, phone, contact_by, consent_at, consent_wording, ST_X(geom) AS lon, ST_Y(geom) AS lat "
+            "FROM pending_offers WHERE id = ANY(:o) AND status = 'waiting' ORDER BY id"),
+            {"o": offer_ids}).mappings().all()
         missing = sorted(set(ids) - {p["id"] for p in people})
         if missing:
             msg = f"No individual with id {', '.join(map(str, missing))}."
+            raise NotFound(msg)
+        missing = sorted(set(offer_ids) - {w["id"] for w in waiting})
+        if missing:
+            msg = f"No offer {', '.join(map(str, missing))} is waiting."
             raise NotFound(msg)
         quarantined, reports = [], []
         for p in people:
@@ -228,10 +260,12 @@ def export(engine, asset_ids, *, actor="cli"):
             "WHERE asset_id = ANY(:ids) ORDER BY asset_id, version"), {"ids": ids}).mappings().all()
         events = conn.execute(text(
             "SELECT id, at, actor, action, target, rows FROM audit_log WHERE details->'asset_ids' @> "
-            "ANY(SELECT to_jsonb(ARRAY[i]) FROM unnest(CAST(:ids AS bigint[])) i) ORDER BY id"),
-            {"ids": ids}).mappings().all()
-        audit.record(conn, actor=actor, action="person-export", target=None, rows=len(people),
-                     details={"asset_ids": ids, "quarantine_rows": len(quarantined), "report_rows": len(reports)})
+            "ANY(SELECT to_jsonb(ARRAY[i]) FROM unnest(CAST(:ids AS bigint[])) i) "
+            "OR target = ANY(CAST(:targets AS text[])) ORDER BY id"),
+            {"ids": ids, "targets": [f"offer:{o}" for o in offer_ids]}).mappings().all()
+        audit.record(conn, actor=actor, action="person-export", target=None, rows=len(people) + len(waiting),
+                     details={"asset_ids": ids, "offer_ids": offer_ids, "quarantine_rows": len(quarantined),
+                              "report_rows": len(reports)})
     return _jsonable({
         "exported_at": datetime.now().astimezone().isoformat(timespec="seconds"),
         "what": "Everything asset-map holds about this person (UK GDPR article 15).",
@@ -239,6 +273,7 @@ def export(engine, asset_ids, *, actor="cli"):
         "quarantine": quarantined,
         "import_reports": reports,
         "history": [dict(v) for v in versions],
+        "waiting_offers": [dict(w) for w in waiting],
         "audit_events": [dict(e) for e in events],
         "personal_fields": list(PERSONAL_FIELDS),
     })

@@ -207,3 +207,30 @@ def test_the_key_check_is_what_stops_a_signed_link_for_someone_else(community_ap
     assert client.get(f"/offer/manage/{forged}").status_code == 404
     monkeypatch.setattr(offers.hmac, "compare_digest", lambda a, b: True)
     assert "Priya Helper" in client.get(f"/offer/manage/{forged}").get_data(as_text=True)
+
+
+def test_subject_access_and_erasure_reach_a_waiting_offer(community_app, community_engine):
+    """A person whose offer still waits for an officer is found, exported and erased by the admin's rights pages
+    like any individual: their data is held though it is not yet an asset."""
+    from tests.accounts import csrf_token
+
+    link = _offer(community_app.test_client())
+    [waiting] = _pending(community_engine)
+    admin = signed_in_client(community_app, community_engine, "admin")
+    page = admin.post("/admin/people", data={"csrf_token": csrf_token(admin), "email": "PRIYA@example.org"})
+    body = page.get_data(as_text=True)
+    assert f'name="offer_id" value="{waiting["id"]}"' in body and "Priya" not in body
+    sar = admin.post("/admin/people/export", data={"csrf_token": csrf_token(admin), "offer_id": str(waiting["id"])})
+    doc = sar.get_json()
+    assert doc["assets"] == [] and doc["waiting_offers"][0]["name"] == "Priya Helper"
+    assert [e["action"] for e in doc["audit_events"]] == ["offer"]
+    done = admin.post("/admin/people/erase", data={"csrf_token": csrf_token(admin), "offer_id": str(waiting["id"]),
+                                                   "reason": "erasure request", "confirm": "yes"},
+                      follow_redirects=True)
+    assert "1 waiting offer(s)" in done.get_data(as_text=True)
+    [row] = _pending(community_engine)
+    assert row["status"] == "withdrawn" and all(row[f] is None for f in ("name", "email", "postcode", "geom"))
+    again = admin.post("/admin/people", data={"csrf_token": csrf_token(admin), "email": "priya@example.org"})
+    assert "Nobody" in again.get_data(as_text=True) or 'name="offer_id"' not in again.get_data(as_text=True)
+    gone = community_app.test_client().get(link)
+    assert gone.status_code == 410

@@ -100,16 +100,19 @@ def people_page():
 
 
 def _ids():
-    ids = [v for v in request.form.getlist("asset_id") if v.isdigit()]
-    if not ids:
+    """(asset ids, waiting offer ids) ticked on the page."""
+    ids = [int(v) for v in request.form.getlist("asset_id") if v.isdigit()]
+    offers = [int(v) for v in request.form.getlist("offer_id") if v.isdigit()]
+    if not ids and not offers:
         raise InputError("Choose at least one person (find them first).")
-    return [int(v) for v in ids]
+    return ids, offers
 
 
 @bp.post("/people/export")
 @require_role("admin")
 def people_export():
-    doc = people.export(extensions.engine(), _ids(), actor=current_actor())
+    ids, offers = _ids()
+    doc = people.export(extensions.engine(), ids, offer_ids=offers, actor=current_actor())
     return Response(json.dumps(doc, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="subject-access.json"'})
 
@@ -117,15 +120,15 @@ def people_export():
 @bp.post("/people/erase")
 @require_role("admin")
 def people_erase():
-    ids = _ids()
+    ids, offers = _ids()
     if request.form.get("confirm") != "yes":
         raise InputError("Tick the box to confirm the erasure: it cannot be undone.")
     reason = (request.form.get("reason") or "").strip()[:200]
     if not reason:
         raise InputError("Give a reason for the erasure (it is kept in the audit log).")
     settings = current_app.config["ASSET_MAP"]
-    done = people.erase(extensions.engine(), ids, reason=reason, actor=current_actor(),
+    done = people.erase(extensions.engine(), ids, offer_ids=offers, reason=reason, actor=current_actor(),
                         files_dir=Path(settings["VAR_DIR"]) / "tmp")
-    flash(f"Erased {len(done['erased'])} individual(s): {done['quarantine_rows']} quarantined row(s) and "
-          f"{done['report_rows']} report entr(ies) removed.")
+    flash(f"Erased {len(done['erased'])} individual(s) and {len(done['offers'])} waiting offer(s): "
+          f"{done['quarantine_rows']} quarantined row(s) and {done['report_rows']} report entr(ies) removed.")
     return redirect(url_for("admin.people_page"))
