@@ -142,3 +142,22 @@ def test_web_pages(geo_db, geo_engine, tmp_path):
     public = client.get("/geographies/pilot-neighbourhoods").get_data(as_text=True)
     row = public.split(">PN-01<")[1].split("</tr>")[0]
     assert ">8<" in row and ">11<" not in row
+
+
+def test_the_county_part_is_kept_per_role_until_the_data_changes(geo_db, geo_engine, tmp_path, monkeypatch):
+    """Every briefing shares the county's gap analysis: the web reads it once per role and day while the data
+    stands, and again after a write; a councillor never gets the public's (the stale list differs by role)."""
+    app = make_app(geo_db[0], tmp_path)
+    made = []
+    real = data.county
+    monkeypatch.setattr(data, "county", lambda *a, **k: made.append(k["role"]) or real(*a, **k))
+    client = app.test_client()
+    for path in ("/briefings/pilot-neighbourhoods/PN-01", "/briefings/pilot-neighbourhoods/PN-01/print"):
+        assert client.get(path).status_code == 200
+    councillor = signed_in_client(app, geo_engine, "councillor")
+    html = councillor.get("/briefings/pilot-neighbourhoods/PN-01").get_data(as_text=True)
+    assert "Not verified for over 12 months" in html and made == ["public", "councillor"]
+    with geo_engine.begin() as conn:
+        conn.execute(text("UPDATE assets SET last_verified = CURRENT_DATE WHERE name = 'Tamworth Food Bank'"))
+    assert client.get("/briefings/pilot-neighbourhoods/PN-01").status_code == 200
+    assert made == ["public", "councillor", "public"]

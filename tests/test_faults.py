@@ -103,7 +103,9 @@ def test_database_stops_and_returns_under_a_running_server(own_cluster, tmp_path
             assert status == 503 and seconds < 1, (status, seconds)
             assert json.loads(body)["cause"] == "connection refused: PostgreSQL is not running or not listening"
             status, body, seconds = _get(base + "/")
-            assert status == 503 and seconds < 1, (status, seconds)
+            # Refused at once, not waited for (CONNECT_TIMEOUT_S is 2 s); a worker's first map page also imports the
+            # map's libraries (lazily, for the memory target), which can take a second on a busy machine.
+            assert status == 503 and seconds < 2, (status, seconds)
             assert "The database is not available right now. Please try again in a moment." in body
             assert "Traceback" not in body and "psycopg" not in body
         # What needs no database keeps working.

@@ -41,6 +41,8 @@ EXPECTED = {
     # The outbox holds other people's e-mails: officers only (the rest of /moderation: organisers and above).
     "/moderation/outbox": (302, 403, 200, 200),
     "/moderation/outbox/x": (302, 403, 404, 404),
+    # People's offers of help are moderated by those who may see individuals (privacy.may_moderate_offers).
+    "/moderation/offers": (302, 403, 200, 200),
 }
 
 XSS = ["<script>alert('xss-name')</script>", "\"><img src=x onerror=alert('xss-attr')>",

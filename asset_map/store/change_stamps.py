@@ -25,19 +25,21 @@ def record(conn, family):
 class StampedCache:
     """Answers derived from the store, kept in this process while the change stamps they were made under are still
     the newest: a hit costs the one stamps query, and any write to assets or reference data (every writer moves a
-    stamp through triggers) makes every older entry unreachable. Bounded by bytes, least recently used out first.
+    stamp through triggers) makes every older entry unreachable. Bounded, least recently used out first.
 
     The stamps are read *before* the answer is computed, so an answer can be newer than its stamps but never older:
     a write that lands in between moves the stamp and the next request recomputes."""
 
-    def __init__(self, max_bytes):
-        self.max_bytes = max_bytes
-        self._entries = OrderedDict()    # (stamps, key) -> bytes
-        self._bytes = 0
+    def __init__(self, capacity, weigh=len):
+        """At most ``capacity`` in all, each value weighing ``weigh(value)`` (bytes by default)."""
+        self.capacity = capacity
+        self.weigh = weigh
+        self._entries = OrderedDict()    # (stamps, key) -> value
+        self._weight = 0
         self._lock = threading.Lock()
 
     def get(self, engine, key, compute):
-        """The bytes for ``key`` under the store's current stamps; ``compute()`` makes them on a miss."""
+        """The value for ``key`` under the store's current stamps; ``compute()`` makes it on a miss."""
         with engine.connect() as conn:
             full = (str(engine.url), tuple(sorted(stamps(conn).items())), key)
         with self._lock:
@@ -46,12 +48,12 @@ class StampedCache:
                 self._entries.move_to_end(full)
                 return value
         value = compute()
-        if len(value) <= self.max_bytes // 4:  # one huge page must not flush everything else
+        if self.weigh(value) <= self.capacity // 4:  # one huge answer must not flush all the others
             with self._lock:
                 if full not in self._entries:
                     self._entries[full] = value
-                    self._bytes += len(value)
-                while self._bytes > self.max_bytes:
+                    self._weight += self.weigh(value)
+                while self._weight > self.capacity:
                     _, old = self._entries.popitem(last=False)
-                    self._bytes -= len(old)
+                    self._weight -= self.weigh(old)
         return value

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, flash, redirect, render_temp
 
 from asset_map.errors import InputError
 from asset_map.maps import queries
+from asset_map.store.change_stamps import StampedCache
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, current_role, current_user_id, require_role, role_at_least
 from asset_map.web.lazy import lazy
@@ -23,6 +24,7 @@ geographies = lazy("asset_map.store.geographies")
 
 bp = Blueprint("briefings", __name__)
 LISTED_AREAS = 500
+COUNTIES_KEPT = 8       # the county's shared briefing data per (role, since) asked for today, per process
 
 
 def _since():
@@ -40,8 +42,19 @@ def _since():
 
 def _document(geography, code, *, pdf):
     engine, settings = extensions.engine(), current_app.config["ASSET_MAP"]
-    shared = data.county(engine, settings, role=current_role(), since=_since())
+    role, since, today = current_role(), _since(), date.today()
+    # What every briefing shares (the county's gap analysis and need profile) takes seconds and changes only with
+    # the data: kept per process while the change stamps stand, read by every briefing of the day.
+    shared = _counties().get(engine, ("county", role, since, today),
+                             lambda: data.county(engine, settings, role=role, today=today, since=since))
     return batch.document(engine, shared, geography, code, pdf=pdf)
+
+
+def _counties():
+    app = current_app._get_current_object()
+    if "asset_map.briefing_counties" not in app.extensions:
+        app.extensions["asset_map.briefing_counties"] = StampedCache(COUNTIES_KEPT, weigh=lambda _: 1)
+    return app.extensions["asset_map.briefing_counties"]
 
 
 @bp.get("/briefings")
