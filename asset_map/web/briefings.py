@@ -51,10 +51,7 @@ def _document(geography, code, *, pdf):
 
 
 def _counties():
-    app = current_app._get_current_object()
-    if "asset_map.briefing_counties" not in app.extensions:
-        app.extensions["asset_map.briefing_counties"] = StampedCache(COUNTIES_KEPT, weigh=lambda _: 1)
-    return app.extensions["asset_map.briefing_counties"]
+    return extensions.kept("asset_map.briefing_counties", lambda _: StampedCache(COUNTIES_KEPT, weigh=lambda _: 1))
 
 
 @bp.get("/briefings")

@@ -24,11 +24,16 @@ def folium_assets():
         app.extensions["asset_map.folium_local"] = True
 
 
-def engine():
+def kept(name, make):
+    """What the app keeps under ``name`` (an engine, a cache), made by ``make(settings)`` on first use."""
     app = current_app
-    if "asset_map.engine" not in app.extensions:
-        app.extensions["asset_map.engine"] = get_engine(app.config["ASSET_MAP"])
-    return app.extensions["asset_map.engine"]
+    if name not in app.extensions:
+        app.extensions[name] = make(app.config["ASSET_MAP"])
+    return app.extensions[name]
+
+
+def engine():
+    return kept("asset_map.engine", get_engine)
 
 
 def layers():
@@ -38,9 +43,5 @@ def layers():
 def read_engine():
     """For the read-only, high-rate OGC API: autocommit (no BEGIN/ROLLBACK round trips) and no ping on checkout (a
     connection the server dropped fails one request with 503 and is then replaced)."""
-    app = current_app
-    if "asset_map.read_engine" not in app.extensions:
-        settings = app.config["ASSET_MAP"]
-        app.extensions["asset_map.read_engine"] = make_engine(database_url(settings), settings, pre_ping=False,
-                                                              isolation_level="AUTOCOMMIT")
-    return app.extensions["asset_map.read_engine"]
+    return kept("asset_map.read_engine", lambda settings: make_engine(
+        database_url(settings), settings, pre_ping=False, isolation_level="AUTOCOMMIT"))

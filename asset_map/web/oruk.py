@@ -33,10 +33,7 @@ def _json(doc, content_type=JSON):
 
 
 def _answers():
-    app = current_app._get_current_object()
-    if "asset_map.oruk_answers" not in app.extensions:
-        app.extensions["asset_map.oruk_answers"] = StampedCache(app.config["ASSET_MAP"]["FEED_CACHE_MB"] * 2**20)
-    return app.extensions["asset_map.oruk_answers"]
+    return extensions.kept("asset_map.oruk_answers", lambda settings: StampedCache(settings["FEED_CACHE_MB"] * 2**20))
 
 
 def answer_key():
