@@ -84,6 +84,8 @@ def _user(row):
                 session_version=row.session_version)
 
 
+# How often a token's last-used time is written (it says whether a token is still in use, not how much).
+TOKEN_TOUCH_MINUTES = 5
 _USER_COLUMNS = "id, email, role, password_hash, created_at, last_sign_in_at, session_version"
 
 
@@ -315,24 +317,30 @@ def revoke_token(engine, ident, *, actor):
     return dict(row)
 
 
-def resolve_token(engine, token):
-    """Who a bearer token speaks for, or Unauthorized when it is unknown, revoked or expired."""
+def resolve_token(engine, token, *, write_engine=None):
+    """Who a bearer token speaks for, or Unauthorized when it is unknown, revoked or expired. ``engine`` may be an
+    autocommit one (the lookup is one statement); the last-used time is written through ``write_engine`` (default:
+    ``engine``) only when it is due, so a busy script costs one read per request."""
     if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise Unauthorized("The API token is not valid.")
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         row = conn.execute(text(
             f"SELECT t.id AS token_id, t.scope, t.expires_at, t.revoked_at, "
+            f"t.last_used_at IS NULL OR t.last_used_at < now() - interval '{TOKEN_TOUCH_MINUTES} minutes' AS due, "
             f"{', '.join('u.' + c for c in _USER_COLUMNS.split(', '))} "
             "FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = :h"),
             {"h": token_hash(token)}).first()
-        if row is None:
-            raise Unauthorized("The API token is not valid.")
-        if row.revoked_at is not None:
-            raise Unauthorized("The API token has been revoked.")
-        if row.expires_at is not None and row.expires_at <= datetime.now(timezone.utc):
-            raise Unauthorized("The API token has expired; ask for a new one.")
-        # At most one write per token every few minutes, however busy a script is.
-        conn.execute(text("UPDATE api_tokens SET last_used_at = now() WHERE id = :i AND "
-                          "(last_used_at IS NULL OR last_used_at < now() - interval '5 minutes')"),
-                     {"i": row.token_id})
+    if row is None:
+        raise Unauthorized("The API token is not valid.")
+    if row.revoked_at is not None:
+        raise Unauthorized("The API token has been revoked.")
+    if row.expires_at is not None and row.expires_at <= datetime.now(timezone.utc):
+        raise Unauthorized("The API token has expired; ask for a new one.")
+    if row.due:
+        # At most one write per token every few minutes, however busy a script is (the condition is asked again
+        # in the UPDATE, so workers racing here write once).
+        with (write_engine or engine).begin() as conn:
+            conn.execute(text(f"UPDATE api_tokens SET last_used_at = now() WHERE id = :i AND (last_used_at IS NULL "
+                              f"OR last_used_at < now() - interval '{TOKEN_TOUCH_MINUTES} minutes')"),
+                         {"i": row.token_id})
     return TokenIdentity(user=_user(row), token_id=row.token_id, scope=row.scope)

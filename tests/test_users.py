@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
 from asset_map import audit, users
@@ -109,6 +109,35 @@ def test_tokens_resolve_until_revoked_or_expired(engine):
         "token-create", "token-revoke", "token-create"]
     with pytest.raises(InputError, match="Scope 'admin'"):
         users.create_token(engine, "o@example.org", scope="admin", actor="t")
+
+
+def test_a_token_s_last_use_is_written_once_per_interval_not_per_request(engine):
+    users.add_user(engine, "o@example.org", PASSWORD, "officer", actor="t")
+    token, row = users.create_token(engine, "o@example.org", actor="t")
+    writes = []
+
+    def seen(conn, cursor, statement, *args):
+        if statement.startswith("UPDATE"):
+            writes.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+
+    def last_used():
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT last_used_at FROM api_tokens WHERE id = :i"), {"i": row["id"]}).scalar()
+
+    assert last_used() is None
+    for _ in range(5):
+        users.resolve_token(engine, token)
+    first = last_used()
+    assert first is not None and len(writes) == 1
+    with engine.begin() as conn:  # the interval has passed
+        conn.execute(text("UPDATE api_tokens SET last_used_at = last_used_at - make_interval(mins => :m) "
+                          "WHERE id = :i"), {"m": users.TOKEN_TOUCH_MINUTES + 1, "i": row["id"]})
+    writes.clear()
+    users.resolve_token(engine, token)
+    event.remove(engine, "before_cursor_execute", seen)
+    assert len(writes) == 1 and last_used() > first - timedelta(minutes=users.TOKEN_TOUCH_MINUTES + 1)
 
 
 def test_a_new_password_changes_the_session_stamp(engine):

@@ -115,7 +115,7 @@ def _load_user(value):
     if not user_id.isdigit():
         return None
     try:
-        user = users.get_user(extensions.engine(), int(user_id))
+        user = users.get_user(extensions.read_engine(), int(user_id))
     except (OperationalError, DatabaseUnavailable):
         # With the database down, pages (the error page too) render as for the public rather than failing twice.
         return None
@@ -177,7 +177,7 @@ def _identify():
         return None
     token = _bearer()
     if token:
-        ident = users.resolve_token(extensions.engine(), token)
+        ident = users.resolve_token(extensions.read_engine(), token, write_engine=extensions.engine())
         g.asset_map_token = ident
         g.asset_map_role = ident.user.role
         g.asset_map_actor = f"{ident.user.email} (token {ident.token_id})"

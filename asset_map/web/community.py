@@ -27,7 +27,8 @@ def _district_bounds():
     """[[south, west], [north, east]] of the loaded districts, kept for a few minutes per process (districts are
     reference data: they change when somebody reloads them, not between requests)."""
     cache = current_app.extensions.setdefault("asset_map.community_bounds", {})
-    if cache.get("at", 0) + _BOUNDS_TTL_S < time.monotonic():
+    # "bounds" absent, not an "at" of 0: the monotonic clock starts at boot, so 0 can be less than a TTL ago.
+    if "bounds" not in cache or cache["at"] + _BOUNDS_TTL_S < time.monotonic():
         with extensions.engine().connect() as conn:
             b = conn.execute(text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
                                   "(SELECT ST_Extent(geom) AS e FROM districts) x")).first()

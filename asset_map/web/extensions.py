@@ -41,7 +41,8 @@ def layers():
 
 
 def read_engine():
-    """For the read-only, high-rate OGC API: autocommit (no BEGIN/ROLLBACK round trips) and no ping on checkout (a
-    connection the server dropped fails one request with 503 and is then replaced)."""
+    """For reads at a high rate (the OGC API and ORUK feed, who is asking, the moderation pages): autocommit (no
+    BEGIN/ROLLBACK round trips) and no ping on checkout (a connection the server dropped fails one request with 503
+    and is then replaced). Several statements on one of its connections do not share a snapshot."""
     return kept("asset_map.read_engine", lambda settings: make_engine(
         database_url(settings), settings, pre_ping=False, isolation_level="AUTOCOMMIT"))

@@ -28,7 +28,7 @@ def waiting_count():
         return None
     if "moderation_waiting" not in g:
         try:
-            _count_waiting(extensions.engine())
+            _count_waiting(extensions.read_engine())
         except Exception:  # noqa: BLE001 - the header must render even with the database away
             return None
     return g.moderation_waiting
@@ -50,7 +50,7 @@ def _header_context():
 @bp.get("")
 @require_role("organiser")
 def queue():
-    engine = extensions.engine()
+    engine = extensions.read_engine()
     district = request.args.get("district") or None
     page = parse_int(request.args, "page", 1, 1, 100000)
     with engine.connect() as conn:  # one connection for the page's three questions
@@ -74,7 +74,7 @@ def queue():
 @bp.get("/<int:suggestion_id>")
 @require_role("organiser")
 def show(suggestion_id, problems=None, status=200):
-    with extensions.engine().connect() as conn:  # one connection for the suggestion and its checks
+    with extensions.read_engine().connect() as conn:  # one connection for the suggestion and its checks
         suggestion = suggestions.get(conn, suggestion_id)
         found = suggestions.checks(conn, suggestion, role=current_role())
         _count_waiting(conn)
