@@ -70,13 +70,23 @@ def _least_role(section, endpoint):
 
 def sections(path, role):
     """[(label, url, current)] of the sections ``role`` may open, in order."""
-    out = []
-    for section in SECTIONS:
-        endpoint = _endpoint(section)
-        if endpoint is None or role_rank(role) < role_rank(_least_role(section, endpoint)):
-            continue
-        out.append((section.label, url_for(endpoint), any(_on(path, p) for p in section.paths)))
-    return out
+    return [(label, url, any(_on(path, p) for p in paths)) for label, url, paths in _open_to(role)]
+
+
+def _open_to(role):
+    """[(label, url, paths)] of the sections ``role`` may open: kept per role, script root and set of views, as
+    neither the rules nor the addresses change while the app serves (every page asked for them)."""
+    kept = current_app.extensions.setdefault("asset_map.sections", {})
+    key = (role, request.script_root, len(current_app.view_functions))
+    if key not in kept:
+        out = []
+        for section in SECTIONS:
+            endpoint = _endpoint(section)
+            if endpoint is None or role_rank(role) < role_rank(_least_role(section, endpoint)):
+                continue
+            out.append((section.label, url_for(endpoint), section.paths))
+        kept[key] = out
+    return kept[key]
 
 
 def current_section(path):
@@ -87,7 +97,11 @@ def current_section(path):
 
 
 def _footer_links():
-    return [(label, url_for(endpoint)) for label, endpoint in FOOTER_LINKS if endpoint in current_app.view_functions]
+    kept = current_app.extensions.setdefault("asset_map.footer_links", {})
+    if request.script_root not in kept:
+        kept[request.script_root] = [(label, url_for(endpoint)) for label, endpoint in FOOTER_LINKS
+                                     if endpoint in current_app.view_functions]
+    return kept[request.script_root]
 
 
 def context():
