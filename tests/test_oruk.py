@@ -187,6 +187,22 @@ def test_answers_are_kept_until_the_data_changes(oapp, oclient, export_engine, m
         conn.execute(text("UPDATE assets SET name = 'Stafford Library' WHERE name = 'Stafford Town Library'"))
 
 
+def test_kept_answers_go_out_gzipped_to_those_who_accept_it_and_plain_to_the_rest(oclient):
+    """A kept answer is compressed once: gzip to a client that accepts it (with Vary), plain JSON otherwise, the
+    same document both ways."""
+    import gzip
+
+    path = "/oruk/services?per_page=7"
+    plain = oclient.get(path)
+    zipped = oclient.get(path, headers={"Accept-Encoding": "gzip"})
+    again = oclient.get(path, headers={"Accept-Encoding": "gzip"})
+    refused = oclient.get(path, headers={"Accept-Encoding": "identity, gzip;q=0"})
+    assert plain.headers.get("Content-Encoding") is None and refused.headers.get("Content-Encoding") is None
+    assert zipped.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in zipped.headers["Vary"]
+    assert json.loads(gzip.decompress(zipped.get_data())) == plain.get_json() == refused.get_json()
+    assert again.get_data() == zipped.get_data()
+
+
 def test_kept_answers_are_per_role(oapp, monkeypatch, export_engine):
     """An officer's page (with e-mail addresses and the restricted asset) is never sent to the public from the
     cache; with the role left out of the key (the protection off) it would be."""

@@ -17,7 +17,7 @@ from asset_map.config import load_settings
 from asset_map.store.db import make_engine
 from asset_map.tools.bench import loadgen
 from asset_map.tools.bench.core import Figure
-from asset_map.tools.bench.data import load_county
+from asset_map.tools.bench.data import load_county, settle
 from asset_map.tools.bench.serve import Server
 
 AREA = "community"
@@ -70,6 +70,7 @@ def run(ctx):
                                             assets_n=ASSETS, seed=14)
     ctx.notes.append(f"community: {written:,} assets loaded in {seconds:.0f} s")
     waiting = seed_suggestions(engine, WAITING)
+    settle(engine)
     with engine.connect() as conn:
         districts = [r[0] for r in conn.execute(text(
             "SELECT district_code FROM suggestions WHERE status = 'waiting' GROUP BY 1 ORDER BY count(*) DESC"))]
@@ -85,8 +86,10 @@ def run(ctx):
     detail_paths = [f"/moderation/{i}" for i in ids]
     figures = []
     with Server(ctx.database_url, ctx.workdir / "community-server") as server:
-        for path in ("/healthz", "/suggest", queue_paths[0], detail_paths[0]):  # warm every worker's pool
-            loadgen.run(server.url, [path], clients=4, seconds=1, headers=moderator)
+        # Warm every worker: its pool, and the modules a page loads on first use (a second or more of CPU each,
+        # which a short warm-up left to the measured runs, and their tails).
+        for paths in (["/healthz"], ["/suggest"], queue_paths, detail_paths):
+            loadgen.run(server.url, paths, clients=CLIENTS, seconds=3, headers=moderator)
         _settle(server.url)
         reference = loadgen.run(server.url, ["/healthz"], clients=CLIENTS, seconds=seconds)
         _settle(server.url)

@@ -23,7 +23,7 @@ from asset_map.config import load_settings
 from asset_map.store.db import make_engine
 from asset_map.tools.bench import loadgen
 from asset_map.tools.bench.core import Figure
-from asset_map.tools.bench.data import load_county
+from asset_map.tools.bench.data import load_county, settle
 from asset_map.tools.bench.serve import Server, free_port, get
 
 AREA = "standards"
@@ -157,9 +157,7 @@ def run(ctx):
     seconds = int(ctx.sizes["load_seconds"])
     engine = make_engine(ctx.database_url, settings)
     _, written, took = load_county(engine, ctx.workdir, areas=ctx.sizes["areas"], assets_n=ASSETS)
-    with engine.begin() as conn:
-        # Statistics as autovacuum leaves them within a minute of a load (a fresh load has none).
-        conn.execute(text("ANALYZE assets"))
+    settle(engine)
     category, district, bbox = _selection(engine)
     with engine.connect() as conn:
         services = conn.execute(text("SELECT sum(GREATEST(cardinality(offers), 1)) FROM assets WHERE tier <> "
