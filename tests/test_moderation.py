@@ -219,3 +219,26 @@ def test_the_queue_opens_on_a_machine_booted_moments_ago(community_app, communit
     organiser = signed_in_client(community_app, community_engine, "organiser")
     res = organiser.get("/moderation")
     assert res.status_code == 200 and "Glascote Youth Club" in res.get_data(as_text=True)
+
+
+def test_the_kept_queue_changes_as_soon_as_a_suggestion_does(community_app, community_engine, monkeypatch):
+    """Queue pages are kept in memory under the community change stamp: a new suggestion, or one decided, shows at
+    once. Kept under the map's stamps only (the protection off), the queue would go on showing the old list."""
+    from asset_map.store import change_stamps
+    from asset_map.web import moderation as routes
+
+    organiser = signed_in_client(community_app, community_engine, "organiser")
+    first = _suggest(community_engine, name="Belgrave Chess Club")
+    assert "Belgrave Chess Club" in organiser.get("/moderation").get_data(as_text=True)
+    _suggest(community_engine, name="Wilnecote Walking Group")
+    with community_engine.begin() as conn:
+        conn.execute(text("UPDATE suggestions SET status = 'rejected', reason = 'test' WHERE id = :i"), {"i": first})
+    page = organiser.get("/moderation").get_data(as_text=True)
+    assert "Wilnecote Walking Group" in page and "Belgrave Chess Club" not in page
+
+    real = change_stamps.StampedCache
+    monkeypatch.setattr(routes, "StampedCache", lambda *a, **k: real(*a, **{**k, "families": ("reference",)}))
+    community_app.extensions.pop("asset_map.moderation_queues")
+    assert "Wilnecote Walking Group" in organiser.get("/moderation").get_data(as_text=True)
+    _suggest(community_engine, name="Amington Allotment Society")
+    assert "Amington Allotment Society" not in organiser.get("/moderation").get_data(as_text=True)

@@ -8,17 +8,25 @@ from collections import OrderedDict
 from sqlalchemy import text
 
 FAMILIES = ("reference", "assets")
+# Suggestions and offers waiting for moderators (migration 0024): a family of its own, so the public's suggestions
+# do not make the map's tiles and the feed's answers stale.
+COMMUNITY = "community"
 
 
-# Constant (FAMILIES are ours), so it is sent as it is: binding and compiling cost three times the round trip on a
-# path every kept answer takes.
-_STAMPS_SQL = ("SELECT f, (SELECT max(id) FROM tile_changes c WHERE c.family = f) "
-               f"FROM unnest(ARRAY[{', '.join(repr(f) for f in FAMILIES)}]::text[]) AS f")
+def _sql(families):
+    # Constant (the families are ours), so it is sent as it is: binding and compiling cost three times the round
+    # trip on a path every kept answer takes.
+    return ("SELECT f, (SELECT max(id) FROM tile_changes c WHERE c.family = f) "
+            f"FROM unnest(ARRAY[{', '.join(repr(f) for f in families)}]::text[]) AS f")
 
 
-def stamps(conn):
+_SQL = {FAMILIES: _sql(FAMILIES)}
+
+
+def stamps(conn, families=FAMILIES):
     """{family: newest change id}; one index probe per family."""
-    return {f: int(v or 0) for f, v in conn.exec_driver_sql(_STAMPS_SQL)}
+    sql = _SQL.get(families) or _SQL.setdefault(families, _sql(families))
+    return {f: int(v or 0) for f, v in conn.exec_driver_sql(sql)}
 
 
 def record(conn, family):
@@ -34,10 +42,12 @@ class StampedCache:
     The stamps are read *before* the answer is computed, so an answer can be newer than its stamps but never older:
     a write that lands in between moves the stamp and the next request recomputes."""
 
-    def __init__(self, capacity, weigh=len):
-        """At most ``capacity`` in all, each value weighing ``weigh(value)`` (bytes by default)."""
+    def __init__(self, capacity, weigh=len, families=FAMILIES):
+        """At most ``capacity`` in all, each value weighing ``weigh(value)`` (bytes by default); the answers
+        depend on the data of ``families``."""
         self.capacity = capacity
         self.weigh = weigh
+        self.families = tuple(families)
         self._entries = OrderedDict()    # (stamps, key) -> value
         self._weight = 0
         self._lock = threading.Lock()
@@ -45,7 +55,7 @@ class StampedCache:
     def get(self, engine, key, compute):
         """The value for ``key`` under the store's current stamps; ``compute()`` makes it on a miss."""
         with engine.connect() as conn:
-            full = (str(engine.url), tuple(sorted(stamps(conn).items())), key)
+            full = (str(engine.url), tuple(sorted(stamps(conn, self.families).items())), key)
         with self._lock:
             value = self._entries.get(full)
             if value is not None:

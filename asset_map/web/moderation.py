@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, flash, g, redirect, render_template, r
 from asset_map import privacy
 from asset_map.errors import FormInvalid, InputError, NotFound
 from asset_map.store.assets import parse_int
+from asset_map.store.change_stamps import COMMUNITY, StampedCache
 from asset_map.web import extensions
 from asset_map.web.auth import client_ip, current_actor, current_role, require_role, role_at_least
 from asset_map.web.community import map_config
@@ -18,6 +19,9 @@ offers = lazy("asset_map.offers")
 suggestions = lazy("asset_map.suggestions")
 
 bp = Blueprint("moderation", __name__, url_prefix="/moderation")
+# Pages of the queue (by district and page) and the waiting counts kept in each process until a suggestion, an
+# offer or a district changes: moderators page through a queue far more often than the public adds to it.
+QUEUES_KEPT = 256
 PAGE_SIZE = 25
 
 
@@ -28,18 +32,36 @@ def waiting_count():
         return None
     if "moderation_waiting" not in g:
         try:
-            _count_waiting(extensions.read_engine())
+            _count_waiting(_kept("waiting", _read_waiting))
         except Exception:  # noqa: BLE001 - the header must render even with the database away
             return None
     return g.moderation_waiting
 
 
-def _count_waiting(engine_or_conn):
-    """The header's count (suggestions, and offers for those who decide them), on a page's own connection when
-    it has one."""
-    g.moderation_waiting = suggestions.waiting_count(engine_or_conn)
+def _kept(key, read):
+    """``read(conn)``'s answer, kept until the waiting suggestions, offers or districts change."""
+    engine = extensions.read_engine()
+    kept = extensions.kept("asset_map.moderation_queues", lambda _: StampedCache(
+        QUEUES_KEPT, weigh=lambda _: 1, families=("reference", COMMUNITY)))
+
+    def compute():
+        with engine.connect() as conn:  # one connection for the questions
+            return read(conn)
+
+    return kept.get(engine, key, compute)
+
+
+def _read_waiting(conn):
+    """([(district code, name, waiting)], offers waiting)."""
+    return suggestions.waiting_by_district(conn), offers.waiting_count(conn)
+
+
+def _count_waiting(waiting):
+    """The header's count: suggestions, and offers for those who decide them."""
+    districts, offers_waiting = waiting
+    g.moderation_waiting = sum(n for _code, _name, n in districts)
     if privacy.may_moderate_offers(current_role()):
-        g.moderation_waiting += offers.waiting_count(engine_or_conn)  # theirs to decide too
+        g.moderation_waiting += offers_waiting  # theirs to decide too
 
 
 @bp.app_context_processor
@@ -50,24 +72,24 @@ def _header_context():
 @bp.get("")
 @require_role("organiser")
 def queue():
-    engine = extensions.read_engine()
     district = request.args.get("district") or None
     page = parse_int(request.args, "page", 1, 1, 100000)
-    with engine.connect() as conn:  # one connection for the page's three questions
-        districts = suggestions.waiting_by_district(conn)
-        offers_waiting = offers.waiting_count(conn)
+
+    def read(conn):
+        districts, offers_waiting = _read_waiting(conn)
         waiting = sum(n for _code, _name, n in districts)
         total = next((n for code, _name, n in districts if code == district), 0) if district else waiting
         total, rows = suggestions.queue(conn, district=district, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
                                         total=total)
-    may_moderate_offers = privacy.may_moderate_offers(current_role())
-    # The header's count, without asking again.
-    g.moderation_waiting = waiting + (offers_waiting if may_moderate_offers else 0)
+        return districts, offers_waiting, total, rows
+
+    districts, offers_waiting, total, rows = _kept(("queue", district, page), read)
+    _count_waiting((districts, offers_waiting))  # the header's count, without asking again
     markers = [{"lat": r["lat"], "lon": r["lon"], "label": f"{r['id']}: {r['name']}"} for r in rows]
     config = map_config() | {"markers": markers}
     return render_template("moderation/queue.html", rows=rows, total=total, page=page, pages=-(-total // PAGE_SIZE),
                            district=district, districts=districts, offers_waiting=offers_waiting,
-                           may_moderate_offers=may_moderate_offers,
+                           may_moderate_offers=privacy.may_moderate_offers(current_role()),
                            label=suggestions.category_label, map_config=config)
 
 
@@ -77,7 +99,7 @@ def show(suggestion_id, problems=None, status=200):
     with extensions.read_engine().connect() as conn:  # one connection for the suggestion and its checks
         suggestion = suggestions.get(conn, suggestion_id)
         found = suggestions.checks(conn, suggestion, role=current_role())
-        _count_waiting(conn)
+    _count_waiting(_kept("waiting", _read_waiting))
     dup_ids = {d["id"] for d in found["duplicates"]}
     markers = [{"lat": r["lat"], "lon": r["lon"], "label": f"{r['name']} ({r['distance_m']:.0f} m)",
                 "duplicate": r["id"] in dup_ids} for r in found["nearest"]]
