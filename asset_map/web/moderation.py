@@ -3,6 +3,7 @@ routes over asset_map.suggestions (what to show) and asset_map.moderation (what 
 for organisers and above in asset_map.web.auth.PATH_ROLES."""
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, send_file, url_for
+from markupsafe import Markup
 
 from asset_map import privacy
 from asset_map.errors import FormInvalid, InputError, NotFound
@@ -74,23 +75,27 @@ def _header_context():
 def queue():
     district = request.args.get("district") or None
     page = parse_int(request.args, "page", 1, 1, 100000)
+    may_moderate_offers = privacy.may_moderate_offers(current_role())
 
     def read(conn):
+        """The waiting counts and the page's listing, rendered here so that it is kept rendered."""
         districts, offers_waiting = _read_waiting(conn)
         waiting = sum(n for _code, _name, n in districts)
         total = next((n for code, _name, n in districts if code == district), 0) if district else waiting
         total, rows = suggestions.queue(conn, district=district, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
                                         total=total)
-        return districts, offers_waiting, total, rows
+        markers = [{"lat": r["lat"], "lon": r["lon"], "label": f"{r['id']}: {r['name']}"} for r in rows]
+        listing = Markup(render_template(
+            "moderation/_queue_listing.html", rows=rows, total=total, page=page, pages=-(-total // PAGE_SIZE),
+            district=district, districts=districts, offers_waiting=offers_waiting,
+            may_moderate_offers=may_moderate_offers, label=suggestions.category_label,
+            map_config=map_config() | {"markers": markers}))
+        return districts, offers_waiting, listing
 
-    districts, offers_waiting, total, rows = _kept(("queue", district, page), read)
+    districts, offers_waiting, listing = _kept(
+        ("queue", district, page, may_moderate_offers, request.script_root), read)
     _count_waiting((districts, offers_waiting))  # the header's count, without asking again
-    markers = [{"lat": r["lat"], "lon": r["lon"], "label": f"{r['id']}: {r['name']}"} for r in rows]
-    config = map_config() | {"markers": markers}
-    return render_template("moderation/queue.html", rows=rows, total=total, page=page, pages=-(-total // PAGE_SIZE),
-                           district=district, districts=districts, offers_waiting=offers_waiting,
-                           may_moderate_offers=privacy.may_moderate_offers(current_role()),
-                           label=suggestions.category_label, map_config=config)
+    return render_template("moderation/queue.html", district=district, districts=districts, listing=listing)
 
 
 @bp.get("/<int:suggestion_id>")
