@@ -48,7 +48,7 @@ def database_url(settings=None, *, start=True, role="app"):
     return cluster.url(role=roles.OWNER if role == "owner" else roles.APP)
 
 
-def make_engine(url, settings=None, *, pre_ping=True, **options):
+def make_engine(url, settings=None, *, pre_ping=True, server_options="", **options):
     """A pooled engine whose failures are quick: a dead database is found by a pre-ping before a request uses a
     connection (so service resumes by itself when the database returns), connecting gives up after
     CONNECT_TIMEOUT_S, waiting for a free connection after POOL_TIMEOUT_S, and every statement is cancelled by the
@@ -65,7 +65,7 @@ def make_engine(url, settings=None, *, pre_ping=True, **options):
         **options,
         connect_args={
             "connect_timeout": settings["CONNECT_TIMEOUT_S"],
-            "options": f"-c statement_timeout={settings['STATEMENT_TIMEOUT_MS']}",
+            "options": f"-c statement_timeout={settings['STATEMENT_TIMEOUT_MS']} {server_options}".strip(),
             "application_name": "asset-map",
         },
     )
