@@ -211,7 +211,8 @@ def run(ctx):
         random.Random(13).shuffle(ids)
         paths = [f"/assets/{i}" for i in ids[:500]]
         seconds = int(ctx.sizes.get("load_seconds", 10))
-        # Anonymous pages are kept rendered (maps.page_cache) once any process has made them: one pass over the
+        # Anonymous pages are kept rendered (maps.page_cache) once any process has made them, and each server
+        # process keeps those it served in memory, checked against the store once a second: one pass over the
         # 500 pages first, so the figure is the steady state, not how fast 500 pages are first drawn. The same
         # pages asked with a query string are never kept: that second figure is the page drawn every time.
         warm = loadgen.run(srv.url, paths, clients=1, seconds=120, timeout_s=30, max_requests=len(paths),
