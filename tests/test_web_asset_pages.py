@@ -199,6 +199,22 @@ def test_a_process_serves_the_pages_it_kept_without_a_query(app, engine, importe
     assert app.test_client().get(f"/assets/{asset_id}").status_code == 200 and len(seen) == 1
 
 
+def test_a_kept_page_is_sent_compressed_with_this_responses_nonce(app, imported, clock):
+    """The compressed body is the kept parts with the nonce spliced in: it must inflate to the page itself."""
+    import gzip
+
+    asset_id = imported["Cannock Library"]
+    app.test_client().get(f"/assets/{asset_id}")
+    plain = app.test_client().get(f"/assets/{asset_id}", headers={"Accept-Encoding": "identity"})
+    packed = app.test_client().get(f"/assets/{asset_id}", headers={"Accept-Encoding": "br;q=0.5, gzip"})
+    assert "Content-Encoding" not in plain.headers and packed.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed.headers["Vary"] and packed.mimetype == "text/html"
+    nonces = [re.search(r"'nonce-([^']+)'", r.headers["Content-Security-Policy"]).group(1) for r in (plain, packed)]
+    html = gzip.decompress(packed.get_data()).decode()
+    assert html == plain.get_data(as_text=True).replace(nonces[0], nonces[1]) and nonces[0] != nonces[1]
+    assert int(packed.headers["Content-Length"]) == len(packed.get_data())
+
+
 def test_a_change_to_any_asset_makes_kept_pages_stale(app, engine, imported, clock):
     asset_id, other = imported["Biddulph Library"], imported["Brewood Library"]
     app.test_client().get(f"/assets/{asset_id}")

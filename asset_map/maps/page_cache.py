@@ -22,8 +22,10 @@ import hashlib
 import json
 import random
 import re
+import struct
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 
@@ -108,9 +110,36 @@ def keep(engine, asset_id, *, role, stamp, html):
                               "WHERE at < now() - make_interval(secs => CAST(:ttl AS integer))"), {"ttl": TTL_S})
 
 
-def served(html, nonce):
-    """A kept page with this response's nonce."""
-    return html.replace(NONCE_HOLE, nonce)
+class Page:
+    """A kept page (``holed``) ready to serve with a response's nonce, as text or gzip-compressed. It is compressed
+    once, in parts that end at each nonce (a full flush: byte-aligned, nothing refers back past it), so a
+    response's gzip body is those parts with its nonce between them as stored blocks, not a new compression of
+    the whole page."""
+
+    __slots__ = ("at", "_parts", "_deflated", "weight")
+
+    def __init__(self, html, at=0.0):
+        self.at = at
+        self._parts = html.encode("utf-8").split(NONCE_HOLE.encode())
+        deflate = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)   # raw deflate: the gzip frame is ours
+        self._deflated = [deflate.compress(p) + deflate.flush(zlib.Z_FULL_FLUSH) for p in self._parts[:-1]]
+        self._deflated.append(deflate.compress(self._parts[-1]) + deflate.flush())
+        self.weight = sum(map(len, self._parts)) + sum(map(len, self._deflated))
+
+    def served(self, nonce):
+        """The page's bytes (UTF-8) with ``nonce``."""
+        return nonce.encode().join(self._parts)
+
+    def gzipped(self, nonce):
+        """``served(nonce)`` as a gzip member (RFC 1952)."""
+        raw = nonce.encode()
+        stored = b"\x00" + struct.pack("<HH", len(raw), len(raw) ^ 0xFFFF) + raw   # not final, no compression
+        data = raw.join(self._parts)
+        return (_GZIP_HEADER + stored.join(self._deflated)
+                + struct.pack("<II", zlib.crc32(data) & 0xFFFFFFFF, len(data) & 0xFFFFFFFF))
+
+
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"   # deflate, no flags, no time, unknown OS
 
 
 class ProcessPages:
@@ -129,7 +158,7 @@ class ProcessPages:
         self.capacity = capacity
         self.recheck_s = recheck_s
         self._clock = clock
-        self._pages = OrderedDict()   # (asset_id, role) -> (kept at, html)
+        self._pages = OrderedDict()   # (asset_id, role) -> Page
         self._weight = 0
         self._stamp = None
         self._checked_at = None       # None: check on the next request
@@ -166,35 +195,38 @@ class ProcessPages:
             self._forgotten += 1
 
     def get(self, asset_id, role, stamp):
-        """The page kept for ``role`` under ``stamp``, or None."""
+        """The Page kept for ``role`` under ``stamp``, or None."""
         key = (int(asset_id), role)
         with self._lock:
-            entry = self._pages.get(key)
-            if entry is None or stamp is None or stamp != self._stamp:
+            page = self._pages.get(key)
+            if page is None or stamp is None or stamp != self._stamp:
                 return None
-            if self._clock() - entry[0] > TTL_S:
+            if self._clock() - page.at > TTL_S:
                 self._drop(key)
                 return None
             self._pages.move_to_end(key)
-            return entry[1]
+            return page
 
     def put(self, asset_id, role, stamp, html):
-        """Keep ``html`` made after ``stamp`` was read; ignored when the stamp has moved on since."""
+        """The Page of ``html`` (``holed``), kept when made after ``stamp`` was read and the stamp has not moved on
+        since."""
         _check_role(role)
         key = (int(asset_id), role)
+        page = Page(html, self._clock())
         with self._lock:
-            if stamp is None or stamp != self._stamp or len(html) > self.capacity // 4:
-                return
+            if stamp is None or stamp != self._stamp or page.weight > self.capacity // 4:
+                return page
             self._drop(key)
-            self._pages[key] = (self._clock(), html)
-            self._weight += len(html)
+            self._pages[key] = page
+            self._weight += page.weight
             while self._weight > self.capacity:
                 self._drop(next(iter(self._pages)))
+        return page
 
     def _drop(self, key):
-        entry = self._pages.pop(key, None)
-        if entry is not None:
-            self._weight -= len(entry[1])
+        page = self._pages.pop(key, None)
+        if page is not None:
+            self._weight -= page.weight
 
 
 def _check(engine, deployment, kept):

@@ -4,7 +4,7 @@ in asset_map.privacy and asset_map.store.assets."""
 
 from pathlib import Path
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, current_app, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy.exc import SQLAlchemyError
 
 from asset_map import privacy
@@ -51,13 +51,13 @@ def show(asset_id):
     if keepable:
         pages = _process_pages()
         checked = pages.stamp(engine, _deployment())
-        html = pages.get(asset_id, role, checked)
-        if html is None:
+        page = pages.get(asset_id, role, checked)
+        if page is None:
             stamp, html = page_cache.lookup(engine, asset_id, role=role, deployment=_deployment())
             if html is not None:
-                pages.put(asset_id, role, checked, html)
-        if html is not None:
-            return page_cache.served(html, csp_nonce())
+                page = pages.put(asset_id, role, checked, html)
+        if page is not None:
+            return _served(page)
     asset = asset_page.load(engine, asset_id, role=role, need=_need())
     settings = current_app.config["ASSET_MAP"]
     html = render_template("assets/show.html", asset=asset, may_edit=privacy.may_edit(role, asset["tier"],
@@ -74,6 +74,15 @@ def show(asset_id):
             current_app.logger.warning("asset page %s not kept: %s", asset_id, err)
         pages.put(asset_id, role, checked, kept)
     return html
+
+
+def _served(page):
+    """A kept page with this response's nonce; gzip-compressed already when the client takes gzip (serving's
+    compression leaves a response that has its encoding alone)."""
+    nonce = csp_nonce()
+    if request.accept_encodings["gzip"]:
+        return Response(page.gzipped(nonce), mimetype="text/html", headers={"Content-Encoding": "gzip"})
+    return Response(page.served(nonce), mimetype="text/html")
 
 
 def _process_pages():
