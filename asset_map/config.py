@@ -100,6 +100,11 @@ SETTINGS = [
     Setting("MAX_REQUESTS", 20000, "Recycle a server worker after about this many requests (0: never).", int),
     Setting("FEED_CACHE_MB", 32, "Memory per server process for answers of the ORUK feed, kept until the assets or "
             "reference data change (0: every request reads the database).", int),
+    Setting("PAGE_CACHE_MB", 32, "Memory per server process for public asset pages (/assets/<id>) it has served, "
+            "kept until the assets or reference data change (0: every page is looked up in the database).", int),
+    Setting("PAGE_RECHECK_MS", 1000, "How often a server process checks its kept asset pages against the database "
+            "(change stamps, and who may still see each asset); a change made by another process is served stale "
+            "for at most this long (0: every request checks). A process's own writes are seen at once.", int),
     Setting("STATIC_MAX_AGE_S", 3600, "Cache-Control max-age of the app's own static files.", int),
     Setting("VENDOR_MAX_AGE_S", 604800, "Cache-Control max-age of the vendored JavaScript/CSS (pinned versions; 7 "
             "days).", int),

@@ -29,7 +29,7 @@ from asset_map.registers.readers import ROW, read_register
 from asset_map.registers.import_report import ImportReport
 from asset_map.registers.schema import FIELDS
 from asset_map.registers.validate import PROBLEM_COLUMNS, Problems, validate
-from asset_map.store import assets, history, writes
+from asset_map.store import assets, history, partitions, writes
 from asset_map.store import geographies as store_geographies
 from asset_map.timer import StepTimer
 
@@ -44,8 +44,10 @@ def import_register(engine, path, *, register, mapping=None, settings=None, prog
     ``mapping`` is a Mapping, a path to a mapping YAML, or None (the shipped mapping for a known file name, else
     columns named like the fields). The register's overrides (edits made in the app) are applied to its rows before
     validation. ``dry_run``: do everything in a transaction that is rolled back (the preview); the report says what
-    the import would do; ``inspect(conn)``, when given, is called just before that rollback and its result set as
-    ``report.inspected``. ``source_name``: the file's name as the user knows it (an upload is stored under
+    the import would do (its counts and problem rows, not the possible duplicates), and what only the import needs
+    is skipped (history, indexes, area links, the quarantine's rows: ``_store``); ``inspect(conn, table)``, when
+    given, is called just before that rollback with the table that holds the register's rows (``assets.sync``), and
+    its result set as ``report.inspected``. ``source_name``: the file's name as the user knows it (an upload is stored under
     another)."""
     settings = settings or load_settings()
     path = Path(path)
@@ -75,14 +77,15 @@ def import_register(engine, path, *, register, mapping=None, settings=None, prog
                                          upload_id=upload_id)
         stamp = history.Stamp(actor=actor, action="import", import_id=import_id)
         counts, quarantined = _store(conn, register, placed, problems, mapped, withdraw=True, timer=timer,
-                                     stamp=stamp, actor=actor)
+                                     stamp=stamp, actor=actor, dry_run=dry_run)
         overrides.save_conflicts(conn, conflicts)
         report.finish(placed, problems, counts, quarantined, _district_names(conn))
-        report.add_duplicates(duplicates.cross_register_duplicates(conn, register))
-        timer.mark("duplicates")
+        if not dry_run:  # the preview does not show possible duplicates; the import reports them
+            report.add_duplicates(duplicates.cross_register_duplicates(conn, register))
+            timer.mark("duplicates")
         report.timings = timer.timings
         if dry_run:
-            report.inspected = inspect(conn) if inspect else None
+            report.inspected = inspect(conn, partitions.partition_name(register)) if inspect else None
             trans.rollback()
             return report
         _save(conn, register, report, source_name, mapping, actor, import_id, conflicts=len(conflicts))
@@ -253,7 +256,11 @@ def _on_rows(mask, values, describe):
     return out
 
 
-def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None, stamp=None, actor="cli"):
+def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None, stamp=None, actor="cli",
+           dry_run=False):
+    """Write the placed rows and the quarantine; returns (counts, rows quarantined). ``dry_run`` (withdraw only):
+    the transaction is rolled back after the caller reads the register's rows, so what only the import needs is
+    not written (assets.sync; the quarantine's rows and the links to loaded geographies)."""
     error = placed["error"].to_numpy()
     # Only the columns stored or matched on: splitting every column of a million rows costs most of a second.
     keys = ["natural_key", "source_key", "name_key", "postcode", "tier", "consent_state", ROW]
@@ -278,7 +285,7 @@ def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None, st
         # worth of work that would otherwise wait for it).
         records = pool.submit(quarantine.records, register, bad, problems, mapped)
         if withdraw:
-            counts = assets.sync(conn, good, register=register, keep_keys=keep_keys, stamp=stamp)
+            counts = assets.sync(conn, good, register=register, keep_keys=keep_keys, stamp=stamp, dry_run=dry_run)
             assets.date_consents(conn, register)
             counts["erased"] = _erase_missing(conn, register, counts.pop("missing_individuals", []), bad_states,
                                               actor)
@@ -289,6 +296,8 @@ def _store(conn, register, placed, problems, mapped, *, withdraw, timer=None, st
         if timer:
             timer.mark("write assets")
         records = records.result()
+    if dry_run:
+        return counts, len(records)
     if withdraw:
         conn.execute(text("DELETE FROM quarantine WHERE register = :r"), {"r": register})
     writes.copy_rows(conn, "quarantine", ["register", "source_row", "row", "problems"], records)

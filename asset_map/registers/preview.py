@@ -20,7 +20,7 @@ def preview(engine, path, *, register, mapping, settings, source_name):
         before = conn.execute(text("SELECT count(*) FROM assets WHERE register = :r AND withdrawn_at IS NULL"),
                               {"r": register}).scalar()
     report = importer.import_register(engine, path, register=register, mapping=mapping, settings=settings,
-                                      source_name=source_name, dry_run=True, inspect=lambda c: _inspect(c, register))
+                                      source_name=source_name, dry_run=True, inspect=lambda c, t: _inspect(c, t))
     by_area, points = report.inspected
     warnings = []
     if before and report.withdrawn / before > WITHDRAW_WARNING_SHARE:
@@ -33,18 +33,19 @@ def preview(engine, path, *, register, mapping, settings, source_name):
             "problems": report.problems[:PROBLEM_ROWS], "warnings": warnings}
 
 
-def _inspect(conn, register):
-    # Inside the import's transaction: now() is its start, so rows written by it have updated_at = now().
+def _inspect(conn, table):
+    # Inside the import's transaction: now() is its start, so rows written by it have updated_at = now(). ``table``
+    # is the register's own partition (a new register's is never attached in a dry run: store.assets.sync).
     rows = conn.execute(text(
         "SELECT a.district_code, d.name AS district_name, a.tier, "
         "count(*) FILTER (WHERE a.created_at = now()) AS inserted, "
         "count(*) FILTER (WHERE a.created_at < now() AND a.updated_at = now() AND a.withdrawn_at IS NULL) AS updated, "
         "count(*) FILTER (WHERE a.updated_at < now() AND a.withdrawn_at IS NULL) AS unchanged, "
         "count(*) FILTER (WHERE a.withdrawn_at = now()) AS withdrawn "
-        "FROM assets a LEFT JOIN districts d ON d.code = a.district_code WHERE a.register = :r "
-        "GROUP BY a.district_code, d.name, a.tier ORDER BY a.district_code, a.tier"), {"r": register}).mappings()
+        f'FROM "{table}" a LEFT JOIN districts d ON d.code = a.district_code '
+        "GROUP BY a.district_code, d.name, a.tier ORDER BY a.district_code, a.tier")).mappings()
     by_area = [dict(r) for r in rows if r["inserted"] or r["updated"] or r["unchanged"] or r["withdrawn"]]
     points = [[round(x, 6), round(y, 6), name] for x, y, name in conn.execute(text(
-        "SELECT ST_X(geom), ST_Y(geom), name FROM assets WHERE register = :r AND withdrawn_at IS NULL "
-        "AND geom IS NOT NULL ORDER BY id LIMIT :n"), {"r": register, "n": MAP_POINTS})]
+        f'SELECT ST_X(geom), ST_Y(geom), name FROM "{table}" WHERE withdrawn_at IS NULL '
+        "AND geom IS NOT NULL ORDER BY id LIMIT :n"), {"n": MAP_POINTS})]
     return by_area, points

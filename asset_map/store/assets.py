@@ -358,17 +358,23 @@ def upsert(conn, frame, *, stamp=None):
     return written
 
 
-def sync(conn, frame, *, register, keep_keys=(), stamp=None):
+def sync(conn, frame, *, register, keep_keys=(), stamp=None, dry_run=False):
     """Upsert one register's assets and mark those of the register missing from ``frame`` withdrawn (not deleted),
     except ``keep_keys`` (rows still in the register but quarantined this time). Returns counts
-    ``inserted, updated, unchanged, withdrawn``. Each change is a version in the history, stamped with ``stamp``."""
+    ``inserted, updated, unchanged, withdrawn``. Each change is a version in the history, stamped with ``stamp``.
+
+    ``dry_run``: the caller reads the register's rows and rolls the transaction back (an import's preview), so
+    what nobody reads before the rollback is not written: no history, and a new register's partition is filled but
+    neither indexed nor attached (most of a first import's time). Read the rows from the register's own partition
+    (``partitions.partition_name``), which holds them either way."""
     stamp = stamp or history.Stamp()
     from asset_map.store import writes
 
     if not partitions.existing(conn, [register]):
-        return {"inserted": _load_new(conn, register, frame, stamp), "updated": 0, "unchanged": 0, "withdrawn": 0}
+        return {"inserted": _load_new(conn, register, frame, stamp, dry_run=dry_run), "updated": 0, "unchanged": 0,
+                "withdrawn": 0}
     staged = stage_assets(conn, frame)
-    counts = _merge(conn, staged, stamp)
+    counts = _merge(conn, staged, stamp, history_kept=not dry_run)
     keep = list(keep_keys)
     # Only assets stored before this transaction can be missing from the new version (now() is the transaction's
     # start, so rows inserted just now have created_at = now()). The set difference is done here, in memory: the
@@ -410,14 +416,16 @@ def date_consents(conn, register):
                       "AND consent IS TRUE AND consent_at IS NULL AND erased_at IS NULL"), {"r": register})
 
 
-def _load_new(conn, register, frame, stamp):
-    """A register's first assets: COPY straight into its own new partition, then index and attach it."""
+def _load_new(conn, register, frame, stamp, *, dry_run=False):
+    """A register's first assets: COPY straight into its own new partition, then index and attach it (not in a
+    dry run: see ``sync``)."""
     from asset_map.store import bulk
 
     name = partitions.create_detached(conn, register)
     bulk.copy_columns(conn, name, _columns(frame, offers_as_array=True))
-    partitions.attach(conn, register)
-    history.created_from_table(conn, name, stamp)
+    if not dry_run:
+        partitions.attach(conn, register)
+        history.created_from_table(conn, name, stamp)
     return len(frame)
 
 
@@ -471,7 +479,7 @@ def _pg_arrays(offers):
     return np.array(literals + ["{}"], dtype=object)[codes]
 
 
-def _merge(conn, staged, stamp):
+def _merge(conn, staged, stamp, *, history_kept=True):
     cols = ", ".join(_STORED)
     select_cols = ", ".join(
         r"COALESCE(array_remove(regexp_split_to_array(NULLIF(btrim(offers), ''), '\s*;\s*'), ''), '{}')"
@@ -490,7 +498,7 @@ def _merge(conn, staged, stamp):
            f"ON CONFLICT (register, match_key) DO UPDATE SET {updates}, geom = EXCLUDED.geom, withdrawn_at = NULL, "
            f"updated_at = now(), version = assets.version + 1 WHERE {changed} "
            f"RETURNING assets.*, (created_at = now()) AS inserted)"
-           f"{history.merged_cte('w', compared + ['geom', 'withdrawn_at'])} "
+           f"{history.merged_cte('w', compared + ['geom', 'withdrawn_at']) if history_kept else ''} "
            f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), "
            f"(SELECT count(*) FROM \"{staged}\") FROM w")
     inserted, updated, total = conn.execute(text(sql), stamp.params()).one()

@@ -4,7 +4,7 @@ in asset_map.privacy and asset_map.store.assets."""
 
 from pathlib import Path
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, current_app, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy.exc import SQLAlchemyError
 
 from asset_map import privacy
@@ -45,12 +45,19 @@ def show(asset_id):
     role = current_role()
     engine = extensions.engine()
     # Kept pages are the anonymous page exactly: no query string (the sign-in link repeats it), no session (flash
-    # messages, a CSRF token). Who may see the asset is checked on every hit (maps.page_cache).
+    # messages, a CSRF token). Who may see the asset is checked on every hit of the table (maps.page_cache), and
+    # for this process's copies at most every PAGE_RECHECK_MS and after each of its writes.
     keepable = role in page_cache.ROLES and not request.query_string and not session
     if keepable:
-        stamp, html = page_cache.lookup(engine, asset_id, role=role, deployment=_deployment())
-        if html is not None:
-            return page_cache.served(html, csp_nonce())
+        pages = _process_pages()
+        checked = pages.stamp(engine, _deployment())
+        page = pages.get(asset_id, role, checked)
+        if page is None:
+            stamp, html = page_cache.lookup(engine, asset_id, role=role, deployment=_deployment())
+            if html is not None:
+                page = pages.put(asset_id, role, checked, html)
+        if page is not None:
+            return _served(page)
     asset = asset_page.load(engine, asset_id, role=role, need=_need())
     settings = current_app.config["ASSET_MAP"]
     html = render_template("assets/show.html", asset=asset, may_edit=privacy.may_edit(role, asset["tier"],
@@ -60,11 +67,36 @@ def show(asset_id):
                            walk_network=asset["walk_network"],
                            tiles=settings["TILES"], tiles_attribution=settings["TILES_ATTRIBUTION"])
     if keepable and not session:
+        kept = page_cache.holed(html, g.get("csp_nonce"))
         try:
-            page_cache.keep(engine, asset_id, role=role, stamp=stamp, html=html, nonce=g.get("csp_nonce"))
+            page_cache.keep(engine, asset_id, role=role, stamp=stamp, html=kept)
         except SQLAlchemyError as err:  # a page not kept is drawn again next time; the reader still gets this one
             current_app.logger.warning("asset page %s not kept: %s", asset_id, err)
+        pages.put(asset_id, role, checked, kept)
     return html
+
+
+def _served(page):
+    """A kept page with this response's nonce; gzip-compressed already when the client takes gzip (serving's
+    compression leaves a response that has its encoding alone)."""
+    nonce = csp_nonce()
+    if request.accept_encodings["gzip"]:
+        return Response(page.gzipped(nonce), mimetype="text/html", headers={"Content-Encoding": "gzip"})
+    return Response(page.served(nonce), mimetype="text/html")
+
+
+def _process_pages():
+    return extensions.kept("asset_map.asset_pages", lambda settings: page_cache.ProcessPages(
+        settings["PAGE_CACHE_MB"] * 2**20, recheck_s=settings["PAGE_RECHECK_MS"] / 1000))
+
+
+@bp.after_app_request
+def _writes_seen(response):
+    """Any request that may have written (a form, an API call, whichever blueprint) makes this process's next asset
+    page check the store again, so what this process changed (a withdrawal, a restricted asset) is seen at once."""
+    if request.method not in ("GET", "HEAD", "OPTIONS") and "asset_map.asset_pages" in current_app.extensions:
+        current_app.extensions["asset_map.asset_pages"].forget()
+    return response
 
 
 def _deployment():
