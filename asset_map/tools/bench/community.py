@@ -3,7 +3,8 @@ pages, and one suggestion with its nearest assets and likely duplicates) at 20 c
 10,000 suggestions waiting, served by gunicorn as `asset-map serve` runs it.
 
 Reference, measured in the same run against the same server: /healthz (one database round trip). The target is
-the issue's: p95 under 100 ms at 20 clients. Moderators are identified by an organiser's API token (a GET with a
+the issue's, for the form and the queue: p95 under 100 ms at 20 clients; one suggestion's page is reported beside
+them without a target. Moderators are identified by an organiser's API token (a GET with a
 bearer token goes through the same role check as a signed-in session).
 """
 
@@ -57,10 +58,13 @@ def _settle(url, timeout_s=120):
             return
 
 
-def _figure(name, result, reference):
+def _figure(name, result, reference, *, targeted=True):
+    """``targeted``: the issue's target applies (the form and the queue); a suggestion's own page is reported
+    against the same reference without one."""
+    met = result.p95_ms < TARGET_P95_MS and result.errors == 0
     return Figure(AREA, f"{name}, {CLIENTS} clients, {ASSETS:,} assets, {WAITING:,} waiting", result.p95_ms,
                   "ms p95", reference="/healthz p95, same server and run", reference_value=reference.p95_ms,
-                  target=f"p95 < {TARGET_P95_MS:.0f} ms", met=result.p95_ms < TARGET_P95_MS and result.errors == 0,
+                  target=f"p95 < {TARGET_P95_MS:.0f} ms" if targeted else None, met=met if targeted else None,
                   notes=f"{result.summary()}; {result.p95_ms / max(reference.p95_ms, 0.01):.1f}x the reference p95")
 
 
@@ -100,7 +104,10 @@ def run(ctx):
         detail = loadgen.run(server.url, detail_paths, clients=CLIENTS, seconds=seconds, headers=moderator)
     figures.append(_figure("suggestion form (GET /suggest)", form, reference))
     figures.append(_figure("moderation queue (/moderation, by district, paged)", queue, reference))
-    figures.append(_figure("one suggestion with nearest assets and duplicates (/moderation/<id>)", detail, reference))
+    # 200 different suggestions at 20 clients: each is drawn afresh (its nearest assets and likely duplicates are
+    # asked of the store every time), which is what a moderator opening one costs.
+    figures.append(_figure("one suggestion with nearest assets and duplicates (/moderation/<id>)", detail, reference,
+                           targeted=False))
     ctx.notes.append(f"community: {waiting:,} suggestions waiting in {len(districts)} districts; "
                      f"reference /healthz {reference.summary()}")
     return figures
