@@ -20,6 +20,7 @@ from asset_map.api import cql2_
 from asset_map.api import layers as layer_defs
 from asset_map.api.geojson import feature_sql
 from asset_map.errors import DatabaseUnavailable, InputError, NotFound
+from asset_map.store import change_stamps
 from asset_map.store.assets import AssetFilter, parse_bbox, parse_int
 from asset_map.vocabulary import DEFAULT_STATUSES, STATUSES
 
@@ -234,7 +235,7 @@ def items(engine, layer, q, *, role, base, suppress_below=5):
     key = (str(engine.url), layer.id, source, repr(sorted(params.items())))
     known_stamp, known = _MATCHED.get(key, (None, None))
     params.update(p_limit=q.limit, p_offset=q.offset, p_known=known, p_known_stamp=known_stamp)
-    stamp = f"(SELECT max(id) FROM tile_changes WHERE family = '{_FAMILY.get(layer.kind, 'assets')}')"
+    stamp = change_stamps.newest(_FAMILY.get(layer.kind, "assets"))
     # The full count runs only when this page is full and the count is not known; otherwise it is known from the
     # page or from before (InitPlans run only when CASE reaches them).
     sql = (f"WITH page AS (SELECT {feature_sql(layer)} AS f {source} ORDER BY {layer.id_sql} "

@@ -32,6 +32,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from asset_map.errors import NotFound
+from asset_map.store import change_stamps
 from asset_map.store.assets import role_rank, visibility_condition
 
 ROLES = ("public",)
@@ -54,8 +55,7 @@ def deployment_key(settings, template_dirs):
 # What every kept page depends on besides its own asset: the deployment, the newest change of any asset and of
 # reference data (the database triggers of migration 0015 write those for every statement that changes them, so a
 # nearby asset's change or a new need decile is seen) and the street networks loaded.
-_STAMP = ("concat_ws(':', CAST(:d AS text), (SELECT max(id) FROM tile_changes WHERE family = 'assets'), "
-          "(SELECT max(id) FROM tile_changes WHERE family = 'reference'), "
+_STAMP = (f"concat_ws(':', CAST(:d AS text), {change_stamps.newest('assets')}, {change_stamps.newest('reference')}, "
           "(SELECT extract(epoch FROM max(loaded_at)) FROM network_loads))")
 
 

@@ -13,11 +13,16 @@ FAMILIES = ("reference", "assets")
 COMMUNITY = "community"
 
 
+def newest(family):
+    """SQL for the newest change id of ``family`` (one of ours, so written in as it is), for statements that read
+    a stamp together with what depends on it."""
+    return f"(SELECT max(id) FROM tile_changes WHERE family = '{family}')"
+
+
 def _sql(families):
     # Constant (the families are ours), so it is sent as it is: binding and compiling cost three times the round
     # trip on a path every kept answer takes.
-    return ("SELECT f, (SELECT max(id) FROM tile_changes c WHERE c.family = f) "
-            f"FROM unnest(ARRAY[{', '.join(repr(f) for f in families)}]::text[]) AS f")
+    return f"SELECT {', '.join(f'{f!r}, {newest(f)}' for f in families)}"
 
 
 _SQL = {FAMILIES: _sql(FAMILIES)}
@@ -26,7 +31,8 @@ _SQL = {FAMILIES: _sql(FAMILIES)}
 def stamps(conn, families=FAMILIES):
     """{family: newest change id}; one index probe per family."""
     sql = _SQL.get(families) or _SQL.setdefault(families, _sql(families))
-    return {f: int(v or 0) for f, v in conn.exec_driver_sql(sql)}
+    row = conn.exec_driver_sql(sql).one()
+    return {row[i]: int(row[i + 1] or 0) for i in range(0, len(row), 2)}
 
 
 def record(conn, family):
