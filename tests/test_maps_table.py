@@ -2,10 +2,12 @@
 nulls, first/last links, counts exact up to a threshold and marked estimated beyond, bad cursors, and the CSV
 streamed under an export slot."""
 
+import gzip
 import re
 from html import unescape
 
 import pytest
+from flask import request
 from sqlalchemy import text
 
 from asset_map.maps import table
@@ -87,9 +89,62 @@ def test_counts_are_exact_up_to_the_threshold_then_estimated(synth_db, tmp_path,
     total = int(re.search(r"<p class=\"govuk-body\">([\d,]+) assets match", html).group(1).replace(",", ""))
     assert total > 300 and "estimated" not in html
     monkeypatch.setattr(table, "EXACT_COUNT_UP_TO", 100)
-    html = web.get("/assets").get_data(as_text=True)
+    html = make_app(synth_db, tmp_path).test_client().get("/assets").get_data(as_text=True)  # not the kept page
     assert re.search(r"about [\d,]+ assets match these filters <span[^>]*>estimated</span>", html)
     assert "Page 1 of about" in html
+
+
+def _total(html):
+    return int(re.search(r"([\d,]+) assets? match", html).group(1).replace(",", ""))
+
+
+def test_public_pages_are_kept_until_the_assets_change(synth_db, eng, tmp_path):
+    web = make_app(synth_db, tmp_path).test_client()
+    first = web.get("/assets?q=Unverified+Hall", headers={"Accept-Encoding": "gzip"})
+    assert first.headers["Content-Encoding"] == "gzip"
+    assert _total(gzip.decompress(first.get_data()).decode()) == 45
+    try:
+        with eng.begin() as conn:   # a change no trigger records: the kept page is what is served
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+            conn.execute(text("UPDATE assets SET name = 'Unverified Hall by hand' WHERE id = "
+                              "(SELECT min(id) FROM assets WHERE name LIKE 'Unverified Hall %')"))
+        kept = web.get("/assets?q=Unverified+Hall").get_data(as_text=True)
+        assert _total(kept) == 45 and "Unverified Hall by hand" not in kept
+        add_hand_made(eng, [("kept-1", "Unverified Hall 9", "organisation", "community_centre", -2.07, 52.78,
+                             {"last_verified": None, "postcode": None})])   # an import: the stamp moves
+        fresh = web.get("/assets?q=Unverified+Hall").get_data(as_text=True)
+        assert _total(fresh) == 46 and "Unverified Hall by hand" in fresh
+    finally:
+        with eng.begin() as conn:
+            conn.execute(text("DELETE FROM assets WHERE name = 'Unverified Hall 9' OR match_key = 'kept-1'"))
+            conn.execute(text("UPDATE assets SET name = 'Unverified Hall 0' WHERE name = 'Unverified Hall by hand'"))
+
+
+def _email_column(html):
+    return re.search(r">\s*Email\s*</th>", html) is not None
+
+
+def test_a_signed_in_readers_table_is_never_a_kept_public_page(synth_db, eng, tmp_path, monkeypatch):
+    """Organisers and officers see contact columns: their pages are drawn for them, and a public reader never gets
+    one. With pages kept for every role under a key that forgets the role, the public would be sent the officer's."""
+    from asset_map.maps import page_cache
+    from asset_map.web import tables
+    from tests.accounts import signed_in_client
+
+    app = make_app(synth_db, tmp_path)
+    public = app.test_client()
+    assert not _email_column(public.get("/assets").get_data(as_text=True))
+    officer = signed_in_client(app, eng, "officer")
+    assert _email_column(officer.get("/assets").get_data(as_text=True))
+    assert not _email_column(public.get("/assets").get_data(as_text=True))
+
+    leaky = make_app(synth_db, tmp_path)
+    monkeypatch.setattr(page_cache, "ROLES", ("public", "officer"))
+    monkeypatch.setattr(tables, "_page_key", lambda role: (request.query_string,))
+    monkeypatch.setattr(tables, "session", {})
+    officer = signed_in_client(leaky, eng, "officer")
+    assert _email_column(officer.get("/assets").get_data(as_text=True))
+    assert _email_column(leaky.test_client().get("/assets").get_data(as_text=True))
 
 
 def test_links_walk_the_table_and_bad_cursors_are_400(synth_db, tmp_path):

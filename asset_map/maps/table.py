@@ -81,13 +81,17 @@ def decode_cursor(token, name):
 def count(engine, flt, *, role):
     """(total, estimated): exact up to EXACT_COUNT_UP_TO (a bounded scan), else the planner's estimate, which costs
     no scan at all (a million rows are never counted to draw a page)."""
-    where, params = flt.where(role=role)
     with engine.connect() as conn:
-        capped = conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM assets a WHERE {where} LIMIT :cap) c"),
-                              {**params, "cap": EXACT_COUNT_UP_TO + 1}).scalar()
-        if capped <= EXACT_COUNT_UP_TO:
-            return int(capped), False
-        plan = conn.execute(text(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM assets a WHERE {where}"), params).scalar()
+        return _count(conn, flt, role=role)
+
+
+def _count(conn, flt, *, role):
+    where, params = flt.where(role=role)
+    capped = conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM assets a WHERE {where} LIMIT :cap) c"),
+                          {**params, "cap": EXACT_COUNT_UP_TO + 1}).scalar()
+    if capped <= EXACT_COUNT_UP_TO:
+        return int(capped), False
+    plan = conn.execute(text(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM assets a WHERE {where}"), params).scalar()
     planned = plan[0]["Plan"]["Plan Rows"] if isinstance(plan, list) else json.loads(plan)[0]["Plan"]["Plan Rows"]
     return max(int(planned), EXACT_COUNT_UP_TO + 1), True
 
@@ -124,7 +128,13 @@ def page(engine, flt, *, role="public", sort="name", direction="asc", page_no=No
     the ``last``. ``page_no`` alone (an old ?page=N link) seeks by offset; it is also carried in links for the
     "Page N of M" caption. Nulls sort last in both directions."""
     sort, direction = parse_sort(sort, direction)
-    total, estimated = count(engine, flt, role=role)
+    with engine.connect() as conn:  # one connection for the page's questions
+        return _page(conn, flt, role=role, sort=sort, direction=direction, page_no=page_no, after=after,
+                     before=before, last=last, page_size=page_size)
+
+
+def _page(conn, flt, *, role, sort, direction, page_no, after, before, last, page_size):
+    total, estimated = _count(conn, flt, role=role)
     pages = max(1, -(-total // page_size))
     shown_no = page_no or 1
     if page_no is not None and (page_no < 1 or (page_no > pages and not estimated)):
@@ -142,7 +152,7 @@ def page(engine, flt, *, role="public", sort="name", direction="asc", page_no=No
     elif after:
         cursor = decode_cursor(after, "after")
     elif page_no and page_no > 1:
-        cursor = _cursor_at(engine, where, params, sort, direction, (page_no - 1) * page_size)
+        cursor = _cursor_at(conn, where, params, sort, direction, (page_no - 1) * page_size)
         if cursor is None:
             msg = f"Parameter 'page' has value {page_no}: expected 1 to {pages}."
             raise InputError(msg)
@@ -152,8 +162,7 @@ def page(engine, flt, *, role="public", sort="name", direction="asc", page_no=No
     if cursor is not None:
         params.update(c_value=cursor[0], c_id=cursor[1])
     sql = _seek_sql(cols, where, sort, seek_dir, nulls_first=reverse, cursor=cursor)
-    with engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(text(sql), params)]
+    rows = [dict(r._mapping) for r in conn.execute(text(sql), params)]
     more = len(rows) > page_size
     rows = rows[:page_size]
     if reverse:
@@ -175,13 +184,12 @@ def page(engine, flt, *, role="public", sort="name", direction="asc", page_no=No
     return Page(plain, total, estimated, pages, min(shown_no, pages), cursors)
 
 
-def _cursor_at(engine, where, params, sort, direction, offset):
+def _cursor_at(conn, where, params, sort, direction, offset):
     """The cursor after the row at ``offset`` in (sort, id) order: how an old ?page=N link finds its place."""
     d = direction.upper()
     sql = (f"SELECT a.{sort}, a.id FROM assets a WHERE {where} ORDER BY a.{sort} {d} NULLS LAST, a.id {d} "
            "OFFSET :off LIMIT 1")
-    with engine.connect() as conn:
-        row = conn.execute(text(sql), {**params, "off": offset - 1}).first()
+    row = conn.execute(text(sql), {**params, "off": offset - 1}).first()
     return None if row is None else (None if row[0] is None else str(row[0]), int(row[1]))
 
 

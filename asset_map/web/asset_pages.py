@@ -4,7 +4,7 @@ in asset_map.privacy and asset_map.store.assets."""
 
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy.exc import SQLAlchemyError
 
 from asset_map import privacy
@@ -15,7 +15,7 @@ from asset_map.vocabulary import STATUSES, TIERS, VISIBILITIES
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, current_role, require_role
 from asset_map.web.lazy import lazy
-from asset_map.web.security import csp_nonce
+from asset_map.web.serving import send_kept
 
 # geopandas comes with the edits module: loaded by the first edit, not at start-up.
 asset_page = lazy("asset_map.maps.asset_page")
@@ -57,7 +57,7 @@ def show(asset_id):
             if html is not None:
                 page = pages.put(asset_id, role, checked, html)
         if page is not None:
-            return _served(page)
+            return send_kept(page)
     asset = asset_page.load(engine, asset_id, role=role, need=_need())
     settings = current_app.config["ASSET_MAP"]
     html = render_template("assets/show.html", asset=asset, may_edit=privacy.may_edit(role, asset["tier"],
@@ -74,15 +74,6 @@ def show(asset_id):
             current_app.logger.warning("asset page %s not kept: %s", asset_id, err)
         pages.put(asset_id, role, checked, kept)
     return html
-
-
-def _served(page):
-    """A kept page with this response's nonce; gzip-compressed already when the client takes gzip (serving's
-    compression leaves a response that has its encoding alone)."""
-    nonce = csp_nonce()
-    if request.accept_encodings["gzip"]:
-        return Response(page.gzipped(nonce), mimetype="text/html", headers={"Content-Encoding": "gzip"})
-    return Response(page.served(nonce), mimetype="text/html")
 
 
 def _process_pages():

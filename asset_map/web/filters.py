@@ -22,7 +22,7 @@ def request_filter():
 
 
 def form_choices(flt):
-    engine, role = extensions.engine(), current_role()
+    engine, role = extensions.read_engine(), current_role()
     table = styles.load()
     if set(flt.status) == set(STORED_STATUSES):
         current = "all"

@@ -5,9 +5,10 @@ Compression is Flask-Compress (gzip, brotli, zstd as the client accepts) for HTM
 304) and get a max-age: long for the vendored libraries, whose versions are pinned, short for our own CSS.
 """
 
-from flask import request
+from flask import Response, request
 from flask_compress import Compress
 
+from asset_map.web.security import csp_nonce
 from asset_map.web.vendored import VENDOR_PREFIX
 
 GEOJSON_TYPES = ["application/geo+json", "application/vnd.geo+json"]
@@ -33,6 +34,16 @@ def init_app(app):
         return settings["STATIC_MAX_AGE_S"]
 
     app.get_send_file_max_age = max_age
+
+
+def send_kept(page):
+    """A page kept rendered (maps.page_cache.Page) with this response's CSP nonce, gzip-compressed already when the
+    client takes gzip (the compression above leaves a response that has its encoding alone)."""
+    nonce = csp_nonce()
+    if request.accept_encodings["gzip"]:
+        return Response(page.gzipped(nonce), mimetype="text/html",
+                        headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+    return Response(page.served(nonce), mimetype="text/html", headers={"Vary": "Accept-Encoding"})
 
 
 def _mimetypes():

@@ -3,16 +3,19 @@ GOV.UK Frontend fonts and images its CSS asks for at /assets/... (the same prefi
 
 from datetime import date
 
-from flask import Blueprint, Response, current_app, render_template, request, send_from_directory, stream_with_context
+from flask import (Blueprint, Response, current_app, g, render_template, request, send_from_directory, session,
+                   stream_with_context)
 
 from asset_map.config import attribution_lines
 
 from asset_map.errors import NotFound
-from asset_map.maps import styles, table
+from asset_map.maps import page_cache, styles, table
+from asset_map.store.change_stamps import StampedCache
 from asset_map.vocabulary import TIER_LABELS
 from asset_map.web import extensions
 from asset_map.web.auth import current_role, record_read
 from asset_map.web.filters import form_choices, request_filter
+from asset_map.web.serving import send_kept
 from asset_map.web.slots import slots
 from asset_map.web.vendored import DEFAULT_DIR
 
@@ -31,16 +34,38 @@ def _page_context():
 
 @bp.get("/assets")
 def assets():
+    role = current_role()
+    # The public's pages are kept rendered per process until the assets or reference data change (a hit costs the
+    # change stamps' one statement): a page is the same for every anonymous reader of the same address on the same
+    # day. Signed-in readers (contact columns, flash messages, CSRF tokens) are always drawn afresh.
+    if role not in page_cache.ROLES or session or not current_app.config["ASSET_MAP"]["TABLE_CACHE_MB"]:
+        return _table_page(role)
+    page = _kept_pages().get(extensions.read_engine(), _page_key(role), lambda: page_cache.Page(
+        page_cache.holed(_table_page(role), g.get("csp_nonce"))))
+    return send_kept(page)
+
+
+def _page_key(role):
+    # The role too, though only the public's pages are kept: a page is never served to a role it was not drawn for.
+    return role, request.query_string, date.today().isoformat()
+
+
+def _kept_pages():
+    return extensions.kept("asset_map.table_pages", lambda settings: StampedCache(
+        settings["TABLE_CACHE_MB"] * 2**20, weigh=lambda page: page.weight))
+
+
+def _table_page(role):
     flt = request_filter()
     sort, direction = table.parse_sort(request.args.get("sort"), request.args.get("dir"))
     page_no = request.args.get("page")
     page_no = None if page_no is None else (int(page_no) if page_no.isdigit() else 0)
-    result = table.page(extensions.engine(), flt, role=current_role(), sort=sort, direction=direction,
+    result = table.page(extensions.read_engine(), flt, role=role, sort=sort, direction=direction,
                         page_no=page_no, after=request.args.get("after"), before=request.args.get("before"),
                         last=request.args.get("last") == "1")
     return render_template("assets/table.html", rows=result.rows, total=result.total, estimated=result.estimated,
                            pages=result.pages, page_no=result.page_no, cursors=result.cursors, sort=sort,
-                           direction=direction, columns=table.columns_for(current_role()), sortable=table.SORTABLE,
+                           direction=direction, columns=table.columns_for(role), sortable=table.SORTABLE,
                            flt=flt, form=form_choices(flt), labels=styles.label_for, tiers=TIER_LABELS,
                            exact_up_to=table.EXACT_COUNT_UP_TO)
 
