@@ -227,3 +227,19 @@ def test_migration_0023_moves_the_links_into_partitions_and_back(engine, tmp_pat
         assert conn.execute(text("SELECT relkind FROM pg_class WHERE relname = 'asset_areas'")).scalar() == "p"
     geographies.load(engine, "wards", _features(tmp_path, [("A", "One", SQUARE)], name="again.geojson"))
     assert _links(engine) == before
+
+
+def test_a_geography_loaded_is_offered_by_a_kept_table_page(db_url, engine, tmp_path):
+    """The filter form of a kept /assets page lists the areas of every geography: loading one moves the reference
+    change stamp (migration 0026's triggers), so the page is drawn again with it. Without them the old page stays."""
+    from tests.conftest import make_app
+
+    web = make_app(db_url, tmp_path).test_client()
+    assert "Ward One" not in web.get("/assets").get_data(as_text=True)
+    geographies.load(engine, "wards", _features(tmp_path, [("A", "Ward One", SQUARE)]))
+    assert "Ward One" in web.get("/assets").get_data(as_text=True)
+    with engine.begin() as conn:
+        for table in ("geographies", "geography_areas"):
+            conn.execute(text(f"DROP TRIGGER tr_{table}_tile_change ON {table}"))
+    geographies.load(engine, "parishes", _features(tmp_path, [("P", "Parish Two", BOWTIE)], name="p.geojson"))
+    assert "Parish Two" not in web.get("/assets").get_data(as_text=True)

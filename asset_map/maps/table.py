@@ -123,18 +123,19 @@ def _seek_sql(cols, where, sort, direction, *, nulls_first, cursor):
 
 
 def page(engine, flt, *, role="public", sort="name", direction="asc", page_no=None, after=None, before=None,
-         last=False, page_size=PAGE_SIZE):
+         last=False, page_size=PAGE_SIZE, counted=None):
     """One page of the table by keyset: the first (nothing given), the one ``after`` or ``before`` a cursor, or
     the ``last``. ``page_no`` alone (an old ?page=N link) seeks by offset; it is also carried in links for the
-    "Page N of M" caption. Nulls sort last in both directions."""
+    "Page N of M" caption. Nulls sort last in both directions. ``counted``: the filter's (total, estimated) when the
+    caller kept it from an earlier page (``count``)."""
     sort, direction = parse_sort(sort, direction)
     with engine.connect() as conn:  # one connection for the page's questions
         return _page(conn, flt, role=role, sort=sort, direction=direction, page_no=page_no, after=after,
-                     before=before, last=last, page_size=page_size)
+                     before=before, last=last, page_size=page_size, counted=counted)
 
 
-def _page(conn, flt, *, role, sort, direction, page_no, after, before, last, page_size):
-    total, estimated = _count(conn, flt, role=role)
+def _page(conn, flt, *, role, sort, direction, page_no, after, before, last, page_size, counted):
+    total, estimated = counted or _count(conn, flt, role=role)
     pages = max(1, -(-total // page_size))
     shown_no = page_no or 1
     if page_no is not None and (page_no < 1 or (page_no > pages and not estimated)):

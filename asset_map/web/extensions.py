@@ -4,7 +4,7 @@ the app starts (and answers 503) while the database is down."""
 from flask import current_app
 
 from asset_map.maps.spec import LAYERS_DIR, load_layers
-from asset_map.store.db import database_url, get_engine, make_engine
+from asset_map.store.db import get_engine
 from asset_map.web import vendored
 
 
@@ -40,16 +40,7 @@ def layers():
     return current_app.extensions["asset_map.layers"]
 
 
-# psycopg prepares a statement it sees often, and PostgreSQL then plans it once without its values: for a bounding
-# box it guesses a few rows, and an OGC page of a district (16,000 matches) took 50 ms by that plan instead of 3 ms
-# planned with its box. A plan per execution costs a millisecond at most here.
-READ_SERVER_OPTIONS = "-c plan_cache_mode=force_custom_plan"
-
-
 def read_engine():
-    """For reads at a high rate (the OGC API and ORUK feed, who is asking, the moderation pages): autocommit (no
-    BEGIN/ROLLBACK round trips) and no ping on checkout (a connection the server dropped fails one request with 503
-    and is then replaced). Several statements on one of its connections do not share a snapshot."""
-    return kept("asset_map.read_engine", lambda settings: make_engine(
-        database_url(settings), settings, pre_ping=False, isolation_level="AUTOCOMMIT",
-        server_options=READ_SERVER_OPTIONS))
+    """For reads at a high rate (the OGC API and ORUK feed, who is asking, the moderation pages, the asset table):
+    store.db.get_engine's read engine, disposed with the others (tests copy databases that must have no sessions)."""
+    return kept("asset_map.read_engine", lambda settings: get_engine(settings, reads=True))

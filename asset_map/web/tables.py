@@ -1,6 +1,7 @@
 """The non-map view: /assets as an accessible, sortable table with the map's filters, its CSV download, and the
 GOV.UK Frontend fonts and images its CSS asks for at /assets/... (the same prefix; Flask tells them apart)."""
 
+import json
 from datetime import date
 
 from flask import (Blueprint, Response, current_app, g, render_template, request, send_from_directory, session,
@@ -22,6 +23,7 @@ from asset_map.web.vendored import DEFAULT_DIR
 bp = Blueprint("tables", __name__)
 # The category styles are checked when the app starts, like the layer files: a broken file names every problem.
 bp.record_once(lambda _state: styles.load())
+COUNTS_KEPT = 1024   # filters whose counts a process keeps
 GOVUK_ASSETS = DEFAULT_DIR / "govuk-frontend" / "dist" / "govuk" / "assets"
 
 
@@ -55,14 +57,22 @@ def _kept_pages():
         settings["TABLE_CACHE_MB"] * 2**20, weigh=lambda page: page.weight))
 
 
+def _kept_counts():
+    return extensions.kept("asset_map.table_counts", lambda _: StampedCache(COUNTS_KEPT, weigh=lambda _: 1))
+
+
 def _table_page(role):
     flt = request_filter()
     sort, direction = table.parse_sort(request.args.get("sort"), request.args.get("dir"))
     page_no = request.args.get("page")
     page_no = None if page_no is None else (int(page_no) if page_no.isdigit() else 0)
-    result = table.page(extensions.read_engine(), flt, role=role, sort=sort, direction=direction,
-                        page_no=page_no, after=request.args.get("after"), before=request.args.get("before"),
-                        last=request.args.get("last") == "1")
+    engine = extensions.read_engine()
+    # Every page of a filter has the same count: kept per process until the assets change.
+    counted = _kept_counts().get(engine, (role, json.dumps(flt.as_args(), sort_keys=True)),
+                                 lambda: table.count(engine, flt, role=role))
+    result = table.page(engine, flt, role=role, sort=sort, direction=direction, page_no=page_no,
+                        after=request.args.get("after"), before=request.args.get("before"),
+                        last=request.args.get("last") == "1", counted=counted)
     return render_template("assets/table.html", rows=result.rows, total=result.total, estimated=result.estimated,
                            pages=result.pages, page_no=result.page_no, cursors=result.cursors, sort=sort,
                            direction=direction, columns=table.columns_for(role), sortable=table.SORTABLE,
