@@ -6,6 +6,8 @@ from datetime import timezone
 
 from sqlalchemy import text
 
+from asset_map.store import keyset
+
 ACTIONS = ("sign-in", "sign-in-failed", "sign-out", "import", "export", "role-change", "user-add", "user-remove",
            "token-create", "token-revoke", "password-change",
            # Individuals' rights and the data's lifecycle (asset_map.people, asset_map.retention): ids and counts only.
@@ -63,18 +65,34 @@ def _conditions(filters):
     return (" AND ".join(conds) or "TRUE"), params
 
 
-def events(engine, filters=None, *, limit=100, offset=0):
-    """(total, rows) of the log, newest first, as dicts."""
+def events(engine, filters=None, *, limit=100):
+    """(total, rows) of the newest ``limit`` entries of the log, as dicts; ``total`` counted exactly (for an export's
+    own audit record: the page reader uses ``page``, which never counts a long log)."""
     where, params = _conditions(filters or {})
     with engine.connect() as conn:
         total = conn.execute(text(f"SELECT count(*) FROM audit_log WHERE {where}"), params).scalar_one()
-        rows = conn.execute(text(f"SELECT id, at, actor, action, target, rows, details FROM audit_log WHERE {where} "
-                                 "ORDER BY at DESC, id DESC LIMIT :limit OFFSET :offset"),
-                            {**params, "limit": int(limit), "offset": int(offset)}).mappings().all()
-    out = [dict(r) for r in rows]
-    for r in out:
-        r["at"] = r["at"].astimezone(timezone.utc)
-    return total, out
+        rows = conn.execute(text(f"SELECT {_COLUMNS} FROM audit_log a WHERE {where} ORDER BY at DESC, id DESC "
+                                 "LIMIT :limit"), {**params, "limit": int(limit)}).mappings().all()
+    return total, [_utc(dict(r)) for r in rows]
+
+
+def page(engine, filters=None, *, size=100, after=None, before=None, last=False):
+    """One keyset.Page of the log, newest first (by ``at``, then ``id``): the first, the one ``after`` or ``before``
+    a cursor, or the ``last`` (the oldest entries). Seeks through the (at, id) index, however long the log."""
+    where, params = _conditions(filters or {})
+    with engine.connect() as conn:
+        found = keyset.seek(conn, _COLUMNS, f"FROM audit_log a WHERE {where}", params, key="a.at", cast="timestamptz",
+                            descending=True, size=size, after=after, before=before, last=last)
+    found.rows = [_utc(r) for r in found.rows]
+    return found
+
+
+_COLUMNS = "id, at, actor, action, target, rows, details"
+
+
+def _utc(row):
+    row["at"] = row["at"].astimezone(timezone.utc)
+    return row
 
 
 def _cell(value):

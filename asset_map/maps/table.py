@@ -3,10 +3,7 @@
 CSV is written for spreadsheets by the one CSV writer (``asset_map.csv_writer``: BOM, formula guard).
 """
 
-import base64
-import binascii
 import io
-import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -15,6 +12,8 @@ from sqlalchemy import text
 from asset_map.csv_writer import CsvWriter
 
 from asset_map.errors import InputError
+from asset_map.store import keyset
+from asset_map.store.keyset import decode_cursor, encode_cursor
 from asset_map.vocabulary import role_rank
 
 COLUMNS = [("name", "Name"), ("tier", "Tier"), ("category", "Category"), ("offers", "Offers"),
@@ -25,7 +24,7 @@ SORTABLE = ("name", "tier", "category", "postcode", "district_code", "status", "
 PAGE_SIZE = 100
 # Counting is exact up to this many matching rows (a bounded scan of a few milliseconds); beyond, the table says
 # "about N (estimated)" from the planner's estimate.
-EXACT_COUNT_UP_TO = 2_000
+EXACT_COUNT_UP_TO = keyset.EXACT_COUNT_UP_TO
 # Sort columns whose cursor value is not text.
 _SORT_TYPES = {"last_verified": "date"}
 
@@ -61,23 +60,6 @@ class Page:
     cursors: dict = field(default_factory=dict)
 
 
-def encode_cursor(value, row_id):
-    raw = json.dumps([None if value is None else str(value), int(row_id)], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
-
-
-def decode_cursor(token, name):
-    try:
-        value, row_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("utf-8"))
-        if value is not None and not isinstance(value, str):
-            raise ValueError
-        return value, int(row_id)
-    except (ValueError, TypeError, UnicodeDecodeError, binascii.Error) as err:
-        msg = (f"Parameter '{name}' has value {token[:40]!r}: not a position this table gave out; start again from "
-               "the first page.")
-        raise InputError(msg) from err
-
-
 def count(engine, flt, *, role):
     """(total, estimated): exact up to EXACT_COUNT_UP_TO (a bounded scan), else the planner's estimate, which costs
     no scan at all (a million rows are never counted to draw a page)."""
@@ -87,13 +69,7 @@ def count(engine, flt, *, role):
 
 def _count(conn, flt, *, role):
     where, params = flt.where(role=role)
-    capped = conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM assets a WHERE {where} LIMIT :cap) c"),
-                          {**params, "cap": EXACT_COUNT_UP_TO + 1}).scalar()
-    if capped <= EXACT_COUNT_UP_TO:
-        return int(capped), False
-    plan = conn.execute(text(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM assets a WHERE {where}"), params).scalar()
-    planned = plan[0]["Plan"]["Plan Rows"] if isinstance(plan, list) else json.loads(plan)[0]["Plan"]["Plan Rows"]
-    return max(int(planned), EXACT_COUNT_UP_TO + 1), True
+    return keyset.count(conn, f"FROM assets a WHERE {where}", params, exact_up_to=EXACT_COUNT_UP_TO)
 
 
 def _seek_sql(cols, where, sort, direction, *, nulls_first, cursor):

@@ -62,16 +62,34 @@ def _filter(register, field, q):
     return " AND ".join(conds), params
 
 
-def page(conn, register, *, field=None, q=None, limit=50, offset=0):
-    """(total, rows) of the register's quarantined rows matching the filters, by source row."""
-    from sqlalchemy import text
+def page(conn, register, *, field=None, q=None, size=50, after=None, before=None, last=False, counted=True):
+    """One keyset.Page of the register's quarantined rows matching the filters, by source row (then id): the first,
+    the one ``after`` or ``before`` a cursor, or the ``last``."""
+    from asset_map.store import keyset
 
     where, params = _filter(register, field, q)
-    total = conn.execute(text(f"SELECT count(*) FROM quarantine q WHERE {where}"), params).scalar()
-    rows = conn.execute(text(f"SELECT q.id, q.source_row, q.row, q.problems, q.created_at FROM quarantine q "
-                             f"WHERE {where} ORDER BY q.source_row, q.id LIMIT :n OFFSET :o"),
-                        {**params, "n": int(limit), "o": int(offset)}).mappings().all()
-    return total, [dict(r) for r in rows]
+    return keyset.seek(conn, "q.id, q.source_row, q.row, q.problems, q.created_at",
+                       f"FROM quarantine q WHERE {where}", params, key="coalesce(q.source_row, 0)", cast="integer",
+                       size=size, after=after, before=before, last=last, counted=counted)
+
+
+def every_row(engine, register, *, batch=5000):
+    """Every quarantined row of the register by source row, a batch at a time, each batch on its own connection: a
+    download of any size holds one batch in memory and no transaction open."""
+    after = None
+    while True:
+        with engine.connect() as conn:
+            found = page(conn, register, size=batch, after=after, counted=False)
+        yield from found.rows
+        after = found.cursors.get("next")
+        if after is None:
+            return
+
+
+def count(conn, register):
+    from sqlalchemy import text
+
+    return conn.execute(text("SELECT count(*) FROM quarantine WHERE register = :r"), {"r": register}).scalar()
 
 
 def reasons(conn, register):

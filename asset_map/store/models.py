@@ -164,7 +164,7 @@ class Quarantine(Base):
     __tablename__ = "quarantine"
     id = Column(BigInteger, primary_key=True)
     # No foreign key (migration 0010): the importer writes the register row in the same transaction.
-    register = Column(String(128), nullable=False, index=True)
+    register = Column(String(128), nullable=False)  # indexed with (coalesce(source_row, 0), id): 0027
     source_row = Column(Integer)
     row = Column(JSONB, nullable=False)
     problems = Column(JSONB, nullable=False)
@@ -296,7 +296,8 @@ class AuditEvent(Base):
     target = Column(Text)
     details = Column(JSONB, nullable=False, server_default="{}")
     rows = Column(Integer)
-    __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_action_target_at", "action", "target", "at"))
+    __table_args__ = (Index("ix_audit_log_at_id", "at", "id"),
+                      Index("ix_audit_log_action_target_at", "action", "target", "at"))
 
 
 class Geography(Base):

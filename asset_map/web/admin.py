@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, flash, redirect, render_temp
 
 from asset_map import audit, people, users, vocabulary
 from asset_map.errors import InputError, NotFound
+from asset_map.store import keyset
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, require_role
 
@@ -29,11 +30,11 @@ def index():
 @require_role("admin")
 def audit_log():
     filters = _filters()
-    page = max(1, request.args.get("page", 1, type=int) or 1)
-    total, rows = audit.events(extensions.engine(), filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    found = audit.page(extensions.engine(), filters, size=PAGE_SIZE, after=request.args.get("after"),
+                       before=request.args.get("before"), last=request.args.get("last") == "1")
     kept = {k: v for k, v in filters.items() if v}
-    return render_template("admin/audit.html", rows=rows, total=total, page=page, page_size=PAGE_SIZE,
-                           filters=filters, kept=kept, actions=audit.ACTIONS)
+    return render_template("admin/audit.html", found=found, filters=filters, kept=kept, actions=audit.ACTIONS,
+                           exact_up_to=keyset.EXACT_COUNT_UP_TO)
 
 
 @bp.get("/audit.csv")

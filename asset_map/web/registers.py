@@ -13,6 +13,7 @@ from asset_map.errors import InputError, NotFound
 from asset_map.filenames import safe_filename
 from asset_map.registers.schema import FIELDS
 from asset_map.registers.store import get_register, list_registers
+from asset_map.store import keyset
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, current_role, record_read, require_role
 from asset_map.web.lazy import lazy
@@ -113,12 +114,31 @@ def quarantine_csv(name):
     engine = extensions.engine()
     get_register(engine, name)
     with engine.connect() as conn:
-        total, rows = quarantine.page(conn, name, limit=10**7)
+        total = quarantine.count(conn, name)
     audit("export", target=f"register:{name}", details={"format": "csv", "what": "quarantine"}, rows=total)
     body = ([r["id"], r["source_row"],
              "; ".join(f"{p['field']}: {p['reason']}" for p in r["problems"] if p.get("severity") == "error"),
-             *quarantine.row_fields(r).values()] for r in rows)
-    return _csv_table(["quarantine_id", "source_row", "problems", *FIELDS], body, f"{name}-quarantine.csv")
+             *quarantine.row_fields(r).values()] for r in quarantine.every_row(engine, name))
+    return _csv_stream(["quarantine_id", "source_row", "problems", *FIELDS], body, f"{name}-quarantine.csv")
+
+
+def _csv_stream(header, rows, filename, *, every=1000):
+    """Rows as a spreadsheet-safe CSV download sent as they are read, ``every`` rows a piece."""
+    def pieces():
+        out = io.StringIO()
+        writer = CsvWriter(out)
+        writer.header(header)
+        for n, row in enumerate(rows, start=1):
+            writer.row(row)
+            if n % every == 0:
+                yield out.getvalue().encode("utf-8")
+                out.seek(0)
+                out.truncate()
+        yield out.getvalue().encode("utf-8")
+
+    filename = safe_filename(filename, default="register.csv")
+    return Response(pieces(), content_type=MEDIA_TYPE,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 def _csv_table(header, rows, filename):
@@ -281,14 +301,13 @@ def quarantine_list(name):
     get_register(engine, name)
     field = request.args.get("field") or None
     q = (request.args.get("q") or "").strip() or None
-    page_no = max(1, request.args.get("page", 1, type=int) or 1)
     with engine.connect() as conn:
-        total, rows = quarantine.page(conn, name, field=field, q=q, limit=QUARANTINE_PAGE,
-                                      offset=(page_no - 1) * QUARANTINE_PAGE)
+        found = quarantine.page(conn, name, field=field, q=q, size=QUARANTINE_PAGE, after=request.args.get("after"),
+                                before=request.args.get("before"), last=request.args.get("last") == "1")
         reasons = quarantine.reasons(conn, name)
-    pages = max(1, -(-total // QUARANTINE_PAGE))
-    return render_template("registers/quarantine.html", name=name, rows=rows, total=total, page=page_no,
-                           pages=pages, field=field, q=q or "", reasons=reasons, row_fields=quarantine.row_fields)
+    kept = {k: v for k, v in (("name", name), ("field", field), ("q", q)) if v}
+    return render_template("registers/quarantine.html", name=name, found=found, kept=kept, field=field, q=q or "",
+                           reasons=reasons, row_fields=quarantine.row_fields, exact_up_to=keyset.EXACT_COUNT_UP_TO)
 
 
 @bp.route("/<name>/quarantine/<int:qid>", methods=["GET", "POST"])
