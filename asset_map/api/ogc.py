@@ -44,7 +44,7 @@ SCHEMA = "application/schema+json"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 # Parameters every items request may carry; anything else must be a queryable of the collection.
-ITEM_PARAMS = {"f", "bbox", "limit", "offset", "datetime", "bbox-crs", "filter", "filter-lang", "filter-crs"}
+ITEM_PARAMS = {"f", "bbox", "limit", "offset", "after", "datetime", "bbox-crs", "filter", "filter-lang", "filter-crs"}
 _ASSET_PARAMS = {"tier": "tier", "category": "category", "status": "status", "district_code": "district"}
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -53,6 +53,10 @@ _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 class ItemsQuery:
     limit: int = DEFAULT_LIMIT
     offset: int = 0
+    # The id of the last feature of the page before (the next links carry it): the page seeks past it through the
+    # id index instead of counting ``offset`` rows again, so a client paging through a whole layer (QGIS, GDAL)
+    # pays for each page what it pays for the first. ``offset`` still numbers the page.
+    after: int | str | None = None
     flt: AssetFilter = field(default_factory=AssetFilter)
     datetime: tuple | None = None
     properties: dict = field(default_factory=dict)
@@ -94,6 +98,18 @@ def parse_datetime(raw):
     return (day, day)
 
 
+def _after(layer, raw):
+    if raw in (None, ""):
+        return None
+    if layer.id_type == "integer" and raw.isdigit() and len(raw) < 19:
+        return int(raw)
+    if layer.id_type != "integer" and _ID.match(raw):
+        return raw
+    msg = (f"Parameter 'after' has value {raw[:40]!r}: not a position this collection gave out; follow the "
+           "links from the first page.")
+    raise InputError(msg)
+
+
 def parse_items(layer, args):
     """Validate an items request; bad values and unknown parameters are InputErrors (400)."""
     args = {k: args.get(k) for k in args}
@@ -110,7 +126,7 @@ def parse_items(layer, args):
         raise InputError(msg)
     # A limit above the maximum is not an error (OGC API - Features 1, /req/core/fc-limit-response): it is capped.
     q = ItemsQuery(limit=min(parse_int(args, "limit", DEFAULT_LIMIT, 1, 10**9), MAX_LIMIT),
-                   offset=parse_int(args, "offset", 0, 0, 10**9),
+                   offset=parse_int(args, "offset", 0, 0, 10**9), after=_after(layer, args.get("after")),
                    datetime=parse_datetime(args.get("datetime")), args=args)
     bbox = args.get("bbox")
     if bbox:
@@ -234,25 +250,31 @@ def items(engine, layer, q, *, role, base, suppress_below=5):
     # layer's data (moved by database triggers on every write) is the same.
     key = (str(engine.url), layer.id, source, repr(sorted(params.items())))
     known_stamp, known = _MATCHED.get(key, (None, None))
-    params.update(p_limit=q.limit, p_offset=q.offset, p_known=known, p_known_stamp=known_stamp)
+    params.update(p_limit=q.limit, p_offset=q.offset, p_known=known, p_known_stamp=known_stamp,
+                  p_skip=0 if q.after is not None else q.offset, p_after=q.after)
+    seek = f" AND {layer.id_sql} > :p_after" if q.after is not None else ""
     stamp = change_stamps.newest(_FAMILY.get(layer.kind, "assets"))
     # The full count runs only when this page is full and the count is not known; otherwise it is known from the
     # page or from before (InitPlans run only when CASE reaches them).
-    sql = (f"WITH page AS (SELECT {feature_sql(layer)} AS f {source} ORDER BY {layer.id_sql} "
-           f"LIMIT :p_limit OFFSET :p_offset), n AS (SELECT count(*) AS k FROM page), s AS (SELECT {stamp} AS v) "
+    sql = (f"WITH page AS (SELECT {feature_sql(layer)} AS f, {layer.id_sql} AS k {source}{seek} "
+           f"ORDER BY {layer.id_sql} LIMIT :p_limit OFFSET :p_skip), n AS (SELECT count(*) AS k FROM page), "
+           f"s AS (SELECT {stamp} AS v) "
            f"SELECT n.k, CASE WHEN n.k < :p_limit AND (n.k > 0 OR :p_offset = 0) THEN :p_offset + n.k "
            f"WHEN s.v IS NOT DISTINCT FROM CAST(:p_known_stamp AS bigint) THEN CAST(:p_known AS bigint) "
-           f"ELSE (SELECT count(*) {source}) END, (SELECT string_agg(f, ',') FROM page), s.v FROM n, s")
-    returned, matched, features, now = _fetch_one(engine, sql, params)
+           f"ELSE (SELECT count(*) {source}) END, (SELECT string_agg(f, ',') FROM page), s.v, "
+           f"(SELECT max(k) FROM page) FROM n, s")
+    returned, matched, features, now, last_key = _fetch_one(engine, sql, params)
     if known is None or now != known_stamp:
         if len(_MATCHED) >= 1024:
             _MATCHED.pop(next(iter(_MATCHED)))
         _MATCHED[key] = (now, matched)
     # The query string is encoded once and the links are spliced from it: they cost more than the SQL otherwise.
     page = f"{base}/collections/{layer.id}/items?"
-    kept = urlencode({k: v for k, v in q.args.items() if k not in ("offset", "f") and v not in (None, "")})
+    kept = urlencode({k: v for k, v in q.args.items() if k not in ("offset", "after", "f") and v not in (None, "")})
     kept = kept + "&" if kept else ""
     here = f"{kept}offset={q.offset}&" if q.offset else kept
+    if q.after is not None:
+        here += urlencode({"after": q.after}) + "&"
     links = [
         f'{{"href":{json.dumps(page + here + "f=json")},"rel":"self","type":"{GEOJSON}","title":"This page"}}',
         f'{{"href":{json.dumps(page + here + "f=html")},"rel":"alternate","type":"{HTML}",'
@@ -261,7 +283,7 @@ def items(engine, layer, q, *, role, base, suppress_below=5):
         f'"title":{json.dumps(layer.title)}}}',
     ]
     if q.offset + returned < matched:
-        href = f"{page}{kept}offset={q.offset + q.limit}&f=json"
+        href = f"{page}{kept}offset={q.offset + returned}&{urlencode({'after': last_key})}&f=json"
         links.append(f'{{"href":{json.dumps(href)},"rel":"next","type":"{GEOJSON}","title":"Next page"}}')
     if q.offset > 0:
         href = f"{page}{kept}offset={max(q.offset - q.limit, 0)}&f=json"

@@ -81,6 +81,10 @@ def _parameters():
                   "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
         "offset": {"name": "offset", "in": "query", "required": False,
                    "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000_000, "default": 0}},
+        "after": {"name": "after", "in": "query", "required": False,
+                  "description": "The id of the last feature of the page before, as the next links give it: the "
+                                 "page starts after that feature (with offset numbering the page)",
+                  "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$"}},
         "datetime": {"name": "datetime", "in": "query", "required": False,
                      "description": "Instant or interval (RFC 3339) on the date last verified",
                      "schema": {"type": "string", "pattern": _DATETIME_PATTERN}},
@@ -194,7 +198,7 @@ def document(engine, *, role, base):
                              {**ok("The collections", (JSON, _ref("schemas", "collections")), html),
                               **meta_errors}, [f]),
     }
-    common = [_ref("parameters", p) for p in ("bbox", "bbox-crs", "limit", "offset", "datetime", "filter",
+    common = [_ref("parameters", p) for p in ("bbox", "bbox-crs", "limit", "offset", "after", "datetime", "filter",
                                               "filter-lang", "filter-crs", "f")]
     for layer in layer_defs.available(engine, role):
         tags = [layer.id]
