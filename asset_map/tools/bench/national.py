@@ -10,6 +10,7 @@ bare gunicorn + Flask app (and the start-up of the app before this issue) for me
 """
 
 import gzip
+import json
 import os
 import shutil
 import signal
@@ -374,6 +375,7 @@ def _table_figures(srv, engine, seconds):
         step = table.page(engine, AssetFilter(), after=after)
         after = step.cursors["next"]
         walk.append(f"/assets?after={after}&page={middle + n + 2}")
+    figures.append(_ogc_deep_page(srv))
     lat, _, errors, wall = _fetch_all(srv.url, walk)
     p95 = float(np.percentile(lat, 95))
     figures.append(Figure(
@@ -382,6 +384,25 @@ def _table_figures(srv, engine, seconds):
         reference_value=round(offset_ref.p95_ms, 1), target="< 100 ms", met=p95 < 100 and not errors,
         notes=f"{len(walk) / wall:.0f} pages/s, p50 {np.percentile(lat, 50):.1f} ms, {len(errors)} errors"))
     return figures
+
+
+def _ogc_deep_page(srv):
+    """A page deep in a national layer as a client following next links gets it (after=, the id index) against the
+    same page by offset (which counts every row before it), one request at a time, median of 3."""
+    base = "/ogc/collections/organisations/items?limit=1000"
+    deep = json.loads(get(srv.url + base, timeout=120)[1])["numberMatched"] // 2000 * 1000
+    status, body, _ = get(srv.url + f"{base}&offset={deep - 1000}", timeout=120)
+    nxt = next(link["href"] for link in json.loads(body)["links"] if link["rel"] == "next")
+    by_link = nxt[nxt.index("/ogc/"):]
+    timed, statuses = {}, set()
+    for label, path in (("link", by_link), ("offset", f"{base}&offset={deep}")):
+        runs = [get(srv.url + path, timeout=120) for _ in range(3)]
+        statuses |= {f"{label} {r[0]}" for r in runs}
+        timed[label] = float(np.median([r[2] * 1000 for r in runs]))
+    return Figure(AREA, f"OGC items, the page at offset {deep:,} of organisations by its next link (after=), one "
+                  "client", round(timed["link"], 1), "ms", reference="the same page by offset",
+                  reference_value=round(timed["offset"], 1),
+                  notes=f"QGIS and GDAL page through a layer by its next links; statuses: {', '.join(sorted(statuses))}")
 
 
 # -- exports under load --------------------------------------------------------------------------------------------
