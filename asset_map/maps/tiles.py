@@ -185,11 +185,13 @@ def _polygon_sql(q, z, params, prepared=False):
     params.update(av=av, ind=indicator, nv=int(vintage))
     district = _district_sql(q, params)
     if z < DETAIL_ZOOM and not district:
-        # Only the decile: the shapes' codes are the areas' own, so the areas table is not needed.
-        return (_ENV + f"SELECT ST_AsMVT(t, 'need', :extent, 'geom') FROM (SELECT n.decile, {mvt} AS geom "
-                f"FROM {_shapes('areas', av, z, prepared)} s CROSS JOIN env LEFT JOIN need_indicators n "
-                "ON n.area_code = s.code AND n.indicator = :ind AND n.vintage = :nv OFFSET 0) t "
-                "WHERE t.geom IS NOT NULL")
+        # Only the decile, so one feature per decile: the areas' clipped shapes collected into a MultiPolygon. A
+        # national tile holds up to 17,000 areas, and a browser decodes, styles and draws ten features far faster
+        # than 17,000 (half the bytes, too). The shapes' codes are the areas' own: the areas table is not needed.
+        return (_ENV + "SELECT ST_AsMVT(t, 'need', :extent, 'geom') FROM (SELECT decile, ST_Collect(geom) AS geom "
+                f"FROM (SELECT n.decile, {mvt} AS geom FROM {_shapes('areas', av, z, prepared)} s CROSS JOIN env "
+                "LEFT JOIN need_indicators n ON n.area_code = s.code AND n.indicator = :ind AND n.vintage = :nv "
+                "OFFSET 0) u WHERE ST_Dimension(geom) = 2 GROUP BY decile) t")
     detail = "a.code, a.name, a.district_code, a.population, n.score, n.rank, " if z >= DETAIL_ZOOM else ""
     return (_ENV + f"SELECT ST_AsMVT(t, 'need', :extent, 'geom') FROM (SELECT {detail}n.decile, {mvt} AS geom "
             f"FROM {_shapes('areas', av, z, prepared)} s JOIN areas a ON a.code = s.code AND a.vintage = :av "
