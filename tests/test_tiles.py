@@ -203,6 +203,64 @@ def test_tiles_are_cached_and_a_new_asset_invalidates_them(synth_db, synth_engin
     assert after == before + 1
 
 
+def _sent(app, do):
+    """(statements sent, connections checked out) while ``do()`` runs, on every engine of the process."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.pool import Pool
+
+    statements, checkouts = [], []
+
+    def on_execute(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    def on_checkout(*args):
+        checkouts.append(1)
+
+    event.listen(Engine, "before_cursor_execute", on_execute)
+    event.listen(Pool, "checkout", on_checkout)
+    try:
+        do()
+    finally:
+        event.remove(Engine, "before_cursor_execute", on_execute)
+        event.remove(Pool, "checkout", on_checkout)
+    return statements, len(checkouts)
+
+
+def test_a_tile_takes_one_connection_and_reads_the_stamps_once(synth_db, tmp_path):
+    """The stamps and the prepared tables' state are one statement, the render another, on one connection; a tile
+    already on disk costs the one statement. (Each used to read the stamps three times on four connections.)"""
+    app = make_app(synth_db, tmp_path)
+    client = app.test_client()
+    lon, lat = centre(client)
+    assert decode(get_tile(client, "need", 8, lon, lat))  # the indicators loaded are now known to this process
+    statements, checkouts = _sent(app, lambda: decode(get_tile(client, "need", 9, lon, lat)))
+    assert (len(statements), checkouts) == (2, 1), statements
+    assert "tile_changes" in statements[0] and "tile_prep" in statements[0] and "ST_AsMVT" in statements[1]
+    statements, checkouts = _sent(app, lambda: decode(get_tile(client, "need", 9, lon, lat)))
+    assert (len(statements), checkouts) == (1, 1), statements
+
+
+def test_tiles_are_drawn_without_jit(synth_db, tmp_path):
+    """The read engine's sessions have JIT off, as render()'s transaction has (compiling a tile's SQL with LLVM
+    cost more than the tile)."""
+    from sqlalchemy import text
+
+    from asset_map.web import extensions
+
+    app = make_app(synth_db, tmp_path)
+    with app.app_context(), extensions.read_engine().connect() as conn:
+        assert conn.execute(text("SHOW jit")).scalar() == "off"
+
+
+def test_snapshot_is_the_stamps_and_the_prepared_state(synth_engine):
+    from asset_map.store import change_stamps
+
+    with synth_engine.connect() as conn:
+        snap = tile_prep.snapshot(conn)
+        assert (snap.stamps, snap.prep) == (change_stamps.stamps(conn), tile_prep.state(conn))
+
+
 def test_a_flood_of_uncached_tiles_gets_429_with_retry_after(synth_db, tmp_path):
     from tests.conftest import hold_slot
 
@@ -375,6 +433,7 @@ def test_a_stale_tile_starts_the_rebuild_and_prepare_seeds_the_cache(prep_db, tm
     from click.testing import CliRunner
 
     from asset_map.cli import cli
+    from asset_map.store import change_stamps
 
     app = _make_app(prep_db, tmp_path / "app")
     client = app.test_client()
@@ -391,6 +450,9 @@ def test_a_stale_tile_starts_the_rebuild_and_prepare_seeds_the_cache(prep_db, tm
             time.sleep(0.2)
         with eng.connect() as conn:
             assert set(tile_prep.state(conn)) == {"shapes", "assets"}
+            snap = tile_prep.snapshot(conn)
+            assert (snap.stamps, snap.prep) == (change_stamps.stamps(conn), tile_prep.state(conn))
+            assert tile_prep.shapes_current(snap.prep, snap.stamps)
     finally:
         eng.dispose()
 

@@ -37,17 +37,21 @@ def districts(engine, *, simplify=True):
         return gpd.read_postgis(text(sql), conn, geom_col="geometry", crs=4326)
 
 
-def need_options(engine):
+def need_options(engine, *, stamp=None):
     """[(indicator, vintage, areas)] loaded, most recent first. Kept until reference data changes (the change
     stamp of store.change_stamps): every map page and every need tile asks, and at England scale the count reads
-    hundreds of thousands of rows."""
+    hundreds of thousands of rows. ``stamp``: the reference stamp when the caller has just read it (a tile has),
+    which saves reading it again; read before the options, so the options are never older than their key."""
     sql = ("SELECT indicator, vintage, count(*) AS areas FROM need_indicators GROUP BY indicator, vintage "
            "ORDER BY vintage DESC, indicator")
+    if stamp is None:
+        with engine.connect() as conn:
+            stamp = change_stamps.stamps(conn)["reference"]
+    key = (str(engine.url), stamp)
+    with _LOCK:
+        if key in _NEED_OPTIONS:
+            return list(_NEED_OPTIONS[key])
     with engine.connect() as conn:
-        key = (str(engine.url), change_stamps.stamps(conn)["reference"])
-        with _LOCK:
-            if key in _NEED_OPTIONS:
-                return list(_NEED_OPTIONS[key])
         options = [tuple(r) for r in conn.execute(text(sql))]
     with _LOCK:
         _NEED_OPTIONS.clear()

@@ -17,6 +17,7 @@ Flask.
 
 import threading
 import time
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import text
@@ -50,6 +51,29 @@ def state(conn):
     """{what: (stamp, built_on, params)} of what has been built."""
     rows = conn.execute(text("SELECT what, stamp, built_on, params FROM tile_prep"))
     return {r.what: (r.stamp, r.built_on, r.params) for r in rows}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The change stamps (store.change_stamps) and what has been built under which stamp (``state``), as one tile
+    request sees them: read once, then handed to the cache's path, the rebuild check and the render."""
+
+    stamps: dict
+    prep: dict
+
+
+# Constant, so it is sent as it is (see change_stamps._sql); the stamps ride on every row of tile_prep, or on one
+# row of nulls while nothing has been built.
+_SNAPSHOT_SQL = ("SELECT " + ", ".join(f"{change_stamps.newest(f)}" for f in change_stamps.FAMILIES)
+                 + ", p.what, p.stamp, p.built_on, p.params FROM (SELECT 1) one LEFT JOIN tile_prep p ON true")
+
+
+def snapshot(conn):
+    """The stamps and the prepared tables' state in one statement."""
+    rows = conn.exec_driver_sql(_SNAPSHOT_SQL).all()
+    n = len(change_stamps.FAMILIES)
+    stamps = {f: int(rows[0][i] or 0) for i, f in enumerate(change_stamps.FAMILIES)}
+    return Snapshot(stamps, {r[n]: tuple(r[n + 1:]) for r in rows if r[n] is not None})
 
 
 def shapes_current(prep, stamps):

@@ -95,10 +95,11 @@ class TileQuery:
     flt: AssetFilter | None = None
 
     @classmethod
-    def from_args(cls, engine, layer_id, args):
+    def from_args(cls, engine, layer_id, args, *, reference_stamp=None):
+        """``reference_stamp``: the reference data's change stamp when the caller has read it already."""
         spec = layer(layer_id)
         if spec.id == "need":
-            options = queries.need_options(engine)
+            options = queries.need_options(engine, stamp=reference_stamp)
             raw = args.get("need") or next((f"{i}:{v}" for i, v, _ in options if i == "imd"), "imd:2025")
             indicator, vintage = queries.parse_need(raw, options)
             return cls(spec, (*_districts(args), ("need", f"{indicator}:{vintage}")))
@@ -244,39 +245,48 @@ def _grid_filter_sql():
 
 
 def render(engine, q, z, x, y, *, role="public", stale_months=12, today=None, prepared=True):
-    """The tile's bytes (an empty bytes object when nothing is in it). ``prepared``: read maps.tile_prep's tables
-    where they are current (False: always the live tables, the reference the benchmark and tests compare with)."""
+    """The tile's bytes (an empty bytes object when nothing is in it), on a connection of its own. ``prepared``:
+    read maps.tile_prep's tables where they are current (False: always the live tables, the reference the benchmark
+    and tests compare with)."""
+    with engine.connect() as conn, conn.begin():
+        conn.execute(text("SET LOCAL jit = off"))
+        snap = tile_prep.snapshot(conn) if prepared else None
+        return draw(conn, q, z, x, y, role=role, stale_months=stale_months, today=today, snapshot=snap)
+
+
+def draw(conn, q, z, x, y, *, role="public", stale_months=12, today=None, snapshot=None):
+    """``render`` on the caller's connection, under the stamps and prepared state the caller read already
+    (maps.tile_prep.snapshot; None: the live tables). The connection should have JIT off (``render`` sets it for
+    its transaction; the web's read engine for its sessions): these are short queries whose estimated cost is high
+    enough for PostgreSQL to compile them with LLVM, which costs more than it saves."""
     check_tile(z, x, y)
     params = _envelope_params(z, x, y)
     today = today or date.today()
-    with engine.connect() as conn, conn.begin():
-        conn.execute(text("SET LOCAL jit = off"))
-        if prepared:
-            stamps, prep = change_stamps.stamps(conn), tile_prep.state(conn)
-        if q.layer.id != "assets":
-            ready = prepared and tile_prep.shapes_current(prep, stamps)
-            sql = _polygon_sql(q, z, params, prepared=ready)
+    prep, stamps = (snapshot.prep, snapshot.stamps) if snapshot is not None else (None, None)
+    if q.layer.id != "assets":
+        ready = snapshot is not None and tile_prep.shapes_current(prep, stamps)
+        sql = _polygon_sql(q, z, params, prepared=ready)
+    else:
+        where, fparams = q.flt.where(role=role)
+        where_s, _ = q.flt.where(role=role, alias="s")
+        params.update(fparams, today=today, stale_months=int(stale_months), cell=CELL_PIXELS * _pixel_m(z))
+        grid = (snapshot is not None and z <= tile_prep.GRID_MAX_ZOOM and tile_prep.grid_answers(q.flt, role)
+                and tile_prep.grid_current(prep, stamps, stale_months=stale_months, today=today))
+        if grid:
+            params.update(g_tier=list(q.flt.tier) or None, g_category=list(q.flt.category) or None)
+            capped = conn.execute(text(_ENV + "SELECT coalesce(sum(c.n), 0) FROM tile_asset_cells c, env "
+                                       f"WHERE c.z = :z AND c.geom && env.em{_grid_filter_sql()}"),
+                                  params).scalar()
         else:
-            where, fparams = q.flt.where(role=role)
-            where_s, _ = q.flt.where(role=role, alias="s")
-            params.update(fparams, today=today, stale_months=int(stale_months), cell=CELL_PIXELS * _pixel_m(z))
-            grid = (prepared and z <= tile_prep.GRID_MAX_ZOOM and tile_prep.grid_answers(q.flt, role)
-                    and tile_prep.grid_current(prep, stamps, stale_months=stale_months, today=today))
-            if grid:
-                params.update(g_tier=list(q.flt.tier) or None, g_category=list(q.flt.category) or None)
-                capped = conn.execute(text(_ENV + "SELECT coalesce(sum(c.n), 0) FROM tile_asset_cells c, env "
-                                           f"WHERE c.z = :z AND c.geom && env.em{_grid_filter_sql()}"),
-                                      params).scalar()
-            else:
-                # Counting stops one past the limit, as the map API does.
-                capped = conn.execute(text(_ENV + f"SELECT count(*) FROM (SELECT 1 FROM assets a, env WHERE {where} "
-                                           "AND a.geom && env.g LIMIT :cap) c"), {**params, "cap": POINTS_LIMIT + 1}
-                                      ).scalar()
-            if capped == 0:
-                return b""
-            mode = "points" if capped <= POINTS_LIMIT else ("grid" if grid else "clusters")
-            sql = _asset_sql(role, where, mode, where_s)
-        body = conn.execute(text(sql), params).scalar()
+            # Counting stops one past the limit, as the map API does.
+            capped = conn.execute(text(_ENV + f"SELECT count(*) FROM (SELECT 1 FROM assets a, env WHERE {where} "
+                                       "AND a.geom && env.g LIMIT :cap) c"), {**params, "cap": POINTS_LIMIT + 1}
+                                  ).scalar()
+        if capped == 0:
+            return b""
+        mode = "points" if capped <= POINTS_LIMIT else ("grid" if grid else "clusters")
+        sql = _asset_sql(role, where, mode, where_s)
+    body = conn.execute(text(sql), params).scalar()
     return bytes(body or b"")
 
 

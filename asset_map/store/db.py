@@ -79,7 +79,10 @@ def _engine_key(url, settings):
 # psycopg prepares a statement it sees often, and PostgreSQL then plans it once without its values: for a bounding
 # box it guesses a few rows, and an OGC page of a district (16,000 matches) took 50 ms by that plan instead of 3 ms
 # planned with its box. The read engine plans every execution (a millisecond at most here).
-READ_SERVER_OPTIONS = "-c plan_cache_mode=force_custom_plan"
+# No JIT either: these are short reads (a tile, a page) whose estimated cost can still pass jit_above_cost, and
+# compiling them with LLVM costs more than it saves. Set for the session because autocommit has no transaction for a
+# SET LOCAL to live in (the other engine's readers say SET LOCAL jit = off in theirs).
+READ_SERVER_OPTIONS = "-c plan_cache_mode=force_custom_plan -c jit=off"
 
 
 def get_engine(settings=None, *, reads=False):

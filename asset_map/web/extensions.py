@@ -41,6 +41,7 @@ def layers():
 
 
 def read_engine():
-    """For reads at a high rate (the OGC API and ORUK feed, who is asking, the moderation pages, the asset table):
-    store.db.get_engine's read engine, disposed with the others (tests copy databases that must have no sessions)."""
+    """For reads at a high rate (tiles, the OGC API and ORUK feed, who is asking, the moderation pages, the asset
+    table): store.db.get_engine's read engine, disposed with the others (tests copy databases that must have no
+    sessions)."""
     return kept("asset_map.read_engine", lambda settings: get_engine(settings, reads=True))

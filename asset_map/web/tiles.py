@@ -27,36 +27,38 @@ def _cache():
     return app.extensions["asset_map.tile_cache"]
 
 
-def _query(layer_id):
+def _query(layer_id, engine=None, reference_stamp=None):
     args = {k: ",".join(request.args.getlist(k)) for k in request.args if k != "v"}
-    return tiles.TileQuery.from_args(extensions.engine(), layer_id, args)
+    return tiles.TileQuery.from_args(engine or extensions.engine(), layer_id, args, reference_stamp=reference_stamp)
 
 
 @bp.get("/tiles/<layer_id>/<int:z>/<int:x>/<int:y>.mvt")
 def tile(layer_id, z, x, y):
     settings = current_app.config["ASSET_MAP"]
     tiles.check_tile(z, x, y)
-    q, role = _query(layer_id), current_role()
-    engine, cache = extensions.engine(), _cache()
+    engine, role, cache = extensions.read_engine(), current_role(), _cache()
+    # One connection for the request; the stamps and the prepared tables' state are read once, in one statement,
+    # and everything below (the query's options, the cache path, the rebuild check, the render) uses them.
     with engine.connect() as conn:
-        stamps = change_stamps.stamps(conn)
-    path = cache.path(stamps, q, role, z, x, y) if role == "public" else None
-    body = cache.get(path) if path is not None else None
-    if body is None:
-        # Rendering takes a slot; a flood of uncached tiles waits, then gets 503 + Retry-After.
-        if settings.get("TILE_PREP", 1):
-            _refresh_if_stale(engine, q, z, role, stamps, settings)
-        with slots("tile").acquire():
-            body = tiles.render(engine, q, z, x, y, role=role, stale_months=settings["STALE_MONTHS"])
-        if path is not None:
-            cache.put(path, body)
+        snap = tile_prep.snapshot(conn)
+        q = _query(layer_id, engine, snap.stamps["reference"])
+        path = cache.path(snap.stamps, q, role, z, x, y) if role == "public" else None
+        body = cache.get(path) if path is not None else None
+        if body is None:
+            if settings.get("TILE_PREP", 1):
+                _refresh_if_stale(q, z, role, snap, settings)
+            # Rendering takes a slot; a flood of uncached tiles waits, then gets 503 + Retry-After.
+            with slots("tile").acquire():
+                body = tiles.draw(conn, q, z, x, y, role=role, stale_months=settings["STALE_MONTHS"], snapshot=snap)
+            if path is not None:
+                cache.put(path, body)
     res = Response(body, content_type=tiles.MEDIA_TYPE)
-    current = request.args.get("v") == str(stamps[q.layer.family])
+    current = request.args.get("v") == str(snap.stamps[q.layer.family])
     res.headers["Cache-Control"] = f"public, max-age={LONG_MAX_AGE_S if current else SHORT_MAX_AGE_S}"
     return res
 
 
-def _refresh_if_stale(engine, q, z, role, stamps, settings):
+def _refresh_if_stale(q, z, role, snap, settings):
     """Start rebuilding the prepared tables this tile would read if they are out of date (a load, import or edit
     moved the change stamp); this tile and those after it are made from the live tables until the rebuild is done."""
     if q.layer.id == "assets":
@@ -64,13 +66,12 @@ def _refresh_if_stale(engine, q, z, role, stamps, settings):
             return
     elif tile_prep.band_for(z) is None:
         return
-    with engine.connect() as conn:
-        prep = tile_prep.state(conn)
-    if q.layer.id != "assets" and not tile_prep.shapes_current(prep, stamps):
-        tile_prep.refresh_in_background(engine, "shapes")
-    elif q.layer.id == "assets" and not tile_prep.grid_current(prep, stamps, stale_months=settings["STALE_MONTHS"],
+    if q.layer.id != "assets" and not tile_prep.shapes_current(snap.prep, snap.stamps):
+        tile_prep.refresh_in_background(extensions.engine(), "shapes")
+    elif q.layer.id == "assets" and not tile_prep.grid_current(snap.prep, snap.stamps,
+                                                              stale_months=settings["STALE_MONTHS"],
                                                               today=date.today()):
-        tile_prep.refresh_in_background(engine, "assets", stale_months=settings["STALE_MONTHS"])
+        tile_prep.refresh_in_background(extensions.engine(), "assets", stale_months=settings["STALE_MONTHS"])
 
 
 def tiles_url(layer_id, args, version):
