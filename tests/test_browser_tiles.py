@@ -26,7 +26,8 @@ def test_choropleth_is_drawn_from_vector_tiles(synth_db, tmp_path, live_server, 
     assert re.findall(r'"code": "E01', html) == []  # no polygon in the page
     with open_page(base + "/#map=11/52.78/-2.07") as view:
         tiles = []
-        view.page.on("response", lambda r: tiles.append((r.url, r.status, r.headers.get("content-type")))
+        view.page.on("response", lambda r: tiles.append((r.url, r.status, r.headers.get("content-type"),
+                                                         r.headers.get("content-encoding")))
                      if "/tiles/" in r.url or "/api/" in r.url else None)
         view.page.reload()
         view.page.wait_for_selector("body[data-tiles-loaded='1']")
@@ -49,7 +50,9 @@ def test_choropleth_is_drawn_from_vector_tiles(synth_db, tmp_path, live_server, 
     assert [t for t in tiles if "/tiles/assets/" in t[0]]
     assert not [t for t in tiles if "/api/assets" in t[0]]
     need = [t for t in tiles if "/tiles/need/" in t[0]]
-    assert need and all(status == 200 and ctype == "application/vnd.mapbox-vector-tile" for _, status, ctype in need)
+    assert need and all(status == 200 and ctype == "application/vnd.mapbox-vector-tile" for _, status, ctype, _ in need)
+    # Sent gzipped (the browser takes gzip), and drawn: the popup below comes from the tiles' features.
+    assert any(encoding == "gzip" for *_, encoding in need)
     assert any("/tiles/districts/" in t[0] for t in tiles)
     assert canvases > 0
     assert "Decile" in popup and "E01" in popup

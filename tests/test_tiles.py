@@ -2,8 +2,10 @@
 mapbox-vector-tile: what each layer holds, the map API's filters and privacy rule on asset tiles, the cache and its
 invalidation, and bad input."""
 
+import gzip
 import json
 import math
+
 import mapbox_vector_tile
 import pytest
 
@@ -193,7 +195,7 @@ def test_tiles_are_cached_and_a_new_asset_invalidates_them(synth_db, synth_engin
     client = app.test_client()
     lon, lat = centre(client)
     before, _ = _asset_total(client, lon, lat, 9)
-    cached = list((tmp_path / "tiles").rglob("*.mvt"))
+    cached = list((tmp_path / "tiles").rglob("*.mvt.gz"))
     assert len(cached) == 1
     # The cached copy is what is served: overwrite it and the next answer is the overwritten bytes.
     cached[0].write_bytes(b"")
@@ -259,6 +261,44 @@ def test_snapshot_is_the_stamps_and_the_prepared_state(synth_engine):
     with synth_engine.connect() as conn:
         snap = tile_prep.snapshot(conn)
         assert (snap.stamps, snap.prep) == (change_stamps.stamps(conn), tile_prep.state(conn))
+
+
+def test_tiles_are_sent_gzipped_to_clients_that_take_gzip_and_raw_to_others(synth_db, synth_engine, tmp_path):
+    """Compressed once when rendered and kept so on disk: a gzip client gets those bytes, which decode to the
+    tile; a client without gzip gets the tile itself, whether it was just rendered or read from the disk cache;
+    an officer's tile (never cached) follows the same rule."""
+    from tests.accounts import signed_in_client
+
+    app = make_app(synth_db, tmp_path)
+    client = app.test_client()
+    lon, lat = centre(client)
+    x, y = tile_of(lon, lat, 8)
+    url = f"/tiles/need/8/{x}/{y}.mvt"
+    raw = client.get(url, headers={"Accept-Encoding": "identity"})      # rendered now, raw
+    assert raw.status_code == 200 and "Content-Encoding" not in raw.headers
+    assert "Accept-Encoding" in raw.headers["Vary"]
+    assert mapbox_vector_tile.decode(raw.data)["need"]["features"]
+    zipped = client.get(url, headers={"Accept-Encoding": "gzip, deflate, br"})   # from the disk cache
+    assert zipped.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in zipped.headers["Vary"]
+    assert zipped.data == next((tmp_path / "tiles").rglob("*.mvt.gz")).read_bytes()
+    assert gzip.decompress(zipped.data) == raw.data and len(zipped.data) < len(raw.data)
+    assert client.get(url).data == raw.data                                   # cached, decompressed
+    assert client.get(url, headers={"Accept-Encoding": "gzip;q=0"}).data == raw.data
+
+    x, y = tile_of(lon, lat, 9)
+    fresh = client.get(f"/tiles/need/9/{x}/{y}.mvt", headers={"Accept-Encoding": "gzip"})  # rendered now, gzip
+    assert fresh.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(fresh.data) == client.get(f"/tiles/need/9/{x}/{y}.mvt").data
+
+    officer = signed_in_client(make_app(synth_db, tmp_path / "o"), synth_engine, "officer")
+    seen = get_tile(officer, "assets", 15, lon, lat, "?tier=individual")
+    assert seen.data and "Content-Encoding" not in seen.headers
+    zipped = officer.get(seen.request.full_path, headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["Content-Encoding"] == "gzip" and gzip.decompress(zipped.data) == seen.data
+    assert not list((tmp_path / "o" / "tiles").rglob("*.gz"))
+
+    empty = client.get("/tiles/need/10/0/0.mvt", headers={"Accept-Encoding": "gzip"})
+    assert empty.status_code == 200 and empty.data == b"" and "Content-Encoding" not in empty.headers
 
 
 def test_a_flood_of_uncached_tiles_gets_429_with_retry_after(synth_db, tmp_path):
@@ -461,11 +501,12 @@ def test_a_stale_tile_starts_the_rebuild_and_prepare_seeds_the_cache(prep_db, tm
     result = CliRunner().invoke(cli, ["tiles", "prepare", "--seed-zoom", "6"])
     assert result.exit_code == 0, result.output
     assert "seeded" in result.output
-    seeded = list((tmp_path / "var" / "tiles").rglob("*.mvt"))
+    seeded = list((tmp_path / "var" / "tiles").rglob("*.mvt.gz"))
     assert {p.parts[-5] for p in seeded} == {"need", "districts", "assets"}
     # The server reads what was seeded.
     served = _make_app(prep_db, tmp_path / "var", TILE_PREP=0).test_client()
     one = next(p for p in seeded if p.parts[-5] == "assets" and p.stat().st_size)
-    z, x, y = int(one.parts[-3]), int(one.parts[-2]), int(one.stem)
-    one.write_bytes(b"seeded")
+    z, x, y = int(one.parts[-3]), int(one.parts[-2]), int(one.name.split(".")[0])
+    assert mapbox_vector_tile.decode(gzip.decompress(one.read_bytes()))["assets"]["features"]
+    one.write_bytes(gzip.compress(b"seeded"))
     assert served.get(f"/tiles/assets/{z}/{x}/{y}.mvt").data == b"seeded"

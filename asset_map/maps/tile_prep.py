@@ -248,6 +248,7 @@ def seed(engine, cache, queries_, *, max_zoom=8, stale_months=12, today=None):
                 path = cache.path(stamps, q, "public", z, x, y)
                 if cache.get(path) is not None:
                     continue
-                cache.put(path, tiles.render(engine, q, z, x, y, stale_months=stale_months, today=today))
+                body = tiles.render(engine, q, z, x, y, stale_months=stale_months, today=today)
+                cache.put(path, tiles.gzipped(body))
                 written += 1
     return written

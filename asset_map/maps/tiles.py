@@ -15,6 +15,7 @@ on disk under ``VAR_DIR/tiles`` by (change stamps, layer, query): a load, import
 officer sees may be personal data. Nothing here knows Flask.
 """
 
+import gzip
 import hashlib
 import math
 import os
@@ -44,6 +45,9 @@ CELL_PIXELS = 48
 MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 # England and Wales in EPSG:4326, the TileJSON bounds when nothing is loaded.
 DEFAULT_BOUNDS = [-6.5, 49.8, 2.0, 55.9]
+# A tile is compressed once, by the request that renders it, so the fastest level: the biggest national need tile
+# (415 KB) takes 4.5 ms to 196 KB at level 1, 13 ms to 176 KB at level 6 (MVT's packed integers leave gzip little).
+GZIP_LEVEL = 1
 
 
 @dataclass(frozen=True)
@@ -290,16 +294,28 @@ def draw(conn, q, z, x, y, *, role="public", stale_months=12, today=None, snapsh
     return bytes(body or b"")
 
 
+def gzipped(body):
+    """A tile as it is kept on disk and sent to clients that take gzip; an empty tile stays empty (nothing to
+    decode)."""
+    return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0) if body else b""
+
+
+def gunzipped(stored):
+    """The tile's own bytes from ``gzipped``'s, for clients that do not take gzip."""
+    return gzip.decompress(stored) if stored else b""
+
+
 class TileCache:
-    """Rendered public tiles on disk: ``root/<stamps>/<layer>/<query hash>/<z>/<x>/<y>.mvt``. Stamps change with
-    every write (store.change_stamps), so an old folder is simply never read again; ``prune`` removes them."""
+    """Rendered public tiles on disk, gzip-compressed (``gzipped``): ``root/<stamps>/<layer>/<query hash>/<z>/<x>/
+    <y>.mvt.gz``. Stamps change with every write (store.change_stamps), so an old folder is simply never read again;
+    ``prune`` removes them."""
 
     def __init__(self, root):
         self.root = Path(root)
 
     def path(self, stamps, q, role, z, x, y):
         stamp = f"{q.layer.family}-{stamps[q.layer.family]}"
-        return self.root / stamp / q.layer.id / q.cache_key(role) / str(z) / str(x) / f"{y}.mvt"
+        return self.root / stamp / q.layer.id / q.cache_key(role) / str(z) / str(x) / f"{y}.mvt.gz"
 
     def get(self, path):
         try:

@@ -47,6 +47,6 @@ def send_kept(page):
 
 
 def _mimetypes():
+    # Not vector tiles: web.tiles compresses each once, when it is rendered, and keeps it so.
     return ["text/html", "text/css", "text/plain", "text/csv", "text/javascript", "application/javascript",
-            "application/json", "application/xml", "image/svg+xml", "application/vnd.mapbox-vector-tile",
-            *GEOJSON_TYPES]
+            "application/json", "application/xml", "image/svg+xml", *GEOJSON_TYPES]

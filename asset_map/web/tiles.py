@@ -37,22 +37,30 @@ def tile(layer_id, z, x, y):
     settings = current_app.config["ASSET_MAP"]
     tiles.check_tile(z, x, y)
     engine, role, cache = extensions.read_engine(), current_role(), _cache()
+    takes_gzip = request.accept_encodings["gzip"] > 0
     # One connection for the request; the stamps and the prepared tables' state are read once, in one statement,
     # and everything below (the query's options, the cache path, the rebuild check, the render) uses them.
     with engine.connect() as conn:
         snap = tile_prep.snapshot(conn)
         q = _query(layer_id, engine, snap.stamps["reference"])
         path = cache.path(snap.stamps, q, role, z, x, y) if role == "public" else None
-        body = cache.get(path) if path is not None else None
-        if body is None:
+        raw, gz = None, (cache.get(path) if path is not None else None)
+        if gz is None:
             if settings.get("TILE_PREP", 1):
                 _refresh_if_stale(q, z, role, snap, settings)
             # Rendering takes a slot; a flood of uncached tiles waits, then gets 503 + Retry-After.
             with slots("tile").acquire():
-                body = tiles.draw(conn, q, z, x, y, role=role, stale_months=settings["STALE_MONTHS"], snapshot=snap)
+                raw = tiles.draw(conn, q, z, x, y, role=role, stale_months=settings["STALE_MONTHS"], snapshot=snap)
+            if path is not None or takes_gzip:
+                gz = tiles.gzipped(raw)
             if path is not None:
-                cache.put(path, body)
-    res = Response(body, content_type=tiles.MEDIA_TYPE)
+                cache.put(path, gz)
+    if takes_gzip and gz:
+        # Compressed already: Flask-Compress leaves a response with a Content-Encoding alone.
+        res = Response(gz, content_type=tiles.MEDIA_TYPE, headers={"Content-Encoding": "gzip"})
+    else:
+        res = Response(raw if raw is not None else tiles.gunzipped(gz), content_type=tiles.MEDIA_TYPE)
+    res.vary.add("Accept-Encoding")
     current = request.args.get("v") == str(snap.stamps[q.layer.family])
     res.headers["Cache-Control"] = f"public, max-age={LONG_MAX_AGE_S if current else SHORT_MAX_AGE_S}"
     return res
