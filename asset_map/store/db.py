@@ -6,10 +6,11 @@ first use). Engines are pooled with limits and a statement timeout, so one slow 
 
 import logging
 import threading
+import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from asset_map.config import load_settings
@@ -94,9 +95,35 @@ def get_engine(settings=None, *, reads=False):
     key = (*_engine_key(url, settings), reads)
     with _lock:
         if key not in _engines:
-            _engines[key] = (make_engine(url, settings, pre_ping=False, isolation_level="AUTOCOMMIT",
-                                         server_options=READ_SERVER_OPTIONS) if reads else make_engine(url, settings))
+            if reads:
+                _engines[key] = make_engine(url, settings, pre_ping=False, isolation_level="AUTOCOMMIT",
+                                            server_options=READ_SERVER_OPTIONS)
+                _ping_when_idle(_engines[key], READ_PING_IDLE_S)
+            else:
+                _engines[key] = make_engine(url, settings)
         return _engines[key]
+
+
+# The read engine pings a connection only when it sat unused this long: at its rates a ping on every checkout is a
+# round trip per statement, but a connection idle through a database restart must be replaced before a request
+# uses it (the map page after a restart answered 503 once per pooled connection).
+READ_PING_IDLE_S = 1.0
+
+
+def _ping_when_idle(engine, idle_s):
+    @event.listens_for(engine, "checkin")
+    def _idle_from(dbapi_connection, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection, record, proxy):
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < idle_s:
+            return
+        try:
+            dbapi_connection.execute("SELECT 1")
+        except Exception as err:  # noqa: BLE001 - any failure means this connection is gone
+            raise DisconnectionError("idle connection lost") from err   # the pool connects afresh
 
 
 def dispose_engines():
