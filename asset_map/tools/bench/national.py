@@ -450,28 +450,37 @@ def _exports_figures(srv, bbox, seconds):
 
 
 class _Gunicorn:
-    """gunicorn with an app factory of this module (the references), same workers and threads as the app."""
+    """gunicorn with an app factory of this module (the references), same workers and threads as the app. Its
+    output goes to ``workdir/gunicorn.log``, and a server that does not start says why (the log's last lines)."""
 
     def __init__(self, factory, database_url, workdir, workers, threads):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.log = workdir / "gunicorn.log"
         env = {**os.environ, "ASSET_MAP_DATABASE_URL": database_url, "ASSET_MAP_VAR_DIR": str(workdir),
                "ASSET_MAP_SECRET_KEY": "bench", "ASSET_MAP_TILES": "none"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", str(workers),
-                                      "--threads", str(threads), "-b", f"127.0.0.1:{self.port}",
-                                      f"asset_map.tools.bench.national:{factory}()"], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", str(workers),
+                                          "--threads", str(threads), "-b", f"127.0.0.1:{self.port}",
+                                          f"asset_map.tools.bench.national:{factory}()"], env=env,
+                                         stdout=log, stderr=subprocess.STDOUT)
 
     def __enter__(self):
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.proc.poll() is None:
             try:
                 if get(self.url + "/healthz", timeout=5)[0] == 200:
                     return self
             except OSError:
                 time.sleep(0.3)
         self.stop()
-        raise RuntimeError(f"gunicorn {self.url} did not start")
+        lines = self.log.read_text(errors="replace").strip().splitlines()
+        # gunicorn's own lines start with a [timestamp]; the cause (a traceback's last line) does not.
+        cause = [line for line in lines if not line.startswith("[")][-2:] or lines[-3:]
+        msg = f"gunicorn {self.url} did not start (see {self.log}): {' | '.join(cause)}"
+        raise RuntimeError(msg)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -500,12 +509,12 @@ def today():
 
     for name in TODAY_IMPORTS:
         importlib.import_module(name)
-    from asset_map.web import create_app, vendor
+    from asset_map.web import create_app, vendored
 
     app = create_app()
     import folium  # noqa: F401 - as before: folium's asset lists pointed at our files at start-up
 
-    vendor.use_local_assets(lambda rel: f"{app.static_url_path}/{rel}")
+    vendored.use_local_assets(lambda rel: f"{app.static_url_path}/{rel}")
     return app
 
 
