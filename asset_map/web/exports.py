@@ -13,8 +13,11 @@ Large downloads are bounded and shared:
 """
 
 import hashlib
+import io
 import json
+import logging
 import os
+import tempfile
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, request, send_file
@@ -26,6 +29,7 @@ from asset_map.web.auth import current_actor, current_role
 from asset_map.web.slots import slots
 
 bp = Blueprint("exports", __name__)
+log = logging.getLogger(__name__)
 
 
 @bp.get("/export/<layer_id>.<any(geojson, gpkg, csv):fmt>")
@@ -51,17 +55,12 @@ def _respond(job, fmt, settings, held, comments, cache):
     if fmt == "gpkg":
         tmp = Path(settings["VAR_DIR"]) / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
-        path, counts = job.gpkg_temp(tmp)
-        if cache is not None:
-            _store(path, cache, sum(counts.values()))
-            path = cache
-            fh = open(path, "rb")  # noqa: SIM115 - closed when the stream ends
-        else:
-            fh = open(path, "rb")  # noqa: SIM115 - closed when the stream ends
-            os.remove(path)  # the open handle keeps the data until the response is sent
-        res = send_file(fh, mimetype=job.media_type, as_attachment=True, download_name=job.filename)
-        res.response = _releasing(_closing(res.response, fh), held)
-        return res
+        path, counts = job.gpkg_temp(tmp)  # audited as written
+        # Opened before it is kept or removed: the open file is what is sent, whatever happens to its name.
+        fh = _SentFile(path, lambda _complete: held.release())
+        if cache is None or not _store(path, cache, sum(counts.values())):
+            os.remove(path)
+        return _send(fh, job)
     rows = _counted(job) if cache is not None else None
     body = job.stream(comments=comments) if fmt == "csv" else job.stream()
     if cache is not None:
@@ -82,14 +81,23 @@ def _cache_path(job, settings, comments):
 
 
 def _store(path, cache, rows):
-    """Keep a finished file under its key; older stamps' files go (they can never be asked for again)."""
+    """Keep a finished file under its key; older stamps' files go (they can never be asked for again). Returns
+    whether it was kept: a newer stamp's clean-up may have removed it meanwhile, and then it is not (the download
+    it was written for is still whole)."""
     cache.parent.mkdir(parents=True, exist_ok=True)
     stamp = cache.name.split("-", 2)[:2]
     for old in cache.parent.glob("a*-r*-*"):
         if old.name.split("-", 2)[:2] != stamp:
             old.unlink(missing_ok=True)
-    cache.with_suffix(".rows").write_text(str(int(rows)))
-    os.replace(path, cache)
+    try:
+        cache.with_suffix(".rows").write_text(str(int(rows)))
+        # Atomic: a reader opens the old file or the new one, never half of one. Two downloads made at once
+        # each replace it with the same rows.
+        os.replace(path, cache)
+    except OSError as err:
+        log.warning("export %s not kept: %s", cache.name, err)
+        return False
+    return True
 
 
 def _counted(job):
@@ -105,33 +113,31 @@ def _counted(job):
 
 
 def _tee(chunks, rows, cache):
-    """The stream as it goes out, also written to a file that becomes the cached copy only if it completes."""
+    """The stream as it goes out, also written to a file that becomes the cached copy only if it completes.
+
+    Each download writes a file of its own (two threads or workers can make the same download at once): with one
+    name per process, the first to finish took the other's file away and the other failed after its last byte."""
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{os.getpid()}.part")
+    fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=f"{cache.stem}.", suffix=".part")
     done = False
     try:
-        with open(tmp, "wb") as fh:
+        with open(fd, "wb") as fh:
             for chunk in chunks:
                 fh.write(chunk)
                 yield chunk
         done = rows.get("complete", False)
     finally:
-        if done:
-            _store(tmp, cache, rows.get("n", 0))
-        else:
-            tmp.unlink(missing_ok=True)
+        if not (done and _store(tmp, cache, rows.get("n", 0))):
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _from_cache(job, cache):
     try:
         rows = int(cache.with_suffix(".rows").read_text())
-        fh = open(cache, "rb")  # noqa: SIM115 - closed when the stream ends
+        fh = _SentFile(cache, lambda complete: job.record(rows if complete else 0, complete))
     except (OSError, ValueError):  # removed by a newer download's clean-up meanwhile: make it again
         return _uncached(job)
-    res = send_file(fh, mimetype=job.media_type, as_attachment=True, download_name=job.filename)
-    res.response = _recorded(_closing(res.response, fh), job, rows)
-    res.headers["X-Content-Type-Options"] = "nosniff"
-    return res
+    return _send(fh, job)
 
 
 def _uncached(job):
@@ -142,21 +148,49 @@ def _uncached(job):
     return res
 
 
-def _recorded(chunks, job, rows):
-    """A cached download is audited like any other: complete, or cut short when the client went away."""
-    complete = False
-    try:
-        yield from chunks
-        complete = True
-    finally:
-        job.record(rows if complete else 0, complete)
+def _send(fh, job):
+    """A finished file as the response, left to the WSGI server's file wrapper: gunicorn hands it to the kernel
+    (sendfile), so no worker thread pushes hundreds of megabytes through Python. The file's ``close`` (by the server,
+    or by the response when something such as compression wrapped it) gives the audit record and the slot back."""
+    res = send_file(fh, mimetype=job.media_type, as_attachment=True, download_name=job.filename)
+    res.content_length = fh.size
+    res.headers["X-Content-Type-Options"] = "nosniff"
+    res.call_on_close(fh.close)
+    return res
 
 
-def _closing(chunks, fh):
-    try:
-        yield from chunks
-    finally:
-        fh.close()
+class _SentFile(io.FileIO):
+    """A file opened for sending; ``on_close(complete)`` runs once when it is closed.
+
+    Complete means every byte was handed to the server's socket: after ``sendfile`` the file's position is where
+    sending stopped (gunicorn and socket.sendfile leave it there, also when the client went away); when the server
+    reads the file instead, only a read that found the end (asked for after the last chunk was written) counts. As
+    with a streamed download, a client that drops after the kernel took the last bytes cannot be told apart."""
+
+    def __init__(self, path, on_close):
+        super().__init__(path, "rb")
+        self.size = os.fstat(self.fileno()).st_size
+        self._on_close = on_close
+        self._read = self._at_end = False
+
+    def read(self, size=-1):
+        self._read = True
+        data = super().read(size)
+        if size != 0 and not data:
+            self._at_end = True
+        return data
+
+    def close(self):
+        if self.closed:
+            return
+        try:
+            complete = self._at_end if self._read else self.tell() >= self.size
+        except OSError:
+            complete = False
+        on_close, self._on_close = self._on_close, None
+        super().close()
+        if on_close is not None:
+            on_close(complete)
 
 
 def _releasing(chunks, held):

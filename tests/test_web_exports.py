@@ -1,0 +1,169 @@
+"""Downloads as the web serves them (web.exports): kept public files, how they are sent, and their audit."""
+
+import json
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from asset_map.api import geojson, rows
+from asset_map.api.exporter import Export
+from asset_map.web import extensions
+from tests.conftest import make_app
+from tests.explorer_data import add_hand_made
+
+HALLS = [(f"w{i}", f"Hall {i}", "organisation", "community_centre", -2.1 + i / 1000, 52.8, {}) for i in range(6)]
+
+
+@pytest.fixture
+def audited(monkeypatch):
+    """Every export's audit call as (layer, rows, complete), besides being recorded as usual."""
+    calls, record = [], Export.record
+
+    def spy(self, n, complete=True):
+        calls.append((self.layer_id, n, complete))
+        return record(self, n, complete)
+
+    monkeypatch.setattr(Export, "record", spy)
+    return calls
+
+
+def _features(body):
+    return [f["id"] for f in json.loads(body)["features"]]
+
+
+def test_two_downloads_made_at_once_both_complete_and_keep_one_whole_file(db_url, engine, tmp_path, monkeypatch,
+                                                                           audited):
+    """Two threads of one worker making the same public download: each writes its own part file, so the first to
+    finish cannot pull the other's from under it (that cut a 528 MB download short at its very end)."""
+    add_hand_made(engine, HALLS)
+    monkeypatch.setattr(rows, "BATCH", 1)
+    monkeypatch.setattr(geojson, "CHUNK", 1)
+    web = make_app(db_url, tmp_path, EXPORT_SLOTS=2, EXPORT_WAIT_S=0).test_client()
+    first = web.get("/export/assets.geojson", buffered=False)
+    chunks = iter(first.response)
+    head = next(chunks) + next(chunks)  # the first is under way...
+    second = web.get("/export/assets.geojson").get_data()  # ...when the second is made and kept
+    rest = b"".join(chunks)  # the first finishes after it
+    first.close()
+    assert _features(head + rest) == _features(second) and len(_features(second)) >= len(HALLS)
+    kept = list((tmp_path / "exports").glob("*.geojson"))
+    assert len(kept) == 1 and _features(kept[0].read_bytes()) == _features(second)
+    assert not list((tmp_path / "exports").glob("*.part"))
+    assert [c[2] for c in audited] == [True, True]
+
+
+class _ServerWrapper:
+    """What a WSGI server with sendfile offers as ``wsgi.file_wrapper`` (gunicorn's FileWrapper, in short)."""
+
+    def __init__(self, filelike, blksize=8192):
+        self.filelike = filelike
+
+    def close(self):
+        self.filelike.close()
+
+
+def _kept(db_url, engine, tmp_path, **settings):
+    """An app whose public assets.geojson is already kept, and that file's bytes."""
+    add_hand_made(engine, HALLS)
+    app = make_app(db_url, tmp_path, **settings)
+    body = app.test_client().get("/export/assets.geojson").get_data()
+    assert len(list((tmp_path / "exports").glob("*.geojson"))) == 1
+    return app, body
+
+
+def _call(app, path, **environ):
+    from werkzeug.test import EnvironBuilder
+
+    started = []
+    env = EnvironBuilder(path=path).get_environ()
+    env.update(environ)
+    return app(env, lambda status, headers, exc_info=None: started.append((status, dict(headers)))), started
+
+
+def _sendfile(wrapper, count):
+    """Send ``count`` bytes of the wrapper's file as gunicorn does (socket.sendfile from the file's position);
+    returns what the other end received."""
+    import socket
+    import threading
+
+    ours, theirs = socket.socketpair()
+    got = []
+    reader = threading.Thread(target=lambda: got.append(b"".join(iter(lambda: theirs.recv(65536), b""))))
+    reader.start()
+    with ours:
+        ours.sendfile(wrapper.filelike, offset=0, count=count)
+    reader.join(10)
+    theirs.close()
+    return got[0]
+
+
+def test_a_kept_file_goes_to_the_servers_file_wrapper_and_is_audited_when_sent(db_url, engine, tmp_path, audited):
+    """Not wrapped in Python generators, so gunicorn can use sendfile; the audit record comes when the server
+    closes it, complete with the rows only when every byte went out."""
+    app, body = _kept(db_url, engine, tmp_path)
+    n = len(_features(body))
+    audited.clear()
+    out, started = _call(app, "/export/assets.geojson", **{"wsgi.file_wrapper": _ServerWrapper})
+    assert isinstance(out, _ServerWrapper) and out.filelike.fileno() >= 0
+    assert started[0][0].startswith("200") and started[0][1]["Content-Length"] == str(len(body))
+    assert _sendfile(out, len(body)) == body
+    assert audited == []  # not before the server is done with it
+    out.close()
+    assert audited == [("assets", n, True)]
+    # A send that stopped short (the client went away) is recorded as incomplete, with no rows.
+    out, _ = _call(app, "/export/assets.geojson", **{"wsgi.file_wrapper": _ServerWrapper})
+    _sendfile(out, len(body) // 2)
+    out.close()
+    assert audited[-1] == ("assets", 0, False)
+
+
+def test_a_kept_file_read_through_python_is_audited_by_whether_it_was_read_to_the_end(db_url, engine, tmp_path,
+                                                                                      audited):
+    """Without sendfile (a server without it, the test client, compression) the file is read in chunks: complete
+    only once a read found its end; abandoned halfway it is incomplete."""
+    import gzip
+
+    from werkzeug.wsgi import FileWrapper
+
+    class Small(FileWrapper):
+        def __init__(self, file, buffer_size=8192):
+            super().__init__(file, 64)
+
+    app, body = _kept(db_url, engine, tmp_path)
+    n = len(_features(body))
+    web = app.test_client()
+    audited.clear()
+    with web.get("/export/assets.geojson") as res:  # closed as a WSGI server closes what it sent
+        assert res.get_data() == body
+    assert audited == [("assets", n, True)]
+    res = web.get("/export/assets.geojson", buffered=False, environ_base={"wsgi.file_wrapper": Small})
+    assert len(next(iter(res.response))) == 64
+    res.close()  # the client went away
+    assert audited[-1] == ("assets", 0, False)
+    with web.get("/export/assets.geojson", headers={"Accept-Encoding": "gzip"}) as zipped:
+        assert zipped.headers["Content-Encoding"] == "gzip" and gzip.decompress(zipped.get_data()) == body
+    assert audited[-1] == ("assets", n, True)
+
+
+def test_a_download_may_take_longer_than_the_statement_timeout(db_url, engine, tmp_path, monkeypatch, audited):
+    """The statement timeout bounds each FETCH of the export's server-side cursor, not the whole download: a slow
+    client (or a national file) is not cut off after STATEMENT_TIMEOUT_MS."""
+    import time
+
+    add_hand_made(engine, HALLS)
+    monkeypatch.setattr(rows, "BATCH", 1)
+    monkeypatch.setattr(geojson, "CHUNK", 1)
+    app = make_app(db_url, tmp_path, STATEMENT_TIMEOUT_MS=200)
+    web = app.test_client()
+    with app.app_context(), pytest.raises(OperationalError, match="statement timeout"), \
+            extensions.engine().connect() as conn:
+        conn.execute(text("SELECT pg_sleep(0.5)"))  # the timeout is in force for one statement
+    started = time.monotonic()
+    with web.get("/export/assets.geojson?comments=0", buffered=False) as res:
+        body = b""
+        for chunk in res.response:
+            body += chunk
+            time.sleep(0.1)
+    assert time.monotonic() - started > 0.6
+    assert len(_features(body)) >= len(HALLS) and audited[-1][2] is True
