@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 def export(layer_id, fmt):
     settings = current_app.config["ASSET_MAP"]
     job = Export.make(extensions.engine(), layer_id, fmt, request.args, role=current_role(), actor=current_actor(),
-                      settings=settings)
+                      settings=settings, bulk_engine=extensions.export_engine())
     comments = request.args.get("comments", "1") not in ("0", "false", "no")
     cache = _cache_path(job, settings, comments) if job.role == "public" else None
     if cache is not None and cache.is_file():
