@@ -49,6 +49,7 @@ def test_two_downloads_made_at_once_both_complete_and_keep_one_whole_file(db_url
     assert _features(head + rest) == _features(second) and len(_features(second)) >= len(HALLS)
     kept = list((tmp_path / "exports").glob("*.geojson"))
     assert len(kept) == 1 and _features(kept[0].read_bytes()) == _features(second)
+    _wait_for(lambda: list((tmp_path / "exports").glob("*.geojson.gz")))  # the gzip copy, made after it
     assert not list((tmp_path / "exports").glob("*.part"))
     assert [c[2] for c in audited] == [True, True]
 
@@ -188,3 +189,37 @@ def test_a_download_made_from_the_database_reads_on_a_low_priority_backend(db_ur
                                      "AND query LIKE 'FETCH%'")).scalars().all()
         assert len(pids) == 1 and os.getpriority(os.PRIO_PROCESS, pids[0]) == LOW_PRIORITY
         b"".join(chunks)
+
+
+def _wait_for(check, timeout=15):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_kept_file_is_gzipped_once_and_sent_as_it_is_to_clients_that_accept_gzip(db_url, engine, tmp_path,
+                                                                                   audited):
+    """Every browser accepts gzip: compressing 500 MB again in a worker for each download cost more CPU than making
+    it. The gzip copy goes by sendfile too, with the same audit."""
+    import gzip
+
+    app, body = _kept(db_url, engine, tmp_path)
+    n = len(_features(body))
+    _wait_for(lambda: list((tmp_path / "exports").glob("*.geojson.gz")))
+    gz = next((tmp_path / "exports").glob("*.geojson.gz"))
+    audited.clear()
+    out, started = _call(app, "/export/assets.geojson", HTTP_ACCEPT_ENCODING="gzip, deflate, br",
+                         **{"wsgi.file_wrapper": _ServerWrapper})
+    headers = started[0][1]
+    assert isinstance(out, _ServerWrapper)
+    assert headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in headers["Vary"]
+    assert headers["Content-Length"] == str(gz.stat().st_size) and gz.stat().st_size < len(body)
+    assert gzip.decompress(_sendfile(out, gz.stat().st_size)) == body
+    out.close()
+    assert audited == [("assets", n, True)]
+    out, started = _call(app, "/export/assets.geojson", **{"wsgi.file_wrapper": _ServerWrapper})
+    assert "Content-Encoding" not in started[0][1] and _sendfile(out, len(body)) == body
+    out.close()

@@ -12,23 +12,29 @@ Large downloads are bounded and shared:
   personal data and is never kept.
 """
 
+import fcntl
+import gzip
 import hashlib
 import io
 import json
 import logging
 import os
+import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, request, send_file
 
 from asset_map.api.exporter import Export
 from asset_map.store import change_stamps
+from asset_map.store.db import LOW_PRIORITY
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, current_role
 from asset_map.web.slots import slots
 
 bp = Blueprint("exports", __name__)
+GZIP_LEVEL = 6  # Flask-Compress's default: what a browser got when the file was compressed as it was sent
 log = logging.getLogger(__name__)
 
 
@@ -97,7 +103,56 @@ def _store(path, cache, rows):
     except OSError as err:
         log.warning("export %s not kept: %s", cache.name, err)
         return False
+    if cache.suffix in (".geojson", ".csv"):
+        threading.Thread(target=_compress, args=(cache,), name=f"gzip-{cache.stem}", daemon=True).start()
     return True
+
+
+def _gzipped(cache):
+    return cache.with_name(cache.name + ".gz")
+
+
+def _compress(cache):
+    """Keep a gzip copy beside a kept file, for the clients that accept gzip (every browser): sent as it is, by
+    sendfile, instead of compressed again in a worker for every download. Once per file (a lock across workers),
+    in a thread of its own at the lowest CPU priority (zlib lets go of the GIL while it works)."""
+    gz = _gzipped(cache)
+    lock = _lock(gz)
+    if lock is None or gz.is_file():
+        if lock is not None:
+            os.close(lock)
+        return
+    try:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOW_PRIORITY)
+        except OSError:
+            pass
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=f"{gz.stem}.", suffix=".part")
+        try:
+            with open(cache, "rb") as src, open(fd, "wb") as raw, \
+                    gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            if cache.is_file():  # not cleaned away for a newer stamp meanwhile
+                os.replace(tmp, gz)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except OSError:
+        log.exception("could not gzip the kept download %s", cache.name)
+    finally:
+        os.close(lock)
+
+
+def _lock(path):
+    """An exclusive lock on ``<path>.making`` (a descriptor to close), or None when another thread or worker holds
+    it (the file is being made)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_suffix(".making"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _counted(job):
@@ -132,12 +187,18 @@ def _tee(chunks, rows, cache):
 
 
 def _from_cache(job, cache):
+    gz = _gzipped(cache)
+    zipped = request.accept_encodings["gzip"] > 0 and gz.is_file()
     try:
         rows = int(cache.with_suffix(".rows").read_text())
-        fh = _SentFile(cache, lambda complete: job.record(rows if complete else 0, complete))
+        fh = _SentFile(gz if zipped else cache, lambda complete: job.record(rows if complete else 0, complete))
     except (OSError, ValueError):  # removed by a newer download's clean-up meanwhile: make it again
         return _uncached(job)
-    return _send(fh, job)
+    res = _send(fh, job)
+    res.vary.add("Accept-Encoding")
+    if zipped:
+        res.headers["Content-Encoding"] = "gzip"  # and Flask-Compress leaves it as it is
+    return res
 
 
 def _uncached(job):
