@@ -414,6 +414,9 @@ def _exports_figures(srv, bbox, seconds):
     box = f"{cx - 0.05:.4f},{cy - 0.03:.4f},{cx + 0.05:.4f},{cy + 0.03:.4f}"
     paths = {"map page": "/", "map API": f"/api/assets.geojson?bbox={box}&zoom=13",
              "OGC items": f"/ogc/collections/organisations/items?bbox={box}&limit=100"}
+    # Every worker warmed as the first-view section does (a worker's first map page imports folium and pandas):
+    # run alone (ASSET_MAP_BENCH_SECTIONS=exports), the reference's p95 was that import, 7.5-9.2 s instead of 0.3 s.
+    _fetch_all(srv.url, ["/"] * 16, clients=4)
     base = {k: loadgen.run(srv.url, [p], clients=CLIENTS, seconds=seconds, timeout_s=30) for k, p in paths.items()}
     stop, outcomes = threading.Event(), []
 
