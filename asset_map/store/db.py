@@ -136,8 +136,9 @@ def get_engine(settings=None, *, reads=False):
 
 # The read engine pings a connection only when it sat unused this long: at its rates a ping on every checkout is a
 # round trip per statement, but a connection idle through a database restart must be replaced before a request
-# uses it (the map page after a restart answered 503 once per pooled connection).
-READ_PING_IDLE_S = 1.0
+# uses it (the map page after a restart answered 503 once per pooled connection). A restart takes longer than this;
+# a server under load reuses its connections within milliseconds and never pings.
+READ_PING_IDLE_S = 0.2
 
 
 def _ping_when_idle(engine, idle_s):
