@@ -8,8 +8,8 @@ Large downloads are bounded and shared:
   (and core) from the map.
 - A complete public download is kept under ``VAR_DIR/exports`` keyed by its inputs (layer, format, filter, options)
   and the data's change stamps (store.change_stamps): the same download asked for again, before the data changes, is
-  sent from that file without a slot and without touching the database. What a signed-in user downloads may be
-  personal data and is never kept.
+  sent from that file (by sendfile) without touching the database, still in a slot, since it holds a request thread
+  while it is sent. What a signed-in user downloads may be personal data and is never kept.
 """
 
 import fcntl
@@ -187,12 +187,22 @@ def _tee(chunks, rows, cache):
 
 
 def _from_cache(job, cache):
+    """The kept file, in one of the export slots: sending it costs no database work, but it holds a request thread
+    for as long as the client takes (five clients pulling a national file held five of the server's eight threads,
+    and the map's requests queued behind them)."""
     gz = _gzipped(cache)
     zipped = request.accept_encodings["gzip"] > 0 and gz.is_file()
+    held = slots("export").acquire()
+
+    def sent(complete):
+        held.release()
+        job.record(rows if complete else 0, complete)
+
     try:
         rows = int(cache.with_suffix(".rows").read_text())
-        fh = _SentFile(gz if zipped else cache, lambda complete: job.record(rows if complete else 0, complete))
+        fh = _SentFile(gz if zipped else cache, sent)
     except (OSError, ValueError):  # removed by a newer download's clean-up meanwhile: make it again
+        held.release()
         return _uncached(job)
     res = _send(fh, job)
     res.vary.add("Accept-Encoding")
