@@ -67,13 +67,31 @@ def _respond(job, fmt, settings, held, comments, cache):
         if cache is None or not _store(path, cache, sum(counts.values())):
             os.remove(path)
         return _send(fh, job)
-    rows = _counted(job) if cache is not None else None
+    # One download at a time writes the copy to keep (a lock across workers): five clients asking for a national
+    # file at once each wrote 529 MB, and the disk's writeback then stalled every process that wrote (access logs).
+    lock = _lock(cache) if cache is not None else None
+    rows = _counted(job) if lock is not None else None
     body = job.stream(comments=comments) if fmt == "csv" else job.stream()
-    if cache is not None:
-        body = _tee(body, rows, cache)
-    return Response(_releasing(body, held), content_type=job.media_type,
-                    headers={"Content-Disposition": f'attachment; filename="{job.filename}"',
-                             "X-Content-Type-Options": "nosniff"})
+    if lock is not None:
+        unlock = _once(os.close, lock)
+        body = _tee(body, rows, cache, unlock)
+    res = Response(_releasing(body, held), content_type=job.media_type,
+                   headers={"Content-Disposition": f'attachment; filename="{job.filename}"',
+                            "X-Content-Type-Options": "nosniff"})
+    if lock is not None:
+        res.call_on_close(unlock)   # also when the stream never started (the client went at once)
+    return res
+
+
+def _once(fn, *args):
+    done = []
+
+    def call():
+        if not done:
+            done.append(True)
+            fn(*args)
+
+    return call
 
 
 def _cache_path(job, settings, comments):
@@ -167,12 +185,12 @@ def _counted(job):
     return rows
 
 
-def _tee(chunks, rows, cache):
-    """The stream as it goes out, also written to a file that becomes the cached copy only if it completes.
+def _tee(chunks, rows, cache, unlock):
+    """The stream as it goes out, also written to a file that becomes the cached copy only if it completes; then
+    ``unlock()`` (the lock from ``_lock``).
 
-    Each download writes a file of its own (two threads or workers can make the same download at once): with one
-    name per process, the first to finish took the other's file away and the other failed after its last byte."""
-    cache.parent.mkdir(parents=True, exist_ok=True)
+    The file is the download's own (mkstemp): with one name per process, the first of two identical downloads to
+    finish took the other's file away and the other failed after its last byte."""
     fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=f"{cache.stem}.", suffix=".part")
     done = False
     try:
@@ -182,8 +200,11 @@ def _tee(chunks, rows, cache):
                 yield chunk
         done = rows.get("complete", False)
     finally:
-        if not (done and _store(tmp, cache, rows.get("n", 0))):
-            Path(tmp).unlink(missing_ok=True)
+        try:
+            if not (done and _store(tmp, cache, rows.get("n", 0))):
+                Path(tmp).unlink(missing_ok=True)
+        finally:
+            unlock()
 
 
 def _from_cache(job, cache):

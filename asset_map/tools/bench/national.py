@@ -435,6 +435,7 @@ def _exports_figures(srv, bbox, seconds):
     stop.set()
     for th in threads:
         th.join(600)
+    os.sync()   # the downloads' files written out, so the next section is not measured against their writeback
     done = [o for o in outcomes if o[0] == 200]
     busy = sum(1 for o in outcomes if o[0] == 503)
     cut = [o for o in outcomes if o[0] not in (200, 503)]
