@@ -57,32 +57,3 @@ def test_local_cluster_lifecycle():
         assert cluster.running()
     finally:
         cluster.destroy()
-
-
-def test_a_low_priority_engine_renices_its_backends_and_keeps_none(db_url):
-    """Exports read through an engine whose backends run at nice 19 when they are processes of this machine that
-    we may renice (the test cluster is); it pools nothing, since a backend's nice value cannot be lowered again."""
-    import os
-    from pathlib import Path
-
-    from asset_map.config import load_settings
-    from asset_map.store.db import LOW_PRIORITY, make_engine
-
-    settings = load_settings({"DATABASE_URL": db_url})
-    low, normal = make_engine(db_url, settings, low_priority=True), make_engine(db_url, settings)
-    try:
-        with normal.connect() as conn:
-            usual = conn.execute(text("SELECT pg_backend_pid()")).scalar()
-        with low.connect() as conn:
-            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
-            assert conn.execute(text("SELECT 1")).scalar() == 1
-            ours = Path(f"/proc/{pid}").exists() and (os.geteuid() == 0 or Path(f"/proc/{pid}").stat().st_uid ==
-                                                      os.geteuid())
-            assert os.getpriority(os.PRIO_PROCESS, pid) == (LOW_PRIORITY if ours else 0)
-        if ours:
-            assert os.getpriority(os.PRIO_PROCESS, usual) == 0  # the pooled engine's backends are left alone
-        with low.connect() as conn:  # not the reniced backend again: it was closed with its connection
-            assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != pid
-    finally:
-        low.dispose()
-        normal.dispose()

@@ -173,27 +173,6 @@ def test_a_download_may_take_longer_than_the_statement_timeout(db_url, engine, t
     assert len(_features(body)) >= len(HALLS) and audited[-1][2] is True
 
 
-def test_a_download_made_from_the_database_reads_on_a_low_priority_backend(db_url, engine, tmp_path, monkeypatch):
-    """The backend making an export (most of its CPU at national scale) runs at nice 19, so the map's queries go
-    first; this test's cluster is a process of this machine that we may renice."""
-    import os
-
-    from asset_map.store.db import LOW_PRIORITY
-
-    add_hand_made(engine, HALLS)
-    monkeypatch.setattr(rows, "BATCH", 1)
-    monkeypatch.setattr(geojson, "CHUNK", 1)
-    web = make_app(db_url, tmp_path).test_client()
-    with web.get("/export/assets.geojson", buffered=False) as res:
-        chunks = iter(res.response)
-        next(chunks), next(chunks)  # the cursor is open
-        with engine.connect() as conn:
-            pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                                     "AND query LIKE 'FETCH%'")).scalars().all()
-        assert len(pids) == 1 and os.getpriority(os.PRIO_PROCESS, pids[0]) == LOW_PRIORITY
-        b"".join(chunks)
-
-
 def _wait_for(check, timeout=15):
     import time
 

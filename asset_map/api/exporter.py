@@ -25,10 +25,9 @@ class Export:
     role: str
     actor: str
     settings: dict
-    bulk_engine: object = None  # reads the rows when given (a low-priority engine), else ``engine``
 
     @classmethod
-    def make(cls, engine, layer_id, fmt, args, *, role, actor, settings, bulk_engine=None):
+    def make(cls, engine, layer_id, fmt, args, *, role, actor, settings):
         """Check everything before the first byte is sent, so a bad request is a clean 400/404."""
         if fmt not in FORMATS:
             msg = f"Unknown export format {fmt!r}: expected one of {', '.join(FORMATS)}."
@@ -36,7 +35,7 @@ class Export:
         if layer_id == ALL and fmt != "gpkg":
             msg = "Every layer at once ('all') is offered as a GeoPackage only: use all.gpkg."
             raise InputError(msg)
-        export = cls(engine, layer_id, fmt, AssetFilter.from_args(args), role, actor, settings, bulk_engine)
+        export = cls(engine, layer_id, fmt, AssetFilter.from_args(args), role, actor, settings)
         export.layers()  # raises NotFound for an unknown layer
         return export
 
@@ -48,10 +47,6 @@ class Export:
             # Districts ride along in a GeoPackage so the layer opens in QGIS with its context.
             return [layer, layers.get(self.engine, "districts", self.role)]
         return [layer]
-
-    @property
-    def rows_engine(self):
-        return self.bulk_engine or self.engine
 
     @property
     def filename(self):
@@ -78,26 +73,26 @@ class Export:
         """Chunks of bytes (GeoJSON or CSV), recorded in the audit log when done."""
         layer = self.layers()[0]
         if self.fmt == "geojson":
-            return geojson.stream(self.rows_engine, layer, self.flt, filters=self.flt.as_args() or None,
+            return geojson.stream(self.engine, layer, self.flt, filters=self.flt.as_args() or None,
                                   on_done=self.record, **self._kwargs())
-        return csv_.stream(self.rows_engine, layer, self.flt, on_done=self.record, **self._kwargs(), **options)
+        return csv_.stream(self.engine, layer, self.flt, on_done=self.record, **self._kwargs(), **options)
 
     def write(self, path, **options):
         """Write to a file; returns {layer id: rows}."""
         kwargs = self._kwargs()
         if self.fmt == "gpkg":
-            counts = gpkg.write(path, self.rows_engine, self.layers(), self.flt, **kwargs)
+            counts = gpkg.write(path, self.engine, self.layers(), self.flt, **kwargs)
             self.record(sum(counts.values()))
             return counts
         done = {}
         layer = self.layers()[0]
         module = geojson if self.fmt == "geojson" else csv_
-        module.write(path, self.rows_engine, layer, self.flt, on_done=lambda n, ok: done.update(n=n, ok=ok),
+        module.write(path, self.engine, layer, self.flt, on_done=lambda n, ok: done.update(n=n, ok=ok),
                      **kwargs, **options)
         self.record(done["n"], done["ok"])
         return {layer.id: done["n"]}
 
     def gpkg_temp(self, directory=None):
-        path, counts = gpkg.to_temp(self.rows_engine, self.layers(), self.flt, directory=directory, **self._kwargs())
+        path, counts = gpkg.to_temp(self.engine, self.layers(), self.flt, directory=directory, **self._kwargs())
         self.record(sum(counts.values()))
         return path, counts

@@ -28,12 +28,12 @@ from flask import Blueprint, Response, current_app, request, send_file
 
 from asset_map.api.exporter import Export
 from asset_map.store import change_stamps
-from asset_map.store.db import LOW_PRIORITY
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, current_role
 from asset_map.web.slots import slots
 
 bp = Blueprint("exports", __name__)
+LOW_PRIORITY = 19  # the nice value of the thread that gzips a kept file: it runs when the machine has time
 GZIP_LEVEL = 6  # Flask-Compress's default: what a browser got when the file was compressed as it was sent
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 def export(layer_id, fmt):
     settings = current_app.config["ASSET_MAP"]
     job = Export.make(extensions.engine(), layer_id, fmt, request.args, role=current_role(), actor=current_actor(),
-                      settings=settings, bulk_engine=extensions.export_engine())
+                      settings=settings)
     comments = request.args.get("comments", "1") not in ("0", "false", "no")
     cache = _cache_path(job, settings, comments) if job.role == "public" else None
     if cache is not None and cache.is_file():

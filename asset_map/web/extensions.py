@@ -4,7 +4,7 @@ the app starts (and answers 503) while the database is down."""
 from flask import current_app
 
 from asset_map.maps.spec import LAYERS_DIR, load_layers
-from asset_map.store.db import database_url, get_engine, make_engine
+from asset_map.store.db import get_engine
 from asset_map.web import vendored
 
 
@@ -45,10 +45,3 @@ def read_engine():
     table): store.db.get_engine's read engine, disposed with the others (tests copy databases that must have no
     sessions)."""
     return kept("asset_map.read_engine", lambda settings: get_engine(settings, reads=True))
-
-
-def export_engine():
-    """For reading a download's rows (exports): connections without a pool whose backends run at low CPU priority
-    where that can be set (store.db.make_engine), so a national export being made leaves the CPU to the map."""
-    return kept("asset_map.export_engine", lambda settings: make_engine(database_url(settings), settings,
-                                                                         low_priority=True))
