@@ -67,9 +67,10 @@ def _table_page(role):
     page_no = request.args.get("page")
     page_no = None if page_no is None else (int(page_no) if page_no.isdigit() else 0)
     engine = extensions.read_engine()
-    # Every page of a filter has the same count: kept per process until the assets change.
-    counted = _kept_counts().get(engine, (role, json.dumps(flt.as_args(), sort_keys=True)),
-                                 lambda: table.count(engine, flt, role=role))
+    # Every page of a filter has the same count: kept per process until the assets change (or the day, which moves
+    # "verified within" filters).
+    key = (role, json.dumps(flt.as_args(), sort_keys=True), date.today().isoformat())
+    counted = _kept_counts().get(engine, key, lambda: table.count(engine, flt, role=role))
     result = table.page(engine, flt, role=role, sort=sort, direction=direction, page_no=page_no,
                         after=request.args.get("after"), before=request.args.get("before"),
                         last=request.args.get("last") == "1", counted=counted)
