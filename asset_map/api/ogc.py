@@ -98,16 +98,24 @@ def parse_datetime(raw):
     return (day, day)
 
 
+def _feature_id(layer, raw):
+    """A feature id of the layer as the database holds it (int or code), or None when ``raw`` cannot be one."""
+    if not _ID.match(raw):
+        return None
+    if layer.id_type == "integer":
+        return int(raw) if raw.isdigit() and len(raw) < 19 else None
+    return raw
+
+
 def _after(layer, raw):
     if raw in (None, ""):
         return None
-    if layer.id_type == "integer" and raw.isdigit() and len(raw) < 19:
-        return int(raw)
-    if layer.id_type != "integer" and _ID.match(raw):
-        return raw
-    msg = (f"Parameter 'after' has value {raw[:40]!r}: not a position this collection gave out; follow the "
-           "links from the first page.")
-    raise InputError(msg)
+    value = _feature_id(layer, raw)
+    if value is None:
+        msg = (f"Parameter 'after' has value {raw[:40]!r}: not a position this collection gave out; follow the "
+               "links from the first page.")
+        raise InputError(msg)
+    return value
 
 
 def parse_items(layer, args):
@@ -294,9 +302,9 @@ def items(engine, layer, q, *, role, base, suppress_below=5):
 
 def item(engine, layer, feature_id, *, role, base, suppress_below=5):
     missing = f"There is no feature {feature_id!r} in '{layer.id}'."
-    if not _ID.match(feature_id) or (layer.id_type == "integer" and not (feature_id.isdigit() and len(feature_id) < 19)):
+    value = _feature_id(layer, feature_id)
+    if value is None:
         raise NotFound(missing)
-    value = int(feature_id) if layer.id_type == "integer" else feature_id
     flt = AssetFilter(status=STATUSES) if layer.kind == "assets" else AssetFilter()
     source, params = layer.source(flt, role=role, suppress_below=suppress_below,
                                   conditions=[f"{layer.id_sql} = :fid"], params={"fid": value})

@@ -13,7 +13,7 @@ from asset_map.csv_writer import CsvWriter
 
 from asset_map.errors import InputError
 from asset_map.store import keyset
-from asset_map.store.keyset import decode_cursor, encode_cursor
+from asset_map.store.keyset import decode_cursor
 from asset_map.vocabulary import role_rank
 
 COLUMNS = [("name", "Name"), ("tier", "Tier"), ("category", "Category"), ("offers", "Offers"),
@@ -140,23 +140,11 @@ def _page(conn, flt, *, role, sort, direction, page_no, after, before, last, pag
         params.update(c_value=cursor[0], c_id=cursor[1])
     sql = _seek_sql(cols, where, sort, seek_dir, nulls_first=reverse, cursor=cursor)
     rows = [dict(r._mapping) for r in conn.execute(text(sql), params)]
-    more = len(rows) > page_size
-    rows = rows[:page_size]
-    if reverse:
-        rows.reverse()
+    rows, cursors = keyset.window(rows, page_size, sort, reverse=reverse, last=last, started=cursor is not None)
     for r in rows:
         r.pop("seg", None)
     plain = [_plain(r) for r in rows]
-    # Going forward, rows before this page exist when it started from a cursor; going back, rows after it do.
-    has_prev = more if reverse else cursor is not None
-    has_next = (not last) if reverse else more
-    cursors = {}
-    if rows:
-        if has_prev:
-            cursors["first"], cursors["prev"] = "", encode_cursor(rows[0][sort], rows[0]["id"])
-        if has_next:
-            cursors["next"], cursors["last"] = encode_cursor(rows[-1][sort], rows[-1]["id"]), ""
-    if not has_prev:
+    if "prev" not in cursors:
         shown_no = 1
     return Page(plain, total, estimated, pages, min(shown_no, pages), cursors)
 

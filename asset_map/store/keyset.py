@@ -81,21 +81,29 @@ def seek(conn, columns, source, params, *, key, cast, descending=False, size=100
     rows = [dict(r) for r in conn.execute(text(
         f"SELECT {columns}, {key} AS seek_key {source}{cond} ORDER BY {key} {order}, {row_id} {order} LIMIT :n"),
         {**params, "n": size + 1}).mappings()]
+    rows, cursors = window(rows, size, "seek_key", reverse=reverse, last=last, started=cursor is not None)
+    for r in rows:
+        del r["seek_key"]
+    return Page(rows, total, estimated, cursors)
+
+
+def window(rows, size, key, *, reverse, last, started):
+    """(the page's rows in reading order, its cursors) from up to ``size + 1`` rows read in seek order (backwards
+    when ``reverse``), ``key`` naming the sort value in each row. Going forward, rows come before this page when it
+    ``started`` from a cursor; going back, rows come after it unless it is the ``last``."""
     more = len(rows) > size
     rows = rows[:size]
     if reverse:
         rows.reverse()
-    has_prev = more if reverse else cursor is not None
+    has_prev = more if reverse else started
     has_next = (not last) if reverse else more
     cursors = {}
     if rows:
         if has_prev:
-            cursors["first"], cursors["prev"] = "", encode_cursor(rows[0]["seek_key"], rows[0]["id"])
+            cursors["first"], cursors["prev"] = "", encode_cursor(rows[0][key], rows[0]["id"])
         if has_next:
-            cursors["next"], cursors["last"] = encode_cursor(rows[-1]["seek_key"], rows[-1]["id"]), ""
-    for r in rows:
-        del r["seek_key"]
-    return Page(rows, total, estimated, cursors)
+            cursors["next"], cursors["last"] = encode_cursor(rows[-1][key], rows[-1]["id"]), ""
+    return rows, cursors
 
 
 def _alias(source):

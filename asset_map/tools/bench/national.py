@@ -348,6 +348,7 @@ def _first_view_figures(ctx, srv, ref_srv):
 
 def _table_figures(srv, engine, seconds):
     from asset_map.maps import table
+    from asset_map.store import keyset
     from asset_map.store.assets import AssetFilter
 
     total, _ = table.count(engine, AssetFilter(), role="public")
@@ -357,7 +358,7 @@ def _table_figures(srv, engine, seconds):
         name, row_id = conn.execute(text(f"SELECT a.name, a.id FROM assets a WHERE {where} "
                                          "ORDER BY a.name, a.id OFFSET :o LIMIT 1"),
                                     {**params, "o": (middle - 1) * table.PAGE_SIZE - 1}).one()
-    cursor = table.encode_cursor(name, row_id)
+    cursor = keyset.encode_cursor(name, row_id)
     pages = {"first": "/assets", "middle": f"/assets?after={cursor}&page={middle}", "last": "/assets?last=1"}
     figures = []
     offset_ref = loadgen.run(srv.url, [f"/assets?page={middle}"], clients=CLIENTS, seconds=max(3, seconds // 2),
