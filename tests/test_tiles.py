@@ -379,8 +379,11 @@ def test_prepared_shapes_give_the_same_areas_as_the_live_tables(prep_db):
             assert len(got) == len(expected) > 0
             assert sorted(f["properties"]["decile"] for f in got) == sorted(
                 f["properties"]["decile"] for f in expected)
+            if z <= tile_prep.PIXEL_MAX_ZOOM:
+                _assert_same_shapes_in_the_tile(got, expected)
         # Reading the prepared shapes is what the low zooms do: a shape changed there shows in the tile.
         with eng.begin() as conn:
+            conn.execute(text("DELETE FROM tile_pixels WHERE z = 7"))
             conn.execute(text("DELETE FROM tile_shapes WHERE band = 7"))
         assert _features(eng, "need", 7, lon, lat) == []
         assert _features(eng, "districts", 7, lon, lat) == []
@@ -389,6 +392,56 @@ def test_prepared_shapes_give_the_same_areas_as_the_live_tables(prep_db):
         with eng.begin() as conn:
             conn.execute(text("UPDATE districts SET name = name"))
         assert len(_features(eng, "need", 7, lon, lat)) == len(live[7])
+    finally:
+        eng.dispose()
+
+
+def _assert_same_shapes_in_the_tile(got, expected):
+    """Each decile covers the same pixels inside the tile whether its shapes came through ST_AsMVTGeom for this tile
+    (live) or were put in the zoom's pixel grid once (tile_pixels): outside the tile the prepared shapes are not
+    clipped, so only the tile's own square is compared."""
+    from shapely.geometry import box, shape
+
+    square = box(0, 0, tiles.EXTENT, tiles.EXTENT)
+
+    def by_decile(features):
+        return {f["properties"].get("decile"): shape(f["geometry"]).buffer(0).intersection(square) for f in features}
+
+    got, expected = by_decile(got), by_decile(expected)
+    assert got.keys() == expected.keys()
+    for decile, want in expected.items():
+        assert want.area > 0
+        assert got[decile].symmetric_difference(want).area <= 0.001 * want.area, decile
+
+
+def test_a_need_tile_finds_deciles_by_position_for_every_indicator_and_vintage(prep_db):
+    """tile_deciles is built for each loaded indicator and vintage: a tile of another indicator, or of an area with no
+    decile, colours the same areas as the live tables do; an indicator loaded after the rebuild moves the stamp."""
+    from sqlalchemy import text
+
+    eng = _engine(prep_db)
+    try:
+        with eng.begin() as conn:
+            lon, lat = conn.execute(text("SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Extent(geom)) AS c "
+                                         "FROM districts) s")).one()
+            # A second indicator with deciles the reverse of the first, and one area without any.
+            conn.execute(text("INSERT INTO need_indicators (area_code, indicator, vintage, score, rank, decile) "
+                              "SELECT area_code, 'reverse', vintage, score, rank, 11 - decile FROM need_indicators "
+                              "WHERE indicator = 'imd' AND area_code <> (SELECT min(area_code) FROM need_indicators)"))
+        assert tile_prep.refresh(eng)["shapes"] > 0
+        with eng.connect() as conn:
+            combos = conn.execute(text("SELECT indicator, vintage, cardinality(deciles) FROM tile_deciles "
+                                       "WHERE indicator IN ('imd', 'reverse') "
+                                       "ORDER BY 1, 2")).all()
+            areas = conn.execute(text("SELECT count(*) FROM areas")).scalar()
+        assert [(i, n) for i, _, n in combos] == [("imd", areas), ("reverse", areas)]
+        vintage = combos[0][1]
+        for indicator in ("imd", "reverse"):
+            args = {"need": f"{indicator}:{vintage}"}
+            for z in (6, 8):
+                got = _features(eng, "need", z, lon, lat, args)
+                expected = _features(eng, "need", z, lon, lat, args, prepared=False)
+                _assert_same_shapes_in_the_tile(got, expected)
     finally:
         eng.dispose()
 

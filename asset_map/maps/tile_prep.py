@@ -1,8 +1,10 @@
 """What tile servers build once so that a tile is cheap: area shapes per zoom band and public asset counts per grid
-cell (tables of migration 0022), and a seeded cache of the low zooms.
+cell (tables of migrations 0022 and 0028), and a seeded cache of the low zooms.
 
 - ``refresh_shapes``: every area and district transformed to Web Mercator once and simplified at each band's
-  tolerance (a quarter pixel at the band's highest zoom), so a national need tile reads a few hundred small shapes.
+  tolerance (a quarter pixel at the band's highest zoom), so a national need tile reads a few hundred small shapes;
+  and, up to PIXEL_MAX_ZOOM, the areas already in each zoom's pixel grid (``tile_pixels``), as a tile's encoder wants
+  them.
 - ``refresh_asset_grid``: per zoom up to GRID_MAX_ZOOM, the assets the public may see (store.assets' privacy rule,
   through the shared AssetFilter: individuals are never counted) grouped per cell of maps.tiles.CELL_PIXELS, tier
   and category; the cells of zoom z are built from those of z + 1 (each cell is exactly four of the next), so the
@@ -28,6 +30,9 @@ from asset_map.store.assets import AssetFilter
 # A band is the highest zoom its shapes are simplified for; zooms above the last band read the live tables (a tile
 # there covers few areas). Literally migration 0022's BANDS, which has a partial index per band.
 BANDS = (5, 7, 9, 11)
+# Up to this zoom (below maps.tiles.DETAIL_ZOOM, where a need tile carries the decile only) the areas are also kept in
+# each zoom's pixel grid (tile_pixels, migration 0028, which has a partial index per zoom).
+PIXEL_MAX_ZOOM = 9
 # The asset grid covers zooms 0..GRID_MAX_ZOOM (a partial index per zoom in migration 0022); above it a tile holds few
 # enough assets to group live.
 GRID_MAX_ZOOM = 12
@@ -131,7 +136,41 @@ def refresh_shapes(engine, *, force=False, wait=True):
                 "INSERT INTO tile_shapes (layer, vintage, band, code, geom) SELECT layer, vintage, :band, code, "
                 "ST_Simplify(g, :tol, true) FROM tile_src WHERE g IS NOT NULL"),
                 {"band": band, "tol": _pixel_m(band) / 4}).rowcount
+        rows += _refresh_pixels(conn)
         _record(conn, "shapes", stamp, rows=rows, seconds=time.perf_counter() - started)
+    return rows
+
+
+def _refresh_pixels(conn):
+    """``tile_pixels`` and ``tile_deciles`` (migration 0028) from the bands' area shapes; returns the rows written.
+
+    A shape goes through ST_AsMVTGeom once per zoom, against the whole world as one tile of 4096 * 2^z units: that
+    snaps, orients and validates it exactly as for any one tile of zoom z (tiles are whole units of that grid), only
+    without clipping. Each area of a vintage gets a place (idx), and each need indicator an array of its areas'
+    deciles in that order (0: none), so a tile finds a decile by position (maps.tiles)."""
+    from asset_map.maps.queries import area_vintage
+    from asset_map.maps.tiles import EXTENT
+
+    conn.execute(text("DELETE FROM tile_pixels"))
+    conn.execute(text("DELETE FROM tile_deciles"))
+    conn.execute(text(
+        "CREATE TEMPORARY TABLE tile_idx ON COMMIT DROP AS SELECT vintage, code, "
+        "(row_number() OVER (PARTITION BY vintage ORDER BY code))::int AS idx FROM tile_shapes "
+        "WHERE layer = 'areas' AND band = :band"), {"band": BANDS[0]})
+    rows = 0
+    for z in range(PIXEL_MAX_ZOOM + 1):
+        rows += conn.execute(text(
+            "INSERT INTO tile_pixels (z, vintage, code, idx, geom) SELECT :z, vintage, code, idx, g FROM ("
+            "SELECT s.vintage, s.code, i.idx, ST_SetSRID(ST_AsMVTGeom(s.geom, ST_TileEnvelope(0, 0, 0), :extent, 0, "
+            "false), 0) AS g FROM tile_shapes s JOIN tile_idx i ON i.vintage = s.vintage AND i.code = s.code "
+            "WHERE s.layer = 'areas' AND s.band = :band) p WHERE g IS NOT NULL AND ST_Dimension(g) = 2"),
+            {"z": z, "extent": EXTENT * 2 ** z, "band": band_for(z)}).rowcount
+    for indicator, vintage in conn.execute(text("SELECT DISTINCT indicator, vintage FROM need_indicators")).all():
+        rows += conn.execute(text(
+            "INSERT INTO tile_deciles (indicator, vintage, area_vintage, deciles) SELECT :ind, :nv, :av, "
+            "array_agg(coalesce(n.decile, 0)::smallint ORDER BY i.idx) FROM tile_idx i LEFT JOIN need_indicators n "
+            "ON n.area_code = i.code AND n.indicator = :ind AND n.vintage = :nv WHERE i.vintage = :av HAVING count(*) > 0"),
+            {"ind": indicator, "nv": vintage, "av": area_vintage(vintage)}).rowcount
     return rows
 
 
@@ -182,7 +221,7 @@ def refresh(engine, *, stale_months=12, today=None, force=False):
     shapes = refresh_shapes(engine, force=force)
     if shapes:
         with engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE tile_shapes"))
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE tile_shapes, tile_pixels, tile_deciles"))
     return {"shapes": shapes,
             "assets": refresh_asset_grid(engine, stale_months=stale_months, today=today, force=force)}
 

@@ -197,6 +197,19 @@ def _polygon_sql(q, z, params, prepared=False):
     av = queries.area_vintage(vintage)
     params.update(av=av, ind=indicator, nv=int(vintage))
     district = _district_sql(q, params)
+    if z < DETAIL_ZOOM and not district and prepared and z <= tile_prep.PIXEL_MAX_ZOOM:
+        # The areas already in this zoom's pixel grid, moved into the tile, and their deciles by position
+        # (maps.tile_prep): no ST_AsMVTGeom and no join per shape. Not clipped: a shape at the tile's edge reaches
+        # past it by what it is (a few pixels at these zooms) and the renderer clips it. The deciles array is
+        # concatenated so that the subquery returns it detoasted, once: read straight from the table, each lookup
+        # decompressed all of it (0.8 s for a tile instead of 15 ms).
+        x0, y0 = params["x"] * EXTENT, params["y"] * EXTENT
+        params.update(dx=-x0, dy=-y0, x0=x0 - BUFFER, y0=y0 - BUFFER, x1=x0 + EXTENT + BUFFER, y1=y0 + EXTENT + BUFFER)
+        return ("SELECT ST_AsMVT(t, 'need', :extent, 'geom') FROM (SELECT nullif((SELECT deciles || '{}'::smallint[] "
+                "FROM tile_deciles WHERE indicator = :ind AND vintage = :nv)[p.idx], 0) AS decile, "
+                "ST_Translate(ST_Collect(p.geom), :dx, :dy) AS geom FROM tile_pixels p "
+                f"WHERE p.z = {int(z)} AND p.vintage = :av AND p.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1) "
+                "GROUP BY 1) t")
     if z < DETAIL_ZOOM and not district:
         # Only the decile, so one feature per decile: the areas' clipped shapes collected into a MultiPolygon. A
         # national tile holds up to 17,000 areas, and a browser decodes, styles and draws ten features far faster
