@@ -81,6 +81,39 @@ def snapshot(conn):
     return Snapshot(stamps, {r[n]: tuple(r[n + 1:]) for r in rows if r[n] is not None})
 
 
+class RecentSnapshot:
+    """The snapshot this process read last, trusted for ``recheck_s`` seconds (the asset pages' PAGE_RECHECK_MS):
+    a public tile found in the cache then costs no query at all. A change made by another process is served stale
+    for at most that long; ``forget()`` (after a write by this process) makes the next request read it again."""
+
+    def __init__(self, recheck_s, *, clock=time.monotonic):
+        self.recheck_s = recheck_s
+        self._clock = clock
+        self._snap = None
+        self._read_at = None
+        self._forgotten = 0
+        self._lock = threading.Lock()
+
+    def get(self, engine):
+        now = self._clock()
+        with self._lock:
+            if self._read_at is not None and now - self._read_at < self.recheck_s:
+                return self._snap
+            forgotten = self._forgotten
+        with engine.connect() as conn:
+            snap = snapshot(conn)
+        with self._lock:
+            # A read begun before a forget() may predate that write: it is used once, not kept.
+            if forgotten == self._forgotten:
+                self._snap, self._read_at = snap, now
+        return snap
+
+    def forget(self):
+        with self._lock:
+            self._read_at = None
+            self._forgotten += 1
+
+
 def shapes_current(prep, stamps):
     return prep.get("shapes", (None,))[0] == stamps["reference"]
 

@@ -84,9 +84,12 @@ def _process_pages():
 @bp.after_app_request
 def _writes_seen(response):
     """Any request that may have written (a form, an API call, whichever blueprint) makes this process's next asset
-    page check the store again, so what this process changed (a withdrawal, a restricted asset) is seen at once."""
-    if request.method not in ("GET", "HEAD", "OPTIONS") and "asset_map.asset_pages" in current_app.extensions:
-        current_app.extensions["asset_map.asset_pages"].forget()
+    page and public tile check the store again, so what this process changed (a withdrawal, a restricted asset) is
+    seen at once."""
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        for name in ("asset_map.asset_pages", "asset_map.tile_snapshot"):
+            if name in current_app.extensions:
+                current_app.extensions[name].forget()
     return response
 
 

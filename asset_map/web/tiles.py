@@ -27,6 +27,11 @@ def _cache():
     return app.extensions["asset_map.tile_cache"]
 
 
+def _recent_snapshot():
+    return extensions.kept("asset_map.tile_snapshot",
+                           lambda settings: tile_prep.RecentSnapshot(settings["PAGE_RECHECK_MS"] / 1000))
+
+
 def _query(layer_id, engine=None, reference_stamp=None):
     args = {k: ",".join(request.args.getlist(k)) for k in request.args if k != "v"}
     return tiles.TileQuery.from_args(engine or extensions.engine(), layer_id, args, reference_stamp=reference_stamp)
@@ -38,23 +43,30 @@ def tile(layer_id, z, x, y):
     tiles.check_tile(z, x, y)
     engine, role, cache = extensions.read_engine(), current_role(), _cache()
     takes_gzip = request.accept_encodings["gzip"] > 0
-    # One connection for the request; the stamps and the prepared tables' state are read once, in one statement,
-    # and everything below (the query's options, the cache path, the rebuild check, the render) uses them.
-    with engine.connect() as conn:
-        snap = tile_prep.snapshot(conn)
+    raw = gz = path = None
+    if role == "public":
+        # Public tiles are kept on disk by the change stamps, which this process reads at most every
+        # PAGE_RECHECK_MS: a kept tile costs no query at all.
+        snap = _recent_snapshot().get(engine)
         q = _query(layer_id, engine, snap.stamps["reference"])
-        path = cache.path(snap.stamps, q, role, z, x, y) if role == "public" else None
-        raw, gz = None, (cache.get(path) if path is not None else None)
-        if gz is None:
+        path = cache.path(snap.stamps, q, role, z, x, y)
+        gz = cache.get(path)
+    if gz is None:
+        # One connection for the rest; a signed-in reader's stamps and prepared state are read on it, in one
+        # statement, and everything below (the rebuild check, the render) uses them.
+        with engine.connect() as conn:
+            if role != "public":
+                snap = tile_prep.snapshot(conn)
+                q = _query(layer_id, engine, snap.stamps["reference"])
             if settings.get("TILE_PREP", 1):
                 _refresh_if_stale(q, z, role, snap, settings)
             # Rendering takes a slot; a flood of uncached tiles waits, then gets 503 + Retry-After.
             with slots("tile").acquire():
                 raw = tiles.draw(conn, q, z, x, y, role=role, stale_months=settings["STALE_MONTHS"], snapshot=snap)
-            if path is not None or takes_gzip:
-                gz = tiles.gzipped(raw)
-            if path is not None:
-                cache.put(path, gz)
+        if path is not None or takes_gzip:
+            gz = tiles.gzipped(raw)
+        if path is not None:
+            cache.put(path, gz)
     if takes_gzip and gz:
         # Compressed already: Flask-Compress leaves a response with a Content-Encoding alone.
         res = Response(gz, content_type=tiles.MEDIA_TYPE, headers={"Content-Encoding": "gzip"})
