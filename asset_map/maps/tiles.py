@@ -235,14 +235,19 @@ def _popup_sql(role, where_s):
 
 
 def _asset_sql(role, where, mode, where_s):
+    """The SQL of an asset tile, one statement that returns (assets in the tile, tile or NULL). ``points``: the tile
+    when it holds at most POINTS_LIMIT assets (counting stops one past it, as the map API's does). ``grid`` and
+    ``clusters``: the tile grouped per cell when it holds more (``grid``: the prepared counts of maps.tile_prep;
+    ``clusters``: grouped live). NULL means the other kind of tile is wanted; 0 assets, an empty tile."""
     props = features.properties_sql(role)
     base = f"FROM assets a, env WHERE {where} AND a.geom && env.g"
     if mode == "points":
         # The popup fields as jsonb: ST_AsMVT makes each key a feature property (lists such as offers as JSON text).
-        return (_ENV + "SELECT ST_AsMVT(t, 'assets', :extent, 'geom') FROM (SELECT "
-                f"CAST({props} AS jsonb) || jsonb_build_object('id', a.id) AS props, "
-                "ST_AsMVTGeom(ST_Transform(a.geom, 3857), env.e, :extent, :buffer, true) AS geom "
-                f"{base}) t WHERE t.geom IS NOT NULL")
+        return (_ENV + ", pts AS MATERIALIZED (SELECT "
+                f"CAST({props} AS jsonb) || jsonb_build_object('id', a.id) AS props, a.geom {base} LIMIT :cap) "
+                "SELECT n, CASE WHEN n BETWEEN 1 AND :limit THEN (SELECT ST_AsMVT(t, 'assets', :extent, 'geom') FROM "
+                "(SELECT props, ST_AsMVTGeom(ST_Transform(p.geom, 3857), env.e, :extent, :buffer, true) AS geom "
+                "FROM pts p, env) t WHERE t.geom IS NOT NULL) END FROM (SELECT count(*) AS n FROM pts) c")
     if mode == "grid":
         # The prepared counts of this zoom's cells (maps.tile_prep); each cell keeps its sums, so the mean point of a
         # tier and category in a cell is exact.
@@ -250,17 +255,19 @@ def _asset_sql(role, where, mode, where_s):
                  "sum(c.stale_n) AS stale_n, sum(c.sx) / sum(c.n) AS mx, sum(c.sy) / sum(c.n) AS my "
                  f"FROM tile_asset_cells c, env WHERE c.z = :z AND c.geom && env.em{_grid_filter_sql()} "
                  "GROUP BY c.tier, c.category, c.ix, c.iy) ")
+        total = "SELECT coalesce(sum(n), 0) AS n FROM cells"
     else:
-        # A group sits at the mean of its points.
+        # A group sits at the mean of its points; the count is one past the limit at most, as for points.
         cells = ("cells AS MATERIALIZED (SELECT a.tier, a.category, count(*) AS n, min(a.id) AS first_id, "
                  f"count(*) FILTER (WHERE {features.stale_sql()}) AS stale_n, "
                  "avg(ST_X(ST_Transform(a.geom, 3857))) AS mx, avg(ST_Y(ST_Transform(a.geom, 3857))) AS my "
                  f"{base} GROUP BY a.tier, a.category, floor(ST_X(ST_Transform(a.geom, 3857)) / :cell), "
                  "floor(ST_Y(ST_Transform(a.geom, 3857)) / :cell)) ")
-    return (_ENV + ", " + cells + "SELECT ST_AsMVT(t, 'assets', :extent, 'geom') FROM (SELECT "
-            + _popup_sql(role, where_s) +
+        total = f"SELECT count(*) AS n FROM (SELECT 1 {base} LIMIT :cap) s"
+    return (_ENV + ", " + cells + f"SELECT n, CASE WHEN n > :limit THEN (SELECT ST_AsMVT(t, 'assets', :extent, 'geom') "
+            "FROM (SELECT " + _popup_sql(role, where_s) +
             "ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(c.mx, c.my), 3857), env.e, :extent, :buffer, true) AS geom "
-            "FROM cells c, env) t WHERE t.geom IS NOT NULL")
+            f"FROM cells c, env) t WHERE t.geom IS NOT NULL) END FROM ({total}) c")
 
 
 def _grid_filter_sql():
@@ -297,20 +304,23 @@ def draw(conn, q, z, x, y, *, role="public", stale_months=12, today=None, snapsh
         params.update(fparams, today=today, stale_months=int(stale_months), cell=CELL_PIXELS * _pixel_m(z))
         grid = (snapshot is not None and z <= tile_prep.GRID_MAX_ZOOM and tile_prep.grid_answers(q.flt, role)
                 and tile_prep.grid_current(prep, stamps, stale_months=stale_months, today=today))
+        params.update(cap=POINTS_LIMIT + 1, limit=POINTS_LIMIT)
         if grid:
             params.update(g_tier=list(q.flt.tier) or None, g_category=list(q.flt.category) or None)
-            capped = conn.execute(text(_ENV + "SELECT coalesce(sum(c.n), 0) FROM tile_asset_cells c, env "
-                                       f"WHERE c.z = :z AND c.geom && env.em{_grid_filter_sql()}"),
-                                  params).scalar()
+        # One statement for most tiles: grouped where many assets are expected (the prepared grid, or the low
+        # zooms), else the points; the next kind only when one finds the tile is not its kind (the grid's count
+        # and the live one can differ, hence clusters after points).
+        if grid:
+            order = ("grid", "points", "clusters")
+        elif z <= tile_prep.GRID_MAX_ZOOM:
+            order = ("clusters", "points")
         else:
-            # Counting stops one past the limit, as the map API does.
-            capped = conn.execute(text(_ENV + f"SELECT count(*) FROM (SELECT 1 FROM assets a, env WHERE {where} "
-                                       "AND a.geom && env.g LIMIT :cap) c"), {**params, "cap": POINTS_LIMIT + 1}
-                                  ).scalar()
-        if capped == 0:
-            return b""
-        mode = "points" if capped <= POINTS_LIMIT else ("grid" if grid else "clusters")
-        sql = _asset_sql(role, where, mode, where_s)
+            order = ("points", "clusters")
+        for mode in order:
+            n, body = conn.execute(text(_asset_sql(role, where, mode, where_s)), params).one()
+            if n == 0 or body is not None:
+                return bytes(body or b"")
+        return b""
     body = conn.execute(text(sql), params).scalar()
     return bytes(body or b"")
 
