@@ -104,9 +104,10 @@ SETTINGS = [
             "kept until the assets or reference data change (0: every page is looked up in the database).", int),
     Setting("TABLE_CACHE_MB", 16, "Memory per server process for pages of the public's asset table (/assets) it has "
             "served, kept until the assets or reference data change (0: every page is drawn).", int),
-    Setting("PAGE_RECHECK_MS", 1000, "How often a server process checks its kept asset pages against the database "
-            "(change stamps, and who may still see each asset); a change made by another process is served stale "
-            "for at most this long (0: every request checks). A process's own writes are seen at once.", int),
+    Setting("PAGE_RECHECK_MS", 1000, "How often a server process checks its kept asset pages and public vector "
+            "tiles against the database (change stamps, and who may still see each asset); a change made by another "
+            "process is served stale for at most this long (0: every request checks). A process's own writes are "
+            "seen at once.", int),
     Setting("STATIC_MAX_AGE_S", 3600, "Cache-Control max-age of the app's own static files.", int),
     Setting("VENDOR_MAX_AGE_S", 604800, "Cache-Control max-age of the vendored JavaScript/CSS (pinned versions; 7 "
             "days).", int),
