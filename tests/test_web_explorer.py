@@ -235,6 +235,29 @@ def test_cached_answers_follow_changes_to_the_assets(engine, tmp_path):
     assert '"category": "library"' in html
 
 
+def _offered(html, field):
+    select = re.search(rf'<select class="govuk-select" id="f-{field}" name="{field}">(.*?)</select>', html, re.S)
+    return re.findall(r'<option value="([^"]*)"', select.group(1))
+
+
+def test_the_kept_filter_form_follows_the_data_and_the_filter(engine, tmp_path):
+    """The filter form is kept drawn per process, yet a new category or offer is offered at once on every page that
+    shows it, and the selected values are the request's own."""
+    county = load_synthetic(engine, tmp_path, areas=20, assets_n=60, seed=9)
+    web = make_app(engine.url.render_as_string(hide_password=False), tmp_path).test_client()
+    for path in ("/", "/assets"):
+        assert "bandstand" not in _offered(web.get(path).get_data(as_text=True), "category")
+    centre = county.postcodes.geometry.iloc[3]
+    add_hand_made(engine, [("kept", "Kept Form Bandstand", "organisation", "bandstand", centre.x, centre.y,
+                            {"offers": "music"})])
+    for path in ("/", "/assets", "/assets?page=1"):
+        html = web.get(path).get_data(as_text=True)
+        assert "bandstand" in _offered(html, "category") and "music" in _offered(html, "offer"), path
+    html = web.get("/assets?category=bandstand").get_data(as_text=True)
+    assert '<option value="bandstand" selected>' in html
+    assert '<option value="bandstand" selected>' not in web.get("/assets").get_data(as_text=True)
+
+
 def test_pack_map_page_is_light_and_offers_domains_of_both_vintages(pack_client):
     res = pack_client.get("/")
     html = res.get_data(as_text=True)

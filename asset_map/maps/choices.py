@@ -24,9 +24,11 @@ def _assets_version(conn):
     return change_stamps.stamps(conn)["assets"]
 
 
-def _cached(engine, name, role, compute):
+def _cached(engine, name, role, compute, version=None):
+    """``version``: the assets' change stamp when the caller has read it already."""
     with engine.connect() as conn:
-        version = _assets_version(conn)
+        if version is None:
+            version = _assets_version(conn)
         key = (str(engine.url), name, role)
         now = time.monotonic()
         with _LOCK:
@@ -44,11 +46,12 @@ def districts(engine):
         return [tuple(r) for r in conn.execute(text("SELECT code, name FROM districts ORDER BY name"))]
 
 
-def categories(engine, *, role="public"):
+def categories(engine, *, role="public", version=None):
     """[(tier, category, assets)] of all non-withdrawn assets ``role`` may see, whatever their status."""
     where, params = AssetFilter(status=STATUSES).where(role=role)
     sql = f"SELECT a.tier, a.category, count(*) FROM assets a WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"
-    return _cached(engine, "categories", role, lambda conn: [tuple(r) for r in conn.execute(text(sql), params)])
+    return _cached(engine, "categories", role, lambda conn: [tuple(r) for r in conn.execute(text(sql), params)],
+                   version)
 
 
 def offers(engine, *, role="public"):

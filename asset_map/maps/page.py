@@ -54,10 +54,10 @@ def _default_need(settings, options):
     return next((n for n in loaded if n.startswith("imd:")), loaded[0])
 
 
-def _categories(engine, role):
+def _categories(engine, role, version):
     table = styles.load()
     out = []
-    for tier, category, n in choices.categories(engine, role=role):
+    for tier, category, n in choices.categories(engine, role=role, version=version):
         style = styles.style_for(category, table)
         out.append({"tier": tier, "category": category, "label": style["label"], "color": style["color"],
                     "icon": style["icon"], "assets": n})
@@ -173,19 +173,22 @@ def _outline(engine, values):
     return {"geojson": shapely.geometry.mapping(union), "bounds": [[miny, minx], [maxy, maxx]]}
 
 
-def build(engine, layers, settings, *, need=None, flt=None, role="public", focus=None, urls=None):
+def build(engine, layers, settings, *, need=None, flt=None, role="public", focus=None, urls=None, stamps=None):
     """The map page's parts. ``flt`` is the shared asset filter (its districts also limit the choropleth);
-    ``focus`` an optional {lon, lat, zoom, label} to open on (a postcode); ``urls`` the API addresses."""
+    ``focus`` an optional {lon, lat, zoom, label} to open on (a postcode); ``urls`` the API addresses; ``stamps``
+    the change stamps when the caller has read them (store.change_stamps), read once for everything kept under
+    them (a page read them four times)."""
     flt = flt or AssetFilter()
-    options = queries.need_options(engine)
+    if stamps is None:
+        with engine.connect() as conn:
+            stamps = change_stamps.stamps(conn)
+    options = queries.need_options(engine, stamp=stamps["reference"])
     indicator, vintage = queries.parse_need(need or _default_need(settings, options), options if need else [])
     areas = next((n for i, v, n in options if (i, v) == (indicator, vintage)), 0)
     tiled = areas > settings["MAP_INLINE_AREAS"]
     header, body, script, map_name, overlays, drawn, fit, tile_layers = _boundaries(
         engine, layers, settings, indicator, vintage, tuple(sorted(flt.district)), role, tiled=tiled)
     if tiled:
-        with engine.connect() as conn:
-            stamps = change_stamps.stamps(conn)
         for spec in tile_layers:
             spec["query"] = {**spec["query"], "v": str(stamps["reference"])}
         # At the same scale the assets come as vector tiles too (grouped per cell at low zooms, from the prepared
@@ -197,7 +200,7 @@ def build(engine, layers, settings, *, need=None, flt=None, role="public", focus
     explorer = {
         "map": map_name,
         "overlays": overlays,
-        "categories": _categories(engine, role),
+        "categories": _categories(engine, role, stamps["assets"]),
         "tiers": TIER_LABELS,
         "filter": flt.as_args(),
         "urls": urls or {},

@@ -58,10 +58,13 @@ class StampedCache:
         self._weight = 0
         self._lock = threading.Lock()
 
-    def get(self, engine, key, compute):
-        """The value for ``key`` under the store's current stamps; ``compute()`` makes it on a miss."""
-        with engine.connect() as conn:
-            full = (str(engine.url), tuple(sorted(stamps(conn, self.families).items())), key)
+    def get(self, engine, key, compute, *, now=None):
+        """The value for ``key`` under the store's current stamps; ``compute()`` makes it on a miss. ``now``: the
+        stamps (every family) when the caller has read them already, this request."""
+        if now is None:
+            with engine.connect() as conn:
+                now = stamps(conn, self.families)
+        full = (str(engine.url), tuple(sorted((f, now[f]) for f in self.families)), key)
         with self._lock:
             value = self._entries.get(full)
             if value is not None:

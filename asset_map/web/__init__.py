@@ -35,8 +35,8 @@ def create_app(test_config=None):
     app.config["TESTING"] = bool(settings.get("TESTING"))
 
     from asset_map.web import (admin, asset_pages, auth, briefings, changes, community, errors, explorer, exports,
-                               extensions, freshness, gaps, health, layout, limits, maps, moderation, ogc, oruk, pages,
-                               reach, registers, security, serving, tables, tiles)
+                               extensions, filters, freshness, gaps, health, layout, limits, maps, moderation, ogc, oruk,
+                               pages, reach, registers, security, serving, tables, tiles)
 
     extensions.init_app(app)
     errors.init_app(app)
@@ -44,6 +44,7 @@ def create_app(test_config=None):
     security.init_app(app)
     auth.init_app(app)
     layout.init_app(app)
+    app.jinja_env.globals["filter_form"] = filters.form_html
     app.register_blueprint(admin.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(maps.bp)

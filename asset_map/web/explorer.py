@@ -65,7 +65,7 @@ def near():
                              limit=parse_int(request.args, "limit", 20, 1, near_.MAX_RESULTS))
         extensions.folium_assets()
         built = page.build(engine, extensions.layers(), current_app.config["ASSET_MAP"], flt=flt,
-                           role=current_role(), urls=api_urls(),
+                           role=current_role(), urls=api_urls(), stamps=extensions.stamps(),
                            focus={"lon": found["lon"], "lat": found["lat"], "zoom": 14, "label": found["postcode"]})
         built.explorer["nearest"] = [{"n": i, "lon": r.lon, "lat": r.lat, "name": r.name}
                                      for i, r in enumerate(rows.itertuples(), start=1)]
@@ -87,7 +87,8 @@ def district(code):
     info = summary.district(engine, code)
     flt = dataclasses.replace(request_filter(), district=(code,))
     extensions.folium_assets()
-    built = page.build(engine, extensions.layers(), settings, flt=flt, role=role, urls=api_urls())
+    built = page.build(engine, extensions.layers(), settings, flt=flt, role=role, urls=api_urls(),
+                       stamps=extensions.stamps())
     indicator, vintage = built.need
     return render_template("explorer/district.html", info=info, page=built, flt=flt, need_label=page.need_label,
                            deciles=summary.need_deciles(engine, code, indicator=indicator, vintage=vintage),

@@ -1,9 +1,10 @@
 """What the app holds between requests: the database engine and the layer definitions, made on first use so
 the app starts (and answers 503) while the database is down."""
 
-from flask import current_app
+from flask import current_app, g
 
 from asset_map.maps.spec import LAYERS_DIR, load_layers
+from asset_map.store import change_stamps
 from asset_map.store.db import get_engine
 from asset_map.web import vendored
 
@@ -34,6 +35,14 @@ def kept(name, make):
 
 def engine():
     return kept("asset_map.engine", get_engine)
+
+
+def stamps():
+    """The change stamps (store.change_stamps), read once per request for everything kept under them."""
+    if "asset_map_stamps" not in g:
+        with read_engine().connect() as conn:
+            g.asset_map_stamps = change_stamps.stamps(conn)
+    return g.asset_map_stamps
 
 
 def layers():

@@ -1,6 +1,9 @@
 """The request's filter and the choices the shared filter form offers (thin glue between request and core)."""
 
-from flask import current_app, g, request
+import json
+
+from flask import current_app, g, render_template, request
+from markupsafe import Markup
 
 from asset_map import privacy
 from asset_map.maps import choices, styles
@@ -15,6 +18,7 @@ from asset_map.web.lazy import lazy
 geographies = lazy("asset_map.store.geographies")
 
 CHOICES_KEPT = 8   # one answer per role
+FORMS_KEPT_BYTES = 4 * 2**20   # rendered filter forms a process keeps (England's is about 300 KB)
 STATUS_CHOICES = [("", " or ".join(STATUS_LABELS[s] for s in DEFAULT_STATUSES).capitalize()),
                   *((s, STATUS_LABELS[s]) for s in STATUSES), ("all", "All, including closed")]
 
@@ -43,6 +47,18 @@ def form_choices(flt):
     }
 
 
+def form_html(flt):
+    """The shared filter form (templates/maps/_filters.html) for this filter, as the reader's role sees it: kept
+    rendered per process until the assets or reference data change. England's has hundreds of districts and
+    thousands of areas to choose from: drawing it was a quarter of a map page's time and a third of a table page's,
+    the same for every page a reader walks through."""
+    key = (current_role(), json.dumps(flt.as_args(), sort_keys=True, default=str))
+    kept = extensions.kept("asset_map.filter_forms", lambda _: StampedCache(FORMS_KEPT_BYTES))
+    return Markup(kept.get(extensions.read_engine(), key,
+                           lambda: render_template("maps/_filters.html", form=form_choices(flt), flt=flt),
+                           now=extensions.stamps()))
+
+
 def _stored_choices(role):
     """What the form offers from the store (districts, areas, categories and offers ``role`` may see), kept per
     process until the assets or reference data change: one statement on every form but the first."""
@@ -51,5 +67,6 @@ def _stored_choices(role):
         kept = extensions.kept("asset_map.form_choices", lambda _: StampedCache(CHOICES_KEPT, weigh=lambda _: 1))
         g.form_choices = kept.get(engine, role, lambda: {
             "districts": choices.districts(engine), "areas": geographies.choices(engine),
-            "categories": choices.categories(engine, role=role), "offers": choices.offers(engine, role=role)})
+            "categories": choices.categories(engine, role=role), "offers": choices.offers(engine, role=role)},
+            now=extensions.stamps())
     return g.form_choices

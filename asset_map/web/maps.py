@@ -32,6 +32,6 @@ def index():
         focus = {"lon": found["lon"], "lat": found["lat"], "zoom": POSTCODE_ZOOM, "label": found["postcode"]}
     extensions.folium_assets()
     built = page.build(extensions.engine(), extensions.layers(), settings, need=request.args.get("need"), flt=flt,
-                       role=current_role(), focus=focus, urls=api_urls())
+                       role=current_role(), focus=focus, urls=api_urls(), stamps=extensions.stamps())
     return render_template("maps/index.html", page=built, need_label=page.need_label, flt=flt,
                            form=form_choices(flt), postcode=postcode)
