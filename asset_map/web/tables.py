@@ -43,7 +43,7 @@ def assets():
     if role not in page_cache.ROLES or session or not current_app.config["ASSET_MAP"]["TABLE_CACHE_MB"]:
         return _table_page(role)
     page = _kept_pages().get(extensions.read_engine(), _page_key(role), lambda: page_cache.Page(
-        page_cache.holed(_table_page(role), g.get("csp_nonce"))))
+        page_cache.holed(_table_page(role), g.get("csp_nonce"))), now=extensions.stamps())
     return send_kept(page)
 
 
@@ -70,7 +70,7 @@ def _table_page(role):
     # Every page of a filter has the same count: kept per process until the assets change (or the day, which moves
     # "verified within" filters).
     key = (role, json.dumps(flt.as_args(), sort_keys=True), date.today().isoformat())
-    counted = _kept_counts().get(engine, key, lambda: table.count(engine, flt, role=role))
+    counted = _kept_counts().get(engine, key, lambda: table.count(engine, flt, role=role), now=extensions.stamps())
     result = table.page(engine, flt, role=role, sort=sort, direction=direction, page_no=page_no,
                         after=request.args.get("after"), before=request.args.get("before"),
                         last=request.args.get("last") == "1", counted=counted)
