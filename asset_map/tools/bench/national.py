@@ -582,6 +582,10 @@ def _memory_figures(ctx, seconds):
             Server(ctx.database_url, work / "ours") as srv:
         today_rss, today_pss, _ = _idle(before.url, before.proc.pid)
         ours_rss, ours_pss, n = _idle(srv.url, srv.proc.pid)
+        # Steady state, not start-up: ours loads heavy modules on a worker's first request instead of at start-up
+        # (that is where its memory went), so every worker of both is warmed before the rounds.
+        for url in (before.url, srv.url):
+            _fetch_all(url, paths * 16, clients=8)
         # Throughput interleaved, round by round, so that the machine's other load falls on both alike.
         today_runs, ours_runs = [], []
         for _ in range(3):
