@@ -202,7 +202,8 @@ def _refresh_pixels(conn):
         rows += conn.execute(text(
             "INSERT INTO tile_deciles (indicator, vintage, area_vintage, deciles) SELECT :ind, :nv, :av, "
             "array_agg(coalesce(n.decile, 0)::smallint ORDER BY i.idx) FROM tile_idx i LEFT JOIN need_indicators n "
-            "ON n.area_code = i.code AND n.indicator = :ind AND n.vintage = :nv WHERE i.vintage = :av HAVING count(*) > 0"),
+            "ON n.area_code = i.code AND n.indicator = :ind AND n.vintage = :nv WHERE i.vintage = :av "
+            "HAVING count(*) > 0"),
             {"ind": indicator, "nv": vintage, "av": area_vintage(vintage)}).rowcount
     return rows
 
