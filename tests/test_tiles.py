@@ -463,6 +463,38 @@ def test_a_need_tile_finds_deciles_by_position_for_every_indicator_and_vintage(p
         eng.dispose()
 
 
+def test_a_tile_outside_the_loaded_areas_is_empty_without_a_query(prep_db):
+    """The shapes' extent is recorded when they are built: a tile beyond it (sea, another country) is answered
+    empty without asking the database, as the live tables would answer it; a tile over the areas still draws."""
+    from sqlalchemy import event, text
+
+    eng = _engine(prep_db)
+    try:
+        tile_prep.refresh(eng)
+        with eng.connect() as conn:
+            snap = tile_prep.snapshot(conn)
+            lon, lat = conn.execute(text("SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Extent(geom)) AS c "
+                                         "FROM districts) s")).one()
+            areas = conn.execute(text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
+                                      "ST_Extent(ST_Transform(geom, 3857)) AS e FROM areas) s")).one()
+        extent = tile_prep.shapes_extent(snap.prep)
+        assert extent == pytest.approx(areas, abs=1.0)
+        statements = []
+        event.listen(eng, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        for layer_id in ("need", "areas", "districts"):
+            q = tiles.TileQuery.from_args(eng, layer_id, {})
+            statements.clear()
+            with eng.connect() as conn:
+                assert tiles.draw(conn, q, 6, 0, 0, snapshot=snap) == b""
+            assert statements == []
+            assert tiles.render(eng, q, 6, 0, 0, prepared=False) == b""
+            x, y = tile_of(lon, lat, 6)
+            with eng.connect() as conn:
+                assert mapbox_vector_tile.decode(tiles.draw(conn, q, 6, x, y, snapshot=snap))[layer_id]["features"]
+    finally:
+        eng.dispose()
+
+
 def _grid_total(engine, z, lon, lat, args=None, prepared=True):
     feats = _features(engine, "assets", z, lon, lat, args, prepared)
     return sum(f["properties"].get("count", 1) for f in feats), feats

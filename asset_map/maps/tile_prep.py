@@ -118,6 +118,15 @@ def shapes_current(prep, stamps):
     return prep.get("shapes", (None,))[0] == stamps["reference"]
 
 
+def shapes_extent(prep):
+    """(minx, miny, maxx, maxy) in EPSG:3857 of every area and district when the shapes were built, or None: a tile
+    outside it is empty without asking the database (most of the country's lowest-zoom tiles are sea)."""
+    params = prep.get("shapes", (None, None, ""))[2] or ""
+    if not params.startswith("extent="):
+        return None
+    return tuple(float(v) for v in params[len("extent="):].split(","))
+
+
 def _grid_params(stale_months):
     return f"stale_months={int(stale_months)}"
 
@@ -170,7 +179,11 @@ def refresh_shapes(engine, *, force=False, wait=True):
                 "ST_Simplify(g, :tol, true) FROM tile_src WHERE g IS NOT NULL"),
                 {"band": band, "tol": _pixel_m(band) / 4}).rowcount
         rows += _refresh_pixels(conn)
-        _record(conn, "shapes", stamp, rows=rows, seconds=time.perf_counter() - started)
+        box = conn.execute(text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                                "(SELECT ST_Extent(geom) AS e FROM tile_shapes WHERE band = :band) s"),
+                           {"band": BANDS[-1]}).one()
+        extent = "" if box[0] is None else "extent=" + ",".join(f"{v:.1f}" for v in box)
+        _record(conn, "shapes", stamp, params=extent, rows=rows, seconds=time.perf_counter() - started)
     return rows
 
 

@@ -15,6 +15,7 @@ on disk under ``VAR_DIR/tiles`` by (change stamps, layer, query): a load, import
 officer sees may be personal data. Nothing here knows Flask.
 """
 
+import functools
 import gzip
 import hashlib
 import math
@@ -147,6 +148,22 @@ def _district_sql(q, params, alias="a"):
 
 def _pixel_m(z):
     return WORLD_M / (256 * 2 ** z)
+
+
+# A tile's SQL is one of a few hundred strings (per layer, zoom band and filter shape): each is parsed for its bind
+# parameters once, not on every tile.
+_statement = functools.lru_cache(maxsize=1024)(text)
+
+
+def _overlaps(extent, z, x, y):
+    """Whether tile z/x/y, with its buffer, meets ``extent`` (EPSG:3857); True when the extent is unknown."""
+    if extent is None:
+        return True
+    size = WORLD_M / 2 ** z
+    margin = size * BUFFER / EXTENT
+    minx, maxy = -WORLD_M / 2 + x * size, WORLD_M / 2 - y * size
+    return not (minx - margin > extent[2] or minx + size + margin < extent[0]
+                or maxy + margin < extent[1] or maxy - size - margin > extent[3])
 
 
 def _envelope_params(z, x, y):
@@ -297,6 +314,8 @@ def draw(conn, q, z, x, y, *, role="public", stale_months=12, today=None, snapsh
     prep, stamps = (snapshot.prep, snapshot.stamps) if snapshot is not None else (None, None)
     if q.layer.id != "assets":
         ready = snapshot is not None and tile_prep.shapes_current(prep, stamps)
+        if ready and not _overlaps(tile_prep.shapes_extent(prep), z, x, y):
+            return b""
         sql = _polygon_sql(q, z, params, prepared=ready)
     else:
         where, fparams = q.flt.where(role=role)
@@ -317,11 +336,11 @@ def draw(conn, q, z, x, y, *, role="public", stale_months=12, today=None, snapsh
         else:
             order = ("points", "clusters")
         for mode in order:
-            n, body = conn.execute(text(_asset_sql(role, where, mode, where_s)), params).one()
+            n, body = conn.execute(_statement(_asset_sql(role, where, mode, where_s)), params).one()
             if n == 0 or body is not None:
                 return bytes(body or b"")
         return b""
-    body = conn.execute(text(sql), params).scalar()
+    body = conn.execute(_statement(sql), params).scalar()
     return bytes(body or b"")
 
 
