@@ -82,6 +82,9 @@ SETTINGS = [
     Setting("EXPORT_SLOTS", 2, "Downloads (exports, the table's CSV) the server streams at once, all its worker "
             "processes together; one more gets a 503 with Retry-After, so map requests keep their threads.", int),
     Setting("EXPORT_WAIT_S", 1, "How long a download waits for a free export slot.", int),
+    Setting("EXPORT_RATE_MB_S", 25, "Most megabytes per second one download of a kept file is sent at (as nginx's "
+            "limit_rate; 25 MB/s is 200 Mbit/s, above most home and office links), so a client on a fast link cannot "
+            "take the cores from the map. 0: no cap (the file goes by sendfile).", float),
     Setting("STALE_MONTHS", 12, "Assets not verified for longer than this are drawn as stale.", int),
     Setting("HOST", "127.0.0.1", "Address `asset-map serve` listens on."),
     Setting("PORT", 5000, "Port `asset-map serve` listens on.", int),
@@ -168,11 +171,12 @@ TEST_SETTINGS = [
 
 
 def _convert(setting, raw):
-    if setting.type is int:
+    if setting.type in (int, float):
         try:
-            return int(raw)
+            return setting.type(raw)
         except (TypeError, ValueError) as err:
-            msg = f"Setting {setting.env} must be a whole number, got {raw!r}."
+            kind = "a whole number" if setting.type is int else "a number"
+            msg = f"Setting {setting.env} must be {kind}, got {raw!r}."
             raise ConfigError(msg) from err
     return raw
 
