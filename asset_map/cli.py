@@ -792,7 +792,10 @@ def serve(host, port, dev, no_worker):
             return
         from asset_map.web.server import run
 
-        run(host=host, port=port, workers=settings["WORKERS"], threads=settings["THREADS"],
+        # A download holds its thread while it is sent and the worker still accepts the map's requests, which then
+        # wait behind its other threads: the extra threads are for downloads (EXPORT_SLOTS bounds them).
+        threads = settings["THREADS"] + min(max(0, settings["EXPORT_THREADS"]), max(1, settings["EXPORT_SLOTS"]))
+        run(host=host, port=port, workers=settings["WORKERS"], threads=threads,
             max_requests=settings["MAX_REQUESTS"], preload=bool(settings["PRELOAD"]))
     finally:
         if worker is not None:

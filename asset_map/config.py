@@ -91,6 +91,10 @@ SETTINGS = [
     Setting("WORKERS", 4, "Server worker processes (gunicorn; more processes than cores pays off, as requests are "
             "Python-bound).", int),
     Setting("THREADS", 2, "Threads per worker (they overlap database waits).", int),
+    Setting("EXPORT_THREADS", 2, "Threads each worker has beyond THREADS, for downloads: a worker sending a download "
+            "(which holds its thread for as long as the client takes) still has THREADS threads for the map's "
+            "requests, which it accepts all the same. EXPORT_SLOTS bounds the downloads of all workers together. 0: "
+            "downloads take threads from the map.", int),
     Setting("PRELOAD", 1, "1: build the app once and fork the workers from it (they share its memory); 0: each "
             "worker builds its own (the layout before issue 16, kept for measuring).", int),
     Setting("POOL_SIZE", 5, "Database connections kept per process.", int),

@@ -18,6 +18,7 @@ from pathlib import Path
 from flask import current_app
 
 from asset_map.errors import Busy, TooManyRequests
+from asset_map.web import gate
 
 
 class Slots:
@@ -25,8 +26,9 @@ class Slots:
     this machine: slot i is an exclusive ``flock`` on ``lock_dir/<what>-i.lock``, which the kernel also frees if
     the process dies."""
 
-    def __init__(self, what, size, *, wait_s, retry_after, lock_dir=None, error=Busy):
+    def __init__(self, what, size, *, wait_s, retry_after, lock_dir=None, error=Busy, on_take=None):
         self.what = what
+        self.on_take = on_take
         self.error = error
         self.size = size
         self.wait_s = wait_s
@@ -44,6 +46,8 @@ class Slots:
             stale = self._holders.pop(me, None)
         if stale is not None:
             stale.release()
+        if self.on_take is not None:
+            self.on_take()  # before waiting: a download waiting for its slot does not hold a map thread meanwhile
         token = self._take()
         if token is None:
             msg = (f"All {self.size} {self.what} slots of this server are in use. Please try again in "
@@ -109,6 +113,8 @@ class _Held:
 # tile requests is told to slow down (429), a client's error rather than the server's.
 SHARED = {"export"}
 ERRORS = {"export": Busy, "tile": TooManyRequests}
+# A request asking for an export slot is a download: it runs on the threads kept for downloads (web.gate).
+DOWNLOADS = {"export"}
 
 
 def slots(name):
@@ -121,5 +127,5 @@ def slots(name):
         lock_dir = Path(settings["VAR_DIR"]) / "slots" if name in SHARED else None
         app.extensions[key] = Slots(name.replace("_", " "), max(1, int(settings[f"{upper}_SLOTS"])),
                                     wait_s=float(settings[f"{upper}_WAIT_S"]), retry_after=5, lock_dir=lock_dir,
-                                    error=ERRORS.get(name, Busy))
+                                    error=ERRORS.get(name, Busy), on_take=gate.leave if name in DOWNLOADS else None)
     return app.extensions[key]

@@ -469,14 +469,21 @@ def _exports_figures(ctx, srv, bbox, seconds):
             f"({np.mean([o[1] for o in done]) / 1e6 if done else 0:.0f} MB each, "
             f"{np.mean([o[1] / o[2] for o in done]) / 1e6 if done else 0:.0f} MB/s), {busy} polite 503s, "
             f"{len(cut)} failed or cut short; the file was {kept_note}")
+    # The reference again once the exports are over: the machine is shared (and other work comes and goes), so the
+    # reference is the mean of the p95 before and after, with both in the notes.
+    after = {k: loadgen.run(srv.url, [p], clients=CLIENTS, seconds=seconds, timeout_s=30) for k, p in paths.items()}
     out = []
     for k in paths:
-        ratio = loaded[k].p95_ms / base[k].p95_ms if base[k].p95_ms else float("nan")
+        ref = (base[k].p95_ms + after[k].p95_ms) / 2
+        ratio = loaded[k].p95_ms / ref if ref else float("nan")
         out.append(Figure(AREA, f"{k} p95 at {CLIENTS} clients while {EXPORTS} large exports run",
-                          round(loaded[k].p95_ms, 1), "ms", reference="the same without exports",
-                          reference_value=round(base[k].p95_ms, 1), target="within 10 % (ratio <= 1.10)",
-                          met=ratio <= 1.10, notes=f"{note}; under exports {loaded[k].summary()}"))
-    out.append(_while_made(ctx, srv, paths["map API"], base["map API"], seconds))
+                          round(loaded[k].p95_ms, 1), "ms",
+                          reference="the same without exports (mean p95 of a run before and one after)",
+                          reference_value=round(ref, 1), target="within 10 % (ratio <= 1.10)",
+                          met=ratio <= 1.10, notes=f"{note}; under exports {loaded[k].summary()}; without, before: "
+                                                   f"{base[k].summary()}; after: {after[k].summary()}"))
+    out.append(_while_made(ctx, srv, paths["map API"], (base["map API"].p95_ms + after["map API"].p95_ms) / 2,
+                           seconds))
     return out
 
 
@@ -494,7 +501,7 @@ def _kept_note(ctx):
         engine.dispose()
 
 
-def _while_made(ctx, srv, path, base, seconds):
+def _while_made(ctx, srv, path, base_p95, seconds):
     """Map API p95 while the national GeoJSON is made ahead of time (as the worker does after an import, nice 19),
     into a folder of its own, against the same without."""
     from asset_map.api import kept
@@ -513,7 +520,8 @@ def _while_made(ctx, srv, path, base, seconds):
     shutil.rmtree(Path(settings["VAR_DIR"]) / "exports", ignore_errors=True)
     took = made[0][3] if made else float("nan")
     return Figure(AREA, f"map API p95 at {CLIENTS} clients while the national GeoJSON is made ahead of time",
-                  round(res.p95_ms, 1), "ms", reference="the same without exports", reference_value=round(base.p95_ms, 1),
+                  round(res.p95_ms, 1), "ms", reference="the same without exports (mean of before and after)",
+                  reference_value=round(base_p95, 1),
                   notes=f"made by api.kept.prepare at nice 19 (thread and database backend) in {took:.0f} s, "
                         f"{'still making at the end of the run' if during else 'FINISHED BEFORE THE RUN ENDED'}; "
                         f"{res.summary()}")
