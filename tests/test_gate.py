@@ -42,3 +42,19 @@ def test_the_map_runs_at_most_threads_requests_at_once(db_url, tmp_path):
     other.join(10)
     assert done == [200]
     assert gate.KEY not in make_app(db_url, tmp_path, EXPORT_THREADS=0).extensions  # no extra threads, no gate
+
+
+def test_a_process_takes_no_more_downloads_than_its_download_threads(db_url, tmp_path):
+    """EXPORT_THREADS downloads at once per process, waiting or sent; one more gets a 503 at once rather than wait
+    for a slot on a thread the map needs. The thread is given back with the slot."""
+    app = make_app(db_url, tmp_path, THREADS=1, EXPORT_THREADS=1, EXPORT_SLOTS=2, EXPORT_WAIT_S=3)
+    web = app.test_client()
+    first = app.test_client().get("/export/assets.geojson", buffered=False)  # under way, holding its thread
+    statuses = []
+    other = threading.Thread(target=lambda: statuses.append(web.get("/export/assets.csv").status_code))
+    started = time.monotonic()
+    other.start()
+    other.join(10)
+    assert statuses == [503] and time.monotonic() - started < 2  # told at once, though a slot was free
+    first.close()
+    assert web.get("/export/assets.csv").status_code == 200

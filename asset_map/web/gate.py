@@ -2,10 +2,10 @@
 
 `asset-map serve` runs each gunicorn worker with THREADS + EXPORT_THREADS threads. A worker keeps accepting
 connections while a download holds one of its threads (for as long as the client takes), and queues them behind
-its other threads; so every request enters this gate (at most THREADS at once per process) and leaves it when it
-turns out to be a download (it takes an export slot, web.slots). A worker sending downloads still runs THREADS of
-the map's requests at once, and one sending none runs no more than before (the extra threads without the gate ran
-more of the map's requests at once, each slower: map page p95 at 20 clients 129 -> 261 ms with no export running).
+its other threads. So every request enters this gate (at most THREADS at once per process) and leaves it when it
+turns out to be a download (it asks for an export slot, web.slots); and a download, waiting for its slot or sent,
+takes one of the process's EXPORT_THREADS download threads, or gets a polite 503 at once when they are all taken
+(waiting would hold a thread the map needs). A worker sending downloads still has THREADS threads for the map.
 """
 
 import logging
@@ -13,7 +13,11 @@ import threading
 
 from flask import current_app, g
 
+from asset_map.errors import Busy
+
 KEY = "asset_map.gate"
+DOWNLOADS_KEY = "asset_map.gate.downloads"
+RETRY_AFTER_S = 5
 WAIT_S = 30  # a request never waits longer than this for a map thread; then it runs anyway (and says so)
 log = logging.getLogger(__name__)
 
@@ -23,6 +27,7 @@ def init_app(app):
     if int(settings["EXPORT_THREADS"]) <= 0:
         return  # no threads beyond THREADS: gunicorn's own pool is the bound
     app.extensions[KEY] = threading.BoundedSemaphore(max(1, int(settings["THREADS"])))
+    app.extensions[DOWNLOADS_KEY] = threading.BoundedSemaphore(int(settings["EXPORT_THREADS"]))
     app.before_request(_enter)
     app.teardown_request(_exit)
 
@@ -38,6 +43,27 @@ def leave():
     """The request is a download: it no longer counts against the map's threads (no-op outside the gate)."""
     if g.pop("_asset_map_gate", False):
         current_app.extensions[KEY].release()
+
+
+def download():
+    """The request is a download: it leaves the map's share and takes one of the process's download threads;
+    returns the function that gives it back (None without the gate). Busy (503) when they are all taken."""
+    leave()
+    threads = current_app.extensions.get(DOWNLOADS_KEY)
+    if threads is None:
+        return None
+    if not threads.acquire(blocking=False):
+        msg = (f"This server is sending as many downloads as it can. Please try again in {RETRY_AFTER_S} "
+               "seconds.")
+        raise Busy(msg, retry_after=RETRY_AFTER_S)
+    given = []
+
+    def give_back():
+        if not given:
+            given.append(True)
+            threads.release()
+
+    return give_back
 
 
 def _exit(_exc):

@@ -46,14 +46,22 @@ class Slots:
             stale = self._holders.pop(me, None)
         if stale is not None:
             stale.release()
-        if self.on_take is not None:
-            self.on_take()  # before waiting: a download waiting for its slot does not hold a map thread meanwhile
-        token = self._take()
+        # Before waiting: a download waiting for its slot holds one of its process's download threads, not a map
+        # thread (web.gate); ``give_back`` returns it with the slot.
+        give_back = self.on_take() if self.on_take is not None else None
+        try:
+            token = self._take()
+        except BaseException:
+            if give_back is not None:
+                give_back()
+            raise
         if token is None:
+            if give_back is not None:
+                give_back()
             msg = (f"All {self.size} {self.what} slots of this server are in use. Please try again in "
                    f"{self.retry_after} seconds.")
             raise self.error(msg, retry_after=self.retry_after)
-        held = _Held(self, me, token)
+        held = _Held(self, me, token, give_back)
         with self._lock:
             self._holders[me] = held
         return held
@@ -87,10 +95,11 @@ class Slots:
 class _Held:
     """One taken slot; ``release`` is safe to call more than once (a response's close and a generator's end)."""
 
-    def __init__(self, slots, thread, token):
+    def __init__(self, slots, thread, token, give_back=None):
         self._slots = slots
         self.thread = thread
         self.token = token
+        self._give_back = give_back
         self._lock = threading.Lock()
         self._done = False
 
@@ -99,7 +108,11 @@ class _Held:
             if self._done:
                 return
             self._done = True
-        self._slots._released(self)
+        try:
+            self._slots._released(self)
+        finally:
+            if self._give_back is not None:
+                self._give_back()
 
     def __enter__(self):
         return self
@@ -127,5 +140,5 @@ def slots(name):
         lock_dir = Path(settings["VAR_DIR"]) / "slots" if name in SHARED else None
         app.extensions[key] = Slots(name.replace("_", " "), max(1, int(settings[f"{upper}_SLOTS"])),
                                     wait_s=float(settings[f"{upper}_WAIT_S"]), retry_after=5, lock_dir=lock_dir,
-                                    error=ERRORS.get(name, Busy), on_take=gate.leave if name in DOWNLOADS else None)
+                                    error=ERRORS.get(name, Busy), on_take=gate.download if name in DOWNLOADS else None)
     return app.extensions[key]
