@@ -33,6 +33,10 @@ PUBLIC = "public"
 LOW_PRIORITY = 19  # the nice value of what is made outside a request: it runs when the machine has time
 GZIP_LEVEL = 6  # Flask-Compress's default: what a browser got when the file was compressed as it was sent
 CHUNK = 256 * 1024
+# The maker writes its file out to disk every this many bytes: hundreds of megabytes of dirty pages left to the
+# kernel's writeback stalled every other writer of the disk meanwhile (ext4 commits them with its journal, and the
+# server's access log lines waited): map API p95 841 ms against 79 while a national file was made.
+SYNC_EVERY = 8 << 20
 FOLLOW_POLL_S = 0.05
 FOLLOW_STALL_S = 120  # a part file that has not grown for this long is given up on (its maker hangs)
 
@@ -101,6 +105,7 @@ class Maker:
         os.ftruncate(lock, 0)
         os.pwrite(lock, self.part.name.encode(), 0)
         self.kept = False
+        self._unsynced = 0
         self.gzip_thread = True  # the gzip copy made by a thread of its own once kept (False: the caller makes it)
 
     @classmethod
@@ -118,6 +123,10 @@ class Maker:
         self._fh.write(chunk)
         # Followers read what the file holds: hand each chunk to the kernel at once rather than keep it buffered.
         self._fh.flush()
+        self._unsynced += len(chunk)
+        if self._unsynced >= SYNC_EVERY:
+            os.fdatasync(self._fh.fileno())
+            self._unsynced = 0
 
     def finish(self, rows, complete):
         """Keep the file when ``complete``; returns whether it was kept. Safe to call more than once."""
