@@ -300,6 +300,15 @@ def import_(file, register, mapping_file, maps, sets, retry_register, quiet):
         click.echo(report.summary() + f"; {len(report.problems):,} problems")
     else:
         click.echo(format_text(report))
+    _queue_prepare(settings)
+
+
+def _queue_prepare(settings):
+    """The public downloads made again for the new data by the worker (`asset-map exports prepare` does it now)."""
+    from asset_map import jobs
+
+    if jobs.defer_prepare(settings):
+        click.echo("queued: the public downloads made again by the worker (asset-map exports prepare does it now)")
 
 
 @cli.command("import-oruk")
@@ -466,6 +475,10 @@ def bootstrap():
         run(engine, out, progress=_print_result)
     _bootstrap_registers(engine, settings, pack or Path(settings["VAR_DIR"]) / "synth-1")
     _bootstrap_network(engine, settings)
+    from asset_map.api import kept
+
+    if not kept.current(engine, settings):
+        _queue_prepare(settings)
 
 
 def _bootstrap_network(engine, settings):
@@ -537,6 +550,26 @@ def export(layer, fmt, output, role, csv_sidecar, **filters):
     for layer_id, n in counts.items():
         click.echo(f"{layer_id}: {n:,} features")
     click.echo(f"written {output}")
+
+
+@cli.group("exports")
+def exports_():
+    """Kept public downloads (VAR_DIR/exports)."""
+
+
+@exports_.command("prepare")
+@click.option("--force", is_flag=True, help="Make them again even when kept for the current data.")
+def exports_prepare(force):
+    """Make the popular public downloads (the whole public asset layer as GeoJSON and CSV, with their gzip copies)
+    for the data as it is now, at low CPU priority, where the download route finds them. The import worker does
+    it after each import and checks every few minutes; this does it now."""
+    from asset_map.api import kept
+
+    def said(layer_id, fmt, path, seconds, made):
+        what = f"made in {seconds:.1f} s" if made else "already kept (or being made by another process)"
+        click.echo(f"{layer_id}.{fmt}: {what}: {path}")
+
+    kept.prepare(_engine(), load_settings(), force=force, progress=said)
 
 
 # -- briefings, councillors, mail, directories ------------------------------------------------------------------
@@ -759,7 +792,10 @@ def serve(host, port, dev, no_worker):
             return
         from asset_map.web.server import run
 
-        run(host=host, port=port, workers=settings["WORKERS"], threads=settings["THREADS"],
+        # A download holds its thread while it is sent and the worker still accepts the map's requests, which then
+        # wait behind its other threads: the extra threads are for downloads (EXPORT_SLOTS bounds them).
+        threads = settings["THREADS"] + min(max(0, settings["EXPORT_THREADS"]), max(1, settings["EXPORT_SLOTS"]))
+        run(host=host, port=port, workers=settings["WORKERS"], threads=threads,
             max_requests=settings["MAX_REQUESTS"], preload=bool(settings["PRELOAD"]))
     finally:
         if worker is not None:

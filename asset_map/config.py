@@ -82,12 +82,19 @@ SETTINGS = [
     Setting("EXPORT_SLOTS", 2, "Downloads (exports, the table's CSV) the server streams at once, all its worker "
             "processes together; one more gets a 503 with Retry-After, so map requests keep their threads.", int),
     Setting("EXPORT_WAIT_S", 1, "How long a download waits for a free export slot.", int),
+    Setting("EXPORT_RATE_MB_S", 25, "Most megabytes per second one download of a kept file is sent at (as nginx's "
+            "limit_rate; 25 MB/s is 200 Mbit/s, above most home and office links), so a client on a fast link cannot "
+            "take the cores from the map. 0: no cap (the file goes by sendfile).", float),
     Setting("STALE_MONTHS", 12, "Assets not verified for longer than this are drawn as stale.", int),
     Setting("HOST", "127.0.0.1", "Address `asset-map serve` listens on."),
     Setting("PORT", 5000, "Port `asset-map serve` listens on.", int),
     Setting("WORKERS", 4, "Server worker processes (gunicorn; more processes than cores pays off, as requests are "
             "Python-bound).", int),
     Setting("THREADS", 2, "Threads per worker (they overlap database waits).", int),
+    Setting("EXPORT_THREADS", 2, "Threads each worker has beyond THREADS, for downloads: a worker sending a download "
+            "(which holds its thread for as long as the client takes) still has THREADS threads for the map's "
+            "requests, which it accepts all the same. EXPORT_SLOTS bounds the downloads of all workers together. 0: "
+            "downloads take threads from the map.", int),
     Setting("PRELOAD", 1, "1: build the app once and fork the workers from it (they share its memory); 0: each "
             "worker builds its own (the layout before issue 16, kept for measuring).", int),
     Setting("POOL_SIZE", 5, "Database connections kept per process.", int),
@@ -169,11 +176,12 @@ TEST_SETTINGS = [
 
 
 def _convert(setting, raw):
-    if setting.type is int:
+    if setting.type in (int, float):
         try:
-            return int(raw)
+            return setting.type(raw)
         except (TypeError, ValueError) as err:
-            msg = f"Setting {setting.env} must be a whole number, got {raw!r}."
+            kind = "a whole number" if setting.type is int else "a number"
+            msg = f"Setting {setting.env} must be {kind}, got {raw!r}."
             raise ConfigError(msg) from err
     return raw
 

@@ -24,6 +24,11 @@ TASK = "asset_map.import_register"
 # A job whose worker has sent no heartbeat for this long is reported as interrupted (procrastinate's workers beat
 # every 10 s by default).
 STALLED_AFTER_S = 60
+# The popular public downloads made ahead of time (api.kept.prepare) after an import, and checked every few minutes
+# for the data's other writers (edits, moderation, loads): a job of the same queue, one waiting at most.
+PREPARE_TASK = "asset_map.prepare_exports"
+PREPARE_LOCK = "prepare-exports"
+PREPARE_CRON = "*/5 * * * *"
 
 
 def make_app(settings=None):
@@ -43,7 +48,37 @@ def make_app(settings=None):
         run(get_engine(settings), int(import_job_id), settings)
 
     app.task(name=TASK, queue=QUEUE)(run_import)
+
+    def prepare_exports(timestamp=None):
+        """The task: make the popular public downloads for the data as it is now (nothing when they are kept)."""
+        from asset_map.api import kept
+        from asset_map.store.db import get_engine
+
+        for layer_id, fmt, path, seconds, made in kept.prepare(get_engine(settings), settings):
+            if made:
+                log.info("prepared %s.%s in %.1f s: %s", layer_id, fmt, seconds, path.name)
+
+    task = app.task(name=PREPARE_TASK, queue=QUEUE, lock=PREPARE_LOCK, queueing_lock=PREPARE_LOCK)(prepare_exports)
+    app.periodic(cron=PREPARE_CRON, periodic_id="check")(task)
     return app
+
+
+def defer_prepare(settings=None):
+    """Queue the making of the popular public downloads (api.kept.prepare) for the worker; returns whether it was
+    queued (one waits at most: another already waiting will see the same data). Never the caller's error: without a
+    worker, the first download makes the file instead."""
+    from procrastinate.exceptions import AlreadyEnqueued
+
+    app = make_app(settings)
+    try:
+        with app.open():
+            app.configure_task(PREPARE_TASK, lock=PREPARE_LOCK, queueing_lock=PREPARE_LOCK, queue=QUEUE).defer()
+        return True
+    except AlreadyEnqueued:
+        return False
+    except Exception as err:  # noqa: BLE001 - logged: a download will make the file
+        log.warning("could not queue the making of the public downloads: %s", err)
+        return False
 
 
 def enqueue(engine, *, register, upload_id, actor, settings=None):
@@ -123,6 +158,7 @@ def run(engine, job_id, settings=None):
     _finish(engine, job_id, "succeeded", import_id=import_id,
             progress=progress | {"inserted": report.inserted, "updated": report.updated,
                                  "unchanged": report.unchanged, "withdrawn": report.withdrawn})
+    defer_prepare(settings)  # the public downloads made again for the new data, by the worker, not a visitor
     return report
 
 

@@ -38,6 +38,22 @@ def test_bootstrap_without_a_pack_makes_a_synthetic_county(run, engine, monkeypa
         assert conn.execute(text("SELECT count(*) FROM areas")).scalar() == 700
     again = run("bootstrap")
     assert "already loaded" in again.output
+    # The public downloads are queued for the worker (make run starts it beside the server), once.
+    assert "queued: the public downloads" in result.output
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = "
+                                 "'asset_map.prepare_exports' AND status = 'todo'")).scalar() == 1
+
+
+def test_exports_prepare_makes_the_public_downloads_once(run, tmp_path):
+    first = run("exports", "prepare")
+    assert first.exit_code == 0, first.output
+    assert "assets.geojson: made in" in first.output and "assets.csv: made in" in first.output
+    assert len(list((tmp_path / "exports").glob("*.geojson"))) == 1
+    assert len(list((tmp_path / "exports").glob("*.csv.gz"))) == 1
+    again = run("exports", "prepare")
+    assert again.output.count("already kept") == 2
+    assert run("exports", "prepare", "--force").output.count("made in") == 2
 
 
 def test_layers_check_and_db_status(run):

@@ -32,29 +32,142 @@ def _features(body):
     return [f["id"] for f in json.loads(body)["features"]]
 
 
-def test_two_downloads_made_at_once_both_complete_and_keep_one_whole_file(db_url, engine, tmp_path, monkeypatch,
-                                                                           audited):
-    """Two threads of one worker making the same public download: only the first writes a copy to keep (five
-    writers of a national file stalled the disk), in a part file of its own, so nothing can pull it from under it
-    (a shared name cut a 528 MB download short at its very end); the second is streamed whole all the same."""
+def test_a_download_asked_for_while_another_makes_the_file_follows_it_and_gets_the_same_bytes(
+        db_url, engine, tmp_path, monkeypatch, audited):
+    """Two downloads of one public file at once: the first reads the database and writes the copy to keep (one
+    writer: five writers of a national file stalled the disk), in a part file of its own; the second reads that part
+    file as it grows instead of the database, and both get the whole file, identical, audited as complete."""
+    import threading
+
     add_hand_made(engine, HALLS)
     monkeypatch.setattr(rows, "BATCH", 1)
     monkeypatch.setattr(geojson, "CHUNK", 1)
-    web = make_app(db_url, tmp_path, EXPORT_SLOTS=2, EXPORT_WAIT_S=0).test_client()
-    first = web.get("/export/assets.geojson", buffered=False)
+    streams, stream = [], Export.stream
+    monkeypatch.setattr(Export, "stream", lambda self, **kw: streams.append(self.layer_id) or stream(self, **kw))
+    app = make_app(db_url, tmp_path, EXPORT_SLOTS=2, EXPORT_WAIT_S=0)
+    first = app.test_client().get("/export/assets.geojson", buffered=False)
     chunks = iter(first.response)
     head = next(chunks) + next(chunks)  # the first is under way...
-    second = web.get("/export/assets.geojson").get_data()  # ...when the second is made, not written down
     assert len(list((tmp_path / "exports").glob("*.part"))) == 1
-    assert not list((tmp_path / "exports").glob("*.geojson"))
-    rest = b"".join(chunks)  # the first finishes after it, and keeps its copy
+    got = []
+    follower = threading.Thread(target=lambda: got.append(app.test_client().get("/export/assets.geojson").get_data()))
+    follower.start()  # ...when the second is asked for: it follows the part file
+    follower.join(0.5)
+    assert follower.is_alive() and not got  # waiting for the rest, which only the first can write
+    rest = b"".join(chunks)
     first.close()
-    assert _features(head + rest) == _features(second) and len(_features(second)) >= len(HALLS)
-    kept = list((tmp_path / "exports").glob("*.geojson"))
-    assert len(kept) == 1 and _features(kept[0].read_bytes()) == _features(second)
+    follower.join(30)
+    assert got and got[0] == head + rest and len(_features(got[0])) >= len(HALLS)
+    assert streams == ["assets"]  # the database was read once
+    kept_files = list((tmp_path / "exports").glob("*.geojson"))
+    assert len(kept_files) == 1 and kept_files[0].read_bytes() == got[0]
     _wait_for(lambda: list((tmp_path / "exports").glob("*.geojson.gz")))  # the gzip copy, made after it
     assert not list((tmp_path / "exports").glob("*.part"))
-    assert [c[2] for c in audited] == [True, True]
+    n = len(_features(got[0]))
+    assert sorted(audited) == [("assets", n, True), ("assets", n, True)]
+
+
+def test_a_follower_is_cut_when_the_file_it_follows_is_not_finished(db_url, engine, tmp_path, monkeypatch, audited):
+    """The maker's client goes away half way: its part file is dropped, and a download following it ends cut short
+    (an error in the stream, so the server does not end the chunked body as if whole), audited as incomplete."""
+    import threading
+
+    from asset_map.api import kept
+
+    add_hand_made(engine, HALLS)
+    monkeypatch.setattr(rows, "BATCH", 1)
+    monkeypatch.setattr(geojson, "CHUNK", 1)
+    app = make_app(db_url, tmp_path, EXPORT_SLOTS=2, EXPORT_WAIT_S=0)
+    first = app.test_client().get("/export/assets.geojson", buffered=False)
+    chunks = iter(first.response)
+    next(chunks)
+    errors = []
+
+    def follow():
+        try:
+            app.test_client().get("/export/assets.geojson").get_data()
+        except kept.FollowFailed as err:
+            errors.append(err)
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    follower.join(0.5)
+    first.close()  # the maker's client went away
+    follower.join(30)
+    assert errors and not list((tmp_path / "exports").glob("*.geojson"))
+    assert ("assets", 0, False) in audited and all(not c[2] for c in audited)
+
+
+def test_a_prepared_file_is_sent_without_reading_the_database(db_url, engine, tmp_path, monkeypatch, audited):
+    """api.kept.prepare (the worker's job after an import) makes the public GeoJSON and CSV where the download
+    route finds them: a download then reads no rows, gets the same bytes as one made from the database, and is
+    audited with the file's row count."""
+    from asset_map.api import kept
+
+    add_hand_made(engine, HALLS)
+    app = make_app(db_url, tmp_path)
+    made = kept.prepare(engine, app.config["ASSET_MAP"])
+    assert [(m[0], m[1], m[4]) for m in made] == [("assets", "geojson", True), ("assets", "csv", True)]
+    assert all(kept.gzipped(m[2]).is_file() for m in made)  # gzip copies made by then
+    fresh = make_app(db_url, tmp_path / "fresh").test_client()
+    expected = {fmt: fresh.get(f"/export/assets.{fmt}").get_data() for fmt in ("geojson", "csv")}
+    audited.clear()
+    monkeypatch.setattr(Export, "stream", lambda *a, **kw: pytest.fail("read the database"))
+    got = {fmt: app.test_client().get(f"/export/assets.{fmt}").get_data() for fmt in ("geojson", "csv")}
+    assert got["csv"] == expected["csv"]
+    assert json.loads(got["geojson"])["features"] == json.loads(expected["geojson"])["features"]  # timeStamp aside
+    n = len(_features(expected["geojson"]))
+    assert audited == [("assets", n, True), ("assets", n, True)]
+    # Once kept, preparing again makes nothing; a data change makes them stale (a new key).
+    assert [m[4] for m in kept.prepare(engine, app.config["ASSET_MAP"])] == [False, False]
+    add_hand_made(engine, [("w99", "Hall 99", "organisation", "community_centre", -2.0, 52.8, {})])
+    with app.app_context():
+        assert not kept.current(engine, app.config["ASSET_MAP"])
+
+
+def test_a_signed_in_download_is_never_kept_nor_prepared(db_url, engine, tmp_path, audited):
+    """What a signed-in user downloads may be personal data: it is streamed and never written down, and what is
+    prepared is the public's view only."""
+    from asset_map.api import kept
+    from tests.accounts import signed_in_client
+
+    add_hand_made(engine, HALLS)
+    app = make_app(db_url, tmp_path)
+    officer = signed_in_client(app, engine, "officer")
+    for fmt in ("geojson", "csv", "gpkg"):
+        assert officer.get(f"/export/assets.{fmt}").status_code == 200
+    assert not list((tmp_path / "exports").glob("a*-*"))  # nothing kept, nothing being made
+    job = Export.make(engine, "assets", "geojson", {}, role="officer", actor="t", settings=app.config["ASSET_MAP"])
+    assert kept.path_of(job) is None
+    made = kept.prepare(engine, app.config["ASSET_MAP"])
+    public = make_app(db_url, tmp_path / "public").test_client().get("/export/assets.geojson").get_data()
+    assert _features(made[0][2].read_bytes()) == _features(public)
+    assert [c for c in audited if c[0] == "assets"]  # every download audited, the officer's too
+
+
+def test_a_kept_file_is_sent_at_most_at_the_rate_cap(db_url, engine, tmp_path, audited):
+    """EXPORT_RATE_MB_S caps each send of a kept file (read in paced chunks instead of sendfile), whole and
+    audited as usual; the pacing itself is api.kept.paced (tests/test_kept.py)."""
+    import time
+
+    from asset_map.api import kept
+
+    app, body = _kept(db_url, engine, tmp_path, EXPORT_RATE_MB_S=0.004)  # 4 kB/s
+    n = len(_features(body))
+    audited.clear()
+    chunk = kept.CHUNK
+    try:
+        kept.CHUNK = 1024
+        started = time.monotonic()
+        with app.test_client().get("/export/assets.geojson") as res:  # closed as a WSGI server closes it
+            got = res.get_data()
+        took = time.monotonic() - started
+    finally:
+        kept.CHUNK = chunk
+    assert got == body and res.headers["Content-Length"] == str(len(body))
+    # The first CHUNK goes at once (the burst), the rest at 4 kB/s: a generous lower bound.
+    assert took >= 0.8 * (len(body) - 1024) / 4000 - 0.05
+    assert audited == [("assets", n, True)]
 
 
 class _ServerWrapper:
@@ -68,9 +181,10 @@ class _ServerWrapper:
 
 
 def _kept(db_url, engine, tmp_path, **settings):
-    """An app whose public assets.geojson is already kept, and that file's bytes."""
+    """An app whose public assets.geojson is already kept, and that file's bytes; no rate cap unless given (a
+    capped send is read in chunks, not handed to the server's file wrapper)."""
     add_hand_made(engine, HALLS)
-    app = make_app(db_url, tmp_path, **settings)
+    app = make_app(db_url, tmp_path, **{"EXPORT_RATE_MB_S": 0, **settings})
     body = app.test_client().get("/export/assets.geojson").get_data()
     assert len(list((tmp_path / "exports").glob("*.geojson"))) == 1
     return app, body

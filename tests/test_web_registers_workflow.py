@@ -107,9 +107,14 @@ def test_upload_map_preview_import_in_the_background(officer, engine, app, pack)
     again = officer.post(f"/registers/uploads/{upload_id}/import", data={"csrf_token": officer.token},
                          follow_redirects=True)
     assert "already waiting" in again.get_data(as_text=True)
+    from asset_map.api import kept
+
+    assert not kept.current(engine, app.config["ASSET_MAP"])
     jobs.work(app.config["ASSET_MAP"], wait=False)
     page = officer.get("/registers/libraries_2023").get_data(as_text=True)
     assert "succeeded" in page and "rows read" in page
+    # The import queued the public downloads' making for the new data, and the worker made them.
+    assert kept.current(engine, app.config["ASSET_MAP"])
     assert _count(engine, "SELECT count(*) FROM assets WHERE register = 'libraries_2023'") > 60
     assert _count(engine, "SELECT count(*) FROM register_imports WHERE register = 'libraries_2023'") == 1
     with engine.connect() as conn:

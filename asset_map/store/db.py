@@ -5,6 +5,7 @@ first use). Engines are pooled with limits and a statement timeout, so one slow 
 """
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from asset_map.store.cluster import Cluster
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+LOW_PRIORITY = 19  # the nice value of a low-priority engine's backends: they run when the machine has time
 
 _engines = {}
 _lock = threading.Lock()
@@ -49,20 +51,31 @@ def database_url(settings=None, *, start=True, role="app"):
     return cluster.url(role=roles.OWNER if role == "owner" else roles.APP)
 
 
-def make_engine(url, settings=None, *, pre_ping=True, server_options="", **options):
+def make_engine(url, settings=None, *, pre_ping=True, server_options="", low_priority=False, **options):
     """A pooled engine whose failures are quick: a dead database is found by a pre-ping before a request uses a
     connection (so service resumes by itself when the database returns), connecting gives up after
     CONNECT_TIMEOUT_S, waiting for a free connection after POOL_TIMEOUT_S, and every statement is cancelled by the
-    server after STATEMENT_TIMEOUT_MS."""
+    server after STATEMENT_TIMEOUT_MS.
+
+    ``low_priority``: for bulk reads made outside any request (kept downloads made ahead of time) that should yield
+    the CPU to interactive requests. PostgreSQL has no priority of its own, so each connection's backend process is
+    given nice LOW_PRIORITY when it runs on this machine and we may (the project's own cluster, run by our user, or
+    as root); an external server's backends are left as they are. A nice value cannot be lowered again without
+    privileges, so such an engine has no pool: its backends exit when their connections close. (Not for requests:
+    a download made at nice 19 while 20 clients kept the CPU busy took minutes, holding its thread all along.)"""
     settings = settings or load_settings()
-    return create_engine(
+    if low_priority:
+        from sqlalchemy.pool import NullPool
+
+        pool = {"poolclass": NullPool}
+    else:
+        # Connections older than pool_recycle are replaced, so a server-side idle timeout never hands us a dead one.
+        pool = {"pool_size": settings["POOL_SIZE"], "max_overflow": settings["POOL_SIZE"],
+                "pool_timeout": settings["POOL_TIMEOUT_S"], "pool_recycle": 1800}
+    engine = create_engine(
         url,
-        pool_size=settings["POOL_SIZE"],
-        max_overflow=settings["POOL_SIZE"],
-        pool_timeout=settings["POOL_TIMEOUT_S"],
         pool_pre_ping=pre_ping,
-        # Connections older than this are replaced, so a server-side idle timeout never hands us a dead one.
-        pool_recycle=1800,
+        **pool,
         **options,
         connect_args={
             "connect_timeout": settings["CONNECT_TIMEOUT_S"],
@@ -70,6 +83,24 @@ def make_engine(url, settings=None, *, pre_ping=True, server_options="", **optio
             "application_name": "asset-map",
         },
     )
+    if low_priority:
+        event.listen(engine, "connect", _lower_backend_priority)
+    return engine
+
+
+def _lower_backend_priority(dbapi_connection, _record):
+    """Renice the new connection's backend when it is a PostgreSQL process of this machine (a remote server's pid
+    means nothing here, so the host must be local and the pid's process named postgres)."""
+    info = dbapi_connection.info
+    if not (info.host in ("localhost", "127.0.0.1", "::1") or info.host.startswith("/")):
+        return
+    pid = info.backend_pid
+    try:
+        if Path(f"/proc/{pid}/comm").read_text().strip() != "postgres":
+            return
+        os.setpriority(os.PRIO_PROCESS, pid, max(LOW_PRIORITY, os.getpriority(os.PRIO_PROCESS, pid)))
+    except OSError as err:  # not ours to renice (another user's server): it runs as it is
+        log.debug("backend %s keeps its priority: %s", pid, err)
 
 
 def _engine_key(url, settings):

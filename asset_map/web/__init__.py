@@ -35,9 +35,10 @@ def create_app(test_config=None):
     app.config["TESTING"] = bool(settings.get("TESTING"))
 
     from asset_map.web import (admin, asset_pages, auth, briefings, changes, community, errors, explorer, exports,
-                               extensions, filters, freshness, gaps, health, layout, limits, maps, moderation, ogc,
-                               oruk, pages, reach, registers, security, serving, tables, tiles)
+                               extensions, filters, freshness, gaps, gate, health, layout, limits, maps, moderation,
+                               ogc, oruk, pages, reach, registers, security, serving, tables, tiles)
 
+    gate.init_app(app)  # first: every request's own work counts against the map's threads
     extensions.init_app(app)
     errors.init_app(app)
     serving.init_app(app)

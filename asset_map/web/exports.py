@@ -6,36 +6,29 @@ Large downloads are bounded and shared:
 - A download made from the database takes one of the server's export slots (web.slots) until its last byte is
   sent; when all are taken the request gets a polite 503 with Retry-After, so exports cannot take every thread
   (and core) from the map.
-- A complete public download is kept under ``VAR_DIR/exports`` keyed by its inputs (layer, format, filter, options)
-  and the data's change stamps (store.change_stamps): the same download asked for again, before the data changes, is
-  sent from that file (by sendfile) without touching the database, still in a slot, since it holds a request thread
-  while it is sent. What a signed-in user downloads may be personal data and is never kept.
+- A complete public download is kept under ``VAR_DIR/exports`` keyed by its inputs and the data's change stamps
+  (api.kept): the same download asked for again, before the data changes, is sent from that file without touching
+  the database, still in a slot, since it holds a request thread while it is sent, and at most EXPORT_RATE_MB_S
+  each, so one client on a fast link cannot take the cores from the map. The popular ones (the whole public asset
+  layer as GeoJSON and CSV) are made ahead of time by the import worker after a data change (api.kept.prepare).
+- While a kept file is being made (by the first download or by the worker), other downloads of it follow the
+  part file as it grows instead of reading the database again.
+- What a signed-in user downloads may be personal data and is never kept.
 """
 
-import fcntl
-import gzip
-import hashlib
 import io
-import json
-import logging
 import os
-import shutil
-import tempfile
-import threading
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, request, send_file
 
+from asset_map.api import kept
 from asset_map.api.exporter import Export
-from asset_map.store import change_stamps
 from asset_map.web import extensions
 from asset_map.web.auth import current_actor, current_role
 from asset_map.web.slots import slots
 
 bp = Blueprint("exports", __name__)
-LOW_PRIORITY = 19  # the nice value of the thread that gzips a kept file: it runs when the machine has time
-GZIP_LEVEL = 6  # Flask-Compress's default: what a browser got when the file was compressed as it was sent
-log = logging.getLogger(__name__)
 
 
 @bp.get("/export/<layer_id>.<any(geojson, gpkg, csv):fmt>")
@@ -44,17 +37,23 @@ def export(layer_id, fmt):
     job = Export.make(extensions.engine(), layer_id, fmt, request.args, role=current_role(), actor=current_actor(),
                       settings=settings)
     comments = request.args.get("comments", "1") not in ("0", "false", "no")
-    cache = _cache_path(job, settings, comments) if job.role == "public" else None
-    if cache is not None and cache.is_file():
-        return _from_cache(job, cache)
+    cache = kept.path_of(job, comments)  # None unless public: a signed-in user's download is never kept
     held = slots("export").acquire()
     try:
-        res = _respond(job, fmt, settings, held, comments, cache)
+        if cache is not None and cache.is_file():
+            res = _from_cache(job, cache, held)
+        else:
+            res = _respond(job, fmt, settings, held, comments, cache)
     except BaseException:
         held.release()
         raise
     res.call_on_close(held.release)
     return res
+
+
+def _rate(settings):
+    """The per-download cap of kept-file sends in bytes/s (0: none)."""
+    return max(0.0, float(settings["EXPORT_RATE_MB_S"])) * 1e6
 
 
 def _respond(job, fmt, settings, held, comments, cache):
@@ -64,179 +63,89 @@ def _respond(job, fmt, settings, held, comments, cache):
         path, counts = job.gpkg_temp(tmp)  # audited as written
         # Opened before it is kept or removed: the open file is what is sent, whatever happens to its name.
         fh = _SentFile(path, lambda _complete: held.release())
-        if cache is None or not _store(path, cache, sum(counts.values())):
+        if cache is None or not kept.keep_file(path, cache, sum(counts.values())):
             os.remove(path)
         return _send(fh, job)
     # One download at a time writes the copy to keep (a lock across workers): five clients asking for a national
     # file at once each wrote 529 MB, and the disk's writeback then stalled every process that wrote (access logs).
-    lock = _lock(cache) if cache is not None else None
-    rows = _counted(job) if lock is not None else None
+    # The others follow the file it writes as it grows, rather than read the database again.
+    maker = kept.Maker.begin(cache) if cache is not None else None
+    if cache is not None and maker is None:
+        follower = kept.follow(cache)
+        if follower is not None:
+            return _streamed(_followed(job, follower, held), job, settings, paced=True)
+        if cache.is_file():  # finished a moment ago
+            return _from_cache(job, cache, held)
+    rows = kept.counted(job) if maker is not None else None
     body = job.stream(comments=comments) if fmt == "csv" else job.stream()
-    if lock is not None:
-        unlock = _once(os.close, lock)
-        body = _tee(body, rows, cache, unlock)
-    res = Response(_releasing(body, held), content_type=job.media_type,
-                   headers={"Content-Disposition": f'attachment; filename="{job.filename}"',
-                            "X-Content-Type-Options": "nosniff"})
-    if lock is not None:
-        res.call_on_close(unlock)   # also when the stream never started (the client went at once)
+    if maker is not None:
+        body = kept.tee(body, maker, rows)
+    res = _streamed(_releasing(body, held), job, settings, paced=False)
+    if maker is not None:
+        res.call_on_close(lambda: maker.finish(0, False))  # also when the stream never started (the client went)
     return res
 
 
-def _once(fn, *args):
-    done = []
-
-    def call():
-        if not done:
-            done.append(True)
-            fn(*args)
-
-    return call
+def _streamed(chunks, job, settings, *, paced):
+    if paced:
+        chunks = kept.paced(chunks, _rate(settings))
+    return Response(chunks, content_type=job.media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{job.filename}"',
+                             "X-Content-Type-Options": "nosniff"})
 
 
-def _cache_path(job, settings, comments):
-    with job.engine.connect() as conn:
-        stamps = change_stamps.stamps(conn)
-    inputs = json.dumps([job.layer_id, job.fmt, job.flt.as_args(), job.role, comments, settings["LICENCE"],
-                         settings["ATTRIBUTION"], settings["SUPPRESS_BELOW"]], sort_keys=True, default=str)
-    key = hashlib.sha256(inputs.encode("utf-8")).hexdigest()[:32]
-    stamp = f"a{stamps['assets']}-r{stamps['reference']}"
-    return Path(settings["VAR_DIR"]) / "exports" / f"{stamp}-{key}.{job.fmt}"
-
-
-def _store(path, cache, rows):
-    """Keep a finished file under its key; older stamps' files go (they can never be asked for again). Returns
-    whether it was kept: a newer stamp's clean-up may have removed it meanwhile, and then it is not (the download
-    it was written for is still whole)."""
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    stamp = cache.name.split("-", 2)[:2]
-    for old in cache.parent.glob("a*-r*-*"):
-        if old.name.split("-", 2)[:2] != stamp:
-            old.unlink(missing_ok=True)
+def _followed(job, follower, held):
+    """A file being made, read as it grows; audited when done (complete only if its end was sent)."""
+    complete = False
     try:
-        cache.with_suffix(".rows").write_text(str(int(rows)))
-        # Atomic: a reader opens the old file or the new one, never half of one. Two downloads made at once
-        # each replace it with the same rows.
-        os.replace(path, cache)
-    except OSError as err:
-        log.warning("export %s not kept: %s", cache.name, err)
-        return False
-    if cache.suffix in (".geojson", ".csv"):
-        threading.Thread(target=_compress, args=(cache,), name=f"gzip-{cache.stem}", daemon=True).start()
-    return True
-
-
-def _gzipped(cache):
-    return cache.with_name(cache.name + ".gz")
-
-
-def _compress(cache):
-    """Keep a gzip copy beside a kept file, for the clients that accept gzip (every browser): sent as it is, by
-    sendfile, instead of compressed again in a worker for every download. Once per file (a lock across workers),
-    in a thread of its own at the lowest CPU priority (zlib lets go of the GIL while it works)."""
-    gz = _gzipped(cache)
-    lock = _lock(gz)
-    if lock is None or gz.is_file():
-        if lock is not None:
-            os.close(lock)
-        return
-    try:
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOW_PRIORITY)
-        except OSError:
-            pass
-        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=f"{gz.stem}.", suffix=".part")
-        try:
-            with open(cache, "rb") as src, open(fd, "wb") as raw, \
-                    gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-            if cache.is_file():  # not cleaned away for a newer stamp meanwhile
-                os.replace(tmp, gz)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    except OSError:
-        log.exception("could not gzip the kept download %s", cache.name)
+        yield from follower
+        complete = follower.complete
     finally:
-        os.close(lock)
+        held.release()
+        follower.close()
+        job.record(follower.rows if complete else 0, complete)
 
 
-def _lock(path):
-    """An exclusive lock on ``<path>.making`` (a descriptor to close), or None when another thread or worker holds
-    it (the file is being made)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_suffix(".making"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _counted(job):
-    """Catch the row count and completeness the stream reports to the audit log (for the cached copy's sidecar)."""
-    rows, record = {}, job.record
-
-    def counting(n, complete=True):
-        rows.update(n=n, complete=complete)
-        record(n, complete)
-
-    job.record = counting
-    return rows
-
-
-def _tee(chunks, rows, cache, unlock):
-    """The stream as it goes out, also written to a file that becomes the cached copy only if it completes; then
-    ``unlock()`` (the lock from ``_lock``).
-
-    The file is the download's own (mkstemp): with one name per process, the first of two identical downloads to
-    finish took the other's file away and the other failed after its last byte."""
-    fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=f"{cache.stem}.", suffix=".part")
-    done = False
-    try:
-        with open(fd, "wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-                yield chunk
-        done = rows.get("complete", False)
-    finally:
-        try:
-            if not (done and _store(tmp, cache, rows.get("n", 0))):
-                Path(tmp).unlink(missing_ok=True)
-        finally:
-            unlock()
-
-
-def _from_cache(job, cache):
+def _from_cache(job, cache, held):
     """The kept file, in one of the export slots: sending it costs no database work, but it holds a request thread
     for as long as the client takes (five clients pulling a national file held five of the server's eight threads,
-    and the map's requests queued behind them)."""
-    gz = _gzipped(cache)
+    and the map's requests queued behind them). At most EXPORT_RATE_MB_S per download (read in paced chunks); with
+    no cap, by the server's sendfile."""
+    gz = kept.gzipped(cache)
     zipped = request.accept_encodings["gzip"] > 0 and gz.is_file()
-    held = slots("export").acquire()
 
     def sent(complete):
         held.release()
         job.record(rows if complete else 0, complete)
 
     try:
-        rows = int(cache.with_suffix(".rows").read_text())
+        rows = kept.rows_of(cache)
         fh = _SentFile(gz if zipped else cache, sent)
-    except (OSError, ValueError):  # removed by a newer download's clean-up meanwhile: make it again
-        held.release()
-        return _uncached(job)
-    res = _send(fh, job)
+    except (OSError, ValueError):  # removed by a newer download's clean-up meanwhile: make it again, not kept
+        settings = current_app.config["ASSET_MAP"]
+        return _respond(job, job.fmt, settings, held, request.args.get("comments", "1") not in ("0", "false", "no"),
+                        None)
+    rate = _rate(current_app.config["ASSET_MAP"])
+    res = _send(fh, job) if not rate else _send_paced(fh, job, rate)
     res.vary.add("Accept-Encoding")
     if zipped:
         res.headers["Content-Encoding"] = "gzip"  # and Flask-Compress leaves it as it is
     return res
 
 
-def _uncached(job):
-    held = slots("export").acquire()
-    res = _respond(job, job.fmt, current_app.config["ASSET_MAP"], held,
-                   request.args.get("comments", "1") not in ("0", "false", "no"), None)
-    res.call_on_close(held.release)
+def _send_paced(fh, job, rate):
+    """A finished file read in chunks at most ``rate`` bytes/s: the pacing needs Python between the chunks, so no
+    sendfile (at the default cap a core copies far faster than the cap, so the copying costs little)."""
+
+    def chunks():
+        while chunk := fh.read(kept.CHUNK):
+            yield chunk
+
+    res = Response(kept.paced(chunks(), rate), mimetype=job.media_type,
+                   headers={"Content-Disposition": f'attachment; filename="{job.filename}"',
+                            "X-Content-Type-Options": "nosniff"})
+    res.content_length = fh.size
+    res.call_on_close(fh.close)
     return res
 
 

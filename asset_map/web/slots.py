@@ -18,6 +18,7 @@ from pathlib import Path
 from flask import current_app
 
 from asset_map.errors import Busy, TooManyRequests
+from asset_map.web import gate
 
 
 class Slots:
@@ -25,8 +26,9 @@ class Slots:
     this machine: slot i is an exclusive ``flock`` on ``lock_dir/<what>-i.lock``, which the kernel also frees if
     the process dies."""
 
-    def __init__(self, what, size, *, wait_s, retry_after, lock_dir=None, error=Busy):
+    def __init__(self, what, size, *, wait_s, retry_after, lock_dir=None, error=Busy, on_take=None):
         self.what = what
+        self.on_take = on_take
         self.error = error
         self.size = size
         self.wait_s = wait_s
@@ -44,12 +46,22 @@ class Slots:
             stale = self._holders.pop(me, None)
         if stale is not None:
             stale.release()
-        token = self._take()
+        # Before waiting: a download waiting for its slot holds one of its process's download threads, not a map
+        # thread (web.gate); ``give_back`` returns it with the slot.
+        give_back = self.on_take() if self.on_take is not None else None
+        try:
+            token = self._take()
+        except BaseException:
+            if give_back is not None:
+                give_back()
+            raise
         if token is None:
+            if give_back is not None:
+                give_back()
             msg = (f"All {self.size} {self.what} slots of this server are in use. Please try again in "
                    f"{self.retry_after} seconds.")
             raise self.error(msg, retry_after=self.retry_after)
-        held = _Held(self, me, token)
+        held = _Held(self, me, token, give_back)
         with self._lock:
             self._holders[me] = held
         return held
@@ -83,10 +95,11 @@ class Slots:
 class _Held:
     """One taken slot; ``release`` is safe to call more than once (a response's close and a generator's end)."""
 
-    def __init__(self, slots, thread, token):
+    def __init__(self, slots, thread, token, give_back=None):
         self._slots = slots
         self.thread = thread
         self.token = token
+        self._give_back = give_back
         self._lock = threading.Lock()
         self._done = False
 
@@ -95,7 +108,11 @@ class _Held:
             if self._done:
                 return
             self._done = True
-        self._slots._released(self)
+        try:
+            self._slots._released(self)
+        finally:
+            if self._give_back is not None:
+                self._give_back()
 
     def __enter__(self):
         return self
@@ -109,6 +126,8 @@ class _Held:
 # tile requests is told to slow down (429), a client's error rather than the server's.
 SHARED = {"export"}
 ERRORS = {"export": Busy, "tile": TooManyRequests}
+# A request asking for an export slot is a download: it runs on the threads kept for downloads (web.gate).
+DOWNLOADS = {"export"}
 
 
 def slots(name):
@@ -121,5 +140,5 @@ def slots(name):
         lock_dir = Path(settings["VAR_DIR"]) / "slots" if name in SHARED else None
         app.extensions[key] = Slots(name.replace("_", " "), max(1, int(settings[f"{upper}_SLOTS"])),
                                     wait_s=float(settings[f"{upper}_WAIT_S"]), retry_after=5, lock_dir=lock_dir,
-                                    error=ERRORS.get(name, Busy))
+                                    error=ERRORS.get(name, Busy), on_take=gate.download if name in DOWNLOADS else None)
     return app.extensions[key]

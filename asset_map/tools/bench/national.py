@@ -225,8 +225,32 @@ def _fetch_all(base, paths, clients=CLIENTS):
     return np.array(lat), sum(sizes), errors, time.perf_counter() - started
 
 
-def _prepare_figures(engine):
-    """The tile tables built once after a load (maps.tile_prep): their build time is what the fast tiles cost."""
+def _server_settings(ctx, folder="server"):
+    """The settings of the bench's app server (Server(..., workdir/folder)): where it keeps its downloads."""
+    return load_settings({"DATABASE_URL": ctx.database_url, "VAR_DIR": str(Path(ctx.workdir) / folder)})
+
+
+def _prepare_figures(ctx, engine):
+    """The tile tables built once after a load (maps.tile_prep): their build time is what the fast tiles cost; and
+    the popular public downloads made ahead of time (api.kept.prepare), as the import worker does after a load, into
+    the server's folder, so that the exports section measures sending them."""
+    from asset_map.api import kept
+
+    figures = _tile_prep_figures(engine)
+    started = time.perf_counter()
+    made = kept.prepare(engine, _server_settings(ctx), force=True)
+    took = time.perf_counter() - started
+    files = "; ".join(f"{layer}.{fmt} {path.stat().st_size / 1e6:.0f} MB (gzip "
+                      f"{kept.gzipped(path).stat().st_size / 1e6:.0f} MB) in {secs:.1f} s"
+                      for layer, fmt, path, secs, _ in made)
+    figures.append(Figure(AREA, "popular public downloads made ahead of time after the load (assets GeoJSON and CSV "
+                          "with their gzip copies, nice 19)", round(took, 1), "s",
+                          notes=f"{files}; the import worker makes them after each import and checks every 5 "
+                                "minutes; no visitor waits for them"))
+    return figures
+
+
+def _tile_prep_figures(engine):
     from asset_map.maps import tile_prep
 
     started = time.perf_counter()
@@ -416,7 +440,7 @@ def _ogc_deep_page(srv):
 # -- exports under load --------------------------------------------------------------------------------------------
 
 
-def _exports_figures(srv, bbox, seconds):
+def _exports_figures(ctx, srv, bbox, seconds):
     minx, miny, maxx, maxy = bbox
     cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
     box = f"{cx - 0.05:.4f},{cy - 0.03:.4f},{cx + 0.05:.4f},{cy + 0.03:.4f}"
@@ -425,6 +449,7 @@ def _exports_figures(srv, bbox, seconds):
     # Every worker warmed as the first-view section does (a worker's first map page imports folium and pandas):
     # run alone (ASSET_MAP_BENCH_SECTIONS=exports), the reference's p95 was that import, 7.5-9.2 s instead of 0.3 s.
     _fetch_all(srv.url, ["/"] * 16, clients=4)
+    kept_note = _kept_note(ctx)
     base = {k: loadgen.run(srv.url, [p], clients=CLIENTS, seconds=seconds, timeout_s=30) for k, p in paths.items()}
     stop, outcomes = threading.Event(), []
 
@@ -448,16 +473,65 @@ def _exports_figures(srv, bbox, seconds):
     busy = sum(1 for o in outcomes if o[0] == 503)
     cut = [o for o in outcomes if o[0] not in (200, 503)]
     note = (f"{EXPORTS} clients downloading /export/assets.geojson in a loop: {len(done)} finished "
-            f"({np.mean([o[1] for o in done]) / 1e6 if done else 0:.0f} MB each), {busy} polite 503s, "
-            f"{len(cut)} failed or cut short")
+            f"({np.mean([o[1] for o in done]) / 1e6 if done else 0:.0f} MB each, "
+            f"{np.mean([o[1] / o[2] for o in done]) / 1e6 if done else 0:.0f} MB/s), {busy} polite 503s, "
+            f"{len(cut)} failed or cut short; the file was {kept_note}")
+    # The reference again once the exports are over: the machine is shared (and other work comes and goes), so the
+    # reference is the mean of the p95 before and after, with both in the notes.
+    after = {k: loadgen.run(srv.url, [p], clients=CLIENTS, seconds=seconds, timeout_s=30) for k, p in paths.items()}
     out = []
     for k in paths:
-        ratio = loaded[k].p95_ms / base[k].p95_ms if base[k].p95_ms else float("nan")
+        ref = (base[k].p95_ms + after[k].p95_ms) / 2
+        ratio = loaded[k].p95_ms / ref if ref else float("nan")
         out.append(Figure(AREA, f"{k} p95 at {CLIENTS} clients while {EXPORTS} large exports run",
-                          round(loaded[k].p95_ms, 1), "ms", reference="the same without exports",
-                          reference_value=round(base[k].p95_ms, 1), target="within 10 % (ratio <= 1.10)",
-                          met=ratio <= 1.10, notes=f"{note}; under exports {loaded[k].summary()}"))
+                          round(loaded[k].p95_ms, 1), "ms",
+                          reference="the same without exports (mean p95 of a run before and one after)",
+                          reference_value=round(ref, 1), target="within 10 % (ratio <= 1.10)",
+                          met=ratio <= 1.10, notes=f"{note}; under exports {loaded[k].summary()}; without, before: "
+                                                   f"{base[k].summary()}; after: {after[k].summary()}"))
+    out.append(_while_made(ctx, srv, paths["map API"], (base["map API"].p95_ms + after["map API"].p95_ms) / 2,
+                           seconds))
     return out
+
+
+def _kept_note(ctx):
+    from asset_map.api import kept
+    from asset_map.api.exporter import Export
+
+    settings = _server_settings(ctx)
+    engine = make_engine(ctx.database_url, settings)
+    try:
+        job = Export.make(engine, "assets", "geojson", {}, role="public", actor="bench", settings=settings)
+        return "kept before the section (made ahead of time)" if kept.path_of(job).is_file() else \
+            "NOT kept before the section: the first download made it"
+    finally:
+        engine.dispose()
+
+
+def _while_made(ctx, srv, path, base_p95, seconds):
+    """Map API p95 while the national GeoJSON is made ahead of time (as the worker does after an import, nice 19),
+    into a folder of its own, against the same without."""
+    from asset_map.api import kept
+
+    settings = _server_settings(ctx, "prepare-under-load")
+    engine = make_engine(ctx.database_url, settings)
+    made = []
+    worker = threading.Thread(target=lambda: made.extend(kept.prepare(engine, settings, which=[("assets", "geojson")],
+                                                                      force=True)))
+    worker.start()
+    time.sleep(1)
+    res = loadgen.run(srv.url, [path], clients=CLIENTS, seconds=seconds, timeout_s=30)
+    during = worker.is_alive()
+    worker.join()
+    engine.dispose()
+    shutil.rmtree(Path(settings["VAR_DIR"]) / "exports", ignore_errors=True)
+    took = made[0][3] if made else float("nan")
+    return Figure(AREA, f"map API p95 at {CLIENTS} clients while the national GeoJSON is made ahead of time",
+                  round(res.p95_ms, 1), "ms", reference="the same without exports (mean of before and after)",
+                  reference_value=round(base_p95, 1),
+                  notes=f"made by api.kept.prepare at nice 19 (thread and database backend) in {took:.0f} s, "
+                        f"{'still making at the end of the run' if during else 'FINISHED BEFORE THE RUN ENDED'}; "
+                        f"{res.summary()}")
 
 
 def _download(url):
@@ -642,7 +716,7 @@ def run(ctx: BenchContext) -> list[Figure]:
     engine = make_engine(ctx.database_url, load_settings({"DATABASE_URL": ctx.database_url,
                                                           "STATEMENT_TIMEOUT_MS": 0}))
     figures, bbox = _load(ctx, engine)
-    figures += _section(ctx, "prepare", _prepare_figures, engine)
+    figures += _section(ctx, "prepare", _prepare_figures, ctx, engine)
     ctx.notes.append(f"machine: {psutil.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start "
                      "(shared with other work)")
     # Tiles for the map at any scale (at England scale that is the default anyway).
@@ -651,7 +725,7 @@ def run(ctx: BenchContext) -> list[Figure]:
         with Server(ctx.database_url, Path(ctx.workdir) / "inline", MAP_INLINE_AREAS=10**9) as ref_srv:
             figures += _section(ctx, "first view", _first_view_figures, ctx, srv, ref_srv)
         figures += _section(ctx, "table", _table_figures, srv, engine, seconds)
-        figures += _section(ctx, "exports", _exports_figures, srv, bbox, seconds)
+        figures += _section(ctx, "exports", _exports_figures, ctx, srv, bbox, seconds)
     engine.dispose()
     figures += _section(ctx, "memory", _memory_figures, ctx, seconds)
     ctx.notes.append(f"load average {os.getloadavg()[0]:.1f} at the end")
