@@ -31,7 +31,7 @@ from asset_map.store.assets import AssetFilter
 # there covers few areas). Literally migration 0022's BANDS, which has a partial index per band.
 BANDS = (5, 7, 9, 11)
 # Up to this zoom (below maps.tiles.DETAIL_ZOOM, where a need tile carries the decile only) the areas are also kept in
-# each zoom's pixel grid (tile_pixels, migration 0028, which has a partial index per zoom).
+# each zoom's pixel grid (tile_pixels, migration 0028: one partition per zoom).
 PIXEL_MAX_ZOOM = 9
 # The asset grid covers zooms 0..GRID_MAX_ZOOM (a partial index per zoom in migration 0022); above it a tile holds few
 # enough assets to group live.
