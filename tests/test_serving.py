@@ -145,27 +145,3 @@ def test_unreachable_database_is_a_quick_503_with_retry_after(tmp_path):
     assert page.status_code == 503 and page.headers["Retry-After"] == "5"
     assert "<h1>Service Unavailable</h1>" in page.get_data(as_text=True)
     assert "The database is not available right now" in page.get_data(as_text=True)
-
-
-def test_a_replacement_worker_draws_the_map_page_before_it_serves(db_url, tmp_path):
-    """gunicorn's post_fork hook: a worker that replaces another (age past the number of workers) asks the app for
-    the map page once before it takes a request, so no reader pays for its imports and boundary layers; the first
-    workers do not (idle memory); a database that is down only costs the warming."""
-    from types import SimpleNamespace
-
-    from flask import request
-
-    from asset_map.web.server import ready_replacement
-
-    app = make_app(db_url, tmp_path)
-    seen = []
-    app.before_request(lambda: seen.append(request.path))
-    server = SimpleNamespace(num_workers=4)
-    worker = SimpleNamespace(age=4, pid=1, app=SimpleNamespace(wsgi=lambda: app))
-    ready_replacement(server, worker)
-    assert seen == []
-    worker.age = 5
-    ready_replacement(server, worker)
-    assert seen == ["/"]
-    down = make_app("postgresql+psycopg://postgres@127.0.0.1:1/none", tmp_path)
-    ready_replacement(server, SimpleNamespace(age=6, pid=1, app=SimpleNamespace(wsgi=lambda: down)))
