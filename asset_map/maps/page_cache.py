@@ -156,23 +156,20 @@ class ProcessPages:
     def __init__(self, capacity, *, recheck_s=1.0, clock=time.monotonic):
         """At most ``capacity`` bytes of pages (0: none kept, no query made)."""
         self.capacity = capacity
-        self.recheck_s = recheck_s
+        self._recheck = change_stamps.Recheck(recheck_s, clock=clock)
         self._clock = clock
         self._pages = OrderedDict()   # (asset_id, role) -> Page
         self._weight = 0
         self._stamp = None
-        self._checked_at = None       # None: check on the next request
-        self._forgotten = 0           # forget() calls so far: a check begun before one is not trusted after it
         self._lock = threading.Lock()
 
     def stamp(self, engine, deployment):
         if not self.capacity:
             return None
-        now = self._clock()
+        token = self._recheck.due()
         with self._lock:
-            if self._checked_at is not None and now - self._checked_at < self.recheck_s:
+            if token is None:
                 return self._stamp
-            forgotten = self._forgotten
             kept = {role: [a for a, r in self._pages if r == role] for role in ROLES}
         stamp, visible = _check(engine, deployment, kept)
         with self._lock:
@@ -184,15 +181,12 @@ class ProcessPages:
                     for asset_id in set(ids) - visible[role]:
                         self._drop((asset_id, role))
             self._stamp = stamp
-            if forgotten == self._forgotten:
-                self._checked_at = now
+        self._recheck.checked(token)
         return stamp
 
     def forget(self):
         """This process has written to the store: the next ``stamp`` reads it again."""
-        with self._lock:
-            self._checked_at = None
-            self._forgotten += 1
+        self._recheck.forget()
 
     def get(self, asset_id, role, stamp):
         """The Page kept for ``role`` under ``stamp``, or None."""

@@ -87,31 +87,20 @@ class RecentSnapshot:
     for at most that long; ``forget()`` (after a write by this process) makes the next request read it again."""
 
     def __init__(self, recheck_s, *, clock=time.monotonic):
-        self.recheck_s = recheck_s
-        self._clock = clock
+        self._recheck = change_stamps.Recheck(recheck_s, clock=clock)
         self._snap = None
-        self._read_at = None
-        self._forgotten = 0
-        self._lock = threading.Lock()
 
     def get(self, engine):
-        now = self._clock()
-        with self._lock:
-            if self._read_at is not None and now - self._read_at < self.recheck_s:
-                return self._snap
-            forgotten = self._forgotten
+        token = self._recheck.due()
+        if token is None:
+            return self._snap
         with engine.connect() as conn:
-            snap = snapshot(conn)
-        with self._lock:
-            # A read begun before a forget() may predate that write: it is used once, not kept.
-            if forgotten == self._forgotten:
-                self._snap, self._read_at = snap, now
+            snap = self._snap = snapshot(conn)
+        self._recheck.checked(token)
         return snap
 
     def forget(self):
-        with self._lock:
-            self._read_at = None
-            self._forgotten += 1
+        self._recheck.forget()
 
 
 def shapes_current(prep, stamps):

@@ -3,6 +3,7 @@ writes reference data or assets, from database triggers, so every writer is cove
 per family; a cache entry made under older stamps is stale."""
 
 import threading
+import time
 from collections import OrderedDict
 
 from sqlalchemy import text
@@ -80,3 +81,35 @@ class StampedCache:
                     _, old = self._entries.popitem(last=False)
                     self._weight -= self.weigh(old)
         return value
+
+
+class Recheck:
+    """When a process reads the stamps again for what it keeps: at most every ``every_s`` seconds, and at once after
+    ``forget()`` (a write by this process). A read begun before a ``forget()`` may predate that write: it is used
+    once, not trusted after."""
+
+    def __init__(self, every_s, *, clock=time.monotonic):
+        self.every_s = every_s
+        self._clock = clock
+        self._at = None           # when the last trusted read began; None: read on the next request
+        self._forgotten = 0       # forget() calls so far
+        self._lock = threading.Lock()
+
+    def due(self):
+        """None while the last read is fresh; else a token to hand to ``checked`` when the new read is done."""
+        now = self._clock()
+        with self._lock:
+            if self._at is not None and now - self._at < self.every_s:
+                return None
+            return now, self._forgotten
+
+    def checked(self, token):
+        now, forgotten = token
+        with self._lock:
+            if forgotten == self._forgotten:
+                self._at = now
+
+    def forget(self):
+        with self._lock:
+            self._at = None
+            self._forgotten += 1

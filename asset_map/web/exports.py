@@ -36,7 +36,7 @@ def export(layer_id, fmt):
     settings = current_app.config["ASSET_MAP"]
     job = Export.make(extensions.engine(), layer_id, fmt, request.args, role=current_role(), actor=current_actor(),
                       settings=settings)
-    comments = request.args.get("comments", "1") not in ("0", "false", "no")
+    comments = _comments()
     cache = kept.path_of(job, comments)  # None unless public: a signed-in user's download is never kept
     held = slots("export").acquire()
     try:
@@ -49,6 +49,10 @@ def export(layer_id, fmt):
         raise
     res.call_on_close(held.release)
     return res
+
+
+def _comments():
+    return request.args.get("comments", "1") not in ("0", "false", "no")
 
 
 def _rate(settings):
@@ -118,32 +122,28 @@ def _from_cache(job, cache, held):
         held.release()
         job.record(rows if complete else 0, complete)
 
+    settings = current_app.config["ASSET_MAP"]
     try:
         rows = kept.rows_of(cache)
         fh = _SentFile(gz if zipped else cache, sent)
     except (OSError, ValueError):  # removed by a newer download's clean-up meanwhile: make it again, not kept
-        settings = current_app.config["ASSET_MAP"]
-        return _respond(job, job.fmt, settings, held, request.args.get("comments", "1") not in ("0", "false", "no"),
-                        None)
-    rate = _rate(current_app.config["ASSET_MAP"])
-    res = _send(fh, job) if not rate else _send_paced(fh, job, rate)
+        return _respond(job, job.fmt, settings, held, _comments(), None)
+    res = _send_paced(fh, job, settings) if _rate(settings) else _send(fh, job)
     res.vary.add("Accept-Encoding")
     if zipped:
         res.headers["Content-Encoding"] = "gzip"  # and Flask-Compress leaves it as it is
     return res
 
 
-def _send_paced(fh, job, rate):
-    """A finished file read in chunks at most ``rate`` bytes/s: the pacing needs Python between the chunks, so no
+def _send_paced(fh, job, settings):
+    """A finished file read in chunks at most EXPORT_RATE_MB_S: the pacing needs Python between the chunks, so no
     sendfile (at the default cap a core copies far faster than the cap, so the copying costs little)."""
 
     def chunks():
         while chunk := fh.read(kept.CHUNK):
             yield chunk
 
-    res = Response(kept.paced(chunks(), rate), mimetype=job.media_type,
-                   headers={"Content-Disposition": f'attachment; filename="{job.filename}"',
-                            "X-Content-Type-Options": "nosniff"})
+    res = _streamed(chunks(), job, settings, paced=True)
     res.content_length = fh.size
     res.call_on_close(fh.close)
     return res
