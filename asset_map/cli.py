@@ -796,7 +796,8 @@ def serve(host, port, dev, no_worker):
         # wait behind its other threads: the extra threads are for downloads (EXPORT_SLOTS bounds them).
         threads = settings["THREADS"] + min(max(0, settings["EXPORT_THREADS"]), max(1, settings["EXPORT_SLOTS"]))
         run(host=host, port=port, workers=settings["WORKERS"], threads=threads,
-            max_requests=settings["MAX_REQUESTS"], preload=bool(settings["PRELOAD"]))
+            max_requests=settings["MAX_REQUESTS"], max_mb=settings["WORKER_MAX_MB"],
+            preload=bool(settings["PRELOAD"]))
     finally:
         if worker is not None:
             worker.terminate()

@@ -604,11 +604,11 @@ def test_a_stale_tile_starts_the_rebuild_and_prepare_seeds_the_cache(prep_db, tm
     assert result.exit_code == 0, result.output
     assert "seeded" in result.output
     seeded = list((tmp_path / "var" / "tiles").rglob("*.mvt.gz"))
-    assert {p.parts[-5] for p in seeded} == {"need", "districts", "assets"}
+    assert {p.parts[-4] for p in seeded} == {"need", "districts", "assets"}
     # The server reads what was seeded.
     served = _make_app(prep_db, tmp_path / "var", TILE_PREP=0).test_client()
-    one = next(p for p in seeded if p.parts[-5] == "assets" and p.stat().st_size)
-    z, x, y = int(one.parts[-3]), int(one.parts[-2]), int(one.name.split(".")[0])
+    one = next(p for p in seeded if p.parts[-4] == "assets" and p.stat().st_size)
+    z, (x, y) = int(one.parts[-2]), map(int, one.name.split(".")[0].split("-"))
     assert mapbox_vector_tile.decode(gzip.decompress(one.read_bytes()))["assets"]["features"]
     one.write_bytes(gzip.compress(b"seeded"))
     assert served.get(f"/tiles/assets/{z}/{x}/{y}.mvt").data == b"seeded"

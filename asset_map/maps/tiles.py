@@ -21,7 +21,7 @@ import hashlib
 import math
 import os
 import shutil
-import tempfile
+import threading
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -355,6 +355,9 @@ def gunzipped(stored):
     return gzip.decompress(stored) if stored else b""
 
 
+FOLDERS_REMEMBERED = 4096
+
+
 class TileCache:
     """Rendered public tiles on disk, gzip-compressed (``gzipped``): ``root/<stamps>/<layer>/<query hash>/<z>/<x>/
     <y>.mvt.gz``. Stamps change with every write (store.change_stamps), so an old folder is simply never read again;
@@ -362,10 +365,13 @@ class TileCache:
 
     def __init__(self, root):
         self.root = Path(root)
+        self._folders = set()  # made already by this process: a mkdir per tile costs more than writing it
 
     def path(self, stamps, q, role, z, x, y):
         stamp = f"{q.layer.family}-{stamps[q.layer.family]}"
-        return self.root / stamp / q.layer.id / q.cache_key(role) / str(z) / str(x) / f"{y}.mvt.gz"
+        # One folder per zoom, not per column: each new folder is a metadata write, and at the higher zooms almost
+        # every tile of a view was in a column of its own.
+        return self.root / stamp / q.layer.id / q.cache_key(role) / str(z) / f"{x}-{y}.mvt.gz"
 
     def get(self, path):
         try:
@@ -375,15 +381,24 @@ class TileCache:
 
     def put(self, path, body):
         """Written to a temporary file and renamed, so a reader never sees half a tile."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(body)
+        if path.parent not in self._folders:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if len(self._folders) >= FOLDERS_REMEMBERED:  # new stamps make new folders: forget the old ones
+                self._folders.clear()
+            self._folders.add(path.parent)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.part")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(body)
+        except FileNotFoundError:  # the folder was pruned meanwhile: made again next time
+            self._folders.discard(path.parent)
+            return
         os.replace(tmp, path)
 
     def prune(self, stamps):
         """Remove the folders of every older stamp."""
         keep = {f"{f}-{v}" for f, v in stamps.items()}
+        self._folders.clear()
         if not self.root.is_dir():
             return 0
         gone = 0

@@ -6,6 +6,10 @@ its other threads. So every request enters this gate (at most THREADS at once pe
 turns out to be a download (it asks for an export slot, web.slots); and a download, waiting for its slot or sent,
 takes one of the process's EXPORT_THREADS download threads, or gets a polite 503 at once when they are all taken
 (waiting would hold a thread the map needs). A worker sending downloads still has THREADS threads for the map.
+
+Under gunicorn (web.server) a worker also accepts only as many connections as it has threads for the map plus the
+downloads it is sending (``sending``): the rest wait in the kernel's queue for whichever worker frees first, so
+this gate is rarely waited at there.
 """
 
 import logging
@@ -27,9 +31,36 @@ def init_app(app):
     if int(settings["EXPORT_THREADS"]) <= 0:
         return  # no threads beyond THREADS: gunicorn's own pool is the bound
     app.extensions[KEY] = threading.BoundedSemaphore(max(1, int(settings["THREADS"])))
-    app.extensions[DOWNLOADS_KEY] = threading.BoundedSemaphore(int(settings["EXPORT_THREADS"]))
+    app.extensions[DOWNLOADS_KEY] = _Downloads(int(settings["EXPORT_THREADS"]))
     app.before_request(_enter)
     app.teardown_request(_exit)
+
+
+class _Downloads(threading.BoundedSemaphore):
+    """The process's download threads, counting those taken."""
+
+    def __init__(self, value):
+        super().__init__(value)
+        self.taken = 0
+        self._count = threading.Lock()
+
+    def acquire(self, blocking=True, timeout=None):
+        got = super().acquire(blocking, timeout)
+        if got:
+            with self._count:
+                self.taken += 1
+        return got
+
+    def release(self, n=1):
+        with self._count:
+            self.taken -= n
+        super().release(n)
+
+
+def sending(app):
+    """How many downloads the process is sending (or waiting to send) now."""
+    threads = app.extensions.get(DOWNLOADS_KEY)
+    return 0 if threads is None else threads.taken
 
 
 def _enter():

@@ -136,7 +136,7 @@ def _figures(label, path, res, ref, clients, targets):
 
 def _soak(ctx, paths, seconds):
     """Load a mix of the endpoints with workers never recycled, sampling the server's memory every second."""
-    with Server(ctx.database_url, ctx.workdir / "soak", MAX_REQUESTS=0) as srv:
+    with Server(ctx.database_url, ctx.workdir / "soak", MAX_REQUESTS=0, WORKER_MAX_MB=0) as srv:
         samples, stop = [], threading.Event()
 
         def sample():
@@ -158,7 +158,7 @@ def _soak(ctx, paths, seconds):
     growth = (end - warm) / warm
     name = f"soak: server memory growth over {seconds} s of mixed load ({len(paths)} endpoints, {SOAK_CLIENTS} clients)"
     notes = (f"RSS {warm:.0f} MB after the {seconds * SOAK_WARMUP:.0f} s warm-up, {end:.0f} MB at the end, trend "
-             f"{slope:+.1f} MB/min; workers not recycled (MAX_REQUESTS=0); {res.summary()}")
+             f"{slope:+.1f} MB/min; workers not recycled (MAX_REQUESTS=0, WORKER_MAX_MB=0); {res.summary()}")
     return [
         Figure(AREA, name, round(end - warm, 1), "MB", "server RSS after the warm-up", round(warm, 1),
                f"< {MAX_GROWTH * 100:.0f} % of the reference (ratio < {MAX_GROWTH})", growth < MAX_GROWTH, notes),
