@@ -210,6 +210,12 @@ def _refresh_pixels(conn):
     return rows
 
 
+# Cells written in blocks of 16 x 16 (about three tiles square), so that a tile's cells sit on a few pages of the
+# table: in the order of a GROUP BY, a zoom 11 tile's 375 cells were on 348 pages, each a read when not in
+# PostgreSQL's buffers. (A parent cell is its children's coordinates shifted by one more.)
+_NEARBY = "{y} >> {shift}, {x} >> {shift}"
+
+
 def refresh_asset_grid(engine, *, stale_months=12, today=None, force=False, wait=True):
     """Rebuild ``tile_asset_cells`` unless it is current; returns the rows written (0 when nothing was done)."""
     from asset_map.maps import features
@@ -236,7 +242,8 @@ def refresh_asset_grid(engine, *, stale_months=12, today=None, force=False, wait
             "ST_SetSRID(ST_MakePoint(avg(x), avg(y)), 3857) FROM (SELECT id, tier, category, stale, ST_X(p) AS x, "
             "ST_Y(p) AS y, floor(ST_X(p) / :cell)::int AS ix, floor(ST_Y(p) / :cell)::int AS iy FROM ("
             f"SELECT a.id, a.tier, a.category, {features.stale_sql()} AS stale, ST_Transform(a.geom, 3857) AS p "
-            f"FROM assets a WHERE {where} AND a.geom IS NOT NULL) s) t GROUP BY ix, iy, tier, category"),
+            f"FROM assets a WHERE {where} AND a.geom IS NOT NULL) s) t GROUP BY ix, iy, tier, category "
+            f"ORDER BY {_NEARBY.format(x='ix', y='iy', shift=4)}"),
             params).rowcount
         for z in range(GRID_MAX_ZOOM - 1, -1, -1):
             rows += conn.execute(text(
@@ -244,7 +251,8 @@ def refresh_asset_grid(engine, *, stale_months=12, today=None, force=False, wait
                 "SELECT :z, floor(ix / 2.0)::int AS px, floor(iy / 2.0)::int AS py, tier, category, sum(n), "
                 "sum(stale_n), min(first_id), sum(sx), sum(sy), ST_SetSRID(ST_MakePoint(sum(sx) / sum(n), "
                 "sum(sy) / sum(n)), 3857) FROM tile_asset_cells WHERE z = :z + 1 "
-                "GROUP BY px, py, tier, category"), {"z": z}).rowcount
+                f"GROUP BY px, py, tier, category ORDER BY {_NEARBY.format(x='min(ix)', y='min(iy)', shift=5)}"),
+                {"z": z}).rowcount
         _record(conn, "assets", stamps["assets"], params=_grid_params(stale_months), today=today, rows=rows,
                 seconds=time.perf_counter() - started)
     _tidy(engine, "tile_asset_cells")
