@@ -104,7 +104,7 @@ SETTINGS = [
             "is 2); a stopped database on the same host is refused at once.", int),
     Setting("POOL_TIMEOUT_S", 3, "A request waits at most this long for a free database connection, then gets a "
             "503.", int),
-    Setting("WORKER_MAX_MB", 1024, "Replace a server worker once the memory it holds of its own (not shared with "
+    Setting("WORKER_MAX_MB", 512, "Replace a server worker once the memory it holds of its own (not shared with "
             "the others) grows past this many MB, after the requests it is serving; checked every 500 requests (0: "
             "never).", int),
     Setting("MAX_REQUESTS", 0, "Also replace a server worker after between this many and half as many again "
