@@ -82,9 +82,11 @@ SETTINGS = [
     Setting("EXPORT_SLOTS", 2, "Downloads (exports, the table's CSV) the server streams at once, all its worker "
             "processes together; one more gets a 503 with Retry-After, so map requests keep their threads.", int),
     Setting("EXPORT_WAIT_S", 1, "How long a download waits for a free export slot.", int),
-    Setting("EXPORT_RATE_MB_S", 25, "Most megabytes per second one download of a kept file is sent at (as nginx's "
-            "limit_rate; 25 MB/s is 200 Mbit/s, above most home and office links), so a client on a fast link cannot "
-            "take the cores from the map. 0: no cap (the file goes by sendfile).", float),
+    Setting("EXPORT_RATE_MB_S", 10, "Most megabytes per second one download of a kept file is sent at (as nginx's "
+            "limit_rate; 10 MB/s is 80 Mbit/s, about a UK home link: the national GeoJSON, gzipped, in 6 s), so a "
+            "client on a fast link cannot take the cores from the map (at 25 MB/s two downloads on loopback cost the "
+            "map page 10-13 % of its p95 on 2 cores); under gunicorn the kernel paces the connection and the file "
+            "goes by sendfile. 0: no cap.", float),
     Setting("STALE_MONTHS", 12, "Assets not verified for longer than this are drawn as stale.", int),
     Setting("HOST", "127.0.0.1", "Address `asset-map serve` listens on."),
     Setting("PORT", 5000, "Port `asset-map serve` listens on.", int),

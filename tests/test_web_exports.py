@@ -170,6 +170,34 @@ def test_a_kept_file_is_sent_at_most_at_the_rate_cap(db_url, engine, tmp_path, a
     assert audited == [("assets", n, True)]
 
 
+def test_under_gunicorn_a_capped_kept_file_is_paced_by_the_kernel_and_sent_by_sendfile(db_url, engine, tmp_path,
+                                                                                       audited):
+    """With the client's socket at hand (gunicorn's environ), the cap becomes the connection's pacing rate
+    (SO_MAX_PACING_RATE) and the file goes to the server's file wrapper, no Python between its chunks."""
+    import socket
+
+    from asset_map.web import exports
+
+    app, body = _kept(db_url, engine, tmp_path, EXPORT_RATE_MB_S=2)
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    sock, _ = listener.accept()
+    try:
+        out, started = _call(app, "/export/assets.geojson",
+                             **{"wsgi.file_wrapper": _ServerWrapper, "gunicorn.socket": sock})
+        assert isinstance(out, _ServerWrapper) and started[0][0].startswith("200")
+        assert sock.getsockopt(socket.SOL_SOCKET, exports.SO_MAX_PACING_RATE) == 2_000_000
+        assert _sendfile(out, len(body)) == body
+        out.close()
+        # Without the socket (another server), the same cap is kept by reading the file in paced chunks.
+        out, _ = _call(app, "/export/assets.geojson", **{"wsgi.file_wrapper": _ServerWrapper})
+        assert not isinstance(out, _ServerWrapper) and b"".join(out) == body
+        out.close()
+    finally:
+        for s in (sock, client, listener):
+            s.close()
+
+
 class _ServerWrapper:
     """What a WSGI server with sendfile offers as ``wsgi.file_wrapper`` (gunicorn's FileWrapper, in short)."""
 

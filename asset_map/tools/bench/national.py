@@ -41,7 +41,7 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-
 CLIENTS = 20
 VIEW_W, VIEW_H = 1280, 800
 EXPORTS = 5
-EXPORT_ROUNDS = 2  # windows with exports running, each between two without
+EXPORT_ROUNDS = 3  # windows with exports running, each between two without
 FRESH_PAGES = 200
 # What a serving process of the app before issue 16 imported at start-up (asset_map.web and its blueprints).
 TODAY_IMPORTS = ("geopandas", "pandas", "numpy", "folium", "folium.plugins", "scipy.spatial", "pyogrio", "pyproj",
@@ -443,7 +443,7 @@ def _ogc_deep_page(srv):
 
 def _exports_figures(ctx, srv, bbox, seconds):
     """The map's p95 while EXPORTS clients download the national GeoJSON, against the same without: windows of each
-    kind taken in turn (without, with, without, with, without), so that the machine's drift (other work comes and
+    kind taken in turn (without, with, without, ... with, without), so that the machine's drift (other work comes and
     goes: two windows without exports a minute apart differed by 2x) weighs on both sides alike."""
     minx, miny, maxx, maxy = bbox
     cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
