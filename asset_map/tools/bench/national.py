@@ -483,12 +483,14 @@ def _exports_figures(ctx, srv, bbox, seconds):
         window(without)
     done = [o for o in outcomes if o[0] == 200]
     busy = sum(1 for o in outcomes if o[0] == 503)
-    ended = sum(1 for o in outcomes if o[0] == -1)
+    left = [o for o in outcomes if o[0] == -1]
     cut = [o for o in outcomes if o[0] not in (200, 503, -1)]
     note = (f"{EXPORTS} clients downloading /export/assets.geojson in a loop: {len(done)} finished "
             f"({np.mean([o[1] for o in done]) / 1e6 if done else 0:.0f} MB each, "
-            f"{np.mean([o[1] / o[2] for o in done]) / 1e6 if done else 0:.0f} MB/s), {ended} left when their window "
-            f"ended, {busy} polite 503s, {len(cut)} failed or cut short; the file was {kept_note}")
+            f"{np.mean([o[1] / o[2] for o in done]) / 1e6 if done else 0:.0f} MB/s), {len(left)} left when their "
+            f"window ended ({np.mean([o[1] for o in left]) / 1e6 if left else 0:.0f} MB each by then, "
+            f"{np.mean([o[1] / o[2] for o in left]) / 1e6 if left else 0:.1f} MB/s), {busy} polite 503s, {len(cut)} "
+            f"failed or cut short; the file was {kept_note}")
     out = []
     for k in paths:
         ref = float(np.mean([r.p95_ms for r in without[k]]))
