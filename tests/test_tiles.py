@@ -123,6 +123,31 @@ def test_asset_points_at_high_zoom_carry_popup_fields_and_follow_filters(web):
     assert get_tile(web, "assets", z, lon, lat, "?tier=wizard").status_code == 400
 
 
+def test_an_asset_just_across_a_tile_edge_is_drawn_by_that_tile_too(web, synth_engine):
+    """The map draws each tile on a canvas of its own, with circles of up to 24 px radius: a point 8-28 px beyond a
+    tile's edge must be in that tile as well (beyond its extent), or its circle is cut in half at the edge."""
+    from sqlalchemy import text
+
+    with synth_engine.connect() as conn:
+        points = conn.execute(text("SELECT id, ST_X(geom), ST_Y(geom) FROM assets WHERE visibility = 'public' "
+                                   "AND tier <> 'individual' AND withdrawn_at IS NULL ORDER BY id LIMIT 200")).all()
+    for asset_id, lon, lat in points:
+        for z in range(13, 19):
+            px = (lon + 180) / 360 * 2 ** z * 256
+            py = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * 2 ** z * 256
+            x, y = int(px // 256), int(py // 256)
+            inside = px - 256 * x  # pixels from the tile's west edge
+            if 8 <= 256 - inside <= 28:  # just west of the next tile east
+                res = web.get(f"/tiles/assets/{z}/{x + 1}/{y}.mvt?status=all")
+                feats = decode(res).get("assets", {"features": []})["features"]
+                mine = [f for f in feats if f["properties"].get("id") == asset_id]
+                assert mine, (asset_id, z, 256 - inside)
+                # mapbox_vector_tile decodes y up; x is as drawn: left of the tile's own 0.
+                assert mine[0]["geometry"]["coordinates"][0] < 0
+                return
+    pytest.fail("no public asset lies 8-28 px from a tile edge at zooms 13-18")
+
+
 @pytest.fixture
 def synth_engine(synth_db):
     from asset_map.config import load_settings

@@ -36,6 +36,9 @@ from asset_map.store.assets import AssetFilter
 MAX_ZOOM = 20
 EXTENT = 4096
 BUFFER = 64
+# Asset tiles carry the points and groups up to 32 px beyond their edges: the map draws them as circles of up to 24
+# px radius, each tile on its own canvas, so one just across an edge must be drawn by both tiles or it is cut in half.
+ASSET_BUFFER = 512
 # Web Mercator's circumference in metres: a 256-pixel tile at zoom z is this / 2**z wide.
 WORLD_M = 2 * math.pi * 6378137.0
 # Below this zoom a need tile carries the decile only (the colour); names and scores come with the detail.
@@ -166,8 +169,8 @@ def _overlaps(extent, z, x, y):
                 or maxy + margin < extent[1] or maxy - size - margin > extent[3])
 
 
-def _envelope_params(z, x, y):
-    return {"z": z, "x": x, "y": y, "extent": EXTENT, "buffer": BUFFER, "margin": BUFFER / EXTENT}
+def _envelope_params(z, x, y, buffer=BUFFER):
+    return {"z": z, "x": x, "y": y, "extent": EXTENT, "buffer": buffer, "margin": buffer / EXTENT}
 
 
 _ENV = ("WITH env AS MATERIALIZED (SELECT ST_TileEnvelope(:z, :x, :y) AS e, "
@@ -309,7 +312,7 @@ def draw(conn, q, z, x, y, *, role="public", stale_months=12, today=None, snapsh
     its transaction; the web's read engine for its sessions): these are short queries whose estimated cost is high
     enough for PostgreSQL to compile them with LLVM, which costs more than it saves."""
     check_tile(z, x, y)
-    params = _envelope_params(z, x, y)
+    params = _envelope_params(z, x, y, ASSET_BUFFER if q.layer.id == "assets" else BUFFER)
     today = today or date.today()
     prep, stamps = (snapshot.prep, snapshot.stamps) if snapshot is not None else (None, None)
     if q.layer.id != "assets":
@@ -359,8 +362,8 @@ FOLDERS_REMEMBERED = 4096
 
 
 class TileCache:
-    """Rendered public tiles on disk, gzip-compressed (``gzipped``): ``root/<stamps>/<layer>/<query hash>/<z>/<x>/
-    <y>.mvt.gz``. Stamps change with every write (store.change_stamps), so an old folder is simply never read again;
+    """Rendered public tiles on disk, gzip-compressed (``gzipped``): ``root/<stamps>/<layer>/<query hash>/<z>/
+    <x>-<y>.mvt.gz``. Stamps change with every write (store.change_stamps), so an old folder is simply never read again;
     ``prune`` removes them."""
 
     def __init__(self, root):

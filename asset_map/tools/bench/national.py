@@ -544,7 +544,7 @@ def _while_made(ctx, srv, path, base_p95, seconds):
     shutil.rmtree(Path(settings["VAR_DIR"]) / "exports", ignore_errors=True)
     took = made[0][3] if made else float("nan")
     return Figure(AREA, f"map API p95 at {CLIENTS} clients while the national GeoJSON is made ahead of time",
-                  round(res.p95_ms, 1), "ms", reference="the same without exports (mean of before and after)",
+                  round(res.p95_ms, 1), "ms", reference="the same without exports (mean p95 of the windows without)",
                   reference_value=round(base_p95, 1),
                   notes=f"made by api.kept.prepare at nice 19 (thread and database backend) in {took:.0f} s, "
                         f"{'still making at the end of the run' if during else 'FINISHED BEFORE THE RUN ENDED'}; "
