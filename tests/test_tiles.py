@@ -124,7 +124,7 @@ def test_asset_points_at_high_zoom_carry_popup_fields_and_follow_filters(web):
 
 
 def test_an_asset_just_across_a_tile_edge_is_drawn_by_that_tile_too(web, synth_engine):
-    """The map draws each tile on a canvas of its own, with circles of up to 24 px radius: a point 8-28 px beyond a
+    """The map draws each tile on a canvas of its own, a point as a circle of 11 px radius: a point 6-11 px beyond a
     tile's edge must be in that tile as well (beyond its extent), or its circle is cut in half at the edge."""
     from sqlalchemy import text
 
@@ -137,7 +137,7 @@ def test_an_asset_just_across_a_tile_edge_is_drawn_by_that_tile_too(web, synth_e
             py = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * 2 ** z * 256
             x, y = int(px // 256), int(py // 256)
             inside = px - 256 * x  # pixels from the tile's west edge
-            if 8 <= 256 - inside <= 28:  # just west of the next tile east
+            if 6 <= 256 - inside <= 11:  # just west of the next tile east
                 res = web.get(f"/tiles/assets/{z}/{x + 1}/{y}.mvt?status=all")
                 feats = decode(res).get("assets", {"features": []})["features"]
                 mine = [f for f in feats if f["properties"].get("id") == asset_id]
@@ -145,7 +145,7 @@ def test_an_asset_just_across_a_tile_edge_is_drawn_by_that_tile_too(web, synth_e
                 # mapbox_vector_tile decodes y up; x is as drawn: left of the tile's own 0.
                 assert mine[0]["geometry"]["coordinates"][0] < 0
                 return
-    pytest.fail("no public asset lies 8-28 px from a tile edge at zooms 13-18")
+    pytest.fail("no public asset lies 6-11 px from a tile edge at zooms 13-18")
 
 
 @pytest.fixture

@@ -36,9 +36,10 @@ from asset_map.store.assets import AssetFilter
 MAX_ZOOM = 20
 EXTENT = 4096
 BUFFER = 64
-# Asset tiles carry the points and groups up to 32 px beyond their edges: the map draws them as circles of up to 24
-# px radius, each tile on its own canvas, so one just across an edge must be drawn by both tiles or it is cut in half.
-ASSET_BUFFER = 512
+# Asset tiles carry what lies just beyond their edges, as far as the map's circles reach (explorer-tiles.js: points
+# 11 px and groups up to 24 px in radius, plus their outline): each tile is drawn on a canvas of its own, so a circle
+# across an edge must be drawn by both tiles or it is cut in half. Only as far as needed: it costs a wider query.
+ASSET_BUFFER = {"points": 13 * EXTENT // 256, "grid": 25 * EXTENT // 256, "clusters": 25 * EXTENT // 256}
 # Web Mercator's circumference in metres: a 256-pixel tile at zoom z is this / 2**z wide.
 WORLD_M = 2 * math.pi * 6378137.0
 # Below this zoom a need tile carries the decile only (the colour); names and scores come with the detail.
@@ -312,7 +313,7 @@ def draw(conn, q, z, x, y, *, role="public", stale_months=12, today=None, snapsh
     its transaction; the web's read engine for its sessions): these are short queries whose estimated cost is high
     enough for PostgreSQL to compile them with LLVM, which costs more than it saves."""
     check_tile(z, x, y)
-    params = _envelope_params(z, x, y, ASSET_BUFFER if q.layer.id == "assets" else BUFFER)
+    params = _envelope_params(z, x, y)
     today = today or date.today()
     prep, stamps = (snapshot.prep, snapshot.stamps) if snapshot is not None else (None, None)
     if q.layer.id != "assets":
@@ -339,6 +340,7 @@ def draw(conn, q, z, x, y, *, role="public", stale_months=12, today=None, snapsh
         else:
             order = ("points", "clusters")
         for mode in order:
+            params.update(_envelope_params(z, x, y, ASSET_BUFFER[mode]))
             n, body = conn.execute(_statement(_asset_sql(role, where, mode, where_s)), params).one()
             if n == 0 or body is not None:
                 return bytes(body or b"")
