@@ -19,6 +19,7 @@ Large downloads are bounded and shared:
 
 import io
 import os
+import platform
 import socket
 import sys
 from pathlib import Path
@@ -32,8 +33,10 @@ from asset_map.web.auth import current_actor, current_role
 from asset_map.web.slots import slots
 
 bp = Blueprint("exports", __name__)
-# Not named by every Python's socket module; Linux's own number (asm-generic/socket.h).
-SO_MAX_PACING_RATE = getattr(socket, "SO_MAX_PACING_RATE", 47 if sys.platform == "linux" else None)
+# Not named by every Python's socket module: Linux's number where its generic socket.h applies (x86, Arm, RISC-V;
+# a few other architectures number it differently, and there the file is paced in Python).
+SO_MAX_PACING_RATE = getattr(socket, "SO_MAX_PACING_RATE", 47 if sys.platform == "linux" and platform.machine() in (
+    "x86_64", "i686", "aarch64", "armv7l", "riscv64") else None)
 
 
 @bp.get("/export/<layer_id>.<any(geojson, gpkg, csv):fmt>")
