@@ -67,14 +67,15 @@ def own_cluster():
     cluster.destroy()
 
 
-def _serve(url, tmp_path):
+def _serve(url, tmp_path, **settings):
+    """`asset-map serve` (gunicorn) on a free port, with 2 workers of 2 threads unless ``settings`` say otherwise."""
     port = _free_port()
     env = {**os.environ, "ASSET_MAP_DATABASE_URL": url, "ASSET_MAP_VAR_DIR": str(tmp_path),
-           "ASSET_MAP_SECRET_KEY": "test", "ASSET_MAP_TILES": "none", "ASSET_MAP_WORKERS": "2",
-           "ASSET_MAP_THREADS": "2"}
+           "ASSET_MAP_SECRET_KEY": "test", "ASSET_MAP_TILES": "none",
+           **{f"ASSET_MAP_{k}": str(v) for k, v in {"WORKERS": 2, "THREADS": 2, **settings}.items()}}
     exe = Path(sys.executable).with_name("asset-map")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from asset_map.cli import cli; cli()"]
-    # The web server alone: this test counts its gunicorn workers (the import worker has tests of its own).
+    # The web server alone: these tests count its gunicorn workers (the import worker has tests of its own).
     proc = subprocess.Popen([*cmd, "serve", "--port", str(port), "--no-worker"], env=env, stdout=subprocess.DEVNULL,
                             stderr=open(tmp_path / "server.log", "w"))
     return proc, f"http://127.0.0.1:{port}"

@@ -1,33 +1,17 @@
 """gunicorn as `asset-map serve` runs it: a worker that has grown past WORKER_MAX_MB is replaced, one at a time, and
 no request is lost while it is."""
 
-import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import psutil
 import pytest
 
 from asset_map.web import server
-from tests.test_faults import _free_port, _wait_for
+from tests.test_faults import _serve, _wait_for
 
 REQUESTS = 2 * server.MEMORY_CHECK_EVERY + 20
-
-
-def _serve(url, tmp_path, **settings):
-    port = _free_port()
-    env = {**os.environ, "ASSET_MAP_DATABASE_URL": url, "ASSET_MAP_VAR_DIR": str(tmp_path),
-           "ASSET_MAP_SECRET_KEY": "test", "ASSET_MAP_TILES": "none", "ASSET_MAP_WORKERS": "1",
-           "ASSET_MAP_THREADS": "2", **{f"ASSET_MAP_{k}": str(v) for k, v in settings.items()}}
-    exe = Path(sys.executable).with_name("asset-map")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from asset_map.cli import cli; cli()"]
-    proc = subprocess.Popen([*cmd, "serve", "--port", str(port), "--no-worker"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=open(tmp_path / "server.log", "w"))
-    return proc, f"http://127.0.0.1:{port}"
 
 
 def _workers_seen(proc, base):
@@ -41,7 +25,7 @@ def _workers_seen(proc, base):
 
 
 def _run(db_url, tmp_path, max_mb):
-    proc, base = _serve(db_url, tmp_path, WORKER_MAX_MB=max_mb, MAX_REQUESTS=0)
+    proc, base = _serve(db_url, tmp_path, WORKERS=1, WORKER_MAX_MB=max_mb, MAX_REQUESTS=0)
     try:
         _wait_for(base + "/healthz", 200, timeout=60)
         seen = _workers_seen(proc, base)
